@@ -1,0 +1,393 @@
+//! The [`Catalog`] handle: opening catalogs, directories, and creating, opening, moving and
+//! dropping tables. Every call here is one transaction on the store; metadata is read inside
+//! that transaction, so a handle never acts on stale metadata written by another handle or
+//! process.
+
+mod table;
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::{err, Result};
+use crate::path::{IntoPath, Path};
+use crate::schema::Schema;
+use crate::store::{EntryKind, Store, Tx};
+use crate::udf::Registry;
+
+pub(crate) use table::{all_columns, check_predicate, Change};
+pub use table::{ColumnInfo, Table, TableInfo, VersionInfo, WriteResult};
+
+/// What a create call does when the path is already taken.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IfExists {
+    /// Fail with [`ErrorCode::AlreadyExists`](crate::ErrorCode::AlreadyExists).
+    #[default]
+    Error,
+    /// Keep what is there (a no-op). Fails when what is there differs from what was asked
+    /// for, showing both: never silent drift.
+    Ignore,
+    /// Replace what is there. Refuses a non-empty directory (use `ReplaceForce`).
+    Replace,
+    /// Replace what is there, dropping everything inside it.
+    ReplaceForce,
+}
+
+/// Whether a drop may remove what is inside or depends on the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Force {
+    /// Refuse when the directory is not empty.
+    No,
+    /// Drop everything inside too.
+    Yes,
+}
+
+/// Whether a listing goes into subdirectories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recursive {
+    /// Direct children only.
+    No,
+    /// Every descendant.
+    Yes,
+}
+
+/// A handle on a catalog: cheap to clone, `Send + Sync`; clones share one connection.
+/// Several handles (in threads or processes) may open the same file: writes serialize.
+#[derive(Clone)]
+pub struct Catalog {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) udfs: Registry,
+}
+
+impl fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Catalog({})", self.inner.store.location())
+    }
+}
+
+impl Catalog {
+    /// Opens the catalog file at `path`, creating it when absent (WAL mode). Fails with
+    /// [`NotACatalog`](crate::ErrorCode::NotACatalog) for a file that is not one, and
+    /// [`FormatTooNew`](crate::ErrorCode::FormatTooNew) for one from a newer Tabula.
+    pub fn open(path: impl AsRef<std::path::Path>) -> Result<Catalog> {
+        Catalog::from_store(Store::open(path.as_ref(), false)?)
+    }
+
+    /// Opens an existing catalog file for reading only: every write fails with
+    /// [`ReadOnly`](crate::ErrorCode::ReadOnly), and the file is never changed.
+    pub fn open_read_only(path: impl AsRef<std::path::Path>) -> Result<Catalog> {
+        Catalog::from_store(Store::open(path.as_ref(), true)?)
+    }
+
+    /// A new, private, in-memory catalog.
+    pub fn in_memory() -> Result<Catalog> {
+        Catalog::from_store(Store::in_memory()?)
+    }
+
+    fn from_store(store: Store) -> Result<Catalog> {
+        Ok(Catalog { inner: Arc::new(Inner { store, udfs: Registry::default() }) })
+    }
+
+    /// Where the catalog lives: its file path, or `:memory:`.
+    pub fn location(&self) -> &str {
+        self.inner.store.location()
+    }
+
+    /// The catalog's file, if it is one.
+    pub fn file(&self) -> Option<std::path::PathBuf> {
+        self.inner.store.file()
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Creates the directory `path`; its parent must exist.
+    pub fn create_dir(&self, path: impl IntoPath, if_exists: IfExists) -> Result<()> {
+        let path = unversioned(path.into_path()?, "create_dir")?;
+        if path.is_root() {
+            return Err(err!(InvalidPath, "the root directory always exists; name a directory below it"));
+        }
+        self.store().write(|tx| {
+            match tx.entry_kind(&path)? {
+                None => {}
+                Some(EntryKind::Table) => {
+                    return Err(err!(WrongKind, "'{path}' is a table, not a directory; drop it or choose another path"))
+                }
+                Some(EntryKind::Dir) => match if_exists {
+                    IfExists::Error => {
+                        return Err(err!(
+                            AlreadyExists,
+                            "directory '{path}' already exists (use IfExists::Ignore to keep it or IfExists::Replace to recreate it)"
+                        ))
+                    }
+                    IfExists::Ignore => return Ok(()),
+                    IfExists::Replace => {
+                        let inside = tx.list_entries(&path, true)?;
+                        if !inside.is_empty() {
+                            return Err(err!(
+                                DirNotEmpty,
+                                "directory '{path}' is not empty ({}); use IfExists::ReplaceForce to drop its contents",
+                                describe_entries(&inside)
+                            ));
+                        }
+                        return Ok(());
+                    }
+                    IfExists::ReplaceForce => {
+                        drop_contents(tx, &path)?;
+                        return Ok(());
+                    }
+                },
+            }
+            require_parent_dir(tx, &path)?;
+            tx.insert_dir(&path)
+        })
+    }
+
+    /// Drops the directory `path`. A non-empty one needs `Force::Yes`, and the error lists
+    /// what is inside.
+    pub fn drop_dir(&self, path: impl IntoPath, force: Force) -> Result<()> {
+        let path = unversioned(path.into_path()?, "drop_dir")?;
+        if path.is_root() {
+            return Err(err!(InvalidPath, "the root directory cannot be dropped; drop the directories inside it"));
+        }
+        self.store().write(|tx| {
+            match tx.entry_kind(&path)? {
+                None => return Err(err!(NotFound, "directory '{path}' does not exist")),
+                Some(EntryKind::Table) => {
+                    return Err(err!(WrongKind, "'{path}' is a table, not a directory (use drop_table)"))
+                }
+                Some(EntryKind::Dir) => {}
+            }
+            let inside = tx.list_entries(&path, true)?;
+            if !inside.is_empty() && force == Force::No {
+                return Err(err!(
+                    DirNotEmpty,
+                    "directory '{path}' is not empty ({}); use Force::Yes to drop it with its contents",
+                    describe_entries(&inside)
+                ));
+            }
+            drop_contents(tx, &path)?;
+            tx.delete_dir(&path)
+        })
+    }
+
+    /// The directories below `path` (`""` for the root), sorted.
+    pub fn list_dirs(&self, path: impl IntoPath, recursive: Recursive) -> Result<Vec<Path>> {
+        self.list(path, recursive, EntryKind::Dir)
+    }
+
+    /// The tables below `path` (`""` for the root), sorted.
+    pub fn list_tables(&self, path: impl IntoPath, recursive: Recursive) -> Result<Vec<Path>> {
+        self.list(path, recursive, EntryKind::Table)
+    }
+
+    fn list(&self, path: impl IntoPath, recursive: Recursive, kind: EntryKind) -> Result<Vec<Path>> {
+        let path = unversioned(path.into_path()?, "list")?;
+        self.store().read(|tx| {
+            match tx.entry_kind(&path)? {
+                Some(EntryKind::Dir) => {}
+                Some(EntryKind::Table) => return Err(err!(WrongKind, "'{path}' is a table, not a directory")),
+                None => return Err(err!(NotFound, "directory '{path}' does not exist")),
+            }
+            Ok(tx
+                .list_entries(&path, recursive == Recursive::Yes)?
+                .into_iter()
+                .filter(|(_, k)| *k == kind)
+                .map(|(p, _)| p)
+                .collect())
+        })
+    }
+
+    /// Moves (renames) the table or directory at `from` to `to`; a directory moves with
+    /// everything in it. Open `Table` handles keep working.
+    pub fn move_(&self, from: impl IntoPath, to: impl IntoPath) -> Result<()> {
+        let from = unversioned(from.into_path()?, "move_")?;
+        let to = unversioned(to.into_path()?, "move_")?;
+        if from.is_root() || to.is_root() {
+            return Err(err!(InvalidPath, "the root directory cannot be moved or replaced"));
+        }
+        if to.starts_with(&from) {
+            return Err(err!(InvalidPath, "cannot move '{from}' into itself ('{to}')"));
+        }
+        self.store().write(|tx| {
+            if tx.entry_kind(&from)?.is_none() {
+                return Err(err!(NotFound, "'{from}' does not exist"));
+            }
+            if tx.entry_kind(&to)?.is_some() {
+                return Err(err!(AlreadyExists, "'{to}' already exists; drop it first or choose another path"));
+            }
+            require_parent_dir(tx, &to)?;
+            tx.move_entries(&from, &to)
+        })
+    }
+
+    /// Creates a table. With `IfExists::Ignore` an existing table with the same schema is
+    /// returned; one with another schema is an error that shows both.
+    pub fn create_table(&self, path: impl IntoPath, schema: Schema, if_exists: IfExists) -> Result<Table> {
+        let path = unversioned(path.into_path()?, "create_table")?;
+        if path.is_root() {
+            return Err(err!(InvalidPath, "a table needs a name"));
+        }
+        let stored = schema.to_table_schema().map_err(|e| e.context(format_args!("create table '{path}'")))?;
+        let id = self.store().write(|tx| {
+            match tx.entry_kind(&path)? {
+                None => {}
+                Some(EntryKind::Dir) => {
+                    return Err(err!(WrongKind, "'{path}' is a directory, not a table; choose another path"))
+                }
+                Some(EntryKind::Table) => {
+                    let id = tx.table_id(&path)?.ok_or_else(|| err!(NotFound, "table '{path}' vanished"))?;
+                    match if_exists {
+                        IfExists::Error => {
+                            return Err(err!(
+                                AlreadyExists,
+                                "table '{path}' already exists (use IfExists::Ignore to keep it or IfExists::Replace to recreate it)"
+                            ))
+                        }
+                        IfExists::Ignore => {
+                            // Compare with the schema the table was created with: later
+                            // migration steps may have changed it since.
+                            let created = tx.schema_at(id, crate::Version(0))?;
+                            if Schema::from_stored(&created) != schema {
+                                return Err(err!(
+                                    AlreadyExists,
+                                    "table '{path}' already exists, created with another schema; IfExists::Ignore keeps it only when it matches\n  existing:  {}\n  requested: {schema}\n(use IfExists::Replace to recreate it, or a migration to change it)",
+                                    Schema::from_stored(&created)
+                                ));
+                            }
+                            return Ok(id);
+                        }
+                        IfExists::Replace | IfExists::ReplaceForce => tx.drop_table(id)?,
+                    }
+                }
+            }
+            require_parent_dir(tx, &path)?;
+            tx.create_table(&path, &stored)
+        })?;
+        Ok(Table::new(self.clone(), id, path, None))
+    }
+
+    /// Opens the table at `path`; `dir/table:3` opens version 3, read-only.
+    pub fn get_table(&self, path: impl IntoPath) -> Result<Table> {
+        let path = path.into_path()?;
+        let plain = path.unversioned();
+        let id = self.store().read(|tx| {
+            let id = match tx.entry_kind(&plain)? {
+                Some(EntryKind::Table) => tx.table_id(&plain)?,
+                Some(EntryKind::Dir) => return Err(err!(WrongKind, "'{plain}' is a directory, not a table")),
+                None => None,
+            };
+            let id = id.ok_or_else(|| not_found_table(tx, &plain))?;
+            if let Some(v) = path.version() {
+                let meta = tx.load_table(id, &plain)?;
+                if v > meta.version {
+                    return Err(err!(
+                        NotFound,
+                        "table '{plain}' has no version {v}; its current version is {}",
+                        meta.version
+                    ));
+                }
+                tx.schema_at(id, v).map_err(|e| e.context(format_args!("table '{plain}'")))?;
+            }
+            Ok(id)
+        })?;
+        let table = Table::new(self.clone(), id, plain, path.version());
+        table.check_udfs()?;
+        Ok(table)
+    }
+
+    /// Drops the table at `path` with all its versions.
+    pub fn drop_table(&self, path: impl IntoPath, _force: Force) -> Result<()> {
+        let path = unversioned(path.into_path()?, "drop_table")?;
+        self.store().write(|tx| {
+            if tx.entry_kind(&path)? == Some(EntryKind::Dir) {
+                return Err(err!(WrongKind, "'{path}' is a directory, not a table (use drop_dir)"));
+            }
+            let id = tx.table_id(&path)?.ok_or_else(|| not_found_table(tx, &path))?;
+            tx.drop_table(id)
+        })
+    }
+
+    /// Runs SQLite's integrity check on the catalog file; an error lists what it found.
+    pub fn integrity_check(&self) -> Result<()> {
+        let problems = self.store().integrity_check()?;
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(err!(Storage, "catalog '{}' failed its integrity check: {}", self.location(), problems.join("; ")))
+        }
+    }
+
+    /// Writes a consistent copy of the whole catalog to the file `dest` (SQLite's online
+    /// backup), for example to make a template or a staging copy.
+    pub fn backup_to(&self, dest: impl AsRef<std::path::Path>) -> Result<()> {
+        self.store().backup_to(dest.as_ref())
+    }
+}
+
+fn unversioned(path: Path, call: &str) -> Result<Path> {
+    if path.version().is_some() {
+        return Err(err!(InvalidPath, "{call}: '{path}' names a version; versions are read-only (drop the ':N')"));
+    }
+    Ok(path)
+}
+
+fn require_parent_dir(tx: &Tx, path: &Path) -> Result<()> {
+    let Some(parent) = path.parent() else { return Ok(()) };
+    match tx.entry_kind(&parent)? {
+        Some(EntryKind::Dir) => Ok(()),
+        Some(EntryKind::Table) => {
+            Err(err!(WrongKind, "cannot create '{path}': '{parent}' is a table, not a directory"))
+        }
+        None => Err(err!(NotFound, "cannot create '{path}': directory '{parent}' does not exist (create it first)")),
+    }
+}
+
+fn not_found_table(tx: &Tx, path: &Path) -> crate::Error {
+    let hint = path
+        .parent()
+        .and_then(|dir| tx.list_entries(&dir, false).ok())
+        .map(|entries| {
+            let tables: Vec<String> =
+                entries.iter().filter(|(_, k)| *k == EntryKind::Table).map(|(p, _)| p.to_string()).collect();
+            if tables.is_empty() {
+                String::new()
+            } else {
+                format!(" (tables there: {})", tables.join(", "))
+            }
+        })
+        .unwrap_or_default();
+    err!(NotFound, "table '{path}' does not exist{hint}")
+}
+
+fn drop_contents(tx: &Tx, dir: &Path) -> Result<()> {
+    let inside = tx.list_entries(dir, true)?;
+    for (path, kind) in inside.iter().rev() {
+        match kind {
+            EntryKind::Table => {
+                if let Some(id) = tx.table_id(path)? {
+                    tx.drop_table(id)?;
+                }
+            }
+            EntryKind::Dir => tx.delete_dir(path)?,
+        }
+    }
+    Ok(())
+}
+
+fn describe_entries(entries: &[(Path, EntryKind)]) -> String {
+    const SHOWN: usize = 10;
+    let mut parts: Vec<String> = entries
+        .iter()
+        .take(SHOWN)
+        .map(|(p, k)| format!("{} '{p}'", if *k == EntryKind::Dir { "directory" } else { "table" }))
+        .collect();
+    if entries.len() > SHOWN {
+        parts.push(format!("and {} more", entries.len() - SHOWN));
+    }
+    format!("it holds {}", parts.join(", "))
+}

@@ -1,0 +1,429 @@
+//! [`Table`]: a handle on one table (or one read-only version of it): describe, insert,
+//! update, delete, select, history.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+use crate::compute::{self, RowWriter};
+use crate::error::{err, Result};
+use crate::expr::sql::Params;
+use crate::expr::{col, Expr};
+use crate::path::Path;
+use crate::query::Query;
+use crate::row::Row;
+use crate::schema::TableSchema;
+use crate::store::{now_micros, TableMeta, Tx, VersionRecord, LIVE};
+use crate::types::{ColumnType, TableId, Version};
+
+/// A handle on a table. Cheap to clone. It reads the table's metadata afresh in every call,
+/// so it stays valid when other handles change or move the table.
+#[derive(Clone)]
+pub struct Table {
+    pub(crate) catalog: Catalog,
+    pub(crate) id: TableId,
+    path: Path,
+    pub(crate) pinned: Option<Version>,
+}
+
+impl fmt::Debug for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Table({})", self.display_path())
+    }
+}
+
+/// What a mutating call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WriteResult {
+    /// The table's version after the call (unchanged when the call changed nothing).
+    pub version: Version,
+    /// Rows inserted.
+    pub inserted: u64,
+    /// Rows updated.
+    pub updated: u64,
+    /// Rows deleted.
+    pub deleted: u64,
+}
+
+/// A column as `describe()` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ColumnInfo {
+    /// Its name.
+    pub name: String,
+    /// Its type.
+    pub ty: ColumnType,
+    /// Whether it may be null.
+    pub nullable: bool,
+    /// The expression of a computed column, as text.
+    pub computed: Option<String>,
+}
+
+/// What `describe()` returns: the table's path, version and columns.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TableInfo {
+    /// The table's path.
+    pub path: String,
+    /// The version described.
+    pub version: Version,
+    /// True for a handle on an old version.
+    pub read_only: bool,
+    /// The columns, in order.
+    pub columns: Vec<ColumnInfo>,
+}
+
+impl fmt::Display for TableInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "table '{}' (version {}{})",
+            self.path,
+            self.version,
+            if self.read_only { ", read-only" } else { "" }
+        )?;
+        let width = self.columns.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        for c in &self.columns {
+            let ty = format!("{}{}", c.ty, if c.nullable { "?" } else { "" });
+            match &c.computed {
+                Some(expr) => writeln!(f, "  {:width$}  {ty:10} = {expr}", c.name)?,
+                None => writeln!(f, "  {:width$}  {ty}", c.name)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One entry of `history()`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VersionInfo {
+    /// The version.
+    pub version: Version,
+    /// When it was made, in microseconds since the epoch.
+    pub created_at: i64,
+    /// The kind of change: `create`, `insert`, `update`, `delete`, `add column`, ...
+    pub change: String,
+    /// The change in words, e.g. `add computed column summary = summarize@1(text)`.
+    pub detail: String,
+    /// Rows inserted by this version.
+    pub inserted: u64,
+    /// Rows updated by this version.
+    pub updated: u64,
+    /// Rows deleted by this version.
+    pub deleted: u64,
+}
+
+impl Table {
+    pub(crate) fn new(catalog: Catalog, id: TableId, path: Path, pinned: Option<Version>) -> Table {
+        Table { catalog, id, path, pinned }
+    }
+
+    /// The path the table was opened at.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The catalog this table lives in.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The version this handle is pinned to (`dir/table:3`), if any; such a handle is read-only.
+    pub fn pinned_version(&self) -> Option<Version> {
+        self.pinned
+    }
+
+    pub(crate) fn display_path(&self) -> String {
+        match self.pinned {
+            Some(v) => format!("{}:{v}", self.path),
+            None => self.path.to_string(),
+        }
+    }
+
+    /// The metadata as this handle sees it (pinned version's schema, when pinned).
+    pub(crate) fn meta(&self, tx: &Tx) -> Result<TableMeta> {
+        let mut meta = tx.load_table(self.id, &self.path)?;
+        if let Some(v) = self.pinned {
+            if v > meta.version {
+                return Err(err!(
+                    NotFound,
+                    "table '{}' no longer has version {v} (it was reverted to {})",
+                    self.path,
+                    meta.version
+                ));
+            }
+            meta.schema = tx.schema_at(self.id, v)?;
+            meta.version = v;
+        }
+        Ok(meta)
+    }
+
+    /// Runs a mutating call: one write transaction, refused on a pinned handle; `f` gets the
+    /// current metadata and the number of the version it would create, and says what it did
+    /// (`None`: nothing changed, so no version is made).
+    pub(crate) fn write(
+        &self,
+        f: impl FnOnce(&Tx, &mut TableMeta, Version) -> Result<Option<Change>>,
+    ) -> Result<WriteResult> {
+        if self.pinned.is_some() {
+            return Err(err!(
+                ReadOnly,
+                "'{}' is a read-only version of table '{}'; open '{}' to write (or revert to that version)",
+                self.display_path(),
+                self.path,
+                self.path
+            ));
+        }
+        self.catalog.store().write(|tx| {
+            let mut meta = self.meta(tx)?;
+            let next = Version(meta.version.0 + 1);
+            let path = meta.path.clone();
+            let Some(change) = f(tx, &mut meta, next).map_err(|e| e.context(format_args!("table '{path}'")))? else {
+                return Ok(WriteResult { version: meta.version, inserted: 0, updated: 0, deleted: 0 });
+            };
+            tx.commit_version(
+                &meta,
+                &VersionRecord {
+                    version: next,
+                    created_at: now_micros(),
+                    change: change.kind.to_string(),
+                    detail: change.detail,
+                    inserted: change.inserted,
+                    updated: change.updated,
+                    deleted: change.deleted,
+                    rowids: change.rowids,
+                    schema: meta.schema.clone(),
+                },
+            )?;
+            Ok(WriteResult {
+                version: next,
+                inserted: change.inserted,
+                updated: change.updated,
+                deleted: change.deleted,
+            })
+        })
+    }
+
+    /// Checks that every UDF the table's computed columns name is registered with the
+    /// stored version.
+    pub(crate) fn check_udfs(&self) -> Result<()> {
+        let schema = self.catalog.store().read(|tx| Ok(self.meta(tx)?.schema))?;
+        self.catalog.inner.udfs.check_schema(&schema).map(|_| ())
+    }
+
+    /// The table's current version (or the pinned one).
+    pub fn version(&self) -> Result<Version> {
+        self.catalog.store().read(|tx| Ok(self.meta(tx)?.version))
+    }
+
+    /// The schema of this table as stored (column ids, computed definitions).
+    pub fn schema(&self) -> Result<TableSchema> {
+        self.catalog.store().read(|tx| Ok(self.meta(tx)?.schema))
+    }
+
+    /// The table's path, version and columns.
+    pub fn describe(&self) -> Result<TableInfo> {
+        let meta = self.catalog.store().read(|tx| self.meta(tx))?;
+        Ok(TableInfo {
+            path: meta.path.to_string(),
+            version: meta.version,
+            read_only: self.pinned.is_some(),
+            columns: meta
+                .schema
+                .columns
+                .iter()
+                .map(|c| ColumnInfo {
+                    name: c.name.clone(),
+                    ty: c.ty,
+                    nullable: c.nullable,
+                    computed: c.computed.as_ref().map(|comp| comp.expr.to_string()),
+                })
+                .collect(),
+        })
+    }
+
+    /// Inserts rows (see [`row!`](crate::row!)). Computed columns are computed for each.
+    /// One new version; a bad row fails the whole call, naming the row and column.
+    pub fn insert(&self, rows: impl IntoIterator<Item = Row>) -> Result<WriteResult> {
+        let rows = rows.into_iter();
+        let udfs = &self.catalog.inner.udfs;
+        self.write(|tx, meta, version| {
+            let mut writer = RowWriter::new(tx, meta, version, udfs)?;
+            for (i, row) in rows.enumerate() {
+                writer.push_row(i, &row)?;
+            }
+            writer.finish(meta)
+        })
+    }
+
+    /// Inserts `serde::Serialize` values (structs with one field a column). Field names must
+    /// match column names; a missing field is null.
+    pub fn insert_records<T: Serialize>(&self, records: impl IntoIterator<Item = T>) -> Result<WriteResult> {
+        let records = records.into_iter();
+        let udfs = &self.catalog.inner.udfs;
+        self.write(|tx, meta, version| {
+            let mut writer = RowWriter::new(tx, meta, version, udfs)?;
+            for (i, record) in records.enumerate() {
+                let json = serde_json::to_value(&record)
+                    .map_err(|e| err!(Serde, "row {i}: could not serialize the record ({e})"))?;
+                writer.push_json(i, json)?;
+            }
+            writer.finish(meta)
+        })
+    }
+
+    /// Sets columns to expressions (over the row's current values) in every row where
+    /// `where_` is true; computed columns that depend on them are recomputed. Use
+    /// `lit(true)` to update every row.
+    pub fn update<N: Into<String>, E: Into<Expr>>(
+        &self,
+        set: impl IntoIterator<Item = (N, E)>,
+        where_: Expr,
+    ) -> Result<WriteResult> {
+        let set: Vec<(String, Expr)> = set.into_iter().map(|(n, e)| (n.into(), e.into())).collect();
+        let udfs = &self.catalog.inner.udfs;
+        self.write(|tx, meta, version| {
+            if set.is_empty() {
+                return Err(err!(InvalidArgument, "update needs at least one column to set"));
+            }
+            let mut changed = BTreeSet::new();
+            for (name, expr) in &set {
+                let Some(column) = meta.schema.column(name) else {
+                    return Err(err!(
+                        UnknownColumn,
+                        "update: no column '{name}' (the columns are: {})",
+                        meta.schema.names().join(", ")
+                    ));
+                };
+                if column.is_computed() {
+                    return Err(err!(
+                        InvalidArgument,
+                        "update: column '{name}' is computed; change its inputs or replace its expression"
+                    ));
+                }
+                if !changed.insert(name.clone()) {
+                    return Err(err!(InvalidArgument, "update: column '{name}' is set twice"));
+                }
+                compute::check_assignable(&meta.schema, column, expr)?;
+            }
+            check_predicate(&meta.schema, &where_)?;
+            let detail = format!(
+                "update {} where {where_}",
+                set.iter().map(|(n, e)| format!("{n} = {e}")).collect::<Vec<_>>().join(", ")
+            );
+            let n = end_matching(tx, meta, version, &where_)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let rowids = compute::rewrite_ended(tx, meta, version, &set, udfs)?;
+            Ok(Some(Change { kind: "update", detail, inserted: 0, updated: n, deleted: 0, rowids }))
+        })
+    }
+
+    /// Deletes every row where `where_` is true.
+    pub fn delete(&self, where_: Expr) -> Result<WriteResult> {
+        self.write(|tx, meta, version| {
+            check_predicate(&meta.schema, &where_)?;
+            let n = end_matching(tx, meta, version, &where_)?;
+            Ok((n > 0).then(|| Change::rows("delete", format!("delete where {where_}"), 0, 0, n)))
+        })
+    }
+
+    /// A query over the given expressions: `table.select([col("a"), col("b") + 1])`.
+    pub fn select(&self, items: impl IntoIterator<Item = Expr>) -> Query {
+        Query::new(self.clone(), items.into_iter().collect())
+    }
+
+    /// A query over every column.
+    pub fn select_all(&self) -> Query {
+        Query::new(self.clone(), Vec::new())
+    }
+
+    /// The number of rows.
+    pub fn count(&self) -> Result<u64> {
+        self.select_all().count()
+    }
+
+    /// Every version of the table, newest first (only up to the pinned version on a pinned
+    /// handle).
+    pub fn history(&self) -> Result<Vec<VersionInfo>> {
+        let records = self.catalog.store().read(|tx| {
+            let meta = self.meta(tx)?;
+            Ok(tx.versions(self.id)?.into_iter().filter(|r| r.version <= meta.version).collect::<Vec<_>>())
+        })?;
+        Ok(records
+            .into_iter()
+            .map(|r| VersionInfo {
+                version: r.version,
+                created_at: r.created_at,
+                change: r.change,
+                detail: r.detail,
+                inserted: r.inserted,
+                updated: r.updated,
+                deleted: r.deleted,
+            })
+            .collect())
+    }
+}
+
+/// What a mutating call did, for its version record.
+pub(crate) struct Change {
+    pub(crate) kind: &'static str,
+    pub(crate) detail: String,
+    pub(crate) inserted: u64,
+    pub(crate) updated: u64,
+    pub(crate) deleted: u64,
+    pub(crate) rowids: Option<(i64, i64)>,
+}
+
+impl Change {
+    pub(crate) fn rows(kind: &'static str, detail: String, inserted: u64, updated: u64, deleted: u64) -> Change {
+        Change { kind, detail, inserted, updated, deleted, rowids: None }
+    }
+
+    pub(crate) fn schema(kind: &'static str, detail: String) -> Change {
+        Change::rows(kind, detail, 0, 0, 0)
+    }
+}
+
+/// Checks that `pred` is a Bool expression over the table.
+pub(crate) fn check_predicate(schema: &TableSchema, pred: &Expr) -> Result<()> {
+    let t = pred.check(schema)?;
+    if !matches!(t.ty, None | Some(ColumnType::Bool)) {
+        return Err(err!(
+            InvalidExpr,
+            "the condition `{pred}` is {}, not Bool; compare it with something (e.g. `{pred} == ...`)",
+            t.ty.map(|t| t.to_string()).unwrap_or_default()
+        ));
+    }
+    Ok(())
+}
+
+/// Ends (at `version`) the live row versions where `pred` holds; returns how many.
+fn end_matching(tx: &Tx, meta: &TableMeta, version: Version, pred: &Expr) -> Result<u64> {
+    let mut params = Params::default();
+    let cond = compute::sql_over_columns(&meta.schema, pred, &mut params)?;
+    tx.execute(
+        &format!("UPDATE {} SET _vmax = {} WHERE _vmax = {LIVE} AND {cond}", meta.phys(), version.0),
+        &params.values,
+    )
+}
+
+impl Catalog {
+    /// Shorthand for `self.get_table(path)?.select_all().collect()`, handy in tests.
+    pub fn rows(&self, path: &str) -> Result<Vec<Row>> {
+        self.get_table(path)?.select_all().collect()
+    }
+}
+
+/// A column reference for every column of `schema` (what `select_all` selects).
+pub(crate) fn all_columns(schema: &TableSchema) -> Vec<Expr> {
+    schema.columns.iter().map(|c| col(c.name.clone())).collect()
+}
+
+/// Handles are shared across test threads: keep them `Send + Sync`.
+const _: fn() = || {
+    fn check<T: Send + Sync>() {}
+    check::<Table>();
+    check::<Catalog>();
+};

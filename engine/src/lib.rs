@@ -1,0 +1,74 @@
+//! # Tabula
+//!
+//! An embedded, versioned table store with computed columns, on SQLite. Tables live in
+//! directories (`app/documents`); every change to a table is a new version; reads stream.
+//!
+//! ```
+//! use tabula::{col, lit, row, Catalog, ColumnType, IfExists, Schema};
+//!
+//! # fn main() -> tabula::Result<()> {
+//! let catalog = Catalog::in_memory()?; // or Catalog::open("app.db")?
+//! catalog.create_dir("app", IfExists::Ignore)?;
+//! let docs = catalog.create_table(
+//!     "app/documents",
+//!     Schema::new()
+//!         .required("title", ColumnType::String)
+//!         .required("body", ColumnType::String)
+//!         .nullable("rating", ColumnType::Int),
+//!     IfExists::Ignore,
+//! )?;
+//!
+//! // Each mutating call is one transaction and one new version.
+//! let done = docs.insert([
+//!     row! { "title" => "Intro", "body" => "Tabula keeps tables in directories.", "rating" => 4 },
+//!     row! { "title" => "Usage", "body" => "Every change makes a version." },
+//! ])?;
+//! assert_eq!((done.version.0, done.inserted), (1, 2));
+//! docs.update([("rating", col("rating") + 1)], col("title").eq("Intro"))?;
+//!
+//! // Queries are data until a terminal call.
+//! let rated = docs
+//!     .select([col("title"), col("rating")])
+//!     .where_(col("rating").is_not_null())
+//!     .order_by_desc(col("rating"))
+//!     .collect()?;
+//! assert_eq!(rated[0].get::<i64>("rating")?, 5);
+//!
+//! // A version stays readable: `:1` opens version 1, read-only.
+//! let v1 = catalog.get_table("app/documents:1")?;
+//! assert_eq!(v1.select([col("rating")]).where_(col("title").eq("Intro")).collect()?[0].get::<i64>("rating")?, 4);
+//! assert_eq!(docs.history()?.len(), 3); // create, insert, update
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Choices
+//! - Names (directories, tables, columns) are ASCII identifiers; see [`Path`].
+//! - A call that changes nothing (an update or delete matching no row, an insert of no rows)
+//!   makes no new version and returns the current one.
+//! - Without `order_by`, rows come in storage order: insertion order, except that an updated
+//!   row moves to the end.
+//! - Every call reads the table's metadata inside its own transaction, so a handle never acts
+//!   on metadata that another handle or process has changed.
+
+mod catalog;
+mod compute;
+mod error;
+mod expr;
+mod path;
+mod query;
+mod row;
+mod schema;
+mod store;
+mod types;
+mod udf;
+
+pub use catalog::{Catalog, ColumnInfo, Force, IfExists, Recursive, Table, TableInfo, VersionInfo, WriteResult};
+pub use error::{Error, ErrorCode, Result};
+pub use expr::{col, lit, BinaryOp, Expr, ExprType, UnaryOp};
+pub use path::{IntoPath, Path};
+pub use query::{Query, RowStream};
+pub use row::Row;
+pub use schema::{ColumnDef, Computed, OnError, Schema, TableSchema};
+pub use store::FORMAT_VERSION;
+pub use types::{format_date, format_timestamp, ColumnId, ColumnType, FromValue, TableId, Value, Version};

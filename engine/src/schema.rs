@@ -1,0 +1,208 @@
+//! Table schemas: the [`Schema`] a user builds in code, and the stored [`TableSchema`]
+//! (column ids, computed definitions) that each table version records.
+//!
+//! Pure data and checks; nothing here touches storage.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{err, Result};
+use crate::expr::Expr;
+use crate::path::validate_name;
+use crate::types::{ColumnId, ColumnType};
+
+/// The columns of a new table, built in code:
+///
+/// ```
+/// use tabula::{ColumnType, Schema};
+/// let schema = Schema::new()
+///     .required("title", ColumnType::String)
+///     .nullable("rating", ColumnType::Int);
+/// assert_eq!(schema.to_string(), "title String, rating Int?");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Schema {
+    pub(crate) columns: Vec<(String, ColumnType, bool)>,
+}
+
+impl Schema {
+    /// An empty schema.
+    pub fn new() -> Schema {
+        Schema::default()
+    }
+
+    /// Adds a column that must have a value in every row.
+    pub fn required(mut self, name: impl Into<String>, ty: ColumnType) -> Schema {
+        self.columns.push((name.into(), ty, false));
+        self
+    }
+
+    /// Adds a column that may be null.
+    pub fn nullable(mut self, name: impl Into<String>, ty: ColumnType) -> Schema {
+        self.columns.push((name.into(), ty, true));
+        self
+    }
+
+    /// The stored (not computed) columns of a table schema, as a `Schema`.
+    pub(crate) fn from_stored(schema: &TableSchema) -> Schema {
+        Schema {
+            columns: schema
+                .columns
+                .iter()
+                .filter(|c| !c.is_computed())
+                .map(|c| (c.name.clone(), c.ty, c.nullable))
+                .collect(),
+        }
+    }
+
+    /// The stored schema for a new table, with ids 0.. and names checked.
+    pub(crate) fn to_table_schema(&self) -> Result<TableSchema> {
+        let mut schema = TableSchema::default();
+        for (i, (name, ty, nullable)) in self.columns.iter().enumerate() {
+            schema.check_new_name(name)?;
+            schema.columns.push(ColumnDef {
+                id: ColumnId(i as u32),
+                name: name.clone(),
+                ty: *ty,
+                nullable: *nullable,
+                computed: None,
+            });
+        }
+        Ok(schema)
+    }
+}
+
+impl fmt::Display for Schema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (name, ty, nullable)) in self.columns.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{name} {ty}{}", if *nullable { "?" } else { "" })?;
+        }
+        Ok(())
+    }
+}
+
+/// What a computed column does when its expression fails on a row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OnError {
+    /// The whole call fails, nothing is stored, and the error names the row and the cause.
+    #[default]
+    Abort,
+    /// The cell is null and its error type and message are kept (`errortype()`, `errormsg()`).
+    Ignore,
+}
+
+/// The definition of a computed column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Computed {
+    /// The expression, over the table's other columns.
+    pub expr: Expr,
+    /// The policy for rows where it fails.
+    pub on_error: OnError,
+}
+
+/// A column as stored in a table version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnDef {
+    /// The column's id; its physical storage is named after it.
+    pub id: ColumnId,
+    /// The column's name.
+    pub name: String,
+    /// Its type.
+    pub ty: ColumnType,
+    /// Whether it may be null.
+    pub nullable: bool,
+    /// `Some` for a computed column.
+    pub computed: Option<Computed>,
+}
+
+impl ColumnDef {
+    /// True for a computed column.
+    pub fn is_computed(&self) -> bool {
+        self.computed.is_some()
+    }
+}
+
+/// The schema of one table version: its columns in order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TableSchema {
+    /// The columns, in their display order.
+    pub columns: Vec<ColumnDef>,
+}
+
+/// Column names that cannot be used because Tabula's own columns use them.
+const RESERVED: [&str; 3] = ["rowid", "oid", "_rowid_"];
+
+impl TableSchema {
+    /// The column with this name.
+    pub fn column(&self, name: &str) -> Option<&ColumnDef> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// The index of the column with this name.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// The column names, in order.
+    pub fn names(&self) -> Vec<&str> {
+        self.columns.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    /// Checks that `name` is valid and free in this schema.
+    pub fn check_new_name(&self, name: &str) -> Result<()> {
+        validate_name(name).map_err(|why| err!(InvalidName, "column name {why}"))?;
+        if RESERVED.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(err!(InvalidName, "column name '{name}' is reserved by SQLite; choose another name"));
+        }
+        if self.columns.iter().any(|c| c.name.eq_ignore_ascii_case(name)) {
+            return Err(err!(AlreadyExists, "column '{name}' already exists (names are case-insensitive)"));
+        }
+        Ok(())
+    }
+
+    /// The names of the computed columns whose expressions read `name`.
+    pub fn dependents_of(&self, name: &str) -> Vec<String> {
+        self.columns
+            .iter()
+            .filter(|c| c.computed.as_ref().is_some_and(|comp| comp.expr.columns().contains(name)))
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
+    /// Every column that depends, directly or through other computed columns, on any of
+    /// `changed`, in an order where each comes after the columns it reads.
+    pub fn downstream_of(&self, changed: &BTreeSet<String>) -> Vec<&ColumnDef> {
+        let mut dirty: BTreeSet<String> = changed.clone();
+        let mut out = Vec::new();
+        // Columns are stored in an order where a computed column comes after its inputs.
+        for col in &self.columns {
+            if let Some(comp) = &col.computed {
+                if comp.expr.columns().iter().any(|c| dirty.contains(c)) {
+                    dirty.insert(col.name.clone());
+                    out.push(col);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for TableSchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, c) in self.columns.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{} {}{}", c.name, c.ty, if c.nullable { "?" } else { "" })?;
+            if let Some(comp) = &c.computed {
+                write!(f, " = {}", comp.expr)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,59 @@
+//! How each [`Value`] is encoded in SQLite and decoded back, by column type.
+
+use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
+
+use crate::error::{err, Result};
+use crate::types::{ColumnType, Value};
+
+/// A borrowed [`Value`] ready to bind as a statement parameter.
+pub(crate) struct SqlValue<'a>(pub(crate) &'a Value);
+
+impl ToSql for SqlValue<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        use rusqlite::types::Value as V;
+        Ok(match self.0 {
+            Value::Null => ToSqlOutput::Owned(V::Null),
+            Value::Int(i) | Value::Timestamp(i) => ToSqlOutput::Owned(V::Integer(*i)),
+            Value::Date(d) => ToSqlOutput::Owned(V::Integer(i64::from(*d))),
+            Value::Bool(b) => ToSqlOutput::Owned(V::Integer(i64::from(*b))),
+            Value::Float(f) => ToSqlOutput::Owned(V::Real(*f)),
+            Value::String(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Value::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+            Value::Json(j) => ToSqlOutput::Owned(V::Text(j.to_string())),
+        })
+    }
+}
+
+/// The SQLite column type declared for a Tabula type.
+pub(crate) fn sql_type(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::Int | ColumnType::Bool | ColumnType::Timestamp | ColumnType::Date => "INTEGER",
+        ColumnType::Float => "REAL",
+        ColumnType::String | ColumnType::Json => "TEXT",
+        ColumnType::Bytes => "BLOB",
+    }
+}
+
+/// Decodes a stored or computed SQLite value as a value of type `ty` (`None`: by its
+/// SQLite storage class).
+pub(crate) fn decode(v: ValueRef<'_>, ty: Option<ColumnType>) -> Result<Value> {
+    use ColumnType as T;
+    Ok(match (ty, v) {
+        (_, ValueRef::Null) => Value::Null,
+        (Some(T::Bool), ValueRef::Integer(i)) => Value::Bool(i != 0),
+        (Some(T::Timestamp), ValueRef::Integer(i)) => Value::Timestamp(i),
+        (Some(T::Date), ValueRef::Integer(i)) => Value::Date(
+            i32::try_from(i)
+                .map_err(|_| err!(Storage, "stored date {i} is out of range; the catalog may be damaged"))?,
+        ),
+        (Some(T::Float), ValueRef::Integer(i)) => Value::Float(i as f64),
+        (Some(T::Json), ValueRef::Text(t)) => Value::Json(
+            serde_json::from_slice(t)
+                .map_err(|e| err!(Storage, "stored JSON does not parse ({e}); the catalog may be damaged"))?,
+        ),
+        (_, ValueRef::Integer(i)) => Value::Int(i),
+        (_, ValueRef::Real(f)) => Value::Float(f),
+        (_, ValueRef::Text(t)) => Value::String(String::from_utf8_lossy(t).into_owned()),
+        (_, ValueRef::Blob(b)) => Value::Bytes(b.to_vec()),
+    })
+}

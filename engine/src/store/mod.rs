@@ -1,0 +1,190 @@
+//! The only module that touches rusqlite: opening and initializing catalog files, Tabula's
+//! own metadata tables, transactions and locking, value encoding, and the physical row
+//! operations of versioned tables.
+//!
+//! Layout of a catalog file (format version [`FORMAT_VERSION`]):
+//! - `_tabula_meta(key, value)`: `format_version`.
+//! - `_tabula_dirs(path)`: directories.
+//! - `_tabula_tables(id, path, kind, version, next_row_id, next_col_id, epoch, ...)`: one row
+//!   a table; `version` is the current version, `epoch` counts reverts.
+//! - `_tabula_versions(table_id, version, ...)`: one row a table version, with the schema of
+//!   that version (JSON), what changed, and the physical rowid range it wrote.
+//! - `t<id>`: the rows of table `id`: `_id` (logical row id), `_vmin`, `_vmax` (the row
+//!   version is visible in versions `_vmin <= v < _vmax`; live rows have `_vmax = LIVE`), one
+//!   `c<column id>` a column and one `e<column id>` error slot a computed column.
+
+mod codec;
+mod meta;
+mod rows;
+
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::error::{err, Error, ErrorCode, Result};
+
+pub(crate) use codec::SqlValue;
+pub(crate) use meta::{now_micros, EntryKind, TableMeta, VersionRecord};
+pub(crate) use rows::{visible, Inserter, LIVE};
+
+/// The metadata format this build writes. Files with a larger number are refused.
+pub const FORMAT_VERSION: i64 = 1;
+
+/// How long a writer waits for another writer before failing with [`ErrorCode::Busy`].
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One SQLite connection, shared by all clones of a `Catalog` handle.
+pub(crate) struct Store {
+    conn: Mutex<Connection>,
+    location: String,
+    read_only: bool,
+}
+
+/// A transaction on the store; every catalog call runs inside exactly one.
+pub(crate) struct Tx<'a> {
+    pub(crate) tx: rusqlite::Transaction<'a>,
+}
+
+impl Store {
+    /// Opens (creating when absent) the catalog file at `path`.
+    pub(crate) fn open(path: &FsPath, read_only: bool) -> Result<Store> {
+        let location = path.display().to_string();
+        if read_only && !path.exists() {
+            return Err(err!(NotFound, "catalog file '{location}' does not exist"));
+        }
+        let flags = if read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI
+        };
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| storage(&location, e))?;
+        Store::init(conn, location, read_only, true)
+    }
+
+    /// A private in-memory catalog.
+    pub(crate) fn in_memory() -> Result<Store> {
+        let conn = Connection::open_in_memory().map_err(|e| storage(":memory:", e))?;
+        Store::init(conn, ":memory:".into(), false, false)
+    }
+
+    fn init(conn: Connection, location: String, read_only: bool, file: bool) -> Result<Store> {
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| storage(&location, e))?;
+        // Probe that the file is a database at all before changing anything.
+        let probe: rusqlite::Result<i64> = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0));
+        probe.map_err(|e| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase) => {
+                err!(NotACatalog, "'{location}' is not a Tabula catalog (not even an SQLite database); check the path")
+            }
+            _ => storage(&location, e),
+        })?;
+        if file && !read_only {
+            let mode: String =
+                conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(|e| storage(&location, e))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(err!(Storage, "catalog '{location}': could not switch to WAL mode (got '{mode}')"));
+            }
+        }
+        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;").map_err(|e| storage(&location, e))?;
+        let store = Store { conn: Mutex::new(conn), location, read_only };
+        if read_only {
+            store.read(|tx| meta::check_format(tx, &store.location))?;
+        } else {
+            store.write(|tx| meta::init_or_check(tx, &store.location))?;
+        }
+        Ok(store)
+    }
+
+    /// Where this store lives (a file path or `:memory:`).
+    pub(crate) fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The file behind this store, if it is a file.
+    pub(crate) fn file(&self) -> Option<PathBuf> {
+        (self.location != ":memory:").then(|| PathBuf::from(&self.location))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while the lock was held unwound through the transaction, which rolled back,
+        // so the connection is in a clean state: take it back.
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` in a write transaction (BEGIN IMMEDIATE: writers serialize, waiting up to the
+    /// busy timeout); commits when `f` returns `Ok`, rolls back otherwise.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
+        if self.read_only {
+            return Err(err!(
+                ReadOnly,
+                "catalog '{}' was opened read-only; open it with Catalog::open to write",
+                self.location
+            ));
+        }
+        let mut conn = self.lock();
+        let tx =
+            conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| storage(&self.location, e))?;
+        let tx = Tx { tx };
+        let out = f(&tx)?;
+        tx.tx.commit().map_err(|e| storage(&self.location, e))?;
+        Ok(out)
+    }
+
+    /// Runs `f` in a read transaction: it sees one consistent state of the file.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
+        let mut conn = self.lock();
+        let tx =
+            conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(|e| storage(&self.location, e))?;
+        let tx = Tx { tx };
+        let out = f(&tx)?;
+        // Nothing was written; ending the read transaction cannot lose anything.
+        tx.tx.rollback().map_err(|e| storage(&self.location, e))?;
+        Ok(out)
+    }
+
+    /// Copies the whole catalog into a file at `dest` with SQLite's online backup.
+    pub(crate) fn backup_to(&self, dest: &FsPath) -> Result<()> {
+        let conn = self.lock();
+        conn.backup(rusqlite::DatabaseName::Main, dest, None)
+            .map_err(|e| storage(&self.location, e).context(format_args!("backup to '{}'", dest.display())))
+    }
+
+    /// Runs SQLite's integrity check; returns its findings (empty when the file is sound).
+    pub(crate) fn integrity_check(&self) -> Result<Vec<String>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("PRAGMA integrity_check").map_err(|e| storage(&self.location, e))?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| storage(&self.location, e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| storage(&self.location, e))?;
+        Ok(rows.into_iter().filter(|r| r != "ok").collect())
+    }
+}
+
+/// Maps a SQLite failure into an [`Error`] naming the catalog.
+pub(crate) fn storage(location: &str, e: rusqlite::Error) -> Error {
+    let code = match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => ErrorCode::Busy,
+        Some(rusqlite::ErrorCode::ReadOnly) => ErrorCode::ReadOnly,
+        Some(rusqlite::ErrorCode::NotADatabase) => ErrorCode::NotACatalog,
+        _ => ErrorCode::Storage,
+    };
+    let hint = match code {
+        ErrorCode::Busy => " (another writer held the catalog longer than the 30 s busy timeout; retry)",
+        ErrorCode::ReadOnly => " (the file or its directory is read-only; check permissions)",
+        _ => "",
+    };
+    Error::new(code, format!("catalog '{location}': {e}{hint}"))
+}
+
+impl Tx<'_> {
+    /// Maps a SQLite failure inside this transaction.
+    pub(crate) fn fail(&self, e: rusqlite::Error) -> Error {
+        storage(self.tx.path().unwrap_or(":memory:"), e)
+    }
+}

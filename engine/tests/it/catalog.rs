@@ -1,0 +1,227 @@
+//! Directories, tables, paths, opening files.
+
+use tabula::{Catalog, ColumnType, ErrorCode, Force, IfExists, Recursive, Schema};
+
+use crate::{catalog, docs, fails_cleanly, state};
+
+fn names(paths: Vec<tabula::Path>) -> Vec<String> {
+    paths.into_iter().map(|p| p.to_string()).collect()
+}
+
+fn one_col() -> Schema {
+    Schema::new().required("x", ColumnType::Int)
+}
+
+#[test]
+fn nested_directories_and_listings() {
+    let cat = catalog();
+    cat.create_dir("app/a", IfExists::Error).unwrap();
+    cat.create_dir("app/a/b", IfExists::Error).unwrap();
+    cat.create_table("app/a/b/t", one_col(), IfExists::Error).unwrap();
+    cat.create_table("app/t0", one_col(), IfExists::Error).unwrap();
+    assert_eq!(names(cat.list_dirs("", Recursive::No).unwrap()), ["app"]);
+    assert_eq!(names(cat.list_dirs("app", Recursive::Yes).unwrap()), ["app/a", "app/a/b"]);
+    assert_eq!(names(cat.list_tables("app", Recursive::No).unwrap()), ["app/t0"]);
+    assert_eq!(names(cat.list_tables("app", Recursive::Yes).unwrap()), ["app/a/b/t", "app/t0"]);
+}
+
+#[test]
+fn create_dir_if_exists_modes() {
+    let cat = catalog();
+    let msg = fails_cleanly(&cat, ErrorCode::AlreadyExists, || cat.create_dir("app", IfExists::Error));
+    assert!(msg.contains("IfExists::Ignore"), "{msg}");
+    cat.create_dir("app", IfExists::Ignore).unwrap();
+    cat.create_table("app/t", one_col(), IfExists::Error).unwrap();
+    let msg = fails_cleanly(&cat, ErrorCode::DirNotEmpty, || cat.create_dir("app", IfExists::Replace));
+    assert!(msg.contains("table 'app/t'") && msg.contains("ReplaceForce"), "{msg}");
+    cat.create_dir("app", IfExists::ReplaceForce).unwrap();
+    assert!(cat.list_tables("app", Recursive::Yes).unwrap().is_empty());
+    cat.create_dir("app", IfExists::Replace).unwrap();
+    let msg = fails_cleanly(&cat, ErrorCode::NotFound, || cat.create_dir("nope/x", IfExists::Error));
+    assert!(msg.contains("directory 'nope' does not exist"), "{msg}");
+    cat.create_table("app/t", one_col(), IfExists::Error).unwrap();
+    let msg = fails_cleanly(&cat, ErrorCode::WrongKind, || cat.create_dir("app/t", IfExists::Ignore));
+    assert!(msg.contains("is a table"), "{msg}");
+}
+
+#[test]
+fn drop_dir_needs_force_and_lists_contents() {
+    let cat = catalog();
+    cat.create_dir("app/sub", IfExists::Error).unwrap();
+    cat.create_table("app/sub/t", one_col(), IfExists::Error).unwrap();
+    let msg = fails_cleanly(&cat, ErrorCode::DirNotEmpty, || cat.drop_dir("app", Force::No));
+    assert!(
+        msg.contains("directory 'app/sub'") && msg.contains("table 'app/sub/t'") && msg.contains("Force::Yes"),
+        "{msg}"
+    );
+    cat.drop_dir("app", Force::Yes).unwrap();
+    assert!(cat.list_dirs("", Recursive::Yes).unwrap().is_empty());
+    fails_cleanly(&cat, ErrorCode::NotFound, || cat.drop_dir("app", Force::Yes));
+    fails_cleanly(&cat, ErrorCode::InvalidPath, || cat.drop_dir("", Force::Yes));
+    // The physical table is gone too: a new table at the same path starts empty.
+    cat.create_dir("app", IfExists::Error).unwrap();
+    cat.create_dir("app/sub", IfExists::Error).unwrap();
+    let t = cat.create_table("app/sub/t", one_col(), IfExists::Error).unwrap();
+    assert_eq!(t.count().unwrap(), 0);
+}
+
+#[test]
+fn drop_dir_of_many_tables_is_listed_briefly() {
+    let cat = catalog();
+    for i in 0..12 {
+        cat.create_table(format!("app/t{i:02}"), one_col(), IfExists::Error).unwrap();
+    }
+    let msg = fails_cleanly(&cat, ErrorCode::DirNotEmpty, || cat.drop_dir("app", Force::No));
+    assert!(msg.contains("and 2 more"), "{msg}");
+}
+
+#[test]
+fn move_tables_and_directories() {
+    let cat = catalog();
+    let t = docs(&cat);
+    cat.create_dir("app/sub", IfExists::Error).unwrap();
+    cat.move_("app/docs", "app/sub/docs").unwrap();
+    assert_eq!(cat.get_table("app/sub/docs").unwrap().count().unwrap(), 3);
+    assert_eq!(t.count().unwrap(), 3, "an open handle keeps working after a move");
+    cat.create_dir("other", IfExists::Error).unwrap();
+    cat.move_("app", "other/app2").unwrap();
+    assert_eq!(names(cat.list_tables("", Recursive::Yes).unwrap()), ["other/app2/sub/docs"]);
+    assert_eq!(names(cat.list_dirs("", Recursive::Yes).unwrap()), ["other", "other/app2", "other/app2/sub"]);
+    fails_cleanly(&cat, ErrorCode::InvalidPath, || cat.move_("other", "other/inner"));
+    fails_cleanly(&cat, ErrorCode::NotFound, || cat.move_("nope", "x"));
+    fails_cleanly(&cat, ErrorCode::AlreadyExists, || cat.move_("other/app2", "other"));
+    fails_cleanly(&cat, ErrorCode::NotFound, || cat.move_("other/app2", "missing/x"));
+}
+
+#[test]
+fn paths_with_like_wildcards_do_not_leak_into_siblings() {
+    // '_' is a LIKE wildcard; prefix matching must be exact.
+    let cat = catalog();
+    cat.create_dir("a_b", IfExists::Error).unwrap();
+    cat.create_dir("axb", IfExists::Error).unwrap();
+    cat.create_table("axb/t", one_col(), IfExists::Error).unwrap();
+    cat.drop_dir("a_b", Force::No).unwrap();
+    assert_eq!(names(cat.list_tables("", Recursive::Yes).unwrap()), ["axb/t"]);
+}
+
+#[test]
+fn create_table_if_exists_modes() {
+    let cat = catalog();
+    let t = docs(&cat);
+    let schema = Schema::new()
+        .required("title", ColumnType::String)
+        .required("words", ColumnType::Int)
+        .nullable("score", ColumnType::Float)
+        .required("draft", ColumnType::Bool);
+    let msg =
+        fails_cleanly(&cat, ErrorCode::AlreadyExists, || cat.create_table("app/docs", schema.clone(), IfExists::Error));
+    assert!(msg.contains("IfExists::Ignore"), "{msg}");
+    let same = cat.create_table("app/docs", schema.clone(), IfExists::Ignore).unwrap();
+    assert_eq!(same.count().unwrap(), 3, "Ignore keeps the rows");
+    let msg =
+        fails_cleanly(&cat, ErrorCode::AlreadyExists, || cat.create_table("app/docs", one_col(), IfExists::Ignore));
+    assert!(msg.contains("existing:  title String, words Int, score Float?, draft Bool"), "{msg}");
+    assert!(msg.contains("requested: x Int"), "{msg}");
+    let fresh = cat.create_table("app/docs", one_col(), IfExists::Replace).unwrap();
+    assert_eq!(fresh.count().unwrap(), 0);
+    assert_eq!(t.count().unwrap_err().code(), ErrorCode::NotFound, "the old handle sees its table is gone");
+}
+
+#[test]
+fn bad_schemas_are_refused() {
+    let cat = catalog();
+    let dup = Schema::new().required("a", ColumnType::Int).required("A", ColumnType::Int);
+    let msg = fails_cleanly(&cat, ErrorCode::AlreadyExists, || cat.create_table("app/t", dup, IfExists::Error));
+    assert!(msg.contains("create table 'app/t'") && msg.contains("column 'A' already exists"), "{msg}");
+    for bad in ["1a", "a b", "a\"b", "rowid", ""] {
+        let schema = Schema::new().required(bad, ColumnType::Int);
+        fails_cleanly(&cat, ErrorCode::InvalidName, || cat.create_table("app/t", schema, IfExists::Error));
+    }
+    fails_cleanly(&cat, ErrorCode::InvalidPath, || cat.create_table("app/t:2", one_col(), IfExists::Error));
+    fails_cleanly(&cat, ErrorCode::WrongKind, || cat.create_table("app", one_col(), IfExists::Replace));
+}
+
+#[test]
+fn get_and_drop_table_errors_name_the_fix() {
+    let cat = catalog();
+    docs(&cat);
+    let e = cat.get_table("app/doc").unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NotFound);
+    assert_eq!(e.to_string(), "table 'app/doc' does not exist (tables there: app/docs)");
+    assert_eq!(cat.get_table("app").unwrap_err().code(), ErrorCode::WrongKind);
+    assert_eq!(cat.get_table("app/docs:9").unwrap_err().code(), ErrorCode::NotFound);
+    fails_cleanly(&cat, ErrorCode::WrongKind, || cat.drop_table("app", Force::No));
+    cat.drop_table("app/docs", Force::No).unwrap();
+    assert!(state(&cat).starts_with("dir app\n") && !state(&cat).contains("docs"));
+}
+
+#[test]
+fn describe_shows_columns_and_version() {
+    let cat = catalog();
+    let t = docs(&cat);
+    insta::assert_snapshot!(t.describe().unwrap().to_string(), @r"
+    table 'app/docs' (version 1)
+      title  String
+      words  Int
+      score  Float?
+      draft  Bool
+    ");
+}
+
+#[test]
+fn file_catalogs_persist_and_refuse_foreign_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cat.db");
+    {
+        let cat = Catalog::open(&path).unwrap();
+        cat.create_dir("app", IfExists::Error).unwrap();
+        docs(&cat);
+    }
+    let cat = Catalog::open(&path).unwrap();
+    assert_eq!(cat.get_table("app/docs").unwrap().count().unwrap(), 3);
+    cat.integrity_check().unwrap();
+
+    let text = dir.path().join("notes.txt");
+    let content = "this is not a database, just some text that is long enough to have a header";
+    std::fs::write(&text, content).unwrap();
+    let e = Catalog::open(&text).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NotACatalog, "{e}");
+    assert_eq!(std::fs::read_to_string(&text).unwrap(), content, "the foreign file is untouched");
+
+    let other = dir.path().join("other.db");
+    rusqlite::Connection::open(&other).unwrap().execute_batch("CREATE TABLE users(id INTEGER)").unwrap();
+    let e = Catalog::open(&other).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NotACatalog, "{e}");
+    assert!(e.to_string().contains("not a Tabula catalog"), "{e}");
+}
+
+#[test]
+fn catalogs_from_a_newer_format_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cat.db");
+    Catalog::open(&path).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("UPDATE _tabula_meta SET value = '99' WHERE key = 'format_version'", []).unwrap();
+    drop(conn);
+    let e = Catalog::open(&path).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::FormatTooNew);
+    assert!(e.to_string().contains("format version 99") && e.to_string().contains("upgrade tabula"), "{e}");
+}
+
+#[test]
+fn read_only_catalogs_refuse_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cat.db");
+    {
+        let cat = Catalog::open(&path).unwrap();
+        cat.create_dir("app", IfExists::Error).unwrap();
+        docs(&cat);
+    }
+    let ro = Catalog::open_read_only(&path).unwrap();
+    let t = ro.get_table("app/docs").unwrap();
+    assert_eq!(t.count().unwrap(), 3);
+    let e = t.insert([tabula::row! {"title" => "x", "words" => 1, "draft" => true}]).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::ReadOnly, "{e}");
+    assert_eq!(ro.create_dir("b", IfExists::Error).unwrap_err().code(), ErrorCode::ReadOnly);
+    assert_eq!(Catalog::open_read_only(dir.path().join("missing.db")).unwrap_err().code(), ErrorCode::NotFound);
+}

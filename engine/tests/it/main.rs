@@ -1,0 +1,71 @@
+//! Integration tests of the `tabula` engine: one binary, one module an area.
+
+mod catalog;
+mod concurrency;
+mod query;
+mod rows;
+
+use tabula::{row, Catalog, ColumnType, IfExists, Recursive, Schema, Table};
+
+/// A fresh in-memory catalog with directory `app`.
+pub fn catalog() -> Catalog {
+    let cat = Catalog::in_memory().unwrap();
+    cat.create_dir("app", IfExists::Error).unwrap();
+    cat
+}
+
+/// `app/docs(title String, words Int, score Float?, draft Bool)` with three rows.
+pub fn docs(cat: &Catalog) -> Table {
+    let t = cat
+        .create_table(
+            "app/docs",
+            Schema::new()
+                .required("title", ColumnType::String)
+                .required("words", ColumnType::Int)
+                .nullable("score", ColumnType::Float)
+                .required("draft", ColumnType::Bool),
+            IfExists::Error,
+        )
+        .unwrap();
+    t.insert([
+        row! { "title" => "alpha", "words" => 10, "score" => 0.5, "draft" => false },
+        row! { "title" => "beta", "words" => 20, "score" => None::<f64>, "draft" => true },
+        row! { "title" => "gamma", "words" => 30, "score" => 2.5, "draft" => false },
+    ])
+    .unwrap();
+    t
+}
+
+/// Everything observable in a catalog, as text: directories, tables, their descriptions,
+/// histories and rows. Two equal states mean nothing changed.
+pub fn state(cat: &Catalog) -> String {
+    let mut out = String::new();
+    for dir in cat.list_dirs("", Recursive::Yes).unwrap() {
+        out.push_str(&format!("dir {dir}\n"));
+    }
+    for path in cat.list_tables("", Recursive::Yes).unwrap() {
+        let t = cat.get_table(&path).unwrap();
+        out.push_str(&t.describe().unwrap().to_string());
+        for v in t.history().unwrap() {
+            out.push_str(&format!("  v{} {} {}\n", v.version, v.change, v.detail));
+        }
+        for r in t.select_all().collect().unwrap() {
+            out.push_str(&format!("  {r}\n"));
+        }
+    }
+    out
+}
+
+/// Asserts that `call` fails with `code` and leaves the catalog exactly as it was; returns
+/// the error message for further checks.
+pub fn fails_cleanly<T: std::fmt::Debug>(
+    cat: &Catalog,
+    code: tabula::ErrorCode,
+    call: impl FnOnce() -> tabula::Result<T>,
+) -> String {
+    let before = state(cat);
+    let e = call().expect_err("the call should fail");
+    assert_eq!(e.code(), code, "unexpected error: {e}");
+    assert_eq!(state(cat), before, "a failed call changed the catalog: {e}");
+    e.to_string()
+}
