@@ -63,12 +63,17 @@ mod store;
 mod types;
 mod udf;
 
-pub use catalog::{Catalog, ColumnInfo, Force, IfExists, Recursive, Table, TableInfo, VersionInfo, WriteResult};
+pub use catalog::{
+    Catalog, ColumnInfo, ColumnOptions, Force, IfExists, Recursive, Table, TableInfo, VersionInfo, WriteResult,
+};
 pub use error::{Error, ErrorCode, Result};
-pub use expr::{col, lit, BinaryOp, Expr, ExprType, UnaryOp};
+pub use expr::{
+    coalesce, col, concat, if_, lit, BinaryOp, ErrorPart, Expr, ExprType, Func, IfBuilder, ThenBuilder, UnaryOp,
+};
 pub use path::{IntoPath, Path};
 pub use query::{Query, RowStream};
 pub use row::Row;
 pub use schema::{ColumnDef, Computed, OnError, Schema, TableSchema};
 pub use store::FORMAT_VERSION;
 pub use types::{format_date, format_timestamp, ColumnId, ColumnType, FromValue, TableId, Value, Version};
+pub use udf::{CellError, IntoUdfFn, Udf, UdfReturn, UdfValue};

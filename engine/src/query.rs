@@ -3,6 +3,8 @@
 //!
 //! A query is data until a terminal call; each terminal call is one read transaction (a
 //! stream, one a batch) that checks the expressions against the table's schema at that moment.
+//! Expressions without UDFs run in SQLite; expressions with UDFs are evaluated in Rust on
+//! the fetched rows only, so `head(3)` calls a UDF at most 3 times and writes nothing.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -10,16 +12,15 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use crate::catalog::{all_columns, check_predicate, Table};
-use crate::compute::sql_over_columns;
+use crate::compute::{sql_over_columns, BATCH};
 use crate::error::{err, Result};
+use crate::expr::eval::{eval, Batch};
 use crate::expr::sql::Params;
 use crate::expr::Expr;
 use crate::row::Row;
 use crate::store::{visible, Tx};
-use crate::types::{ColumnType, Version};
-
-/// Rows fetched per read transaction by [`Query::stream`].
-const STREAM_BATCH: usize = 1024;
+use crate::types::{ColumnType, Value, Version};
+use crate::udf::Registry;
 
 /// A query on one table; build it with [`Table::select`] or [`Table::select_all`].
 #[derive(Debug, Clone)]
@@ -32,16 +33,83 @@ pub struct Query {
     offset: u64,
 }
 
+/// Where an output column comes from.
+enum Output {
+    /// The fetched SQL column at this index.
+    Fetched(usize),
+    /// Evaluated in Rust over the fetched columns.
+    Eval(Expr, Option<ColumnType>),
+}
+
 /// A query compiled against one version of the table.
 struct Plan {
     names: Arc<[String]>,
-    types: Vec<Option<ColumnType>>,
-    select: String,
+    outputs: Vec<Output>,
+    /// What SQL fetches: the SQL-evaluated outputs, then the inputs of Rust-evaluated ones.
+    fetch: String,
+    fetch_names: Vec<String>,
+    fetch_types: Vec<Option<ColumnType>>,
+    rust_filter: Option<Expr>,
     from_where: String,
     order: String,
     params: Params,
     version: Version,
     epoch: i64,
+}
+
+impl Plan {
+    /// True when SQL alone produces the result (no UDF in outputs or filter).
+    fn pure_sql(&self) -> bool {
+        self.rust_filter.is_none() && self.outputs.iter().all(|o| matches!(o, Output::Fetched(_)))
+    }
+
+    /// Turns fetched rows into result rows: the Rust filter, then the Rust outputs.
+    fn finish(&self, rows: Vec<Vec<Value>>, first_row: usize, udfs: &Registry) -> Result<Vec<Row>> {
+        let fail = |expr: &Expr, i: usize, e: crate::udf::CellError| {
+            err!(UdfFailed, "row {}: `{expr}` failed: {e}", first_row + i)
+        };
+        let rows = match &self.rust_filter {
+            None => rows,
+            Some(filter) => {
+                let keep = eval(filter, &Batch { names: &self.fetch_names, rows: &rows }, udfs)?;
+                let mut kept = Vec::with_capacity(rows.len());
+                for (i, (row, k)) in rows.into_iter().zip(keep).enumerate() {
+                    if k.map_err(|e| fail(filter, i, e))? == Value::Bool(true) {
+                        kept.push(row);
+                    }
+                }
+                kept
+            }
+        };
+        let mut columns: Vec<Vec<Value>> = Vec::with_capacity(self.outputs.len());
+        for output in &self.outputs {
+            columns.push(match output {
+                Output::Fetched(i) => rows.iter().map(|r| r[*i].clone()).collect(),
+                Output::Eval(expr, ty) => {
+                    let cells = eval(expr, &Batch { names: &self.fetch_names, rows: &rows }, udfs)?;
+                    let mut values = Vec::with_capacity(cells.len());
+                    for (i, cell) in cells.into_iter().enumerate() {
+                        let v = cell.map_err(|e| fail(expr, i, e))?;
+                        values.push(match ty {
+                            Some(t) => v.coerce_to(*t).unwrap_or(Value::Null),
+                            None => v,
+                        });
+                    }
+                    values
+                }
+            });
+        }
+        let n = rows.len();
+        let mut out = Vec::with_capacity(n);
+        let mut iters: Vec<_> = columns.into_iter().map(Vec::into_iter).collect();
+        for _ in 0..n {
+            out.push(Row::new(
+                self.names.clone(),
+                iters.iter_mut().map(|it| it.next().unwrap_or(Value::Null)).collect(),
+            ));
+        }
+        Ok(out)
+    }
 }
 
 impl Query {
@@ -82,8 +150,13 @@ impl Query {
         self
     }
 
+    fn udfs(&self) -> &Registry {
+        &self.table.catalog.inner.udfs
+    }
+
     fn plan(&self, tx: &Tx, at: Option<Version>) -> Result<Plan> {
         let mut meta = self.table.meta(tx)?;
+        let live = self.table.pinned.is_none() && at.is_none();
         if let Some(v) = at {
             meta.schema = tx.schema_at(meta.id, v)?;
             meta.version = v;
@@ -92,8 +165,11 @@ impl Query {
         let items = if self.items.is_empty() { all_columns(schema) } else { self.items.clone() };
         let mut params = Params::default();
         let mut names: Vec<String> = Vec::with_capacity(items.len());
-        let mut types = Vec::with_capacity(items.len());
-        let mut select = Vec::with_capacity(items.len());
+        let mut fetch = Vec::new();
+        let mut fetch_names = Vec::new();
+        let mut fetch_types = Vec::new();
+        let mut outputs = Vec::with_capacity(items.len());
+        let mut inputs: Vec<String> = Vec::new();
         for item in &items {
             let name = item.output_name();
             if names.contains(&name) {
@@ -102,27 +178,62 @@ impl Query {
                     "two selected expressions are named '{name}'; give one an alias (`.alias(\"...\")`)"
                 ));
             }
-            types.push(item.check(schema)?.ty);
-            select.push(sql_over_columns(schema, item, &mut params)?);
+            let ty = item.check(schema)?.ty;
+            if item.has_udf() {
+                self.udfs().check_expr(item)?;
+                inputs.extend(item.columns());
+                outputs.push(Output::Eval(item.unaliased().clone(), ty));
+            } else {
+                outputs.push(Output::Fetched(fetch.len()));
+                fetch.push(sql_over_columns(schema, item, &mut params)?);
+                fetch_names.push(format!("\u{0}{}", fetch.len()));
+                fetch_types.push(ty);
+            }
             names.push(name);
         }
-        let mut cond = visible(Some(meta.version));
-        if self.table.pinned.is_none() && at.is_none() {
-            cond = visible(None);
-        }
+        let mut cond = if live { visible(None) } else { visible(Some(meta.version)) };
+        let mut rust_filter = None;
         if let Some(filter) = &self.filter {
             check_predicate(schema, filter)?;
-            cond = format!("{cond} AND {}", sql_over_columns(schema, filter, &mut params)?);
+            if filter.has_udf() {
+                self.udfs().check_expr(filter)?;
+                inputs.extend(filter.columns());
+                rust_filter = Some(filter.clone());
+            } else {
+                cond = format!("{cond} AND {}", sql_over_columns(schema, filter, &mut params)?);
+            }
+        }
+        for input in inputs {
+            if !fetch_names.contains(&input) {
+                let column = schema.column(&input).ok_or_else(|| err!(UnknownColumn, "no column '{input}'"))?;
+                fetch.push(format!("c{}", column.id.0));
+                fetch_types.push(Some(column.ty));
+                fetch_names.push(input);
+            }
+        }
+        if fetch.is_empty() {
+            fetch.push("NULL".into());
+            fetch_names.push("\u{0}none".into());
+            fetch_types.push(None);
         }
         let mut order = Vec::new();
         for (key, desc) in &self.order {
             key.check(schema)?;
+            if key.has_udf() {
+                return Err(err!(
+                    InvalidArgument,
+                    "order_by `{key}`: sorting by a UDF is not supported; add it as a computed column and sort by that"
+                ));
+            }
             order.push(format!("{}{}", sql_over_columns(schema, key, &mut params)?, if *desc { " DESC" } else { "" }));
         }
         Ok(Plan {
             names: names.into(),
-            types,
-            select: select.join(", "),
+            outputs,
+            fetch: fetch.join(", "),
+            fetch_names,
+            fetch_types,
+            rust_filter,
             from_where: format!("FROM {} WHERE {cond}", meta.phys()),
             order: if order.is_empty() { String::new() } else { format!(" ORDER BY {}", order.join(", ")) },
             params,
@@ -131,8 +242,8 @@ impl Query {
         })
     }
 
-    fn limit_sql(&self, limit: Option<u64>) -> String {
-        match (limit, self.offset) {
+    fn limit_sql(limit: Option<u64>, offset: u64) -> String {
+        match (limit, offset) {
             (None, 0) => String::new(),
             (None, off) => format!(" LIMIT -1 OFFSET {off}"),
             (Some(n), off) => format!(" LIMIT {} OFFSET {off}", n.min(i64::MAX as u64)),
@@ -146,12 +257,45 @@ impl Query {
             .store()
             .read(|tx| {
                 let plan = self.plan(tx, None)?;
-                let sql = format!("SELECT {} {}{}{}", plan.select, plan.from_where, plan.order, self.limit_sql(limit));
+                // With a Rust filter, limit and offset apply after it.
+                let pushed = plan.rust_filter.is_none();
+                let tail = if pushed { Query::limit_sql(limit, self.offset) } else { String::new() };
+                let sql = format!("SELECT {} {}{}{tail}", plan.fetch, plan.from_where, plan.order);
                 let mut out = Vec::new();
-                tx.query_each(&sql, &plan.params.values, &plan.types, |values| {
-                    out.push(Row::new(plan.names.clone(), values));
-                    Ok(true)
+                if plan.pure_sql() {
+                    tx.query_each(&sql, &plan.params.values, &plan.fetch_types, |values| {
+                        out.push(Row::new(plan.names.clone(), values));
+                        Ok(true)
+                    })?;
+                    return Ok(out);
+                }
+                let (mut skip, want) = if pushed { (0, None) } else { (self.offset, limit) };
+                let mut batch = Vec::with_capacity(BATCH);
+                let mut fetched = 0usize;
+                let mut flush =
+                    |batch: &mut Vec<Vec<Value>>, out: &mut Vec<Row>, fetched: &mut usize| -> Result<bool> {
+                        let n = batch.len();
+                        for row in plan.finish(std::mem::take(batch), *fetched, self.udfs())? {
+                            if skip > 0 {
+                                skip -= 1;
+                            } else if want.is_none_or(|w| (out.len() as u64) < w) {
+                                out.push(row);
+                            }
+                        }
+                        *fetched += n;
+                        Ok(want.is_none_or(|w| (out.len() as u64) < w))
+                    };
+                let mut more = true;
+                tx.query_each(&sql, &plan.params.values, &plan.fetch_types, |values| {
+                    batch.push(values);
+                    if batch.len() >= BATCH {
+                        more = flush(&mut batch, &mut out, &mut fetched)?;
+                    }
+                    Ok(more)
                 })?;
+                if more {
+                    flush(&mut batch, &mut out, &mut fetched)?;
+                }
                 Ok(out)
             })
             .map_err(|e| e.context(format_args!("select from '{}'", table.display_path())))
@@ -192,15 +336,26 @@ impl Query {
     /// The number of matching rows (after limit and offset).
     pub fn count(&self) -> Result<u64> {
         let table = &self.table;
+        if self.filter.as_ref().is_some_and(Expr::has_udf) {
+            return Ok(self.clone_with_items(vec![crate::lit(1)]).collect()?.len() as u64);
+        }
         table
             .catalog
             .store()
             .read(|tx| {
                 let plan = self.plan(tx, None)?;
-                let sql = format!("SELECT count(*) FROM (SELECT 1 {}{})", plan.from_where, self.limit_sql(self.limit));
+                let sql = format!(
+                    "SELECT count(*) FROM (SELECT 1 {}{})",
+                    plan.from_where,
+                    Query::limit_sql(self.limit, self.offset)
+                );
                 Ok(tx.query_i64(&sql, &plan.params.values)? as u64)
             })
             .map_err(|e| e.context(format_args!("count '{}'", table.display_path())))
+    }
+
+    fn clone_with_items(&self, items: Vec<Expr>) -> Query {
+        Query { items, ..self.clone() }
     }
 
     /// The matching rows as an iterator that reads them in batches of 1024, so the table is
@@ -208,23 +363,28 @@ impl Query {
     /// The stream reads the version that was current when it started, whatever is written
     /// meanwhile; if the table is reverted past that version, the next batch is an error.
     pub fn stream(&self) -> Result<RowStream> {
-        let (version, epoch, order_ids) = self.table.catalog.store().read(|tx| {
+        let (version, epoch, order_ids, rust_filter) = self.table.catalog.store().read(|tx| {
             let plan = self.plan(tx, None)?;
+            let pushed = plan.rust_filter.is_none();
             let ids = if plan.order.is_empty() {
                 None
             } else {
-                let sql = format!("SELECT rowid {}{}{}", plan.from_where, plan.order, self.limit_sql(self.limit));
+                let tail = if pushed { Query::limit_sql(self.limit, self.offset) } else { String::new() };
+                let sql = format!("SELECT rowid {}{}{tail}", plan.from_where, plan.order);
                 let mut ids = Vec::new();
                 tx.query_each(&sql, &plan.params.values, &[Some(ColumnType::Int)], |v| {
-                    if let Some(crate::Value::Int(id)) = v.first() {
+                    if let Some(Value::Int(id)) = v.first() {
                         ids.push(*id);
                     }
                     Ok(true)
                 })?;
                 Some(ids)
             };
-            Ok((plan.version, plan.epoch, ids))
+            Ok((plan.version, plan.epoch, ids, !pushed))
         })?;
+        // Limit and offset are already applied by SQL to the ordered ids, unless a Rust
+        // filter must see the rows first.
+        let (skip, limit) = if order_ids.is_some() && !rust_filter { (0, None) } else { (self.offset, self.limit) };
         Ok(RowStream {
             query: self.clone(),
             version,
@@ -232,7 +392,9 @@ impl Query {
             order_ids,
             position: 0,
             last_rowid: 0,
-            skipped: 0,
+            fetched: 0,
+            skip,
+            limit,
             emitted: 0,
             buffer: VecDeque::new(),
             done: false,
@@ -248,7 +410,9 @@ pub struct RowStream {
     order_ids: Option<Vec<i64>>,
     position: usize,
     last_rowid: i64,
-    skipped: u64,
+    fetched: usize,
+    skip: u64,
+    limit: Option<u64>,
     emitted: u64,
     buffer: VecDeque<Row>,
     done: bool,
@@ -258,7 +422,7 @@ impl RowStream {
     fn fetch(&mut self) -> Result<()> {
         let q = &self.query;
         let (version, epoch) = (self.version, self.epoch);
-        q.table.catalog.store().read(|tx| {
+        let batch = q.table.catalog.store().read(|tx| {
             let plan = q.plan(tx, Some(version))?;
             if plan.epoch != epoch {
                 return Err(err!(
@@ -267,55 +431,55 @@ impl RowStream {
                     q.table.display_path()
                 ));
             }
-            match &self.order_ids {
+            let mut types = vec![Some(ColumnType::Int)];
+            types.extend(&plan.fetch_types);
+            let mut rows: Vec<(i64, Vec<Value>)> = Vec::with_capacity(BATCH);
+            let mut collect = |mut values: Vec<Value>| {
+                if let Value::Int(id) = values.remove(0) {
+                    rows.push((id, values));
+                }
+                Ok(true)
+            };
+            let fetched = match &self.order_ids {
                 Some(ids) => {
-                    let end = (self.position + STREAM_BATCH).min(ids.len());
-                    let batch = &ids[self.position..end];
+                    let end = (self.position + BATCH).min(ids.len());
+                    let wanted = &ids[self.position..end];
                     self.position = end;
-                    if batch.is_empty() {
-                        self.done = true;
-                        return Ok(());
+                    if !wanted.is_empty() {
+                        let list = wanted.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+                        let sql = format!("SELECT rowid, {} {} AND rowid IN ({list})", plan.fetch, plan.from_where);
+                        tx.query_each(&sql, &plan.params.values, &types, &mut collect)?;
+                        let mut by_id: std::collections::HashMap<i64, Vec<Value>> = rows.drain(..).collect();
+                        rows.extend(wanted.iter().filter_map(|id| by_id.remove(id).map(|v| (*id, v))));
                     }
-                    let list = batch.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-                    let sql = format!("SELECT rowid, {} {} AND rowid IN ({list})", plan.select, plan.from_where);
-                    let mut types = vec![Some(ColumnType::Int)];
-                    types.extend(&plan.types);
-                    let mut found = std::collections::HashMap::with_capacity(batch.len());
-                    tx.query_each(&sql, &plan.params.values, &types, |mut values| {
-                        if let crate::Value::Int(id) = values.remove(0) {
-                            found.insert(id, Row::new(plan.names.clone(), values));
-                        }
-                        Ok(true)
-                    })?;
-                    self.buffer.extend(batch.iter().filter_map(|id| found.remove(id)));
+                    self.done = self.position >= ids.len();
+                    wanted.len()
                 }
                 None => {
                     let sql = format!(
-                        "SELECT rowid, {} {} AND rowid > {} ORDER BY rowid LIMIT {STREAM_BATCH}",
-                        plan.select, plan.from_where, self.last_rowid
+                        "SELECT rowid, {} {} AND rowid > {} ORDER BY rowid LIMIT {BATCH}",
+                        plan.fetch, plan.from_where, self.last_rowid
                     );
-                    let mut types = vec![Some(ColumnType::Int)];
-                    types.extend(&plan.types);
-                    let mut n = 0;
-                    tx.query_each(&sql, &plan.params.values, &types, |mut values| {
-                        n += 1;
-                        if let crate::Value::Int(id) = values.remove(0) {
-                            self.last_rowid = id;
-                        }
-                        if self.skipped < q.offset {
-                            self.skipped += 1;
-                        } else {
-                            self.buffer.push_back(Row::new(plan.names.clone(), values));
-                        }
-                        Ok(true)
-                    })?;
-                    if n < STREAM_BATCH {
-                        self.done = true;
+                    tx.query_each(&sql, &plan.params.values, &types, &mut collect)?;
+                    if let Some((id, _)) = rows.last() {
+                        self.last_rowid = *id;
                     }
+                    self.done = rows.len() < BATCH;
+                    rows.len()
                 }
+            };
+            let first = self.fetched;
+            self.fetched += fetched;
+            plan.finish(rows.into_iter().map(|(_, v)| v).collect(), first, q.udfs())
+        })?;
+        for row in batch {
+            if self.skip > 0 {
+                self.skip -= 1;
+            } else {
+                self.buffer.push_back(row);
             }
-            Ok(())
-        })
+        }
+        Ok(())
     }
 }
 
@@ -323,7 +487,7 @@ impl Iterator for RowStream {
     type Item = Result<Row>;
 
     fn next(&mut self) -> Option<Result<Row>> {
-        if self.order_ids.is_none() && self.query.limit.is_some_and(|l| self.emitted >= l) {
+        if self.limit.is_some_and(|l| self.emitted >= l) {
             return None;
         }
         while self.buffer.is_empty() && !self.done {

@@ -179,16 +179,48 @@ impl TableSchema {
     pub fn downstream_of(&self, changed: &BTreeSet<String>) -> Vec<&ColumnDef> {
         let mut dirty: BTreeSet<String> = changed.clone();
         let mut out = Vec::new();
-        // Columns are stored in an order where a computed column comes after its inputs.
-        for col in &self.columns {
-            if let Some(comp) = &col.computed {
-                if comp.expr.columns().iter().any(|c| dirty.contains(c)) {
-                    dirty.insert(col.name.clone());
-                    out.push(col);
-                }
+        for col in self.computed_order() {
+            let reads = col.computed.as_ref().map(|c| c.expr.columns()).unwrap_or_default();
+            if reads.iter().any(|c| dirty.contains(c)) {
+                dirty.insert(col.name.clone());
+                out.push(col);
             }
         }
         out
+    }
+
+    /// The computed columns in an order where each comes after the computed columns it
+    /// reads (a topological order; the schema has no cycles).
+    pub fn computed_order(&self) -> Vec<&ColumnDef> {
+        let computed: Vec<&ColumnDef> = self.columns.iter().filter(|c| c.is_computed()).collect();
+        let mut done: BTreeSet<&str> = BTreeSet::new();
+        let mut out = Vec::with_capacity(computed.len());
+        while out.len() < computed.len() {
+            let before = out.len();
+            for c in &computed {
+                if done.contains(c.name.as_str()) {
+                    continue;
+                }
+                let reads = c.computed.as_ref().map(|comp| comp.expr.columns()).unwrap_or_default();
+                let ready =
+                    reads.iter().all(|r| done.contains(r.as_str()) || !computed.iter().any(|other| other.name == *r));
+                if ready {
+                    done.insert(&c.name);
+                    out.push(*c);
+                }
+            }
+            if out.len() == before {
+                // A cycle cannot be stored (adding one is refused); keep the rest in order.
+                out.extend(computed.iter().filter(|c| !done.contains(c.name.as_str())));
+                break;
+            }
+        }
+        out
+    }
+
+    /// True when any computed column calls a UDF.
+    pub fn has_udf_columns(&self) -> bool {
+        self.columns.iter().any(|c| c.computed.as_ref().is_some_and(|comp| comp.expr.has_udf()))
     }
 }
 

@@ -1,15 +1,450 @@
-//! User-defined functions: the registry of versioned Rust UDFs a catalog handle knows.
+//! User-defined functions: versioned Rust functions that computed columns and queries call,
+//! and the registry of them that a catalog handle knows.
+//!
+//! A UDF is identified by (name, version). A computed column stores the call with both, so
+//! a changed function must get a new version, and a table whose UDF is missing or has
+//! another version refuses the writes that would need it, with an error naming both.
 
-use crate::error::Result;
+use std::collections::HashMap;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, RwLock};
+
+use crate::error::{err, Result};
+use crate::expr::Expr;
 use crate::schema::TableSchema;
+use crate::types::{ColumnType, Value};
 
-/// The UDFs registered on a catalog handle.
+type RowFn = dyn Fn(&[Value]) -> std::result::Result<Value, String> + Send + Sync;
+type BatchFn = dyn Fn(&[Vec<Value>]) -> Vec<std::result::Result<Value, String>> + Send + Sync;
+
+enum Body {
+    Row(Box<RowFn>),
+    Batch(Box<BatchFn>),
+}
+
+/// A versioned Rust function over column values.
+///
+/// ```
+/// use tabula::{col, Udf};
+/// // Typed: the signature comes from the closure. Null arguments skip the call (null result)
+/// // unless the parameter is an `Option`.
+/// let shout = Udf::new("shout", 1, |s: String| format!("{}!", s.to_uppercase()));
+/// assert_eq!(shout.call([col("title")]).to_string(), "shout@1(title)");
+/// ```
+#[derive(Clone)]
+pub struct Udf {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    version: u32,
+    params: Vec<ColumnType>,
+    /// Per parameter: whether a null is passed in (an `Option` parameter) instead of
+    /// skipping the call.
+    takes_null: Vec<bool>,
+    returns: ColumnType,
+    body: Body,
+}
+
+/// Why one cell could not be computed: kept in the cell's error slot under
+/// `OnError::Ignore`, or reported as the error of the call under `OnError::Abort`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellError {
+    /// A short kind: `UdfError`, `UdfPanic`, `UdfTypeError`, `UdfBatchError`.
+    pub kind: String,
+    /// What happened.
+    pub message: String,
+}
+
+impl fmt::Display for CellError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+impl CellError {
+    pub(crate) fn new(kind: &str, message: impl Into<String>) -> CellError {
+        CellError { kind: kind.to_string(), message: message.into() }
+    }
+}
+
+impl fmt::Debug for Udf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Udf({}@{})", self.inner.name, self.inner.version)
+    }
+}
+
+impl Udf {
+    /// A row-wise UDF from a typed closure of one to four arguments. Arguments and the
+    /// result are `i64`, `f64`, `bool`, `String`, `Vec<u8>`, `serde_json::Value`, or an
+    /// `Option` of one; the closure may return `Result<T, E>` with `E: Display`.
+    pub fn new<Args, F: IntoUdfFn<Args>>(name: impl Into<String>, version: u32, f: F) -> Udf {
+        let (params, takes_null, returns) = F::signature();
+        Udf::build(name, version, params, takes_null, returns, Body::Row(f.into_fn()))
+    }
+
+    /// A row-wise UDF over untyped values, for signatures decided at run time. Null
+    /// arguments skip the call.
+    pub fn row(
+        name: impl Into<String>,
+        version: u32,
+        params: impl IntoIterator<Item = ColumnType>,
+        returns: ColumnType,
+        f: impl Fn(&[Value]) -> std::result::Result<Value, String> + Send + Sync + 'static,
+    ) -> Udf {
+        let params: Vec<ColumnType> = params.into_iter().collect();
+        let takes_null = vec![false; params.len()];
+        Udf::build(name, version, params, takes_null, returns, Body::Row(Box::new(f)))
+    }
+
+    /// A batch UDF: called once with many rows (each the argument values of one row, none
+    /// null) and returning one result a row, for model-like work that is cheaper in bulk.
+    pub fn batch(
+        name: impl Into<String>,
+        version: u32,
+        params: impl IntoIterator<Item = ColumnType>,
+        returns: ColumnType,
+        f: impl Fn(&[Vec<Value>]) -> Vec<std::result::Result<Value, String>> + Send + Sync + 'static,
+    ) -> Udf {
+        let params: Vec<ColumnType> = params.into_iter().collect();
+        let takes_null = vec![false; params.len()];
+        Udf::build(name, version, params, takes_null, returns, Body::Batch(Box::new(f)))
+    }
+
+    fn build(
+        name: impl Into<String>,
+        version: u32,
+        params: Vec<ColumnType>,
+        takes_null: Vec<bool>,
+        returns: ColumnType,
+        body: Body,
+    ) -> Udf {
+        Udf { inner: Arc::new(Inner { name: name.into(), version, params, takes_null, returns, body }) }
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The version.
+    pub fn version(&self) -> u32 {
+        self.inner.version
+    }
+
+    /// The parameter types.
+    pub fn params(&self) -> &[ColumnType] {
+        &self.inner.params
+    }
+
+    /// The result type.
+    pub fn returns(&self) -> ColumnType {
+        self.inner.returns
+    }
+
+    /// True for a batch UDF.
+    pub fn is_batch(&self) -> bool {
+        matches!(self.inner.body, Body::Batch(_))
+    }
+
+    /// An expression calling this UDF: `summarize.call([col("text")])`.
+    pub fn call(&self, args: impl IntoIterator<Item = Expr>) -> Expr {
+        Expr::Udf {
+            name: self.inner.name.clone(),
+            version: self.inner.version,
+            params: self.inner.params.clone(),
+            returns: self.inner.returns,
+            args: args.into_iter().collect(),
+        }
+    }
+
+    /// Calls the UDF on the argument values of many rows. Null arguments (for parameters
+    /// that do not take them) give null without a call; a panic is caught and becomes that
+    /// row's error (every row's, for a batch UDF); a result of the wrong type is an error.
+    pub fn invoke(&self, rows: &[Vec<Value>]) -> Vec<std::result::Result<Value, CellError>> {
+        let inner = &self.inner;
+        let skip = |args: &Vec<Value>| args.iter().zip(&inner.takes_null).any(|(a, takes)| a.is_null() && !takes);
+        let check = |r: std::result::Result<Value, String>| -> std::result::Result<Value, CellError> {
+            let v = r.map_err(|m| CellError::new("UdfError", m))?;
+            let found = v.type_name();
+            crate::expr::func::normalize(v).coerce_to(inner.returns).map_err(|_| {
+                CellError::new(
+                    "UdfTypeError",
+                    format!(
+                        "{}@{} returned {found}, but it is declared to return {}",
+                        inner.name, inner.version, inner.returns
+                    ),
+                )
+            })
+        };
+        match &inner.body {
+            Body::Row(f) => rows
+                .iter()
+                .map(|args| {
+                    if skip(args) {
+                        return Ok(Value::Null);
+                    }
+                    match catch_unwind(AssertUnwindSafe(|| f(args))) {
+                        Ok(r) => check(r),
+                        Err(panic) => Err(CellError::new("UdfPanic", panic_message(&panic))),
+                    }
+                })
+                .collect(),
+            Body::Batch(f) => {
+                let called: Vec<usize> = (0..rows.len()).filter(|i| !skip(&rows[*i])).collect();
+                let args: Vec<Vec<Value>> = called.iter().map(|i| rows[*i].clone()).collect();
+                let mut out: Vec<std::result::Result<Value, CellError>> = vec![Ok(Value::Null); rows.len()];
+                if args.is_empty() {
+                    return out;
+                }
+                match catch_unwind(AssertUnwindSafe(|| f(&args))) {
+                    Ok(results) if results.len() == args.len() => {
+                        for (i, r) in called.into_iter().zip(results) {
+                            out[i] = check(r);
+                        }
+                    }
+                    Ok(results) => {
+                        let e = CellError::new(
+                            "UdfBatchError",
+                            format!(
+                                "{}@{} returned {} results for {} rows",
+                                inner.name,
+                                inner.version,
+                                results.len(),
+                                args.len()
+                            ),
+                        );
+                        for i in called {
+                            out[i] = Err(e.clone());
+                        }
+                    }
+                    Err(panic) => {
+                        let e = CellError::new("UdfPanic", panic_message(&panic));
+                        for i in called {
+                            out[i] = Err(e.clone());
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        format!("panicked: {s}")
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        format!("panicked: {s}")
+    } else {
+        "panicked".to_string()
+    }
+}
+
+/// Rust types a typed UDF takes and returns.
+pub trait UdfValue: Sized {
+    /// The column type.
+    const TYPE: ColumnType;
+    /// True for `Option<T>`: nulls are passed in rather than skipping the call.
+    const TAKES_NULL: bool = false;
+    /// Reads an argument.
+    fn from_arg(v: &Value) -> std::result::Result<Self, String>;
+    /// Makes a result.
+    fn into_result(self) -> Value;
+}
+
+macro_rules! udf_value {
+    ($($t:ty => $ty:ident),*) => {$(
+        impl UdfValue for $t {
+            const TYPE: ColumnType = ColumnType::$ty;
+            fn from_arg(v: &Value) -> std::result::Result<Self, String> {
+                crate::types::FromValue::from_value(v)
+            }
+            fn into_result(self) -> Value {
+                Value::from(self)
+            }
+        }
+    )*};
+}
+udf_value!(i64 => Int, f64 => Float, bool => Bool, String => String, Vec<u8> => Bytes, serde_json::Value => Json);
+
+impl<T: UdfValue> UdfValue for Option<T> {
+    const TYPE: ColumnType = T::TYPE;
+    const TAKES_NULL: bool = true;
+    fn from_arg(v: &Value) -> std::result::Result<Self, String> {
+        match v {
+            Value::Null => Ok(None),
+            v => T::from_arg(v).map(Some),
+        }
+    }
+    fn into_result(self) -> Value {
+        self.map(T::into_result).unwrap_or(Value::Null)
+    }
+}
+
+/// What a typed UDF closure may return: a value, or `Result<value, E: Display>`.
+pub trait UdfReturn {
+    /// The column type of the value.
+    const TYPE: ColumnType;
+    /// The value, or the error message.
+    fn into_value(self) -> std::result::Result<Value, String>;
+}
+
+impl<T: UdfValue> UdfReturn for T {
+    const TYPE: ColumnType = T::TYPE;
+    fn into_value(self) -> std::result::Result<Value, String> {
+        Ok(self.into_result())
+    }
+}
+
+impl<T: UdfValue, E: fmt::Display> UdfReturn for std::result::Result<T, E> {
+    const TYPE: ColumnType = T::TYPE;
+    fn into_value(self) -> std::result::Result<Value, String> {
+        self.map(T::into_result).map_err(|e| e.to_string())
+    }
+}
+
+/// Closures that can be typed UDFs (one to four arguments); see [`Udf::new`].
+pub trait IntoUdfFn<Args> {
+    /// (parameter types, which take nulls, result type)
+    fn signature() -> (Vec<ColumnType>, Vec<bool>, ColumnType);
+    /// The closure over untyped values.
+    fn into_fn(self) -> Box<RowFn>;
+}
+
+macro_rules! into_udf_fn {
+    ($($a:ident $i:tt),*) => {
+        impl<F, R, $($a),*> IntoUdfFn<($($a,)*)> for F
+        where
+            F: Fn($($a),*) -> R + Send + Sync + 'static,
+            R: UdfReturn,
+            $($a: UdfValue,)*
+        {
+            fn signature() -> (Vec<ColumnType>, Vec<bool>, ColumnType) {
+                (vec![$($a::TYPE),*], vec![$($a::TAKES_NULL),*], R::TYPE)
+            }
+            fn into_fn(self) -> Box<RowFn> {
+                Box::new(move |args: &[Value]| {
+                    if args.len() != [$($i),*].len() {
+                        return Err(format!("expected {} arguments, found {}", [$($i),*].len(), args.len()));
+                    }
+                    self($($a::from_arg(&args[$i])?),*).into_value()
+                })
+            }
+        }
+    };
+}
+into_udf_fn!(A 0);
+into_udf_fn!(A 0, B 1);
+into_udf_fn!(A 0, B 1, C 2);
+into_udf_fn!(A 0, B 1, C 2, D 3);
+
+/// The UDFs registered on a catalog handle (shared by its clones).
 #[derive(Default)]
-pub(crate) struct Registry {}
+pub(crate) struct Registry {
+    udfs: RwLock<HashMap<String, Udf>>,
+}
 
 impl Registry {
-    /// Checks that every UDF named by `schema` is registered with its stored version.
-    pub(crate) fn check_schema(&self, _schema: &TableSchema) -> Result<()> {
+    pub(crate) fn register(&self, udf: Udf) {
+        let mut map = self.udfs.write().unwrap_or_else(|p| p.into_inner());
+        map.insert(udf.inner.name.clone(), udf);
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<Udf> {
+        self.udfs.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    /// The registered UDF for a call in `expr` named (name, version) with this signature,
+    /// or an error naming what is stored and what is registered.
+    pub(crate) fn resolve(&self, name: &str, version: u32, params: &[ColumnType], returns: ColumnType) -> Result<Udf> {
+        let Some(udf) = self.get(name) else {
+            return Err(err!(
+                UdfNotRegistered,
+                "UDF {name}@{version} is not registered on this catalog handle (call catalog.register(..) with it first)"
+            ));
+        };
+        if udf.version() != version {
+            return Err(err!(
+                UdfVersionMismatch,
+                "needs UDF {name}@{version}, but {name}@{} is registered; register version {version}, or replace the column to recompute it with @{}",
+                udf.version(),
+                udf.version()
+            ));
+        }
+        if udf.params() != params || udf.returns() != returns {
+            return Err(err!(
+                UdfVersionMismatch,
+                "UDF {name}@{version} is registered with another signature ({} -> {}) than stored ({} -> {returns}); a changed UDF needs a new version",
+                type_list(udf.params()),
+                udf.returns(),
+                type_list(params)
+            ));
+        }
+        Ok(udf)
+    }
+
+    /// Checks every UDF call in `expr`.
+    pub(crate) fn check_expr(&self, expr: &Expr) -> Result<()> {
+        let mut result = Ok(());
+        expr.visit(&mut |e| {
+            if let (Expr::Udf { name, version, params, returns, .. }, Ok(())) = (e, &result) {
+                result = self.resolve(name, *version, params, *returns).map(|_| ());
+            }
+        });
+        result
+    }
+
+    /// Checks every UDF the computed columns of `schema` call; the error names the column.
+    pub(crate) fn check_schema(&self, schema: &TableSchema) -> Result<()> {
+        for c in &schema.columns {
+            if let Some(comp) = &c.computed {
+                self.check_expr(&comp.expr).map_err(|e| e.context(format_args!("computed column '{}'", c.name)))?;
+            }
+        }
         Ok(())
+    }
+}
+
+fn type_list(types: &[ColumnType]) -> String {
+    format!("({})", types.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_udfs_skip_nulls_and_catch_panics() {
+        let f = Udf::new("f", 1, |n: i64| -> std::result::Result<i64, String> {
+            if n < 0 {
+                return Err("negative".into());
+            }
+            if n == 13 {
+                panic!("unlucky");
+            }
+            Ok(n * 2)
+        });
+        assert_eq!((f.params(), f.returns()), (&[ColumnType::Int][..], ColumnType::Int));
+        let out = f.invoke(&[vec![Value::Int(2)], vec![Value::Null], vec![Value::Int(-1)], vec![Value::Int(13)]]);
+        assert_eq!(out[0], Ok(Value::Int(4)));
+        assert_eq!(out[1], Ok(Value::Null));
+        assert_eq!(out[2], Err(CellError::new("UdfError", "negative")));
+        assert_eq!(out[3], Err(CellError::new("UdfPanic", "panicked: unlucky")));
+        let g = Udf::new("g", 1, |a: Option<String>, b: i64| a.map(|a| a.len() as i64 + b).unwrap_or(-1));
+        assert_eq!(g.invoke(&[vec![Value::Null, Value::Int(1)]]), vec![Ok(Value::Int(-1))]);
+    }
+
+    #[test]
+    fn untyped_results_are_type_checked_and_batches_sized() {
+        let bad = Udf::row("bad", 1, [ColumnType::Int], ColumnType::Int, |_| Ok(Value::from("x")));
+        let out = bad.invoke(&[vec![Value::Int(1)]]);
+        assert_eq!(out[0].as_ref().unwrap_err().kind, "UdfTypeError");
+        let short = Udf::batch("short", 1, [ColumnType::Int], ColumnType::Int, |_| vec![]);
+        let out = short.invoke(&[vec![Value::Int(1)], vec![Value::Null]]);
+        assert_eq!(out[0].as_ref().unwrap_err().kind, "UdfBatchError");
+        assert_eq!(out[1], Ok(Value::Null));
     }
 }

@@ -3,6 +3,7 @@
 //! that transaction, so a handle never acts on stale metadata written by another handle or
 //! process.
 
+mod columns;
 mod table;
 
 use std::fmt;
@@ -12,8 +13,9 @@ use crate::error::{err, Result};
 use crate::path::{IntoPath, Path};
 use crate::schema::Schema;
 use crate::store::{EntryKind, Store, Tx};
-use crate::udf::Registry;
+use crate::udf::{Registry, Udf};
 
+pub use columns::ColumnOptions;
 pub(crate) use table::{all_columns, check_predicate, Change};
 pub use table::{ColumnInfo, Table, TableInfo, VersionInfo, WriteResult};
 
@@ -89,6 +91,13 @@ impl Catalog {
 
     fn from_store(store: Store) -> Result<Catalog> {
         Ok(Catalog { inner: Arc::new(Inner { store, udfs: Registry::default() }) })
+    }
+
+    /// Registers a UDF on this handle (and its clones), replacing any UDF of the same name.
+    /// Computed columns name the (name, version) they were made with; writes that need a
+    /// UDF fail until it is registered with that version.
+    pub fn register(&self, udf: &Udf) {
+        self.inner.udfs.register(udf.clone());
     }
 
     /// Where the catalog lives: its file path, or `:memory:`.

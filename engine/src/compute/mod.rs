@@ -1,28 +1,41 @@
 //! Writing rows and computing computed columns: the insert path (stored values checked and
 //! coerced, computed columns evaluated for every new row), the rewrite of updated rows
-//! (assigned columns and everything downstream of them recomputed), and filling a new
-//! computed column over existing rows in batches.
+//! (assigned columns and everything downstream of them recomputed), and filling computed
+//! columns over existing rows.
 //!
-//! Expressions that SQLite can run are compiled into the SQL statement itself; this module
-//! never touches rusqlite directly (it goes through `store`).
+//! Expressions without UDFs compile into the SQL statements themselves (SQLite evaluates
+//! them, builtins included). Expressions with UDFs are evaluated in Rust, in batches of
+//! [`BATCH`] rows, so batch UDFs see many rows at once and memory stays flat. Per-cell
+//! failures follow the column's [`OnError`]. This module goes through `store` for all I/O.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::catalog::Change;
 use crate::error::{err, Result};
+use crate::expr::eval::{eval, Batch, Cells};
 use crate::expr::sql::{to_sql, Params};
 use crate::expr::Expr;
 use crate::row::Row;
-use crate::schema::{ColumnDef, TableSchema};
+use crate::schema::{ColumnDef, OnError, TableSchema};
 use crate::store::{Inserter, TableMeta, Tx, LIVE};
 use crate::types::{ColumnType, Value, Version};
-use crate::udf::Registry;
+use crate::udf::{CellError, Registry};
+
+/// Rows evaluated together in Rust (and handed to batch UDFs at once).
+pub(crate) const BATCH: usize = 1024;
 
 /// `expr` as SQL over the physical columns of `schema`.
 pub(crate) fn sql_over_columns(schema: &TableSchema, expr: &Expr, params: &mut Params) -> Result<String> {
-    let resolve = |name: &str| schema.column(name).map(|c| format!("c{}", c.id.0));
-    to_sql(expr, &resolve, params)
+    to_sql(expr, schema, &|name| physical(schema, name), params)
+}
+
+/// The physical column for a column name or the [`error_slot`] of one.
+fn physical(schema: &TableSchema, name: &str) -> Option<String> {
+    if let Some(column) = name.strip_suffix("#error") {
+        return schema.column(column).filter(|c| c.is_computed()).map(|c| format!("e{}", c.id.0));
+    }
+    schema.column(name).map(|c| format!("c{}", c.id.0))
 }
 
 /// Checks that `expr` may be assigned to `column` in an update.
@@ -39,95 +52,162 @@ pub(crate) fn check_assignable(schema: &TableSchema, column: &ColumnDef, expr: &
     }
 }
 
+/// The text kept in an error slot: `Kind: message`.
+fn slot_text(e: &CellError) -> Value {
+    Value::String(format!("{}: {}", e.kind, e.message))
+}
+
+/// Applies a computed column's error policy to its evaluated cells: returns (value, error
+/// slot) a row, or the error that aborts the call. `describe_row` names a row for that error.
+fn settle(column: &ColumnDef, cells: Cells, describe_row: &dyn Fn(usize) -> String) -> Result<Vec<(Value, Value)>> {
+    let policy = column.computed.as_ref().map(|c| c.on_error).unwrap_or_default();
+    cells
+        .into_iter()
+        .enumerate()
+        .map(|(i, cell)| match cell {
+            Ok(v) => v
+                .coerce_to(column.ty)
+                .map(|v| (v, Value::Null))
+                .map_err(|why| err!(UdfFailed, "computed column '{}', {}: {why}", column.name, describe_row(i))),
+            Err(e) if policy == OnError::Ignore => Ok((Value::Null, slot_text(&e))),
+            Err(e) => Err(err!(
+                UdfFailed,
+                "computed column '{}', {}: {e} (nothing was stored; use OnError::Ignore to keep the rows that work and record the errors)",
+                column.name,
+                describe_row(i)
+            )),
+        })
+        .collect()
+}
+
+fn describe_inputs(names: &[String], values: &[Value]) -> String {
+    let shown: Vec<String> = names
+        .iter()
+        .zip(values)
+        .filter(|(n, _)| !n.starts_with('\u{0}'))
+        .map(|(n, v)| {
+            let mut text = v.to_string();
+            if text.len() > 60 {
+                let cut = (0..=57).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+                text.truncate(cut);
+                text.push_str("...");
+            }
+            format!("{n} = {text}")
+        })
+        .collect();
+    shown.join(", ")
+}
+
 /// Inserts rows into one table in one version: checks and coerces each stored value, and
 /// computes the computed columns.
 pub(crate) struct RowWriter<'t> {
     inserter: Inserter<'t>,
     stored: Vec<ColumnDef>,
+    /// Computed columns evaluated in Rust (all of them when any calls a UDF), in order.
+    rust_columns: Vec<ColumnDef>,
     /// The literal parameters of the computed columns' SQL, bound after the row's values.
     literals: Vec<Value>,
-    /// Where each value of the last row shape goes among `stored` (`None`: not a column).
+    /// Where each value of the last row shape goes among `stored`.
     shape: Option<(Arc<[String]>, Vec<usize>)>,
-    /// `[logical id, stored values...]` of the row being written.
-    buf: Vec<Value>,
+    /// Rows checked but not yet written (Rust-evaluated tables write a batch at a time):
+    /// `[logical id, stored values...]`.
+    pending: Vec<Vec<Value>>,
+    pending_index: Vec<usize>,
     next_row_id: i64,
     count: u64,
+    udfs: &'t Registry,
 }
 
 impl<'t> RowWriter<'t> {
-    pub(crate) fn new(tx: &'t Tx<'t>, meta: &TableMeta, version: Version, _udfs: &Registry) -> Result<RowWriter<'t>> {
-        let stored: Vec<ColumnDef> = meta.schema.columns.iter().filter(|c| !c.is_computed()).cloned().collect();
+    pub(crate) fn new(tx: &'t Tx<'t>, meta: &TableMeta, version: Version, udfs: &'t Registry) -> Result<RowWriter<'t>> {
+        let schema = &meta.schema;
+        if schema.has_udf_columns() {
+            udfs.check_schema(schema).map_err(|e| e.context("insert refused"))?;
+        }
+        let stored: Vec<ColumnDef> = schema.columns.iter().filter(|c| !c.is_computed()).cloned().collect();
+        let rust = schema.has_udf_columns();
         let mut params = Params { values: vec![Value::Null; stored.len() + 1] };
         let mut targets = vec!["_id".to_string(), "_vmin".into(), "_vmax".into()];
         let mut values = vec!["?1".to_string(), version.0.to_string(), LIVE.to_string()];
-        let mut sql_of: HashMap<&str, String> = HashMap::new();
+        let mut sql_of: HashMap<String, String> = HashMap::new();
         for (i, c) in stored.iter().enumerate() {
             targets.push(format!("c{}", c.id.0));
             values.push(format!("?{}", i + 2));
-            sql_of.insert(&c.name, format!("?{}", i + 2));
+            sql_of.insert(c.name.clone(), format!("?{}", i + 2));
         }
-        for c in meta.schema.columns.iter() {
+        let mut rust_columns = Vec::new();
+        for c in schema.computed_order() {
             let Some(computed) = &c.computed else { continue };
-            let sql = to_sql(&computed.expr, &|name| sql_of.get(name).cloned(), &mut params)?;
             targets.push(format!("c{}", c.id.0));
-            values.push(sql.clone());
-            sql_of.insert(&c.name, sql);
+            if rust {
+                // Placeholders after the stored values: value and error slot of each column.
+                let at = stored.len() + 2 + 2 * rust_columns.len();
+                values.push(format!("?{at}"));
+                targets.push(format!("e{}", c.id.0));
+                values.push(format!("?{}", at + 1));
+                rust_columns.push(c.clone());
+            } else {
+                let sql = to_sql(&computed.expr, schema, &|name| sql_of.get(name).cloned(), &mut params)?;
+                values.push(sql.clone());
+                sql_of.insert(c.name.clone(), format!("({sql})"));
+            }
         }
         let sql = format!("INSERT INTO {}({}) VALUES ({})", meta.phys(), targets.join(", "), values.join(", "));
         let literals = params.values.split_off(stored.len() + 1);
         Ok(RowWriter {
             inserter: tx.inserter(&sql)?,
-            buf: Vec::with_capacity(stored.len() + 1),
             stored,
+            rust_columns,
             literals,
             shape: None,
+            pending: Vec::new(),
+            pending_index: Vec::new(),
             next_row_id: meta.next_row_id,
             count: 0,
+            udfs,
         })
     }
 
-    fn positions(&mut self, index: usize, row: &Row) -> Result<&[usize]> {
+    fn positions(&mut self, index: usize, row: &Row) -> Result<Vec<usize>> {
         let names = row.names_arc();
-        let reuse = match &self.shape {
-            Some((known, _)) => Arc::ptr_eq(known, names) || known[..] == names[..],
-            None => false,
-        };
-        if !reuse {
-            let mut positions = Vec::with_capacity(names.len());
-            for name in names.iter() {
-                match self.stored.iter().position(|c| c.name == *name) {
-                    Some(p) => {
-                        if positions.contains(&p) {
-                            return Err(err!(InvalidArgument, "row {index}: column '{name}' is given twice"));
-                        }
-                        positions.push(p)
-                    }
-                    None => return Err(self.unknown(index, name)),
-                }
+        if let Some((known, positions)) = &self.shape {
+            if Arc::ptr_eq(known, names) || known[..] == names[..] {
+                return Ok(positions.clone());
             }
-            self.shape = Some((names.clone(), positions));
         }
-        Ok(self.shape.as_ref().map(|(_, p)| p.as_slice()).unwrap_or(&[]))
+        let mut positions = Vec::with_capacity(names.len());
+        for name in names.iter() {
+            match self.stored.iter().position(|c| c.name == *name) {
+                Some(p) if positions.contains(&p) => {
+                    return Err(err!(InvalidArgument, "row {index}: column '{name}' is given twice"))
+                }
+                Some(p) => positions.push(p),
+                None => return Err(self.unknown(index, name)),
+            }
+        }
+        self.shape = Some((names.clone(), positions.clone()));
+        Ok(positions)
     }
 
     fn unknown(&self, index: usize, name: &str) -> crate::Error {
+        let computed = self.rust_columns.iter().any(|c| c.name == name);
         err!(
             UnknownColumn,
-            "row {index}: no stored column '{name}' (computed columns are computed, not inserted; the stored columns are: {})",
+            "row {index}: no stored column '{name}'{} (the stored columns are: {})",
+            if computed { "; it is computed, not inserted" } else { "" },
             self.stored.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
         )
     }
 
     /// Writes one row given as named values.
     pub(crate) fn push_row(&mut self, index: usize, row: &Row) -> Result<()> {
-        let positions = self.positions(index, row)?.to_vec();
-        self.buf.clear();
-        self.buf.push(Value::Int(self.next_row_id));
-        self.buf.resize(self.stored.len() + 1, Value::Null);
+        let positions = self.positions(index, row)?;
+        let mut buf = vec![Value::Null; self.stored.len() + 1];
+        buf[0] = Value::Int(self.next_row_id);
         for (value, pos) in row.values().iter().zip(positions) {
-            self.buf[pos + 1] = value.clone();
+            buf[pos + 1] = value.clone();
         }
-        self.write_buf(index)
+        self.accept(index, buf)
     }
 
     /// Writes one row given as a JSON object (a serialized record).
@@ -135,24 +215,24 @@ impl<'t> RowWriter<'t> {
         let serde_json::Value::Object(mut fields) = json else {
             return Err(err!(Serde, "row {index}: a record must serialize to a struct or a map, found {json}"));
         };
-        self.buf.clear();
-        self.buf.push(Value::Int(self.next_row_id));
+        let mut buf = Vec::with_capacity(self.stored.len() + 1);
+        buf.push(Value::Int(self.next_row_id));
         for c in &self.stored {
             let value = match fields.remove(&c.name) {
                 Some(v) => Value::from_json(v, c.ty)
                     .map_err(|why| err!(TypeMismatch, "row {index}, column '{}': {why}", c.name))?,
                 None => Value::Null,
             };
-            self.buf.push(value);
+            buf.push(value);
         }
         if let Some(name) = fields.keys().next() {
             return Err(self.unknown(index, name));
         }
-        self.write_buf(index)
+        self.accept(index, buf)
     }
 
-    fn write_buf(&mut self, index: usize) -> Result<()> {
-        for (c, slot) in self.stored.iter().zip(self.buf[1..].iter_mut()) {
+    fn accept(&mut self, index: usize, mut buf: Vec<Value>) -> Result<()> {
+        for (c, slot) in self.stored.iter().zip(buf[1..].iter_mut()) {
             let value = std::mem::replace(slot, Value::Null);
             if value.is_null() && !c.nullable {
                 return Err(err!(NotNull, "row {index}: column '{}' is required but has no value", c.name));
@@ -160,14 +240,51 @@ impl<'t> RowWriter<'t> {
             *slot =
                 value.coerce_to(c.ty).map_err(|why| err!(TypeMismatch, "row {index}, column '{}': {why}", c.name))?;
         }
-        self.inserter.insert(self.buf.iter().chain(&self.literals))?;
         self.next_row_id += 1;
         self.count += 1;
+        if self.rust_columns.is_empty() {
+            return self.inserter.insert(buf.iter().chain(&self.literals));
+        }
+        self.pending.push(buf);
+        self.pending_index.push(index);
+        if self.pending.len() >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Evaluates the Rust-computed columns of the pending rows and writes them.
+    fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut names: Vec<String> = vec!["\u{0}id".to_string()];
+        names.extend(self.stored.iter().map(|c| c.name.clone()));
+        let mut rows = std::mem::take(&mut self.pending);
+        let indexes = std::mem::take(&mut self.pending_index);
+        let mut slots: Vec<Vec<Value>> = vec![Vec::with_capacity(2 * self.rust_columns.len()); rows.len()];
+        for c in &self.rust_columns {
+            let Some(computed) = &c.computed else { continue };
+            let cells = eval(&computed.expr, &Batch { names: &names, rows: &rows }, self.udfs)?;
+            let describe = |i: usize| format!("row {}", indexes[i]);
+            let settled = settle(c, cells, &describe)?;
+            for ((row, slot), (value, error)) in rows.iter_mut().zip(slots.iter_mut()).zip(settled) {
+                row.push(value.clone());
+                slot.push(value);
+                slot.push(error);
+            }
+            names.push(c.name.clone());
+        }
+        let stored_len = self.stored.len() + 1;
+        for (row, slot) in rows.iter().zip(&slots) {
+            self.inserter.insert(row[..stored_len].iter().chain(slot))?;
+        }
         Ok(())
     }
 
     /// Ends the insert: updates `meta`'s counters and says what changed.
-    pub(crate) fn finish(self, meta: &mut TableMeta) -> Result<Option<Change>> {
+    pub(crate) fn finish(mut self, meta: &mut TableMeta) -> Result<Option<Change>> {
+        self.flush()?;
         if self.count == 0 {
             return Ok(None);
         }
@@ -180,6 +297,123 @@ impl<'t> RowWriter<'t> {
     }
 }
 
+/// Which rows a recompute touches.
+#[derive(Clone, Copy)]
+pub(crate) enum Scope {
+    /// Every live row.
+    Live,
+    /// The row versions written after this physical rowid (by the current call).
+    After(i64),
+}
+
+impl Scope {
+    fn condition(self) -> String {
+        match self {
+            Scope::Live => format!("_vmax = {LIVE}"),
+            Scope::After(rowid) => format!("rowid > {rowid}"),
+        }
+    }
+}
+
+/// Computes `columns` (computed columns of `meta.schema`, in dependency order) for the rows
+/// in `scope`: in one SQL statement each when none calls a UDF, else in Rust, a batch of
+/// rows at a time.
+pub(crate) fn recompute(
+    tx: &Tx,
+    meta: &TableMeta,
+    columns: &[&ColumnDef],
+    scope: Scope,
+    udfs: &Registry,
+) -> Result<()> {
+    let schema = &meta.schema;
+    let phys = meta.phys();
+    if !columns.iter().any(|c| c.computed.as_ref().is_some_and(|comp| comp.expr.has_udf())) {
+        for c in columns {
+            let Some(computed) = &c.computed else { continue };
+            let mut params = Params::default();
+            let sql = sql_over_columns(schema, &computed.expr, &mut params)?;
+            tx.execute(
+                &format!("UPDATE {phys} SET c{0} = {sql}, e{0} = NULL WHERE {1}", c.id.0, scope.condition()),
+                &params.values,
+            )?;
+        }
+        return Ok(());
+    }
+    for c in columns {
+        if let Some(computed) = &c.computed {
+            udfs.check_expr(&computed.expr).map_err(|e| e.context(format_args!("computed column '{}'", c.name)))?;
+        }
+    }
+    // Inputs: every column the expressions read that is not computed in this pass.
+    let computing: BTreeSet<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+    let mut inputs: Vec<&ColumnDef> = Vec::new();
+    for c in columns {
+        for name in c.computed.as_ref().map(|comp| comp.expr.columns()).unwrap_or_default() {
+            if !computing.contains(name.as_str()) && !inputs.iter().any(|i| i.name == name) {
+                if let Some(def) = schema.column(&name) {
+                    inputs.push(def);
+                }
+            }
+        }
+    }
+    let select: Vec<String> =
+        std::iter::once("rowid".to_string()).chain(inputs.iter().map(|c| format!("c{}", c.id.0))).collect();
+    let types: Vec<Option<ColumnType>> =
+        std::iter::once(Some(ColumnType::Int)).chain(inputs.iter().map(|c| Some(c.ty))).collect();
+    let sets: Vec<String> =
+        columns.iter().flat_map(|c| [format!("c{} = ?", c.id.0), format!("e{} = ?", c.id.0)]).collect();
+    let update = format!("UPDATE {phys} SET {} WHERE rowid = ?", sets.join(", "));
+    let base_names: Vec<String> = inputs.iter().map(|c| c.name.clone()).collect();
+    let mut last = 0i64;
+    let mut seen = 0usize;
+    loop {
+        let mut rowids = Vec::with_capacity(BATCH);
+        let mut rows: Vec<Vec<Value>> = Vec::with_capacity(BATCH);
+        tx.query_each(
+            &format!(
+                "SELECT {} FROM {phys} WHERE {} AND rowid > {last} ORDER BY rowid LIMIT {BATCH}",
+                select.join(", "),
+                scope.condition()
+            ),
+            &[],
+            &types,
+            |mut values| {
+                if let Value::Int(id) = values.remove(0) {
+                    rowids.push(id);
+                }
+                rows.push(values);
+                Ok(true)
+            },
+        )?;
+        let Some(&end) = rowids.last() else { break };
+        let mut names = base_names.clone();
+        let mut out: Vec<Vec<Value>> = vec![Vec::with_capacity(2 * columns.len()); rows.len()];
+        for c in columns {
+            let Some(computed) = &c.computed else { continue };
+            let cells = eval(&computed.expr, &Batch { names: &names, rows: &rows }, udfs)?;
+            let describe = |i: usize| format!("row {} ({})", seen + i, describe_inputs(&base_names, &rows[i]));
+            let settled = settle(c, cells, &describe)?;
+            for ((row, o), (value, error)) in rows.iter_mut().zip(out.iter_mut()).zip(settled) {
+                row.push(value.clone());
+                o.push(value);
+                o.push(error);
+            }
+            names.push(c.name.clone());
+        }
+        let mut stmt = tx.inserter(&update)?;
+        for (o, rowid) in out.iter().zip(&rowids) {
+            let id = Value::Int(*rowid);
+            stmt.insert(o.iter().chain(std::iter::once(&id)))?;
+        }
+        seen += rows.len();
+        last = end;
+        if rowids.len() < BATCH {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Writes new versions (at `version`) of the rows just ended at `version`, with `set`
 /// applied and every computed column downstream of the set columns recomputed. Returns the
 /// physical rowid range written.
@@ -188,34 +422,55 @@ pub(crate) fn rewrite_ended(
     meta: &TableMeta,
     version: Version,
     set: &[(String, Expr)],
-    _udfs: &Registry,
+    udfs: &Registry,
 ) -> Result<Option<(i64, i64)>> {
+    let schema = &meta.schema;
     let phys = meta.phys();
+    let changed: BTreeSet<String> = set.iter().map(|(n, _)| n.clone()).collect();
+    let downstream = schema.downstream_of(&changed);
+    let in_rust = downstream.iter().any(|c| c.computed.as_ref().is_some_and(|comp| comp.expr.has_udf()));
+    if in_rust {
+        for c in &downstream {
+            if let Some(comp) = &c.computed {
+                udfs.check_expr(&comp.expr).map_err(|e| {
+                    e.context(format_args!("update refused: computed column '{}' must be recomputed", c.name))
+                })?;
+            }
+        }
+    }
+    let recompute_in_sql: BTreeSet<&str> =
+        if in_rust { BTreeSet::new() } else { downstream.iter().map(|c| c.name.as_str()).collect() };
     let before = tx.query_i64(&format!("SELECT coalesce(max(rowid), 0) FROM {phys}"), &[])?;
     let mut params = Params::default();
-    let changed: BTreeSet<String> = set.iter().map(|(n, _)| n.clone()).collect();
-    let downstream: BTreeSet<String> = meta.schema.downstream_of(&changed).iter().map(|c| c.name.clone()).collect();
-    let old = |name: &str| meta.schema.column(name).map(|c| format!("c{}", c.id.0));
+    let old = |name: &str| physical(schema, name);
     let mut new_sql: HashMap<String, String> = HashMap::new();
     let mut targets = vec!["_id".to_string(), "_vmin".into(), "_vmax".into()];
     let mut values = vec!["_id".to_string(), version.0.to_string(), LIVE.to_string()];
-    for c in &meta.schema.columns {
-        let sql = if let Some((_, expr)) = set.iter().find(|(n, _)| *n == c.name) {
-            to_sql(expr, &old, &mut params)?
-        } else if let (Some(computed), true) = (&c.computed, downstream.contains(&c.name)) {
+    let mut copied_slots = Vec::new();
+    for c in schema.columns.iter().filter(|c| !c.is_computed()) {
+        let sql = match set.iter().find(|(n, _)| *n == c.name) {
+            Some((_, expr)) => to_sql(expr, schema, &old, &mut params)?,
+            None => format!("c{}", c.id.0),
+        };
+        targets.push(format!("c{}", c.id.0));
+        values.push(sql.clone());
+        new_sql.insert(c.name.clone(), format!("({sql})"));
+    }
+    for c in schema.computed_order() {
+        let Some(computed) = &c.computed else { continue };
+        let sql = if recompute_in_sql.contains(c.name.as_str()) {
             let resolve = |name: &str| new_sql.get(name).cloned().or_else(|| old(name));
-            to_sql(&computed.expr, &resolve, &mut params)?
+            to_sql(&computed.expr, schema, &resolve, &mut params)?
         } else {
-            if c.is_computed() {
-                targets.push(format!("e{}", c.id.0));
-                values.push(format!("e{}", c.id.0));
-            }
+            copied_slots.push(format!("e{}", c.id.0));
             format!("c{}", c.id.0)
         };
         targets.push(format!("c{}", c.id.0));
         values.push(sql.clone());
         new_sql.insert(c.name.clone(), format!("({sql})"));
     }
+    targets.extend(copied_slots.iter().cloned());
+    values.extend(copied_slots);
     tx.execute(
         &format!(
             "INSERT INTO {phys}({}) SELECT {} FROM {phys} WHERE _vmax = {}",
@@ -227,7 +482,7 @@ pub(crate) fn rewrite_ended(
     )?;
     let after = tx.query_i64(&format!("SELECT coalesce(max(rowid), 0) FROM {phys}"), &[])?;
     for (name, _) in set {
-        let Some(c) = meta.schema.column(name) else { continue };
+        let Some(c) = schema.column(name) else { continue };
         if c.nullable {
             continue;
         }
@@ -239,6 +494,9 @@ pub(crate) fn rewrite_ended(
                 "update would set required column '{name}' to null in {nulls} row(s); guard the expression (e.g. with a where clause)"
             ));
         }
+    }
+    if in_rust {
+        recompute(tx, meta, &downstream, Scope::After(before), udfs)?;
     }
     Ok((after > before).then_some((before + 1, after)))
 }

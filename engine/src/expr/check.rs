@@ -1,6 +1,7 @@
 //! Type-checking of expressions against a table schema.
 
 use crate::error::{err, Result};
+use crate::expr::func::castable;
 use crate::expr::{BinaryOp, Expr, UnaryOp};
 use crate::schema::TableSchema;
 use crate::types::ColumnType;
@@ -51,6 +52,84 @@ impl Expr {
             },
             Expr::Literal(v) => ExprType { ty: v.column_type(), nullable: v.is_null() },
             Expr::Alias { expr, .. } => expr.check_inner(schema)?,
+            Expr::Func { func, args } => {
+                let mut types = Vec::with_capacity(args.len());
+                let mut nullable = func.may_yield_null();
+                for a in args {
+                    let t = a.check_inner(schema)?;
+                    types.push(t.ty);
+                    nullable |= t.nullable;
+                }
+                let ty = func.result_type(&types).map_err(|why| err!(InvalidExpr, "{why}"))?;
+                ExprType::of(ty, nullable)
+            }
+            Expr::If { cond, then, otherwise } => {
+                let c = cond.check_inner(schema)?;
+                if !matches!(c.ty, None | Some(ColumnType::Bool)) {
+                    return Err(err!(InvalidExpr, "the condition of if() must be Bool, found {} in `{cond}`", name(c.ty)));
+                }
+                let (a, b) = (then.check_inner(schema)?, otherwise.check_inner(schema)?);
+                let ty = match (a.ty, b.ty) {
+                    (Some(x), Some(y)) if x != y => {
+                        return Err(err!(
+                            InvalidExpr,
+                            "the branches of if() have different types ({x} and {y}); cast one (`.cast(ColumnType::{y})`)"
+                        ))
+                    }
+                    (x, y) => x.or(y),
+                };
+                ExprType { ty, nullable: a.nullable || b.nullable || ty.is_none() }
+            }
+            Expr::Cast { expr, to } => {
+                let t = expr.check_inner(schema)?;
+                if let Some(from) = t.ty {
+                    if !castable(from, *to) {
+                        return Err(err!(InvalidExpr, "cannot cast {from} to {to}"));
+                    }
+                }
+                ExprType::of(*to, true)
+            }
+            Expr::Udf { name: udf, version, params, returns, args } => {
+                if args.len() != params.len() {
+                    return Err(err!(
+                        InvalidExpr,
+                        "{udf}@{version} takes {} argument(s), found {}",
+                        params.len(),
+                        args.len()
+                    ));
+                }
+                for (i, (a, want)) in args.iter().zip(params).enumerate() {
+                    let t = a.check_inner(schema)?;
+                    let fits = match t.ty {
+                        None => true,
+                        Some(found) => found == *want || (found == ColumnType::Int && *want == ColumnType::Float),
+                    };
+                    if !fits {
+                        return Err(err!(
+                            InvalidExpr,
+                            "argument {} of {udf}@{version} must be {want}, found {} in `{a}`",
+                            i + 1,
+                            name(t.ty)
+                        ));
+                    }
+                }
+                ExprType::of(*returns, true)
+            }
+            Expr::CellError { column, .. } => match schema.column(column) {
+                Some(c) if c.is_computed() => ExprType::of(ColumnType::String, true),
+                Some(_) => {
+                    return Err(err!(
+                        InvalidExpr,
+                        "'{column}' is a stored column; errortype() and errormsg() read computed columns"
+                    ))
+                }
+                None => {
+                    return Err(err!(
+                        InvalidExpr,
+                        "errortype() and errormsg() take a computed column by name (`col(\"summary\").errortype()`), found `{column}`"
+                    ))
+                }
+            },
             Expr::Unary { op, arg } => {
                 let a = arg.check_inner(schema)?;
                 match op {

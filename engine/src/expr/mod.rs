@@ -6,6 +6,8 @@
 //! `describe()`, history and snapshots show.
 
 mod check;
+pub(crate) mod eval;
+pub(crate) mod func;
 pub(crate) mod sql;
 
 use std::collections::BTreeSet;
@@ -13,9 +15,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::Value;
+use crate::types::{ColumnType, Value};
 
 pub use check::ExprType;
+pub use func::Func;
 
 /// An expression over the columns of one table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +43,50 @@ pub enum Expr {
         /// Right operand.
         right: Box<Expr>,
     },
+    /// A builtin function call: `lower(title)`.
+    Func {
+        /// The function.
+        func: Func,
+        /// Its arguments.
+        args: Vec<Expr>,
+    },
+    /// `if(cond, then, otherwise)`: `then` where `cond` is true, else `otherwise`.
+    If {
+        /// The condition (null counts as false).
+        cond: Box<Expr>,
+        /// The value where it holds.
+        then: Box<Expr>,
+        /// The value elsewhere.
+        otherwise: Box<Expr>,
+    },
+    /// `cast(expr as Type)`: null where the value does not convert.
+    Cast {
+        /// The value.
+        expr: Box<Expr>,
+        /// The target type.
+        to: ColumnType,
+    },
+    /// A call of a versioned UDF: `summarize@1(text)`.
+    Udf {
+        /// The UDF's name.
+        name: String,
+        /// The UDF's version.
+        version: u32,
+        /// Its parameter types.
+        params: Vec<ColumnType>,
+        /// Its result type.
+        returns: ColumnType,
+        /// The arguments.
+        args: Vec<Expr>,
+    },
+    /// Why a computed column's cell failed (under `OnError::Ignore`): its error type or
+    /// message, null where the cell has no error.
+    CellError {
+        /// The computed column.
+        column: String,
+        /// Which part of the error.
+        part: ErrorPart,
+    },
     /// A name for a selected expression (`expr as name`); only meaningful in `select`.
     Alias {
         /// The expression.
@@ -47,6 +94,15 @@ pub enum Expr {
         /// The output column name.
         name: String,
     },
+}
+
+/// The part of a cell error an [`Expr::CellError`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorPart {
+    /// The kind: `UdfError`, `UdfPanic`, `UdfTypeError`, ...
+    Type,
+    /// The message.
+    Message,
 }
 
 /// Operators with one operand.
@@ -177,6 +233,135 @@ impl Expr {
         Expr::Unary { op: UnaryOp::IsNotNull, arg: Box::new(self) }
     }
 
+    fn func(self, func: Func, rest: impl IntoIterator<Item = Expr>) -> Expr {
+        let mut args = vec![self];
+        args.extend(rest);
+        Expr::Func { func, args }
+    }
+
+    /// `lower(self)`: Unicode lower case.
+    pub fn lower(self) -> Expr {
+        self.func(Func::Lower, [])
+    }
+    /// `upper(self)`: Unicode upper case.
+    pub fn upper(self) -> Expr {
+        self.func(Func::Upper, [])
+    }
+    /// `trim(self)`: without leading and trailing white space.
+    pub fn trim(self) -> Expr {
+        self.func(Func::Trim, [])
+    }
+    /// `length(self)`: characters of a String, bytes of Bytes.
+    pub fn length(self) -> Expr {
+        self.func(Func::Length, [])
+    }
+    /// `contains(self, part)`.
+    pub fn contains(self, part: impl Into<Expr>) -> Expr {
+        self.func(Func::Contains, [part.into()])
+    }
+    /// `starts_with(self, prefix)`.
+    pub fn starts_with(self, prefix: impl Into<Expr>) -> Expr {
+        self.func(Func::StartsWith, [prefix.into()])
+    }
+    /// `ends_with(self, suffix)`.
+    pub fn ends_with(self, suffix: impl Into<Expr>) -> Expr {
+        self.func(Func::EndsWith, [suffix.into()])
+    }
+    /// `substring(self, start, len)`: `len` characters from character `start` (0-based).
+    pub fn substring(self, start: impl Into<Expr>, len: impl Into<Expr>) -> Expr {
+        self.func(Func::Substring, [start.into(), len.into()])
+    }
+    /// `replace(self, from, to)`: every occurrence.
+    pub fn replace(self, from: impl Into<Expr>, to: impl Into<Expr>) -> Expr {
+        self.func(Func::Replace, [from.into(), to.into()])
+    }
+    /// `split(self, sep)`: a Json array of the parts.
+    pub fn split(self, sep: impl Into<Expr>) -> Expr {
+        self.func(Func::Split, [sep.into()])
+    }
+    /// `abs(self)`.
+    pub fn abs(self) -> Expr {
+        self.func(Func::Abs, [])
+    }
+    /// `round(self, digits)`, half away from zero.
+    pub fn round(self, digits: i64) -> Expr {
+        self.func(Func::Round, [lit(digits)])
+    }
+    /// `floor(self)`.
+    pub fn floor(self) -> Expr {
+        self.func(Func::Floor, [])
+    }
+    /// `ceil(self)`.
+    pub fn ceil(self) -> Expr {
+        self.func(Func::Ceil, [])
+    }
+    /// `sqrt(self)`: null for negative values.
+    pub fn sqrt(self) -> Expr {
+        self.func(Func::Sqrt, [])
+    }
+    /// `pow(self, exponent)`.
+    pub fn pow(self, exponent: impl Into<Expr>) -> Expr {
+        self.func(Func::Pow, [exponent.into()])
+    }
+    /// `year(self)` of a Timestamp or Date.
+    pub fn year(self) -> Expr {
+        self.func(Func::Year, [])
+    }
+    /// `month(self)`, 1 to 12.
+    pub fn month(self) -> Expr {
+        self.func(Func::Month, [])
+    }
+    /// `day(self)`, day of the month.
+    pub fn day(self) -> Expr {
+        self.func(Func::Day, [])
+    }
+    /// `hour(self)` of a Timestamp.
+    pub fn hour(self) -> Expr {
+        self.func(Func::Hour, [])
+    }
+    /// `minute(self)` of a Timestamp.
+    pub fn minute(self) -> Expr {
+        self.func(Func::Minute, [])
+    }
+    /// `second(self)` of a Timestamp.
+    pub fn second(self) -> Expr {
+        self.func(Func::Second, [])
+    }
+    /// A member of a Json object: `col("meta").get("author")`.
+    pub fn get(self, key: impl Into<String>) -> Expr {
+        self.func(Func::JsonGet, [lit(key.into())])
+    }
+    /// An element of a Json array: `col("meta").get("tags").index(0)`.
+    pub fn index(self, i: i64) -> Expr {
+        self.func(Func::JsonIndex, [lit(i)])
+    }
+    /// `cast(self as to)`: null where the value does not convert.
+    pub fn cast(self, to: ColumnType) -> Expr {
+        Expr::Cast { expr: Box::new(self), to }
+    }
+    /// The error type of this computed column's cell (null where it has none).
+    pub fn errortype(self) -> Expr {
+        self.cell_error(ErrorPart::Type)
+    }
+    /// The error message of this computed column's cell (null where it has none).
+    pub fn errormsg(self) -> Expr {
+        self.cell_error(ErrorPart::Message)
+    }
+    fn cell_error(self, part: ErrorPart) -> Expr {
+        match self {
+            Expr::Column(column) => Expr::CellError { column, part },
+            // Not a column: leave a call that type-checking rejects with a clear message.
+            other => Expr::CellError { column: format!("({other})"), part },
+        }
+    }
+
+    /// True when the expression calls a UDF (so it is evaluated in Rust, not in SQL).
+    pub fn has_udf(&self) -> bool {
+        let mut found = false;
+        self.visit(&mut |e| found |= matches!(e, Expr::Udf { .. }));
+        found
+    }
+
     /// Names the expression in a `select`: `col("a").alias("b")`.
     pub fn alias(self, name: impl Into<String>) -> Expr {
         Expr::Alias { expr: Box::new(self.unaliased().clone()), name: name.into() }
@@ -221,7 +406,14 @@ impl Expr {
                 left.visit(f);
                 right.visit(f);
             }
-            Expr::Alias { expr, .. } => expr.visit(f),
+            Expr::Alias { expr, .. } | Expr::Cast { expr, .. } => expr.visit(f),
+            Expr::Func { args, .. } | Expr::Udf { args, .. } => args.iter().for_each(|a| a.visit(f)),
+            Expr::If { cond, then, otherwise } => {
+                cond.visit(f);
+                then.visit(f);
+                otherwise.visit(f);
+            }
+            Expr::CellError { column, .. } => f(&Expr::Column(column.clone())),
         }
     }
 
@@ -240,6 +432,25 @@ impl Expr {
             Expr::Alias { expr, name } => {
                 Expr::Alias { expr: Box::new(expr.rename_columns(rename)), name: name.clone() }
             }
+            Expr::Func { func, args } => {
+                Expr::Func { func: *func, args: args.iter().map(|a| a.rename_columns(rename)).collect() }
+            }
+            Expr::Udf { name, version, params, returns, args } => Expr::Udf {
+                name: name.clone(),
+                version: *version,
+                params: params.clone(),
+                returns: *returns,
+                args: args.iter().map(|a| a.rename_columns(rename)).collect(),
+            },
+            Expr::If { cond, then, otherwise } => Expr::If {
+                cond: Box::new(cond.rename_columns(rename)),
+                then: Box::new(then.rename_columns(rename)),
+                otherwise: Box::new(otherwise.rename_columns(rename)),
+            },
+            Expr::Cast { expr, to } => Expr::Cast { expr: Box::new(expr.rename_columns(rename)), to: *to },
+            Expr::CellError { column, part } => {
+                Expr::CellError { column: rename(column).unwrap_or_else(|| column.clone()), part: *part }
+            }
         }
     }
 
@@ -250,7 +461,13 @@ impl Expr {
             Expr::Unary { op: UnaryOp::Not, .. } => 3,
             Expr::Unary { op: UnaryOp::IsNull | UnaryOp::IsNotNull, .. } => 5,
             Expr::Unary { op: UnaryOp::Neg, .. } => 8,
-            Expr::Column(_) | Expr::Literal(_) => 9,
+            Expr::Column(_)
+            | Expr::Literal(_)
+            | Expr::Func { .. }
+            | Expr::If { .. }
+            | Expr::Cast { .. }
+            | Expr::Udf { .. }
+            | Expr::CellError { .. } => 9,
         }
     }
 }
@@ -286,7 +503,59 @@ impl fmt::Display for Expr {
                 child(f, right, right.precedence() <= p)
             }
             Expr::Alias { expr, name } => write!(f, "{expr} as {name}"),
+            Expr::Func { func, args } => write!(f, "{}({})", func.name(), list(args)),
+            Expr::Udf { name, version, args, .. } => write!(f, "{name}@{version}({})", list(args)),
+            Expr::If { cond, then, otherwise } => write!(f, "if({cond}, {then}, {otherwise})"),
+            Expr::Cast { expr, to } => write!(f, "cast({expr} as {to})"),
+            Expr::CellError { column, part: ErrorPart::Type } => write!(f, "errortype({column})"),
+            Expr::CellError { column, part: ErrorPart::Message } => write!(f, "errormsg({column})"),
         }
+    }
+}
+
+fn list(args: &[Expr]) -> String {
+    args.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// `concat(a, b, ...)`: the strings joined; null when any part is null.
+pub fn concat(parts: impl IntoIterator<Item = Expr>) -> Expr {
+    Expr::Func { func: Func::Concat, args: parts.into_iter().collect() }
+}
+
+/// `coalesce(a, b, ...)`: the first argument that is not null.
+pub fn coalesce(args: impl IntoIterator<Item = Expr>) -> Expr {
+    Expr::Func { func: Func::Coalesce, args: args.into_iter().collect() }
+}
+
+/// Starts a conditional: `if_(cond).then(a).else_(b)`.
+pub fn if_(cond: Expr) -> IfBuilder {
+    IfBuilder { cond }
+}
+
+/// A conditional waiting for its `then` branch; see [`if_`].
+#[derive(Debug, Clone)]
+pub struct IfBuilder {
+    cond: Expr,
+}
+
+impl IfBuilder {
+    /// The value where the condition holds.
+    pub fn then(self, value: impl Into<Expr>) -> ThenBuilder {
+        ThenBuilder { cond: self.cond, then: value.into() }
+    }
+}
+
+/// A conditional waiting for its `else_` branch; see [`if_`].
+#[derive(Debug, Clone)]
+pub struct ThenBuilder {
+    cond: Expr,
+    then: Expr,
+}
+
+impl ThenBuilder {
+    /// The value where the condition does not hold (or is null).
+    pub fn else_(self, value: impl Into<Expr>) -> Expr {
+        Expr::If { cond: Box::new(self.cond), then: Box::new(self.then), otherwise: Box::new(value.into()) }
     }
 }
 
@@ -348,6 +617,11 @@ mod tests {
         check(!(col("a").eq("x").or(col("b").lt(2.5))), "not (a == \"x\" or b < 2.5)");
         check(-(col("a") + 1), "-(a + 1)");
         check((col("a") + 1).alias("b"), "a + 1 as b");
+        check(col("t").lower().contains("x"), "contains(lower(t), \"x\")");
+        check(if_(col("a").gt(1)).then("big").else_("small"), "if(a > 1, \"big\", \"small\")");
+        check(col("meta").get("tags").index(0), "json_index(json_get(meta, \"tags\"), 0)");
+        check(col("n").cast(ColumnType::String), "cast(n as String)");
+        check(col("s").errortype(), "errortype(s)");
     }
 
     #[test]

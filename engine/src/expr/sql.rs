@@ -1,10 +1,15 @@
 //! Translation of expressions to SQLite SQL. Literals become bound parameters (never
 //! inlined text), and column references are resolved by the caller to physical names or to
 //! other SQL (the new value of a column inside an update).
+//!
+//! Operators whose SQLite semantics match Tabula's (comparisons, boolean logic, Float
+//! arithmetic) run natively; Int arithmetic and every builtin function run as `tb_*`
+//! functions that `store` registers, whose implementation is the Rust one in `func`.
 
 use crate::error::{err, Result};
-use crate::expr::{BinaryOp, Expr, UnaryOp};
-use crate::types::Value;
+use crate::expr::{BinaryOp, ErrorPart, Expr, Func, UnaryOp};
+use crate::schema::TableSchema;
+use crate::types::{ColumnType, Value};
 
 /// Collects the bound parameters of one SQL statement while expressions are translated.
 #[derive(Debug, Default)]
@@ -20,25 +25,52 @@ impl Params {
     }
 }
 
-/// `expr` as SQL. `resolve` maps a column name to the SQL that yields its value.
-pub(crate) fn to_sql(expr: &Expr, resolve: &dyn Fn(&str) -> Option<String>, params: &mut Params) -> Result<String> {
+/// The SQL name of a column's error slot, as `resolve` is asked for it.
+pub(crate) fn error_slot(column: &str) -> String {
+    format!("{column}#error")
+}
+
+/// `expr` as SQL. `resolve` maps a column name (or [`error_slot`] of one) to the SQL that
+/// yields its value; `schema` gives the column types.
+pub(crate) fn to_sql(
+    expr: &Expr,
+    schema: &TableSchema,
+    resolve: &dyn Fn(&str) -> Option<String>,
+    params: &mut Params,
+) -> Result<String> {
+    let ty = |e: &Expr| e.check(schema).ok().and_then(|t| t.ty);
+    let sql = |e: &Expr, params: &mut Params| to_sql(e, schema, resolve, params);
     Ok(match expr {
         Expr::Column(name) => resolve(name).ok_or_else(|| err!(UnknownColumn, "no column '{name}'"))?,
         Expr::Literal(Value::Null) => "NULL".to_string(),
         Expr::Literal(v) => params.push(v.clone()),
-        Expr::Alias { expr, .. } => to_sql(expr, resolve, params)?,
+        Expr::Alias { expr, .. } => sql(expr, params)?,
         Expr::Unary { op, arg } => {
-            let a = to_sql(arg, resolve, params)?;
+            let a = sql(arg, params)?;
             match op {
                 UnaryOp::Not => format!("(NOT {a})"),
+                UnaryOp::Neg if ty(arg) == Some(ColumnType::Int) => call(Func::IntNeg, &[a], &[ty(arg)]),
                 UnaryOp::Neg => format!("(-{a})"),
                 UnaryOp::IsNull => format!("({a} IS NULL)"),
                 UnaryOp::IsNotNull => format!("({a} IS NOT NULL)"),
             }
         }
         Expr::Binary { op, left, right } => {
-            let l = to_sql(left, resolve, params)?;
-            let r = to_sql(right, resolve, params)?;
+            let (lt, rt) = (ty(left), ty(right));
+            let l = sql(left, params)?;
+            let r = sql(right, params)?;
+            let ints = lt == Some(ColumnType::Int) && rt == Some(ColumnType::Int);
+            let int_func = match op {
+                BinaryOp::Add if ints => Some(Func::IntAdd),
+                BinaryOp::Sub if ints => Some(Func::IntSub),
+                BinaryOp::Mul if ints => Some(Func::IntMul),
+                BinaryOp::Div if ints => Some(Func::IntDiv),
+                BinaryOp::Rem => Some(Func::Rem),
+                _ => None,
+            };
+            if let Some(func) = int_func {
+                return Ok(call(func, &[l, r], &[lt, rt]));
+            }
             let sym = match op {
                 BinaryOp::Add => "+",
                 BinaryOp::Sub => "-",
@@ -56,20 +88,84 @@ pub(crate) fn to_sql(expr: &Expr, resolve: &dyn Fn(&str) -> Option<String>, para
             };
             format!("({l} {sym} {r})")
         }
+        Expr::Func { func, args } => {
+            let mut parts = Vec::with_capacity(args.len());
+            let mut types = Vec::with_capacity(args.len());
+            for a in args {
+                parts.push(sql(a, params)?);
+                types.push(ty(a));
+            }
+            call(*func, &parts, &types)
+        }
+        Expr::If { cond, then, otherwise } => {
+            format!(
+                "(CASE WHEN {} THEN {} ELSE {} END)",
+                sql(cond, params)?,
+                sql(then, params)?,
+                sql(otherwise, params)?
+            )
+        }
+        Expr::Cast { expr, to } => {
+            let from = ty(expr).map(|t| t.to_string()).unwrap_or_else(|| "Null".into());
+            format!("tb_cast({}, '{from}', '{to}')", sql(expr, params)?)
+        }
+        Expr::CellError { column, part } => {
+            let slot = resolve(&error_slot(column))
+                .ok_or_else(|| err!(InvalidExpr, "'{column}' has no error slot (is it a computed column?)"))?;
+            match part {
+                ErrorPart::Type => format!("substr({slot}, 1, instr({slot}, ':') - 1)"),
+                ErrorPart::Message => format!("substr({slot}, instr({slot}, ':') + 2)"),
+            }
+        }
+        Expr::Udf { name, version, .. } => {
+            return Err(err!(InvalidExpr, "{name}@{version} is a UDF; expressions with UDFs are evaluated in Rust"))
+        }
     })
+}
+
+/// `tb_<func>(args..., 'T1,T2')`: the trailing text tells the function how to decode its
+/// arguments.
+fn call(func: Func, args: &[String], types: &[Option<ColumnType>]) -> String {
+    let types: Vec<String> = types.iter().map(|t| t.map(|t| t.to_string()).unwrap_or_else(|| "Null".into())).collect();
+    let mut all = args.to_vec();
+    all.push(format!("'{}'", types.join(",")));
+    format!("tb_{}({})", func.name(), all.join(", "))
+}
+
+/// Parses the trailing type list of a `tb_*` call.
+pub(crate) fn parse_types(text: &str) -> Vec<Option<ColumnType>> {
+    text.split(',')
+        .map(|t| match t {
+            "Int" => Some(ColumnType::Int),
+            "Float" => Some(ColumnType::Float),
+            "Bool" => Some(ColumnType::Bool),
+            "String" => Some(ColumnType::String),
+            "Timestamp" => Some(ColumnType::Timestamp),
+            "Date" => Some(ColumnType::Date),
+            "Json" => Some(ColumnType::Json),
+            "Bytes" => Some(ColumnType::Bytes),
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::expr::col;
+    use crate::schema::Schema;
 
     #[test]
     fn literals_are_parameters_and_columns_are_resolved() {
+        let schema =
+            Schema::new().required("a", ColumnType::Int).required("b", ColumnType::String).to_table_schema().unwrap();
         let mut params = Params::default();
-        let e = col("a").gt(1).and(col("b").eq("x'; drop table t; --"));
-        let sql = to_sql(&e, &|n| Some(format!("c_{n}")), &mut params).unwrap();
-        assert_eq!(sql, "((c_a > ?1) AND (c_b = ?2))");
-        assert_eq!(params.values, vec![Value::Int(1), Value::from("x'; drop table t; --")]);
+        let e = col("a").gt(1).and(col("b").eq("x'; drop table t; --")).or((col("a") + 1).eq(3));
+        let sql = to_sql(&e, &schema, &|n| Some(format!("c_{n}")), &mut params).unwrap();
+        assert_eq!(sql, "(((c_a > ?1) AND (c_b = ?2)) OR (tb_int_add(c_a, ?3, 'Int,Int') = ?4))");
+        assert_eq!(
+            params.values,
+            vec![Value::Int(1), Value::from("x'; drop table t; --"), Value::Int(1), Value::Int(3)]
+        );
     }
 }

@@ -14,6 +14,7 @@
 //!   `c<column id>` a column and one `e<column id>` error slot a computed column.
 
 mod codec;
+mod functions;
 mod meta;
 mod rows;
 
@@ -90,6 +91,7 @@ impl Store {
             }
         }
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;").map_err(|e| storage(&location, e))?;
+        functions::register(&conn).map_err(|e| storage(&location, e))?;
         let store = Store { conn: Mutex::new(conn), location, read_only };
         if read_only {
             store.read(|tx| meta::check_format(tx, &store.location))?;

@@ -58,11 +58,6 @@ impl Tx<'_> {
         stmt.raw_execute().map(|n| n as u64).map_err(|e| self.fail(e))
     }
 
-    /// Runs a batch of statements without parameters (DDL).
-    pub(crate) fn execute_batch(&self, sql: &str) -> Result<()> {
-        self.tx.execute_batch(sql).map_err(|e| self.fail(e))
-    }
-
     /// Runs a query and calls `each` with every row decoded by `types` (one a result
     /// column), until it returns `Ok(false)`.
     pub(crate) fn query_each(

@@ -1,0 +1,257 @@
+//! Schema changes of a table: computed columns (add, replace, ignore-if-same), plain columns,
+//! drop and rename. Each is one transaction and one new version.
+
+use std::collections::BTreeSet;
+
+use crate::catalog::{Change, IfExists, Table, WriteResult};
+use crate::compute::{recompute, Scope};
+use crate::error::{err, Result};
+use crate::expr::Expr;
+use crate::schema::{ColumnDef, Computed, OnError};
+use crate::store::TableMeta;
+use crate::types::{ColumnId, ColumnType, Value};
+
+/// Options of [`Table::add_computed_column`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ColumnOptions {
+    /// What to do when the column exists: `Error` (default), `Ignore` (a no-op when the
+    /// stored expression is the same, an error showing both when not), `Replace` (one new
+    /// version, every row recomputed).
+    pub if_exists: IfExists,
+    /// What to do with rows where the expression fails.
+    pub on_error: OnError,
+}
+
+impl ColumnOptions {
+    /// `ColumnOptions { if_exists, ..Default::default() }`.
+    pub fn if_exists(if_exists: IfExists) -> ColumnOptions {
+        ColumnOptions { if_exists, ..ColumnOptions::default() }
+    }
+}
+
+impl Table {
+    /// Adds a column computed by `expr` over the other columns: computed now for every row
+    /// (in one transaction), and for every row inserted or updated later.
+    ///
+    /// ```
+    /// # use tabula::*;
+    /// # let cat = Catalog::in_memory().unwrap();
+    /// # let docs = cat.create_table("docs", Schema::new().required("text", ColumnType::String), IfExists::Error).unwrap();
+    /// docs.insert([row! {"text" => "Hello world"}])?;
+    /// docs.add_computed_column("words", col("text").split(" ").cast(ColumnType::String).length(), ColumnOptions::default())?;
+    /// // Running the same setup again is a no-op:
+    /// let again = docs.add_computed_column(
+    ///     "words",
+    ///     col("text").split(" ").cast(ColumnType::String).length(),
+    ///     ColumnOptions::if_exists(IfExists::Ignore),
+    /// )?;
+    /// assert_eq!(again.version.0, 2);
+    /// # Ok::<(), tabula::Error>(())
+    /// ```
+    pub fn add_computed_column(&self, name: &str, expr: Expr, options: ColumnOptions) -> Result<WriteResult> {
+        let expr = expr.unaliased().clone();
+        let udfs = &self.catalog.inner.udfs;
+        self.write(|tx, meta, _| {
+            let existing = meta.schema.column(name).cloned();
+            if let Some(old) = &existing {
+                match options.if_exists {
+                    IfExists::Error => {
+                        return Err(err!(
+                            AlreadyExists,
+                            "column '{name}' already exists (use IfExists::Ignore to keep it or IfExists::Replace to recompute it)"
+                        ))
+                    }
+                    IfExists::Ignore => {
+                        return match &old.computed {
+                            Some(c) if c.expr == expr && c.on_error == options.on_error => Ok(None),
+                            Some(c) => Err(err!(
+                                AlreadyExists,
+                                "computed column '{name}' exists with another definition; IfExists::Ignore keeps it only when it is the same\n  stored:    {} (on error: {:?})\n  requested: {expr} (on error: {:?})\n(use IfExists::Replace to recompute it with the new expression)",
+                                c.expr,
+                                c.on_error,
+                                options.on_error
+                            )),
+                            None => Err(err!(
+                                AlreadyExists,
+                                "column '{name}' exists as a stored column, not a computed one; choose another name"
+                            )),
+                        };
+                    }
+                    IfExists::Replace | IfExists::ReplaceForce if !old.is_computed() => {
+                        return Err(err!(
+                            InvalidArgument,
+                            "column '{name}' is a stored column; IfExists::Replace only replaces computed columns (drop it first to replace its data)"
+                        ))
+                    }
+                    IfExists::Replace | IfExists::ReplaceForce => {}
+                }
+            } else {
+                meta.schema.check_new_name(name)?;
+            }
+            // The expression reads the table as it is without this column.
+            let mut without = meta.schema.clone();
+            without.columns.retain(|c| c.name != name);
+            let t = expr.check(&without).map_err(|e| {
+                if existing.is_some() && expr.columns().contains(name) {
+                    err!(InvalidExpr, "computed column '{name}' cannot read itself (`{expr}`)")
+                } else {
+                    e
+                }
+            })?;
+            let Some(ty) = t.ty else {
+                return Err(err!(InvalidExpr, "the type of `{expr}` is unknown (a bare null); cast it, e.g. `lit(Value::Null).cast(ColumnType::String)`"));
+            };
+            udfs.check_expr(&expr)?;
+            if existing.is_some() {
+                let depends_on_me: BTreeSet<String> = meta.schema.downstream_of(&BTreeSet::from([name.to_string()])).iter().map(|c| c.name.clone()).collect();
+                if let Some(cycle) = expr.columns().iter().find(|c| depends_on_me.contains(*c)) {
+                    return Err(err!(InvalidExpr, "computed column '{name}' would read '{cycle}', which itself depends on '{name}' (a cycle)"));
+                }
+            }
+            let column = ColumnDef {
+                id: next_column_id(meta),
+                name: name.to_string(),
+                ty,
+                nullable: t.nullable || expr.has_udf() || options.on_error == OnError::Ignore,
+                computed: Some(Computed { expr: expr.clone(), on_error: options.on_error }),
+            };
+            tx.add_physical_column(meta, &column)?;
+            let replaced = match meta.schema.position(name) {
+                Some(at) => {
+                    meta.schema.columns[at] = column.clone();
+                    // Columns that read this one must still type-check against its new type.
+                    for dep in meta.schema.downstream_of(&BTreeSet::from([name.to_string()])) {
+                        if let Some(c) = &dep.computed {
+                            c.expr.check(&meta.schema).map_err(|e| {
+                                e.context(format_args!("replacing '{name}' breaks computed column '{}'", dep.name))
+                            })?;
+                        }
+                    }
+                    true
+                }
+                None => {
+                    meta.schema.columns.push(column.clone());
+                    false
+                }
+            };
+            let mut todo = vec![&column];
+            let downstream = meta.schema.downstream_of(&BTreeSet::from([name.to_string()]));
+            todo.extend(downstream.iter().copied());
+            recompute(tx, meta, &todo, Scope::Live, udfs)?;
+            let verb = if replaced { "replace" } else { "add" };
+            Ok(Some(Change::schema(
+                if replaced { "replace computed column" } else { "add computed column" },
+                format!("{verb} computed column {name} = {expr}"),
+            )))
+        })
+    }
+
+    /// Adds a stored column. A null `default` makes it nullable; any other value fills
+    /// every existing row and makes it required.
+    pub fn add_column(
+        &self,
+        name: &str,
+        ty: ColumnType,
+        default: impl Into<Value>,
+        if_exists: IfExists,
+    ) -> Result<WriteResult> {
+        let default =
+            default.into().coerce_to(ty).map_err(|why| err!(TypeMismatch, "add column '{name}': default {why}"))?;
+        self.write(|tx, meta, _| {
+            let nullable = default.is_null();
+            if let Some(old) = meta.schema.column(name).cloned() {
+                let same = !old.is_computed() && old.ty == ty && old.nullable == nullable;
+                match if_exists {
+                    IfExists::Ignore if same => return Ok(None),
+                    IfExists::Error | IfExists::Ignore => {
+                        return Err(err!(
+                            AlreadyExists,
+                            "column '{name}' already exists as {}{}{}; requested {ty}{}",
+                            old.ty,
+                            if old.nullable { "?" } else { "" },
+                            if old.is_computed() { " (computed)" } else { "" },
+                            if nullable { "?" } else { "" }
+                        ))
+                    }
+                    IfExists::Replace | IfExists::ReplaceForce => {
+                        let deps = meta.schema.dependents_of(name);
+                        if !deps.is_empty() {
+                            return Err(err!(
+                                HasDependents,
+                                "column '{name}' cannot be replaced: computed columns {} read it",
+                                deps.join(", ")
+                            ));
+                        }
+                        meta.schema.columns.retain(|c| c.name != name);
+                    }
+                }
+            } else {
+                meta.schema.check_new_name(name)?;
+            }
+            let column = ColumnDef { id: next_column_id(meta), name: name.to_string(), ty, nullable, computed: None };
+            tx.add_physical_column(meta, &column)?;
+            if !nullable {
+                tx.execute(
+                    &format!("UPDATE {} SET c{} = ?1 WHERE _vmax = {}", meta.phys(), column.id.0, crate::store::LIVE),
+                    std::slice::from_ref(&default),
+                )?;
+            }
+            meta.schema.columns.push(column);
+            let what = if nullable { format!("{ty}?") } else { format!("{ty} = {default}") };
+            Ok(Some(Change::schema("add column", format!("add column {name} {what}"))))
+        })
+    }
+
+    /// Drops a column (metadata only, so reverting it is instant). Refused while computed
+    /// columns read it; the error names them.
+    pub fn drop_column(&self, name: &str) -> Result<WriteResult> {
+        self.write(|_, meta, _| {
+            require_column(meta, name)?;
+            let deps = meta.schema.dependents_of(name);
+            if !deps.is_empty() {
+                return Err(err!(
+                    HasDependents,
+                    "column '{name}' is read by computed column(s) {}; drop or replace those first",
+                    deps.join(", ")
+                ));
+            }
+            meta.schema.columns.retain(|c| c.name != name);
+            Ok(Some(Change::schema("drop column", format!("drop column {name}"))))
+        })
+    }
+
+    /// Renames a column; computed columns that read it are rewritten to the new name.
+    pub fn rename_column(&self, from: &str, to: &str) -> Result<WriteResult> {
+        self.write(|_, meta, _| {
+            require_column(meta, from)?;
+            if from != to {
+                let mut without = meta.schema.clone();
+                without.columns.retain(|c| c.name != from);
+                without.check_new_name(to)?;
+            }
+            let rename = |n: &str| (n == from).then(|| to.to_string());
+            for c in &mut meta.schema.columns {
+                if c.name == from {
+                    c.name = to.to_string();
+                }
+                if let Some(comp) = &mut c.computed {
+                    comp.expr = comp.expr.rename_columns(&rename);
+                }
+            }
+            Ok(Some(Change::schema("rename column", format!("rename column {from} to {to}"))))
+        })
+    }
+}
+
+fn require_column(meta: &TableMeta, name: &str) -> Result<()> {
+    if meta.schema.column(name).is_none() {
+        return Err(err!(UnknownColumn, "no column '{name}' (the columns are: {})", meta.schema.names().join(", ")));
+    }
+    Ok(())
+}
+
+fn next_column_id(meta: &mut TableMeta) -> ColumnId {
+    let id = ColumnId(meta.next_col_id);
+    meta.next_col_id += 1;
+    id
+}
