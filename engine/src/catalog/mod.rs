@@ -304,9 +304,9 @@ impl Catalog {
             }
             Ok(id)
         })?;
-        let table = Table::new(self.clone(), id, plain, path.version());
-        table.check_udfs()?;
-        Ok(table)
+        // UDFs are not checked here: stored values stay readable without them, and a
+        // migration must be able to open the table to replace a column (`Table::check_udfs`).
+        Ok(Table::new(self.clone(), id, plain, path.version()))
     }
 
     /// Drops the table at `path` with all its versions.

@@ -204,9 +204,11 @@ impl Table {
         })
     }
 
-    /// Checks that every UDF the table's computed columns name is registered with the
-    /// stored version.
-    pub(crate) fn check_udfs(&self) -> Result<()> {
+    /// Checks that every UDF the table's computed columns call is registered on this handle
+    /// with the stored version and signature; the error names the column, the UDF and both
+    /// versions. Opening a table does not check this (stored values stay readable, and a
+    /// migration can replace the column); writes that need a missing UDF are refused.
+    pub fn check_udfs(&self) -> Result<()> {
         let schema = self.catalog.store().read(|tx| Ok(self.meta(tx)?.schema))?;
         self.catalog.inner.udfs.check_schema(&schema).map(|_| ())
     }

@@ -153,7 +153,7 @@ impl Func {
         };
         let num = [T::Int, T::Float];
         let numeric_result = |args: &[Option<ColumnType>]| {
-            if args.iter().any(|a| *a == Some(T::Float)) {
+            if args.contains(&Some(T::Float)) {
                 T::Float
             } else {
                 T::Int
@@ -417,8 +417,13 @@ impl Func {
             Rem => match (&args[0], &args[1]) {
                 (V::Int(a), V::Int(b)) => a.checked_rem(*b).map(V::Int).unwrap_or(V::Null),
                 _ => match (float(0), float(1)) {
-                    (Some(_), Some(b)) if b == 0.0 => V::Null,
-                    (Some(a), Some(b)) => V::Float(a % b),
+                    (Some(a), Some(b)) => {
+                        if b == 0.0 {
+                            V::Null
+                        } else {
+                            V::Float(a % b)
+                        }
+                    }
                     _ => V::Null,
                 },
             },

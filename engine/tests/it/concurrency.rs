@@ -42,7 +42,7 @@ fn check_events(path: &std::path::Path, writers: &[&str], n: i64) {
         assert_eq!(seqs, (0..n).collect::<Vec<_>>(), "writer {w}");
     }
     let inserts = writers.len() as u64 * n as u64;
-    let updates = writers.len() as u64 * ((n as u64 + 9) / 10);
+    let updates = writers.len() as u64 * (n as u64).div_ceil(10);
     assert_eq!(t.version().unwrap().0, inserts + updates, "one version per committed call");
 }
 

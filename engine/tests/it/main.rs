@@ -1,7 +1,10 @@
 //! Integration tests of the `tabula` engine: one binary, one module an area.
+#![allow(clippy::unwrap_used)]
 
 mod catalog;
+mod computed;
 mod concurrency;
+mod equivalence;
 mod query;
 mod rows;
 

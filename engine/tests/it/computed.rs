@@ -1,0 +1,347 @@
+//! Computed columns, UDFs, preview, IfExists and OnError policies, schema changes.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tabula::{
+    col, concat, if_, lit, row, Catalog, ColumnOptions, ColumnType, ErrorCode, IfExists, OnError, Schema, Table, Udf,
+    Value, Version,
+};
+
+use crate::{catalog, fails_cleanly};
+
+fn notes(cat: &Catalog, n: usize) -> Table {
+    let t = cat
+        .create_table(
+            "app/notes",
+            Schema::new().required("text", ColumnType::String).nullable("stars", ColumnType::Int),
+            IfExists::Error,
+        )
+        .unwrap();
+    if n > 0 {
+        t.insert((0..n).map(|i| row! {"text" => format!("note number {i}"), "stars" => (i % 5) as i64})).unwrap();
+    }
+    t
+}
+
+/// A UDF that counts its calls: `summarize@version(text)` = first word, upper-cased.
+fn summarize(version: u32, calls: &Arc<AtomicUsize>) -> Udf {
+    let calls = calls.clone();
+    Udf::new("summarize", version, move |text: String| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        let first = text.split_whitespace().next().unwrap_or("").to_uppercase();
+        if version == 1 {
+            first
+        } else {
+            format!("{first}!")
+        }
+    })
+}
+
+fn strings(t: &Table, column: &str) -> Vec<Option<String>> {
+    t.select([col(column)]).collect().unwrap().iter().map(|r| r.get(column).unwrap()).collect()
+}
+
+#[test]
+fn preview_runs_the_udf_only_on_the_previewed_rows_and_writes_nothing() {
+    let cat = catalog();
+    let t = notes(&cat, 20_000);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let s = summarize(1, &calls);
+    cat.register(&s);
+    let before = t.version().unwrap();
+    let rows = t.select([col("text"), s.call([col("text")]).alias("summary")]).head(3).unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "the UDF ran exactly 3 times on a 20k-row table");
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0].get::<String>("summary").unwrap(), "NOTE");
+    assert_eq!(t.version().unwrap(), before, "a preview makes no version");
+    assert!(t.describe().unwrap().columns.iter().all(|c| c.name != "summary"));
+    // A UDF in the filter is evaluated on fetched rows, and limit applies after it.
+    let shouting =
+        t.select([col("stars")]).where_(s.call([col("text")]).eq("NOTE").and(col("stars").eq(4))).head(2).unwrap();
+    assert_eq!(shouting.len(), 2);
+}
+
+#[test]
+fn iterate_then_add_then_rerun_is_a_no_op() {
+    let cat = catalog();
+    let docs = notes(&cat, 5);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let summarize = summarize(1, &calls);
+    cat.register(&summarize);
+    docs.select([col("text"), summarize.call([col("text")]).alias("summary")]).head(3).unwrap();
+    let added = docs.add_computed_column("summary", summarize.call([col("text")]), ColumnOptions::default()).unwrap();
+    assert_eq!(added.version, Version(2));
+    assert_eq!(calls.load(Ordering::SeqCst), 3 + 5, "computed now for every existing row");
+    assert!(strings(&docs, "summary").iter().all(|s| s.as_deref() == Some("NOTE")));
+    let again = docs
+        .add_computed_column("summary", summarize.call([col("text")]), ColumnOptions::if_exists(IfExists::Ignore))
+        .unwrap();
+    assert_eq!(again.version, Version(2), "rerunning the setup makes no version");
+    assert_eq!(calls.load(Ordering::SeqCst), 8, "and computes nothing");
+    // Later inserts compute it; updates of its input recompute it.
+    docs.insert([row! {"text" => "fresh idea"}]).unwrap();
+    docs.update([("text", lit("edited text"))], col("stars").eq(0)).unwrap();
+    let rows = docs.select([col("text"), col("summary")]).collect().unwrap();
+    for r in rows {
+        let text: String = r.get("text").unwrap();
+        let first = text.split(' ').next().unwrap().to_uppercase();
+        assert_eq!(r.get::<String>("summary").unwrap(), first, "{r}");
+    }
+    assert_eq!(docs.history().unwrap()[2].detail, "add computed column summary = summarize@1(text)");
+}
+
+#[test]
+fn ignore_with_a_different_expression_is_an_error_showing_both() {
+    let cat = catalog();
+    let t = notes(&cat, 3);
+    t.add_computed_column("len", col("text").length(), ColumnOptions::default()).unwrap();
+    let msg = fails_cleanly(&cat, ErrorCode::AlreadyExists, || {
+        t.add_computed_column("len", col("text").length() + 1, ColumnOptions::if_exists(IfExists::Ignore))
+    });
+    assert!(msg.contains("stored:    length(text)") && msg.contains("requested: length(text) + 1"), "{msg}");
+    let msg = fails_cleanly(&cat, ErrorCode::AlreadyExists, || {
+        t.add_computed_column("len", col("text").length(), ColumnOptions::default())
+    });
+    assert!(msg.contains("IfExists::Replace"), "{msg}");
+    let msg = fails_cleanly(&cat, ErrorCode::AlreadyExists, || {
+        t.add_computed_column("text", col("text").length(), ColumnOptions::if_exists(IfExists::Ignore))
+    });
+    assert!(msg.contains("stored column"), "{msg}");
+}
+
+#[test]
+fn replace_is_one_version_and_recomputes_dependents_in_order() {
+    let cat = catalog();
+    let t = notes(&cat, 4);
+    t.add_computed_column("len", col("text").length(), ColumnOptions::default()).unwrap();
+    t.add_computed_column("len2", col("len") * 2, ColumnOptions::default()).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let s = summarize(1, &calls);
+    cat.register(&s);
+    t.add_computed_column(
+        "tag",
+        concat([s.call([col("text")]), col("len2").cast(ColumnType::String)]),
+        ColumnOptions::default(),
+    )
+    .unwrap();
+    let v = t.version().unwrap();
+    let done =
+        t.add_computed_column("len", col("text").length() + 100, ColumnOptions::if_exists(IfExists::Replace)).unwrap();
+    assert_eq!(done.version.0, v.0 + 1, "a replace is exactly one version");
+    let rows = t.select([col("len"), col("len2"), col("tag")]).collect().unwrap();
+    assert_eq!(rows[0].get::<i64>("len").unwrap(), 113);
+    assert_eq!(rows[0].get::<i64>("len2").unwrap(), 226, "dependents recomputed");
+    assert_eq!(rows[0].get::<String>("tag").unwrap(), "NOTE226", "UDF dependents too");
+    let msg = fails_cleanly(&cat, ErrorCode::InvalidExpr, || {
+        t.add_computed_column("len", col("len2") + 1, ColumnOptions::if_exists(IfExists::Replace))
+    });
+    assert!(msg.contains("cycle"), "{msg}");
+    let msg = fails_cleanly(&cat, ErrorCode::InvalidExpr, || {
+        t.add_computed_column("len", col("text").upper(), ColumnOptions::if_exists(IfExists::Replace))
+    });
+    assert!(msg.contains("breaks computed column 'len2'"), "{msg}");
+}
+
+fn picky() -> Udf {
+    Udf::new("picky", 1, |text: String| -> Result<i64, String> {
+        if text.ends_with('3') {
+            return Err(format!("cannot handle {text:?}"));
+        }
+        if text.ends_with('4') {
+            panic!("boom on {text}");
+        }
+        Ok(text.len() as i64)
+    })
+}
+
+#[test]
+fn on_error_abort_names_the_row_and_stores_nothing() {
+    let cat = catalog();
+    let t = notes(&cat, 6);
+    let p = picky();
+    cat.register(&p);
+    let msg = fails_cleanly(&cat, ErrorCode::UdfFailed, || {
+        t.add_computed_column("n", p.call([col("text")]), ColumnOptions::default())
+    });
+    assert!(msg.contains("computed column 'n', row 3 (text = \"note number 3\"): UdfError: cannot handle"), "{msg}");
+    assert!(msg.contains("OnError::Ignore"), "{msg}");
+}
+
+#[test]
+fn on_error_ignore_keeps_errors_readable_and_catches_panics() {
+    let cat = catalog();
+    let t = notes(&cat, 6);
+    let p = picky();
+    cat.register(&p);
+    t.add_computed_column(
+        "n",
+        p.call([col("text")]),
+        ColumnOptions { on_error: OnError::Ignore, ..Default::default() },
+    )
+    .unwrap();
+    let rows =
+        t.select([col("n"), col("n").errortype().alias("kind"), col("n").errormsg().alias("why")]).collect().unwrap();
+    assert_eq!(rows[0].get::<Option<i64>>("n").unwrap(), Some(13));
+    assert_eq!(rows[0].get::<Option<String>>("kind").unwrap(), None);
+    assert_eq!(rows[3].get::<Option<i64>>("n").unwrap(), None);
+    assert_eq!(rows[3].get::<String>("kind").unwrap(), "UdfError");
+    assert_eq!(rows[3].get::<String>("why").unwrap(), "cannot handle \"note number 3\"");
+    assert_eq!(rows[4].get::<String>("kind").unwrap(), "UdfPanic");
+    assert_eq!(rows[4].get::<String>("why").unwrap(), "panicked: boom on note number 4");
+    // Inserts follow the same policy.
+    t.insert([row! {"text" => "x3"}, row! {"text" => "ok"}]).unwrap();
+    assert_eq!(t.select_all().where_(col("n").errortype().eq("UdfError")).count().unwrap(), 2);
+    assert_eq!(t.select_all().where_(col("n").eq(2)).count().unwrap(), 1);
+}
+
+#[test]
+fn insert_with_a_failing_udf_under_abort_inserts_nothing() {
+    let cat = catalog();
+    let t = notes(&cat, 2);
+    let p = picky();
+    cat.register(&p);
+    t.add_computed_column("n", p.call([col("text")]), ColumnOptions::default()).unwrap();
+    let msg =
+        fails_cleanly(&cat, ErrorCode::UdfFailed, || t.insert([row! {"text" => "fine"}, row! {"text" => "bad3"}]));
+    assert!(msg.contains("computed column 'n', row 1: UdfError"), "{msg}");
+    let msg = fails_cleanly(&cat, ErrorCode::UdfFailed, || t.update([("text", lit("bad3"))], lit(true)));
+    assert!(msg.contains("UdfError"), "{msg}");
+}
+
+#[test]
+fn missing_or_other_versions_of_a_udf_refuse_writes_but_keep_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let calls = Arc::new(AtomicUsize::new(0));
+    {
+        let cat = Catalog::open(&path).unwrap();
+        cat.create_dir("app", IfExists::Error).unwrap();
+        let t = notes(&cat, 3);
+        cat.register(&summarize(1, &calls));
+        t.add_computed_column("summary", summarize(1, &calls).call([col("text")]), ColumnOptions::default()).unwrap();
+    }
+    let cat = Catalog::open(&path).unwrap();
+    let t = cat.get_table("app/notes").unwrap();
+    assert_eq!(t.check_udfs().unwrap_err().code(), ErrorCode::UdfNotRegistered);
+    assert_eq!(strings(&t, "summary"), vec![Some("NOTE".to_string()); 3], "stored values stay readable");
+    let msg = fails_cleanly(&cat, ErrorCode::UdfNotRegistered, || t.insert([row! {"text" => "a"}]));
+    assert!(msg.contains("summarize@1 is not registered") && msg.contains("computed column 'summary'"), "{msg}");
+    fails_cleanly(&cat, ErrorCode::UdfNotRegistered, || t.select([summarize(1, &calls).call([col("text")])]).collect());
+    // Updating a column nothing computed depends on does not need the UDF.
+    t.update([("stars", lit(1))], lit(true)).unwrap();
+    let v2 = summarize(2, &calls);
+    cat.register(&v2);
+    let msg = fails_cleanly(&cat, ErrorCode::UdfVersionMismatch, || t.update([("text", lit("b"))], lit(true)));
+    assert!(msg.contains("needs UDF summarize@1, but summarize@2 is registered"), "{msg}");
+    // The fix the message names: replace the column with the new version.
+    t.add_computed_column("summary", v2.call([col("text")]), ColumnOptions::if_exists(IfExists::Replace)).unwrap();
+    assert_eq!(strings(&t, "summary"), vec![Some("NOTE!".to_string()); 3]);
+    t.insert([row! {"text" => "new row"}]).unwrap();
+}
+
+#[test]
+fn a_udf_whose_signature_changed_without_a_version_bump_is_refused() {
+    let cat = catalog();
+    let t = notes(&cat, 1);
+    let v1 = Udf::new("f", 1, |s: String| s.len() as i64);
+    cat.register(&v1);
+    t.add_computed_column("f", v1.call([col("text")]), ColumnOptions::default()).unwrap();
+    cat.register(&Udf::new("f", 1, |s: String| s));
+    let msg = fails_cleanly(&cat, ErrorCode::UdfVersionMismatch, || t.insert([row! {"text" => "a"}]));
+    assert!(msg.contains("needs a new version"), "{msg}");
+}
+
+#[test]
+fn batch_udfs_get_whole_batches() {
+    let cat = catalog();
+    let t = notes(&cat, 2500);
+    let batches = Arc::new(AtomicUsize::new(0));
+    let seen = batches.clone();
+    let embed = Udf::batch("embed", 1, [ColumnType::String], ColumnType::Json, move |rows| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        rows.iter()
+            .map(|args| match &args[0] {
+                Value::String(s) => Ok(Value::Json(serde_json::json!([s.len(), s.matches('e').count()]))),
+                other => Err(format!("unexpected {other}")),
+            })
+            .collect()
+    });
+    cat.register(&embed);
+    t.add_computed_column("vec", embed.call([col("text")]), ColumnOptions::default()).unwrap();
+    assert_eq!(batches.load(Ordering::SeqCst), 3, "2500 rows in batches of 1024");
+    let first = t.select([col("vec").index(0).alias("len")]).first().unwrap().unwrap();
+    assert_eq!(first.get::<serde_json::Value>("len").unwrap(), serde_json::json!(13));
+}
+
+#[test]
+fn builtin_computed_columns_run_in_sql_and_follow_updates() {
+    let cat = catalog();
+    let t = notes(&cat, 10);
+    t.add_computed_column("words", col("text").split(" ").cast(ColumnType::String).length(), ColumnOptions::default())
+        .unwrap();
+    t.add_computed_column("rating", if_(col("stars").ge(3)).then("good").else_("meh"), ColumnOptions::default())
+        .unwrap();
+    t.update([("stars", col("stars") + 10)], col("stars").eq(0)).unwrap();
+    let rows = t.select([col("stars"), col("rating")]).where_(col("stars").ge(10)).collect().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r.get::<String>("rating").unwrap() == "good"));
+    let d = t.describe().unwrap().to_string();
+    assert!(d.contains("rating  String     = if(stars >= 3, \"good\", \"meh\")"), "{d}");
+}
+
+#[test]
+fn add_drop_and_rename_columns() {
+    let cat = catalog();
+    let t = notes(&cat, 3);
+    t.add_column("lang", ColumnType::String, "en", IfExists::Error).unwrap();
+    t.add_column("note", ColumnType::String, Value::Null, IfExists::Error).unwrap();
+    assert_eq!(t.add_column("lang", ColumnType::String, "en", IfExists::Ignore).unwrap().version, Version(3));
+    let msg =
+        fails_cleanly(&cat, ErrorCode::AlreadyExists, || t.add_column("lang", ColumnType::Int, 0, IfExists::Ignore));
+    assert!(msg.contains("already exists as String; requested Int"), "{msg}");
+    assert_eq!(strings(&t, "lang"), vec![Some("en".to_string()); 3]);
+    t.insert([row! {"text" => "x"}]).unwrap_err();
+    t.insert([row! {"text" => "x", "lang" => "de"}]).unwrap();
+    t.add_computed_column("shout", col("text").upper(), ColumnOptions::default()).unwrap();
+    let msg = fails_cleanly(&cat, ErrorCode::HasDependents, || t.drop_column("text"));
+    assert!(msg.contains("computed column(s) shout"), "{msg}");
+    t.rename_column("text", "body").unwrap();
+    assert!(t.describe().unwrap().to_string().contains("= upper(body)"));
+    t.insert([row! {"body" => "y", "lang" => "fr"}]).unwrap();
+    assert_eq!(
+        t.select([col("shout")]).where_(col("body").eq("y")).first().unwrap().unwrap().get::<String>("shout").unwrap(),
+        "Y"
+    );
+    t.drop_column("note").unwrap();
+    fails_cleanly(&cat, ErrorCode::UnknownColumn, || t.drop_column("note"));
+    fails_cleanly(&cat, ErrorCode::AlreadyExists, || t.rename_column("body", "lang"));
+    fails_cleanly(&cat, ErrorCode::TypeMismatch, || t.add_column("n", ColumnType::Int, "x", IfExists::Error));
+    let h: Vec<String> = t.history().unwrap().into_iter().map(|v| v.detail).collect();
+    assert_eq!(h[0], "drop column note");
+    assert!(
+        h.contains(&"rename column text to body".to_string())
+            && h.contains(&"add column lang String = \"en\"".to_string())
+    );
+}
+
+#[test]
+fn bad_computed_expressions_are_refused_cleanly() {
+    let cat = catalog();
+    let t = notes(&cat, 2);
+    let msg = fails_cleanly(&cat, ErrorCode::InvalidExpr, || {
+        t.add_computed_column("x", col("text") + 1, ColumnOptions::default())
+    });
+    assert!(msg.contains("expression `text + 1`"), "{msg}");
+    fails_cleanly(&cat, ErrorCode::InvalidExpr, || {
+        t.add_computed_column("x", lit(Value::Null), ColumnOptions::default())
+    });
+    fails_cleanly(&cat, ErrorCode::InvalidName, || t.add_computed_column("x y", lit(1), ColumnOptions::default()));
+    fails_cleanly(&cat, ErrorCode::UdfNotRegistered, || {
+        t.add_computed_column("x", picky().call([col("text")]), ColumnOptions::default())
+    });
+    let msg = fails_cleanly(&cat, ErrorCode::InvalidExpr, || {
+        t.add_computed_column("x", picky().call([col("stars")]), ColumnOptions::default())
+    });
+    assert!(msg.contains("argument 1 of picky@1 must be String, found Int"), "{msg}");
+}
