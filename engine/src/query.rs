@@ -12,13 +12,13 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use crate::catalog::{all_columns, check_predicate, Table};
-use crate::compute::{sql_over_columns, BATCH};
+use crate::compute::{sql_for_read, BATCH};
 use crate::error::{err, Result};
 use crate::expr::eval::{eval, Batch};
 use crate::expr::sql::Params;
 use crate::expr::Expr;
 use crate::row::Row;
-use crate::store::{visible, Tx};
+use crate::store::{Kind, Tx};
 use crate::types::{ColumnType, Value, Version};
 use crate::udf::Registry;
 
@@ -156,11 +156,13 @@ impl Query {
 
     fn plan(&self, tx: &Tx, at: Option<Version>) -> Result<Plan> {
         let mut meta = self.table.meta(tx)?;
-        let live = self.table.pinned.is_none() && at.is_none();
-        if let Some(v) = at {
+        let mut pinned = self.table.pinned;
+        if let (Some(v), Kind::Table) = (at, &meta.kind) {
             meta.schema = tx.schema_at(meta.id, v)?;
             meta.version = v;
+            pinned = Some(v);
         }
+        let meta = meta;
         let schema = &meta.schema;
         let items = if self.items.is_empty() { all_columns(schema) } else { self.items.clone() };
         let mut params = Params::default();
@@ -185,13 +187,16 @@ impl Query {
                 outputs.push(Output::Eval(item.unaliased().clone(), ty));
             } else {
                 outputs.push(Output::Fetched(fetch.len()));
-                fetch.push(sql_over_columns(schema, item, &mut params)?);
+                fetch.push(sql_for_read(&meta, item, &mut params)?);
                 fetch_names.push(format!("\u{0}{}", fetch.len()));
                 fetch_types.push(ty);
             }
             names.push(name);
         }
-        let mut cond = if live { visible(None) } else { visible(Some(meta.version)) };
+        let mut cond = meta.visible_sql(pinned);
+        if let Kind::View { filter, .. } = &meta.kind {
+            cond = format!("{cond} AND {}", sql_for_read(&meta, filter, &mut params)?);
+        }
         let mut rust_filter = None;
         if let Some(filter) = &self.filter {
             check_predicate(schema, filter)?;
@@ -200,13 +205,13 @@ impl Query {
                 inputs.extend(filter.columns());
                 rust_filter = Some(filter.clone());
             } else {
-                cond = format!("{cond} AND {}", sql_over_columns(schema, filter, &mut params)?);
+                cond = format!("{cond} AND {}", sql_for_read(&meta, filter, &mut params)?);
             }
         }
         for input in inputs {
             if !fetch_names.contains(&input) {
                 let column = schema.column(&input).ok_or_else(|| err!(UnknownColumn, "no column '{input}'"))?;
-                fetch.push(format!("c{}", column.id.0));
+                fetch.push(meta.column_sql(&input).unwrap_or_else(|| "NULL".into()));
                 fetch_types.push(Some(column.ty));
                 fetch_names.push(input);
             }
@@ -225,7 +230,7 @@ impl Query {
                     "order_by `{key}`: sorting by a UDF is not supported; add it as a computed column and sort by that"
                 ));
             }
-            order.push(format!("{}{}", sql_over_columns(schema, key, &mut params)?, if *desc { " DESC" } else { "" }));
+            order.push(format!("{}{}", sql_for_read(&meta, key, &mut params)?, if *desc { " DESC" } else { "" }));
         }
         Ok(Plan {
             names: names.into(),
@@ -234,7 +239,7 @@ impl Query {
             fetch_names,
             fetch_types,
             rust_filter,
-            from_where: format!("FROM {} WHERE {cond}", meta.phys()),
+            from_where: format!("FROM {} WHERE {cond}", meta.source_sql()),
             order: if order.is_empty() { String::new() } else { format!(" ORDER BY {}", order.join(", ")) },
             params,
             version: meta.version,
@@ -370,7 +375,7 @@ impl Query {
                 None
             } else {
                 let tail = if pushed { Query::limit_sql(self.limit, self.offset) } else { String::new() };
-                let sql = format!("SELECT rowid {}{}{tail}", plan.from_where, plan.order);
+                let sql = format!("SELECT b.rowid {}{}{tail}", plan.from_where, plan.order);
                 let mut ids = Vec::new();
                 tx.query_each(&sql, &plan.params.values, &[Some(ColumnType::Int)], |v| {
                     if let Some(Value::Int(id)) = v.first() {
@@ -447,7 +452,7 @@ impl RowStream {
                     self.position = end;
                     if !wanted.is_empty() {
                         let list = wanted.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-                        let sql = format!("SELECT rowid, {} {} AND rowid IN ({list})", plan.fetch, plan.from_where);
+                        let sql = format!("SELECT b.rowid, {} {} AND b.rowid IN ({list})", plan.fetch, plan.from_where);
                         tx.query_each(&sql, &plan.params.values, &types, &mut collect)?;
                         let mut by_id: std::collections::HashMap<i64, Vec<Value>> = rows.drain(..).collect();
                         rows.extend(wanted.iter().filter_map(|id| by_id.remove(id).map(|v| (*id, v))));
@@ -457,7 +462,7 @@ impl RowStream {
                 }
                 None => {
                     let sql = format!(
-                        "SELECT rowid, {} {} AND rowid > {} ORDER BY rowid LIMIT {BATCH}",
+                        "SELECT b.rowid, {} {} AND b.rowid > {} ORDER BY b.rowid LIMIT {BATCH}",
                         plan.fetch, plan.from_where, self.last_rowid
                     );
                     tx.query_each(&sql, &plan.params.values, &types, &mut collect)?;

@@ -68,6 +68,7 @@ impl Schema {
                 ty: *ty,
                 nullable: *nullable,
                 computed: None,
+                default: None,
             });
         }
         Ok(schema)
@@ -118,6 +119,9 @@ pub struct ColumnDef {
     pub nullable: bool,
     /// `Some` for a computed column.
     pub computed: Option<Computed>,
+    /// The value a new row gets when it gives none (set by `add_column` with a default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<crate::types::Value>,
 }
 
 impl ColumnDef {

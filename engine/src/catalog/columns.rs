@@ -3,12 +3,12 @@
 
 use std::collections::BTreeSet;
 
-use crate::catalog::{Change, IfExists, Table, WriteResult};
-use crate::compute::{recompute, Scope};
+use crate::catalog::{rows_writable, Change, IfExists, Table, WriteResult};
+use crate::compute::{recompute, recompute_view, Scope};
 use crate::error::{err, Result};
 use crate::expr::Expr;
 use crate::schema::{ColumnDef, Computed, OnError};
-use crate::store::TableMeta;
+use crate::store::{Kind, TableMeta, Tx, VIEW_COLUMN_IDS};
 use crate::types::{ColumnId, ColumnType, Value};
 
 /// Options of [`Table::add_computed_column`].
@@ -114,18 +114,42 @@ impl Table {
                 ty,
                 nullable: t.nullable || expr.has_udf() || options.on_error == OnError::Ignore,
                 computed: Some(Computed { expr: expr.clone(), on_error: options.on_error }),
+                default: None,
             };
             tx.add_physical_column(meta, &column)?;
+            let is_view = matches!(meta.kind, Kind::View { .. });
+            if existing.is_some() && !is_view {
+                let readers = view_readers(tx, meta, &BTreeSet::from([name.to_string()]))?;
+                if !readers.is_empty() {
+                    return Err(err!(
+                        HasDependents,
+                        "computed column '{name}' is read by view(s) {}; drop them before replacing it",
+                        readers.join(", ")
+                    ));
+                }
+            }
             let replaced = match meta.schema.position(name) {
                 Some(at) => {
                     meta.schema.columns[at] = column.clone();
-                    // Columns that read this one must still type-check against its new type.
-                    for dep in meta.schema.downstream_of(&BTreeSet::from([name.to_string()])) {
-                        if let Some(c) = &dep.computed {
+                    // Columns that read this one are recomputed into new columns too, so the
+                    // old values stay for a revert; they must type-check against its new type.
+                    let downstream: Vec<String> = meta
+                        .schema
+                        .downstream_of(&BTreeSet::from([name.to_string()]))
+                        .iter()
+                        .map(|c| c.name.clone())
+                        .collect();
+                    for dep in downstream {
+                        let Some(at) = meta.schema.position(&dep) else { continue };
+                        if let Some(c) = &meta.schema.columns[at].computed {
                             c.expr.check(&meta.schema).map_err(|e| {
-                                e.context(format_args!("replacing '{name}' breaks computed column '{}'", dep.name))
+                                e.context(format_args!("replacing '{name}' breaks computed column '{dep}'"))
                             })?;
                         }
+                        let mut fresh = meta.schema.columns[at].clone();
+                        fresh.id = next_column_id(meta);
+                        tx.add_physical_column(meta, &fresh)?;
+                        meta.schema.columns[at] = fresh;
                     }
                     true
                 }
@@ -137,7 +161,11 @@ impl Table {
             let mut todo = vec![&column];
             let downstream = meta.schema.downstream_of(&BTreeSet::from([name.to_string()]));
             todo.extend(downstream.iter().copied());
-            recompute(tx, meta, &todo, Scope::Live, udfs)?;
+            if is_view {
+                recompute_view(tx, meta, &todo, None, udfs)?;
+            } else {
+                recompute(tx, meta, &todo, Scope::Live, udfs)?;
+            }
             let verb = if replaced { "replace" } else { "add" };
             Ok(Some(Change::schema(
                 if replaced { "replace computed column" } else { "add computed column" },
@@ -147,7 +175,8 @@ impl Table {
     }
 
     /// Adds a stored column. A null `default` makes it nullable; any other value fills
-    /// every existing row and makes it required.
+    /// every existing row, is given to new rows that leave the column out, and makes the
+    /// column required (an explicit null is refused).
     pub fn add_column(
         &self,
         name: &str,
@@ -158,6 +187,7 @@ impl Table {
         let default =
             default.into().coerce_to(ty).map_err(|why| err!(TypeMismatch, "add column '{name}': default {why}"))?;
         self.write(|tx, meta, _| {
+            rows_writable(meta)?;
             let nullable = default.is_null();
             if let Some(old) = meta.schema.column(name).cloned() {
                 let same = !old.is_computed() && old.ty == ty && old.nullable == nullable;
@@ -188,7 +218,14 @@ impl Table {
             } else {
                 meta.schema.check_new_name(name)?;
             }
-            let column = ColumnDef { id: next_column_id(meta), name: name.to_string(), ty, nullable, computed: None };
+            let column = ColumnDef {
+                id: next_column_id(meta),
+                name: name.to_string(),
+                ty,
+                nullable,
+                computed: None,
+                default: (!nullable).then(|| default.clone()),
+            };
             tx.add_physical_column(meta, &column)?;
             if !nullable {
                 tx.execute(
@@ -205,8 +242,17 @@ impl Table {
     /// Drops a column (metadata only, so reverting it is instant). Refused while computed
     /// columns read it; the error names them.
     pub fn drop_column(&self, name: &str) -> Result<WriteResult> {
-        self.write(|_, meta, _| {
+        self.write(|tx, meta, _| {
+            rows_writable(meta)?;
             require_column(meta, name)?;
+            let readers = view_readers(tx, meta, &BTreeSet::from([name.to_string()]))?;
+            if !readers.is_empty() {
+                return Err(err!(
+                    HasDependents,
+                    "column '{name}' is read by view(s) {}; drop them first",
+                    readers.join(", ")
+                ));
+            }
             let deps = meta.schema.dependents_of(name);
             if !deps.is_empty() {
                 return Err(err!(
@@ -222,8 +268,17 @@ impl Table {
 
     /// Renames a column; computed columns that read it are rewritten to the new name.
     pub fn rename_column(&self, from: &str, to: &str) -> Result<WriteResult> {
-        self.write(|_, meta, _| {
+        self.write(|tx, meta, _| {
+            rows_writable(meta)?;
             require_column(meta, from)?;
+            let readers = view_readers(tx, meta, &BTreeSet::from([from.to_string()]))?;
+            if !readers.is_empty() {
+                return Err(err!(
+                    HasDependents,
+                    "column '{from}' is read by view(s) {}; drop them before renaming it",
+                    readers.join(", ")
+                ));
+            }
             if from != to {
                 let mut without = meta.schema.clone();
                 without.columns.retain(|c| c.name != from);
@@ -241,6 +296,25 @@ impl Table {
             Ok(Some(Change::schema("rename column", format!("rename column {from} to {to}"))))
         })
     }
+}
+
+/// The views of `meta`'s table whose filter or computed columns read any of `columns`.
+fn view_readers(tx: &Tx, meta: &TableMeta, columns: &BTreeSet<String>) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (id, path) in tx.dependents(meta.id)? {
+        let view = tx.load_table(id, &path)?;
+        let Kind::View { filter, .. } = &view.kind else { continue };
+        let mut reads = filter.columns();
+        for c in view.schema.columns.iter().filter(|c| c.id.0 >= VIEW_COLUMN_IDS) {
+            if let Some(comp) = &c.computed {
+                reads.extend(comp.expr.columns());
+            }
+        }
+        if reads.iter().any(|r| columns.contains(r)) {
+            out.push(format!("'{path}'"));
+        }
+    }
+    Ok(out)
 }
 
 fn require_column(meta: &TableMeta, name: &str) -> Result<()> {

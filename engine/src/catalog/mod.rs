@@ -5,6 +5,7 @@
 
 mod columns;
 mod table;
+mod versions;
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use crate::store::{EntryKind, Store, Tx};
 use crate::udf::{Registry, Udf};
 
 pub use columns::ColumnOptions;
-pub(crate) use table::{all_columns, check_predicate, Change};
+pub(crate) use table::{all_columns, check_predicate, rows_writable, Change};
 pub use table::{ColumnInfo, Table, TableInfo, VersionInfo, WriteResult};
 
 /// What a create call does when the path is already taken.
@@ -270,7 +271,8 @@ impl Catalog {
                             }
                             return Ok(id);
                         }
-                        IfExists::Replace | IfExists::ReplaceForce => tx.drop_table(id)?,
+                        IfExists::Replace => drop_with_dependents(tx, id, &path, Force::No)?,
+                        IfExists::ReplaceForce => drop_with_dependents(tx, id, &path, Force::Yes)?,
                     }
                 }
             }
@@ -293,14 +295,13 @@ impl Catalog {
             let id = id.ok_or_else(|| not_found_table(tx, &plain))?;
             if let Some(v) = path.version() {
                 let meta = tx.load_table(id, &plain)?;
-                if v > meta.version {
+                if v > meta.version || tx.schema_at(id, v).is_err() {
                     return Err(err!(
                         NotFound,
-                        "table '{plain}' has no version {v}; its current version is {}",
+                        "table '{plain}' has no version {v} (its current version is {}; a reverted version is gone)",
                         meta.version
                     ));
                 }
-                tx.schema_at(id, v).map_err(|e| e.context(format_args!("table '{plain}'")))?;
             }
             Ok(id)
         })?;
@@ -309,15 +310,16 @@ impl Catalog {
         Ok(Table::new(self.clone(), id, plain, path.version()))
     }
 
-    /// Drops the table at `path` with all its versions.
-    pub fn drop_table(&self, path: impl IntoPath, _force: Force) -> Result<()> {
+    /// Drops the table (or view, or snapshot) at `path` with all its versions. Views and
+    /// snapshots of it are dropped too with `Force::Yes`; without, the error names them.
+    pub fn drop_table(&self, path: impl IntoPath, force: Force) -> Result<()> {
         let path = unversioned(path.into_path()?, "drop_table")?;
         self.store().write(|tx| {
             if tx.entry_kind(&path)? == Some(EntryKind::Dir) {
                 return Err(err!(WrongKind, "'{path}' is a directory, not a table (use drop_dir)"));
             }
             let id = tx.table_id(&path)?.ok_or_else(|| not_found_table(tx, &path))?;
-            tx.drop_table(id)
+            drop_with_dependents(tx, id, &path, force)
         })
     }
 
@@ -373,16 +375,33 @@ fn not_found_table(tx: &Tx, path: &Path) -> crate::Error {
     err!(NotFound, "table '{path}' does not exist{hint}")
 }
 
+/// Drops table `id` after its views and snapshots (which needs `Force::Yes` when it has any).
+fn drop_with_dependents(tx: &Tx, id: crate::TableId, path: &Path, force: Force) -> Result<()> {
+    let deps = tx.dependents(id)?;
+    if !deps.is_empty() && force == Force::No {
+        return Err(versions::dependents_error(path, &deps));
+    }
+    for (dep, _) in deps {
+        tx.drop_table(dep)?;
+    }
+    tx.drop_table(id)
+}
+
+/// Drops everything below `dir`: views and snapshots before the tables they read (also
+/// those outside `dir`), then the tables, then the directories, deepest first.
 fn drop_contents(tx: &Tx, dir: &Path) -> Result<()> {
     let inside = tx.list_entries(dir, true)?;
     for (path, kind) in inside.iter().rev() {
-        match kind {
-            EntryKind::Table => {
-                if let Some(id) = tx.table_id(path)? {
-                    tx.drop_table(id)?;
-                }
+        if *kind == EntryKind::Table {
+            // It may be gone already, as a dependent of a table dropped before it.
+            if let Some(id) = tx.table_id(path)? {
+                drop_with_dependents(tx, id, path, Force::Yes)?;
             }
-            EntryKind::Dir => tx.delete_dir(path)?,
+        }
+    }
+    for (path, kind) in inside.iter().rev() {
+        if *kind == EntryKind::Dir {
+            tx.delete_dir(path)?;
         }
     }
     Ok(())

@@ -14,8 +14,8 @@ use crate::expr::{col, Expr};
 use crate::path::Path;
 use crate::query::Query;
 use crate::row::Row;
-use crate::schema::TableSchema;
-use crate::store::{now_micros, TableMeta, Tx, VersionRecord, LIVE};
+use crate::schema::{ColumnDef, TableSchema};
+use crate::store::{now_micros, Kind, TableMeta, Tx, VersionRecord, LIVE, VIEW_COLUMN_IDS};
 use crate::types::{ColumnType, TableId, Version};
 
 /// A handle on a table. Cheap to clone. It reads the table's metadata afresh in every call,
@@ -144,15 +144,25 @@ impl Table {
     pub(crate) fn meta(&self, tx: &Tx) -> Result<TableMeta> {
         let mut meta = tx.load_table(self.id, &self.path)?;
         if let Some(v) = self.pinned {
-            if v > meta.version {
+            if !matches!(meta.kind, Kind::Table) {
                 return Err(err!(
-                    NotFound,
-                    "table '{}' no longer has version {v} (it was reverted to {})",
-                    self.path,
-                    meta.version
+                    InvalidPath,
+                    "'{}' is a view or snapshot; only tables have versions to open",
+                    self.path
                 ));
             }
-            meta.schema = tx.schema_at(self.id, v)?;
+            let gone = || {
+                err!(
+                    NotFound,
+                    "table '{}' has no version {v} (its current version is {}; a reverted version is gone)",
+                    self.path,
+                    meta.version
+                )
+            };
+            if v > meta.version {
+                return Err(gone());
+            }
+            meta.schema = tx.schema_at(self.id, v).map_err(|_| gone())?;
             meta.version = v;
         }
         Ok(meta)
@@ -174,13 +184,25 @@ impl Table {
                 self.path
             ));
         }
+        let udfs = &self.catalog.inner.udfs;
         self.catalog.store().write(|tx| {
             let mut meta = self.meta(tx)?;
-            let next = Version(meta.version.0 + 1);
+            if let Kind::Snapshot { .. } = meta.kind {
+                return Err(err!(ReadOnly, "'{}' is a snapshot; snapshots are read-only", meta.path));
+            }
+            // Version numbers are never reused, even after a revert.
+            let next = Version(meta.last_version.0 + 1);
             let path = meta.path.clone();
             let Some(change) = f(tx, &mut meta, next).map_err(|e| e.context(format_args!("table '{path}'")))? else {
                 return Ok(WriteResult { version: meta.version, inserted: 0, updated: 0, deleted: 0 });
             };
+            if let (Some((first, _)), Kind::Table) = (change.rowids, &meta.kind) {
+                maintain_views(tx, &meta, first, udfs).map_err(|e| e.context(format_args!("table '{path}'")))?;
+            }
+            let mut recorded = meta.schema.clone();
+            if let Kind::View { .. } = meta.kind {
+                recorded.columns.retain(|c| c.id.0 >= VIEW_COLUMN_IDS);
+            }
             tx.commit_version(
                 &meta,
                 &VersionRecord {
@@ -192,7 +214,7 @@ impl Table {
                     updated: change.updated,
                     deleted: change.deleted,
                     rowids: change.rowids,
-                    schema: meta.schema.clone(),
+                    schema: recorded,
                 },
             )?;
             Ok(WriteResult {
@@ -250,6 +272,7 @@ impl Table {
         let rows = rows.into_iter();
         let udfs = &self.catalog.inner.udfs;
         self.write(|tx, meta, version| {
+            rows_writable(meta)?;
             let mut writer = RowWriter::new(tx, meta, version, udfs)?;
             for (i, row) in rows.enumerate() {
                 writer.push_row(i, &row)?;
@@ -264,6 +287,7 @@ impl Table {
         let records = records.into_iter();
         let udfs = &self.catalog.inner.udfs;
         self.write(|tx, meta, version| {
+            rows_writable(meta)?;
             let mut writer = RowWriter::new(tx, meta, version, udfs)?;
             for (i, record) in records.enumerate() {
                 let json = serde_json::to_value(&record)
@@ -285,6 +309,7 @@ impl Table {
         let set: Vec<(String, Expr)> = set.into_iter().map(|(n, e)| (n.into(), e.into())).collect();
         let udfs = &self.catalog.inner.udfs;
         self.write(|tx, meta, version| {
+            rows_writable(meta)?;
             if set.is_empty() {
                 return Err(err!(InvalidArgument, "update needs at least one column to set"));
             }
@@ -325,6 +350,7 @@ impl Table {
     /// Deletes every row where `where_` is true.
     pub fn delete(&self, where_: Expr) -> Result<WriteResult> {
         self.write(|tx, meta, version| {
+            rows_writable(meta)?;
             check_predicate(&meta.schema, &where_)?;
             let n = end_matching(tx, meta, version, &where_)?;
             Ok((n > 0).then(|| Change::rows("delete", format!("delete where {where_}"), 0, 0, n)))
@@ -386,6 +412,33 @@ impl Change {
     pub(crate) fn schema(kind: &'static str, detail: String) -> Change {
         Change::rows(kind, detail, 0, 0, 0)
     }
+}
+
+/// Refuses row writes on views and snapshots.
+pub(crate) fn rows_writable(meta: &TableMeta) -> Result<()> {
+    match &meta.kind {
+        Kind::Table => Ok(()),
+        Kind::View { .. } => Err(err!(
+            ReadOnly,
+            "'{}' is a view; its rows follow its base table, so write to the base instead",
+            meta.path
+        )),
+        Kind::Snapshot { .. } => Err(err!(ReadOnly, "'{}' is a snapshot; snapshots are read-only", meta.path)),
+    }
+}
+
+/// Computes the own computed columns of every view of `meta`'s table for the base row
+/// versions written by the current call (physical rowids from `first`).
+fn maintain_views(tx: &Tx, meta: &TableMeta, first: i64, udfs: &crate::udf::Registry) -> Result<()> {
+    for (view, path) in tx.dependents(meta.id)? {
+        let view_meta = tx.load_table(view, &path)?;
+        let own: Vec<&ColumnDef> = view_meta.schema.columns.iter().filter(|c| c.id.0 >= VIEW_COLUMN_IDS).collect();
+        if matches!(view_meta.kind, Kind::View { .. }) && !own.is_empty() {
+            compute::recompute_view(tx, &view_meta, &own, Some(first), udfs)
+                .map_err(|e| e.context(format_args!("view '{path}'")))?;
+        }
+    }
+    Ok(())
 }
 
 /// Checks that `pred` is a Bool expression over the table.

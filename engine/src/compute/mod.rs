@@ -18,7 +18,7 @@ use crate::expr::sql::{to_sql, Params};
 use crate::expr::Expr;
 use crate::row::Row;
 use crate::schema::{ColumnDef, OnError, TableSchema};
-use crate::store::{Inserter, TableMeta, Tx, LIVE};
+use crate::store::{Inserter, Kind, TableMeta, Tx, LIVE};
 use crate::types::{ColumnType, Value, Version};
 use crate::udf::{CellError, Registry};
 
@@ -30,7 +30,12 @@ pub(crate) fn sql_over_columns(schema: &TableSchema, expr: &Expr, params: &mut P
     to_sql(expr, schema, &|name| physical(schema, name), params)
 }
 
-/// The physical column for a column name or the [`error_slot`] of one.
+/// `expr` as SQL for a read of `meta`'s rows (columns qualified as `meta.source_sql()` names them).
+pub(crate) fn sql_for_read(meta: &TableMeta, expr: &Expr, params: &mut Params) -> Result<String> {
+    to_sql(expr, &meta.schema, &|name| meta.column_sql(name), params)
+}
+
+/// The physical column for a column name or the error slot (`name#error`) of one.
 fn physical(schema: &TableSchema, name: &str) -> Option<String> {
     if let Some(column) = name.strip_suffix("#error") {
         return schema.column(column).filter(|c| c.is_computed()).map(|c| format!("e{}", c.id.0));
@@ -203,11 +208,13 @@ impl<'t> RowWriter<'t> {
     pub(crate) fn push_row(&mut self, index: usize, row: &Row) -> Result<()> {
         let positions = self.positions(index, row)?;
         let mut buf = vec![Value::Null; self.stored.len() + 1];
+        let mut given = vec![false; self.stored.len()];
         buf[0] = Value::Int(self.next_row_id);
         for (value, pos) in row.values().iter().zip(positions) {
             buf[pos + 1] = value.clone();
+            given[pos] = true;
         }
-        self.accept(index, buf)
+        self.accept(index, buf, &given)
     }
 
     /// Writes one row given as a JSON object (a serialized record).
@@ -216,6 +223,7 @@ impl<'t> RowWriter<'t> {
             return Err(err!(Serde, "row {index}: a record must serialize to a struct or a map, found {json}"));
         };
         let mut buf = Vec::with_capacity(self.stored.len() + 1);
+        let mut given = Vec::with_capacity(self.stored.len());
         buf.push(Value::Int(self.next_row_id));
         for c in &self.stored {
             let value = match fields.remove(&c.name) {
@@ -223,17 +231,21 @@ impl<'t> RowWriter<'t> {
                     .map_err(|why| err!(TypeMismatch, "row {index}, column '{}': {why}", c.name))?,
                 None => Value::Null,
             };
+            given.push(!value.is_null());
             buf.push(value);
         }
         if let Some(name) = fields.keys().next() {
             return Err(self.unknown(index, name));
         }
-        self.accept(index, buf)
+        self.accept(index, buf, &given)
     }
 
-    fn accept(&mut self, index: usize, mut buf: Vec<Value>) -> Result<()> {
-        for (c, slot) in self.stored.iter().zip(buf[1..].iter_mut()) {
-            let value = std::mem::replace(slot, Value::Null);
+    fn accept(&mut self, index: usize, mut buf: Vec<Value>, given: &[bool]) -> Result<()> {
+        for ((c, slot), given) in self.stored.iter().zip(buf[1..].iter_mut()).zip(given) {
+            let mut value = std::mem::replace(slot, Value::Null);
+            if let (false, Some(default)) = (given, &c.default) {
+                value = default.clone();
+            }
             if value.is_null() && !c.nullable {
                 return Err(err!(NotNull, "row {index}: column '{}' is required but has no value", c.name));
             }
@@ -406,6 +418,98 @@ pub(crate) fn recompute(
             stmt.insert(o.iter().chain(std::iter::once(&id)))?;
         }
         seen += rows.len();
+        last = end;
+        if rowids.len() < BATCH {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Computes a view's own computed `columns` for the base row versions it shows (from
+/// physical rowid `first` on, or all of them), in Rust, and stores them in the view's table.
+pub(crate) fn recompute_view(
+    tx: &Tx,
+    meta: &TableMeta,
+    columns: &[&ColumnDef],
+    first: Option<i64>,
+    udfs: &Registry,
+) -> Result<()> {
+    let Kind::View { filter, .. } = &meta.kind else {
+        return Err(err!(InvalidArgument, "'{}' is not a view", meta.path));
+    };
+    for c in columns {
+        if let Some(computed) = &c.computed {
+            udfs.check_expr(&computed.expr).map_err(|e| e.context(format_args!("computed column '{}'", c.name)))?;
+        }
+    }
+    let computing: BTreeSet<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+    let mut inputs: Vec<&ColumnDef> = Vec::new();
+    for c in columns {
+        for name in c.computed.as_ref().map(|comp| comp.expr.columns()).unwrap_or_default() {
+            if !computing.contains(name.as_str()) && !inputs.iter().any(|i| i.name == name) {
+                if let Some(def) = meta.schema.column(&name) {
+                    inputs.push(def);
+                }
+            }
+        }
+    }
+    let mut params = Params::default();
+    let cond = sql_for_read(meta, filter, &mut params)?;
+    let mut select = vec!["b.rowid".to_string()];
+    select.extend(inputs.iter().filter_map(|c| meta.column_sql(&c.name)));
+    let types: Vec<Option<ColumnType>> =
+        std::iter::once(Some(ColumnType::Int)).chain(inputs.iter().map(|c| Some(c.ty))).collect();
+    let targets: Vec<String> = columns.iter().flat_map(|c| [format!("c{}", c.id.0), format!("e{}", c.id.0)]).collect();
+    let placeholders = vec!["?"; targets.len() + 1].join(", ");
+    let updates: Vec<String> = targets.iter().map(|t| format!("{t} = excluded.{t}")).collect();
+    let upsert = format!(
+        "INSERT INTO {}(_id, {}) VALUES ({placeholders}) ON CONFLICT(_id) DO UPDATE SET {}",
+        meta.phys(),
+        targets.join(", "),
+        updates.join(", ")
+    );
+    let base_names: Vec<String> = inputs.iter().map(|c| c.name.clone()).collect();
+    let mut last = first.map_or(0, |f| f - 1);
+    loop {
+        let mut rowids = Vec::with_capacity(BATCH);
+        let mut rows: Vec<Vec<Value>> = Vec::with_capacity(BATCH);
+        tx.query_each(
+            &format!(
+                "SELECT {} FROM {} WHERE {} AND {cond} AND b.rowid > {last} ORDER BY b.rowid LIMIT {BATCH}",
+                select.join(", "),
+                meta.source_sql(),
+                meta.visible_sql(None)
+            ),
+            &params.values,
+            &types,
+            |mut values| {
+                if let Value::Int(id) = values.remove(0) {
+                    rowids.push(id);
+                }
+                rows.push(values);
+                Ok(true)
+            },
+        )?;
+        let Some(&end) = rowids.last() else { break };
+        let mut names = base_names.clone();
+        let mut out: Vec<Vec<Value>> = rowids.iter().map(|id| vec![Value::Int(*id)]).collect();
+        for c in columns {
+            let Some(computed) = &c.computed else { continue };
+            let cells = eval(&computed.expr, &Batch { names: &names, rows: &rows }, udfs)?;
+            let describe = |i: usize| format!("base row ({})", describe_inputs(&base_names, &rows[i]));
+            let settled = settle(c, cells, &describe)?;
+            for ((row, o), (value, error)) in rows.iter_mut().zip(out.iter_mut()).zip(settled) {
+                row.push(value.clone());
+                o.push(value);
+                o.push(error);
+            }
+            names.push(c.name.clone());
+        }
+        let mut stmt = tx.inserter(&upsert)?;
+        for o in &out {
+            stmt.insert(o.iter())?;
+        }
         last = end;
         if rowids.len() < BATCH {
             break;

@@ -111,7 +111,8 @@ fn unary(op: UnaryOp, v: Value) -> Value {
         (_, Value::Null) => Value::Null,
         (UnaryOp::Not, Value::Bool(b)) => Value::Bool(!b),
         (UnaryOp::Neg, Value::Int(i)) => Func::IntNeg.apply(&[Value::Int(i)]),
-        (UnaryOp::Neg, Value::Float(f)) => Value::Float(-f),
+        // SQLite negates as `0 - x`, so -(0.0) is 0.0, not -0.0.
+        (UnaryOp::Neg, Value::Float(f)) => Value::Float(0.0 - f),
         _ => Value::Null,
     }
 }

@@ -4,9 +4,27 @@ use rusqlite::{params, OptionalExtension};
 
 use super::{codec::sql_type, Tx, FORMAT_VERSION};
 use crate::error::{err, Result};
+use crate::expr::Expr;
 use crate::path::Path;
 use crate::schema::{ColumnDef, TableSchema};
 use crate::types::{TableId, Version};
+
+/// Column ids of a view's own computed columns start here, so they never collide with the
+/// ids of its base's columns.
+pub(crate) const VIEW_COLUMN_IDS: u32 = 1_000_000;
+
+/// What kind of table an id is, and where its rows come from.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Kind {
+    /// A table with its own rows.
+    Table,
+    /// The rows of `base` where `filter` holds, plus the view's own computed columns (kept
+    /// in the view's physical table, keyed by the base row version's rowid).
+    View { base: TableId, filter: Expr },
+    /// The rows of `base` at version `at`; `base` is `None` once the snapshot holds its own
+    /// copy (made when the base is reverted past `at`).
+    Snapshot { base: Option<TableId>, at: Version },
+}
 
 /// What a catalog path names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,12 +43,49 @@ pub(crate) struct TableMeta {
     pub(crate) next_row_id: i64,
     pub(crate) next_col_id: u32,
     pub(crate) epoch: i64,
+    /// The highest version number this table ever had (numbers are never reused).
+    pub(crate) last_version: Version,
+    pub(crate) kind: Kind,
 }
 
 impl TableMeta {
-    /// The physical table name.
+    /// The physical table name (of this table's own rows, or a view's own columns).
     pub(crate) fn phys(&self) -> String {
         phys_name(self.id)
+    }
+
+    /// What a read selects from; row columns are qualified with `b.` (and `s.` for a
+    /// view's own columns).
+    pub(crate) fn source_sql(&self) -> String {
+        match &self.kind {
+            Kind::Table | Kind::Snapshot { base: None, .. } => format!("{} b", self.phys()),
+            Kind::Snapshot { base: Some(base), .. } => format!("{} b", phys_name(*base)),
+            Kind::View { base, .. } => format!("{} b LEFT JOIN {} s ON s._id = b.rowid", phys_name(*base), self.phys()),
+        }
+    }
+
+    /// The condition for the row versions a read sees; `pinned` is the version of a table
+    /// handle opened as `path:N`.
+    pub(crate) fn visible_sql(&self, pinned: Option<Version>) -> String {
+        let at = match &self.kind {
+            Kind::Table => pinned,
+            Kind::Snapshot { base: Some(_), at } => Some(*at),
+            Kind::Snapshot { base: None, .. } | Kind::View { .. } => None,
+        };
+        match at {
+            None => format!("b._vmax = {}", super::LIVE),
+            Some(v) => format!("(b._vmin <= {0} AND b._vmax > {0})", v.0),
+        }
+    }
+
+    /// The SQL reading column `name` (or its error slot, for `name#error`) in a read.
+    pub(crate) fn column_sql(&self, name: &str) -> Option<String> {
+        let (column, prefix) = match name.strip_suffix("#error") {
+            Some(column) => (self.schema.column(column).filter(|c| c.is_computed())?, "e"),
+            None => (self.schema.column(name)?, "c"),
+        };
+        let owner = if matches!(self.kind, Kind::View { .. }) && column.id.0 >= VIEW_COLUMN_IDS { "s" } else { "b" };
+        Some(format!("{owner}.{prefix}{}", column.id.0))
     }
 }
 
@@ -53,6 +108,23 @@ pub(crate) struct VersionRecord {
     pub(crate) schema: TableSchema,
 }
 
+impl VersionRecord {
+    /// Version 0 of a new table.
+    fn first(detail: String, schema: TableSchema) -> VersionRecord {
+        VersionRecord {
+            version: Version(0),
+            created_at: now_micros(),
+            change: "create".into(),
+            detail,
+            inserted: 0,
+            updated: 0,
+            deleted: 0,
+            rowids: None,
+            schema,
+        }
+    }
+}
+
 const CREATE_META: &str = "
 CREATE TABLE _tabula_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE _tabula_dirs(path TEXT PRIMARY KEY, created_at INTEGER NOT NULL) WITHOUT ROWID;
@@ -63,7 +135,13 @@ CREATE TABLE _tabula_tables(
     next_row_id INTEGER NOT NULL,
     next_col_id INTEGER NOT NULL,
     epoch INTEGER NOT NULL,
+    last_version INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    base_id INTEGER,
+    base_version INTEGER,
+    filter TEXT,
     created_at INTEGER NOT NULL);
+CREATE INDEX _tabula_tables_base ON _tabula_tables(base_id) WHERE base_id IS NOT NULL;
 CREATE TABLE _tabula_versions(
     table_id INTEGER NOT NULL,
     version INTEGER NOT NULL,
@@ -211,15 +289,7 @@ impl Tx<'_> {
 
     /// Creates the metadata, version 0 and the physical table of a new table.
     pub(crate) fn create_table(&self, path: &Path, schema: &TableSchema) -> Result<TableId> {
-        let now = now_micros();
-        self.tx
-            .execute(
-                "INSERT INTO _tabula_tables(path, version, next_row_id, next_col_id, epoch, created_at)
-                 VALUES (?1, 0, 0, ?2, 0, ?3)",
-                params![path.to_string(), schema.columns.len() as i64, now],
-            )
-            .map_err(|e| self.fail(e))?;
-        let id = TableId(self.tx.last_insert_rowid());
+        let id = self.insert_table_row(path, &Kind::Table, schema.columns.len() as i64)?;
         let phys = phys_name(id);
         let mut ddl =
             format!("CREATE TABLE {phys}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL");
@@ -228,21 +298,96 @@ impl Tx<'_> {
         }
         ddl.push_str(&format!(");\nCREATE INDEX {phys}_ended ON {phys}(_vmax) WHERE _vmax < {};", super::LIVE));
         self.tx.execute_batch(&ddl).map_err(|e| self.fail(e))?;
-        self.insert_version(
-            id,
-            &VersionRecord {
-                version: Version(0),
-                created_at: now,
-                change: "create".into(),
-                detail: format!("create table {path} ({schema})"),
-                inserted: 0,
-                updated: 0,
-                deleted: 0,
-                rowids: None,
-                schema: schema.clone(),
-            },
-        )?;
+        self.insert_version(id, &VersionRecord::first(format!("create table {path} ({schema})"), schema.clone()))?;
         Ok(id)
+    }
+
+    /// Creates a view (its own physical table holds only its computed columns, a row a base
+    /// row version) or a snapshot (no physical table until it needs its own copy).
+    pub(crate) fn create_derived(&self, path: &Path, kind: &Kind, detail: String) -> Result<TableId> {
+        let id = self.insert_table_row(path, kind, i64::from(VIEW_COLUMN_IDS))?;
+        if let Kind::View { .. } = kind {
+            self.tx
+                .execute_batch(&format!("CREATE TABLE {}(_id INTEGER PRIMARY KEY)", phys_name(id)))
+                .map_err(|e| self.fail(e))?;
+        }
+        self.insert_version(id, &VersionRecord::first(detail, TableSchema::default()))?;
+        Ok(id)
+    }
+
+    fn insert_table_row(&self, path: &Path, kind: &Kind, next_col_id: i64) -> Result<TableId> {
+        let (name, base, at, filter) = match kind {
+            Kind::Table => ("table", None, None, None),
+            Kind::View { base, filter } => {
+                let filter = serde_json::to_string(filter)
+                    .map_err(|e| err!(Storage, "could not serialize the view filter ({e})"))?;
+                ("view", Some(base.0), None, Some(filter))
+            }
+            Kind::Snapshot { base, at } => ("snapshot", base.map(|b| b.0), Some(at.0 as i64), None),
+        };
+        self.tx
+            .execute(
+                "INSERT INTO _tabula_tables(path, version, next_row_id, next_col_id, epoch, last_version, kind, base_id,
+                 base_version, filter, created_at) VALUES (?1, 0, 0, ?2, 0, 0, ?3, ?4, ?5, ?6, ?7)",
+                params![path.to_string(), next_col_id, name, base, at, filter, now_micros()],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(TableId(self.tx.last_insert_rowid()))
+    }
+
+    /// The views and snapshots whose rows come from table `id`, as (id, path).
+    pub(crate) fn dependents(&self, id: TableId) -> Result<Vec<(TableId, Path)>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT id, path FROM _tabula_tables WHERE base_id = ?1 ORDER BY path")
+            .map_err(|e| self.fail(e))?;
+        let rows =
+            stmt.query_map([id.0], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))).map_err(|e| self.fail(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (dep, path) = row.map_err(|e| self.fail(e))?;
+            out.push((TableId(dep), Path::parse(&path)?));
+        }
+        Ok(out)
+    }
+
+    /// Makes a snapshot hold its own copy of its rows (before its base is reverted past the
+    /// snapshot's version), so it no longer depends on the base.
+    pub(crate) fn materialize_snapshot(&self, snapshot: TableId, base: TableId, at: Version) -> Result<()> {
+        let schema = self.schema_at(base, at)?;
+        let phys = phys_name(snapshot);
+        let mut ddl =
+            format!("CREATE TABLE {phys}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL");
+        let mut cols = Vec::new();
+        for c in &schema.columns {
+            ddl.push_str(&format!(", {}", column_ddl(c)));
+            cols.push(format!("c{}", c.id.0));
+            if c.is_computed() {
+                cols.push(format!("e{}", c.id.0));
+            }
+        }
+        ddl.push(')');
+        self.tx.execute_batch(&ddl).map_err(|e| self.fail(e))?;
+        let list = cols.iter().map(|c| format!(", {c}")).collect::<String>();
+        self.tx
+            .execute_batch(&format!(
+                "INSERT INTO {phys}(_id, _vmin, _vmax{list}) SELECT _id, 0, {live}{list} FROM {base} \
+                 WHERE _vmin <= {v} AND _vmax > {v} ORDER BY rowid;
+                 UPDATE _tabula_tables SET base_id = NULL WHERE id = {id};",
+                live = super::LIVE,
+                base = phys_name(base),
+                v = at.0,
+                id = snapshot.0
+            ))
+            .map_err(|e| self.fail(e))?;
+        let text = serde_json::to_string(&schema).map_err(|e| err!(Storage, "could not serialize a schema ({e})"))?;
+        self.tx
+            .execute(
+                "UPDATE _tabula_versions SET schema = ?1 WHERE table_id = ?2 AND version = 0",
+                params![text, snapshot.0],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(())
     }
 
     /// The id of the table at `path`, if there is one.
@@ -256,31 +401,77 @@ impl Tx<'_> {
 
     /// The current metadata of table `id`; `shown` names it in the error when it is gone.
     pub(crate) fn load_table(&self, id: TableId, shown: &Path) -> Result<TableMeta> {
-        let row = self
+        type Row = (String, i64, i64, i64, i64, i64, String, Option<i64>, Option<i64>, Option<String>);
+        let row: Option<Row> = self
             .tx
-            .prepare_cached("SELECT path, version, next_row_id, next_col_id, epoch FROM _tabula_tables WHERE id = ?1")
+            .prepare_cached(
+                "SELECT path, version, next_row_id, next_col_id, epoch, last_version, kind, base_id, base_version, filter
+                 FROM _tabula_tables WHERE id = ?1",
+            )
             .and_then(|mut s| {
                 s.query_row([id.0], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get(2)?, r.get::<_, i64>(3)?, r.get(4)?))
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                        r.get(9)?,
+                    ))
                 })
                 .optional()
             })
             .map_err(|e| self.fail(e))?;
-        let (path, version, next_row_id, next_col_id, epoch) = row.ok_or_else(|| {
-            err!(
-                NotFound,
-                "table '{shown}' no longer exists (it was dropped, possibly by another handle); open it again"
-            )
-        })?;
+        let (path, version, next_row_id, next_col_id, epoch, last_version, kind, base, at, filter) =
+            row.ok_or_else(|| {
+                err!(
+                    NotFound,
+                    "table '{shown}' no longer exists (it was dropped, possibly by another handle); open it again"
+                )
+            })?;
         let version = Version(version as u64);
+        let mut schema = self.schema_at(id, version)?;
+        let kind = match kind.as_str() {
+            "view" => {
+                let base = TableId(
+                    base.ok_or_else(|| err!(Storage, "view '{path}' has no base; the catalog may be damaged"))?,
+                );
+                let filter: Expr = serde_json::from_str(filter.as_deref().unwrap_or("null"))
+                    .map_err(|e| err!(Storage, "the filter of view '{path}' does not parse ({e})"))?;
+                // A view has every live column of its base, then its own computed columns.
+                let base_meta = self.load_table(base, shown)?;
+                let own = std::mem::take(&mut schema.columns);
+                schema.columns = base_meta.schema.columns;
+                schema.columns.retain(|c| !own.iter().any(|o| o.name == c.name));
+                schema.columns.extend(own);
+                Kind::View { base, filter }
+            }
+            "snapshot" => {
+                let at = Version(at.unwrap_or(0) as u64);
+                match base {
+                    Some(base) => {
+                        schema = self.schema_at(TableId(base), at)?;
+                        Kind::Snapshot { base: Some(TableId(base)), at }
+                    }
+                    None => Kind::Snapshot { base: None, at },
+                }
+            }
+            _ => Kind::Table,
+        };
         Ok(TableMeta {
             id,
             path: Path::parse(&path)?,
             version,
-            schema: self.schema_at(id, version)?,
+            schema,
             next_row_id,
             next_col_id: next_col_id as u32,
             epoch,
+            last_version: Version(last_version as u64),
+            kind,
         })
     }
 
@@ -351,7 +542,10 @@ impl Tx<'_> {
     pub(crate) fn commit_version(&self, meta: &TableMeta, rec: &VersionRecord) -> Result<()> {
         self.insert_version(meta.id, rec)?;
         self.tx
-            .prepare_cached("UPDATE _tabula_tables SET version = ?2, next_row_id = ?3, next_col_id = ?4 WHERE id = ?1")
+            .prepare_cached(
+                "UPDATE _tabula_tables SET version = ?2, next_row_id = ?3, next_col_id = ?4,
+                 last_version = max(last_version, ?2) WHERE id = ?1",
+            )
             .and_then(|mut s| s.execute(params![meta.id.0, rec.version.0 as i64, meta.next_row_id, meta.next_col_id]))
             .map_err(|e| self.fail(e))?;
         Ok(())
@@ -408,4 +602,68 @@ fn column_ddl(c: &ColumnDef) -> String {
         ddl.push_str(&format!(", e{} TEXT", c.id.0));
     }
     ddl
+}
+
+impl Tx<'_> {
+    /// Undoes the latest version of `meta`'s table: deletes the row versions it wrote,
+    /// reopens the ones it ended, and makes the version before it current. Snapshots that
+    /// see the undone version first get their own copy. Returns the new current version.
+    pub(crate) fn revert_latest(&self, meta: &TableMeta) -> Result<Version> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT version, first_rowid, last_rowid FROM _tabula_versions WHERE table_id = ?1
+                 ORDER BY version DESC LIMIT 2",
+            )
+            .map_err(|e| self.fail(e))?;
+        let top: Vec<(i64, Option<i64>, Option<i64>)> = stmt
+            .query_map([meta.id.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(|e| self.fail(e))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.fail(e))?;
+        let [(latest, first, last), (previous, ..)] = top[..] else {
+            return Err(err!(
+                NothingToRevert,
+                "'{}' is at version {} (as created); there is nothing to revert",
+                meta.path,
+                meta.version
+            ));
+        };
+        if let Kind::Table = meta.kind {
+            for (dep, path) in self.dependents(meta.id)? {
+                match self.load_table(dep, &path)?.kind {
+                    Kind::Snapshot { base: Some(base), at } if at.0 >= latest as u64 => {
+                        self.materialize_snapshot(dep, base, at)?
+                    }
+                    Kind::View { .. } => {
+                        if let (Some(a), Some(b)) = (first, last) {
+                            self.tx
+                                .execute(&format!("DELETE FROM {} WHERE _id BETWEEN ?1 AND ?2", phys_name(dep)), [a, b])
+                                .map_err(|e| self.fail(e))?;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let phys = meta.phys();
+            if let (Some(a), Some(b)) = (first, last) {
+                self.tx
+                    .execute(
+                        &format!("DELETE FROM {phys} WHERE rowid BETWEEN ?1 AND ?2 AND _vmin = ?3"),
+                        [a, b, latest],
+                    )
+                    .map_err(|e| self.fail(e))?;
+            }
+            self.tx
+                .execute(&format!("UPDATE {phys} SET _vmax = {} WHERE _vmax = ?1", super::LIVE), [latest])
+                .map_err(|e| self.fail(e))?;
+        }
+        self.tx
+            .execute("DELETE FROM _tabula_versions WHERE table_id = ?1 AND version = ?2", [meta.id.0, latest])
+            .map_err(|e| self.fail(e))?;
+        self.tx
+            .execute("UPDATE _tabula_tables SET version = ?2, epoch = epoch + 1 WHERE id = ?1", [meta.id.0, previous])
+            .map_err(|e| self.fail(e))?;
+        Ok(Version(previous as u64))
+    }
 }

@@ -3,18 +3,10 @@
 
 use super::{codec::decode, SqlValue, Tx};
 use crate::error::Result;
-use crate::types::{ColumnType, Value, Version};
+use crate::types::{ColumnType, Value};
 
 /// `_vmax` of a live row version.
 pub(crate) const LIVE: i64 = i64::MAX;
-
-/// The SQL condition for the row versions visible at `version` (`None`: the live rows).
-pub(crate) fn visible(version: Option<Version>) -> String {
-    match version {
-        None => format!("_vmax = {LIVE}"),
-        Some(v) => format!("(_vmin <= {0} AND _vmax > {0})", v.0),
-    }
-}
 
 /// A prepared insert statement, bound and run once a row.
 pub(crate) struct Inserter<'t> {

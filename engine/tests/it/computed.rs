@@ -301,7 +301,13 @@ fn add_drop_and_rename_columns() {
         fails_cleanly(&cat, ErrorCode::AlreadyExists, || t.add_column("lang", ColumnType::Int, 0, IfExists::Ignore));
     assert!(msg.contains("already exists as String; requested Int"), "{msg}");
     assert_eq!(strings(&t, "lang"), vec![Some("en".to_string()); 3]);
-    t.insert([row! {"text" => "x"}]).unwrap_err();
+    t.insert([row! {"text" => "x"}]).unwrap();
+    assert_eq!(
+        t.select([col("lang")]).where_(col("text").eq("x")).first().unwrap().unwrap().get::<String>("lang").unwrap(),
+        "en",
+        "new rows get the default"
+    );
+    fails_cleanly(&cat, ErrorCode::NotNull, || t.insert([row! {"text" => "x", "lang" => Value::Null}]));
     t.insert([row! {"text" => "x", "lang" => "de"}]).unwrap();
     t.add_computed_column("shout", col("text").upper(), ColumnOptions::default()).unwrap();
     let msg = fails_cleanly(&cat, ErrorCode::HasDependents, || t.drop_column("text"));

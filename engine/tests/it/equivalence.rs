@@ -126,7 +126,7 @@ fn values(rows: Vec<Row>) -> Vec<Value> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: std::env::var("TABULA_EQUIV_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(192), ..ProptestConfig::default() })]
 
     #[test]
     fn sql_and_rust_evaluation_agree(

@@ -5,8 +5,10 @@ mod catalog;
 mod computed;
 mod concurrency;
 mod equivalence;
+mod model;
 mod query;
 mod rows;
+mod versions;
 
 use tabula::{row, Catalog, ColumnType, IfExists, Recursive, Schema, Table};
 

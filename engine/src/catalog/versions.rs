@@ -1,0 +1,183 @@
+//! Versions beyond the single write: revert, revert_to, snapshots and views.
+//!
+//! A revert deletes the row versions the undone version wrote and reopens the ones it ended
+//! (proportional to the rows it touched); schema changes revert by making the previous
+//! version's schema current again (constant time). Views read their base live, so a revert
+//! of the base leaves them right; a snapshot that would lose its rows gets its own copy first.
+
+use crate::catalog::{Catalog, IfExists, Table};
+use crate::error::{err, Result};
+use crate::expr::Expr;
+use crate::path::{IntoPath, Path};
+use crate::store::{EntryKind, Kind, Tx};
+use crate::types::Version;
+
+impl Table {
+    /// Undoes the latest version: rows, schema and computed values exactly as they were.
+    /// Returns the version that is current afterwards. At version 0 it is an error.
+    pub fn revert(&self) -> Result<Version> {
+        self.revert_steps(|_| true, 1, None)
+    }
+
+    /// Undoes every version after `version`, in one transaction.
+    pub fn revert_to(&self, version: Version) -> Result<Version> {
+        self.revert_steps(|current| current > version, usize::MAX, Some(version))
+    }
+
+    fn revert_steps(&self, more: impl Fn(Version) -> bool, max: usize, target: Option<Version>) -> Result<Version> {
+        if self.pinned.is_some() {
+            return Err(err!(ReadOnly, "'{}' is a read-only version; revert the table itself", self.display_path()));
+        }
+        self.catalog.store().write(|tx| {
+            let mut meta = self.meta(tx)?;
+            if let Kind::Snapshot { .. } = meta.kind {
+                return Err(err!(ReadOnly, "'{}' is a snapshot; snapshots are read-only", meta.path));
+            }
+            if let Some(target) = target {
+                if target > meta.version || tx.schema_at(meta.id, target).is_err() {
+                    return Err(err!(
+                        NotFound,
+                        "table '{}' has no version {target} to revert to (its current version is {})",
+                        meta.path,
+                        meta.version
+                    ));
+                }
+            }
+            let start = meta.version;
+            let mut steps = 0;
+            while steps < max && more(meta.version) {
+                if meta.version == Version(0) {
+                    if steps == 0 || max == 1 {
+                        return Err(err!(
+                            NothingToRevert,
+                            "'{}' is at version 0 (as created); there is nothing to revert",
+                            meta.path
+                        ));
+                    }
+                    break;
+                }
+                tx.revert_latest(&meta)?;
+                meta = self.meta(tx)?;
+                steps += 1;
+            }
+            if steps == 0 && !more(start) {
+                return Ok(start);
+            }
+            Ok(meta.version)
+        })
+    }
+}
+
+impl Catalog {
+    /// Creates a snapshot: a named, read-only handle on `table`'s current version that keeps
+    /// showing it while the table moves on (no rows are copied unless the table is later
+    /// reverted past it).
+    pub fn create_snapshot(&self, path: impl IntoPath, table: &Table, if_exists: IfExists) -> Result<Table> {
+        let path = path.into_path()?;
+        let id = self.store().write(|tx| {
+            let base = table.meta(tx)?;
+            if !matches!(base.kind, Kind::Table) {
+                return Err(err!(InvalidArgument, "'{}' is not a table; snapshots are taken of tables", base.path));
+            }
+            let at = base.version;
+            let kind = Kind::Snapshot { base: Some(base.id), at };
+            if let Some(existing) = claim(tx, &path, if_exists, &kind)? {
+                return Ok(existing);
+            }
+            tx.create_derived(&path, &kind, format!("create snapshot {path} of {}:{at}", base.path))
+        })?;
+        Ok(Table::new(self.clone(), id, path, None))
+    }
+
+    /// Creates a view: the rows of `base` where `filter` holds, kept up to date with every
+    /// change of the base. A view can have its own computed columns; its rows are read-only.
+    /// The filter is evaluated in SQL, so it cannot call UDFs.
+    pub fn create_view(&self, path: impl IntoPath, base: &Table, filter: Expr, if_exists: IfExists) -> Result<Table> {
+        let path = path.into_path()?;
+        let id = self.store().write(|tx| {
+            let base_meta = base.meta(tx)?;
+            if !matches!(base_meta.kind, Kind::Table) || base.pinned.is_some() {
+                return Err(err!(
+                    InvalidArgument,
+                    "'{}' is not a table; views are made of tables",
+                    base.display_path()
+                ));
+            }
+            crate::catalog::check_predicate(&base_meta.schema, &filter)
+                .map_err(|e| e.context(format_args!("view '{path}'")))?;
+            if filter.has_udf() {
+                return Err(err!(
+                    InvalidExpr,
+                    "view '{path}': the filter `{filter}` calls a UDF; filter on a computed column of the base instead"
+                ));
+            }
+            let kind = Kind::View { base: base_meta.id, filter: filter.clone() };
+            if let Some(existing) = claim(tx, &path, if_exists, &kind)? {
+                return Ok(existing);
+            }
+            tx.create_derived(&path, &kind, format!("create view {path} of {} where {filter}", base_meta.path))
+        })?;
+        Ok(Table::new(self.clone(), id, path, None))
+    }
+}
+
+/// Applies `if_exists` for a new view or snapshot at `path`: `Some(id)` when an identical one
+/// exists and may be kept.
+fn claim(tx: &Tx, path: &Path, if_exists: IfExists, kind: &Kind) -> Result<Option<crate::types::TableId>> {
+    if path.is_root() || path.version().is_some() {
+        return Err(err!(InvalidPath, "'{path}' cannot name a view or snapshot"));
+    }
+    match tx.entry_kind(path)? {
+        None => {}
+        Some(EntryKind::Dir) => return Err(err!(WrongKind, "'{path}' is a directory")),
+        Some(EntryKind::Table) => {
+            let id = tx.table_id(path)?.ok_or_else(|| err!(NotFound, "'{path}' vanished"))?;
+            let existing = tx.load_table(id, path)?;
+            let same = match (&existing.kind, kind) {
+                (Kind::View { base: a, filter: f }, Kind::View { base: b, filter: g }) => a == b && f == g,
+                (Kind::Snapshot { .. }, Kind::Snapshot { .. }) => true,
+                _ => false,
+            };
+            match if_exists {
+                IfExists::Ignore if same => return Ok(Some(id)),
+                IfExists::Error | IfExists::Ignore => {
+                    return Err(err!(
+                        AlreadyExists,
+                        "'{path}' already exists{} (use IfExists::Replace to recreate it)",
+                        if same { "" } else { " and is different from what was asked for" }
+                    ))
+                }
+                IfExists::Replace | IfExists::ReplaceForce => {
+                    let deps = tx.dependents(id)?;
+                    if !deps.is_empty() && if_exists == IfExists::Replace {
+                        return Err(dependents_error(path, &deps));
+                    }
+                    for (dep, _) in deps {
+                        tx.drop_table(dep)?;
+                    }
+                    tx.drop_table(id)?;
+                }
+            }
+        }
+    }
+    if let Some(parent) = path.parent() {
+        if tx.entry_kind(&parent)? != Some(EntryKind::Dir) {
+            return Err(err!(
+                NotFound,
+                "cannot create '{path}': directory '{parent}' does not exist (create it first)"
+            ));
+        }
+    }
+    Ok(None)
+}
+
+/// The error for dropping something views or snapshots still read.
+pub(crate) fn dependents_error(path: &Path, deps: &[(crate::types::TableId, Path)]) -> crate::Error {
+    let names: Vec<String> = deps.iter().map(|(_, p)| format!("'{p}'")).collect();
+    err!(
+        HasDependents,
+        "'{path}' is read by {} {}; drop those first or use Force::Yes to drop them too",
+        if deps.len() == 1 { "view/snapshot" } else { "views/snapshots" },
+        names.join(", ")
+    )
+}

@@ -1,0 +1,337 @@
+//! Model-based test: random sequences of operations on one table and a view, checked after
+//! every step against a small in-memory model (the current version, a few older versions,
+//! and the view). `TABULA_MODEL_CASES=5000 cargo test model` runs the long form.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use tabula::{col, lit, row, Catalog, ColumnOptions, ColumnType, IfExists, Schema, Table, Udf, Value, Version};
+
+#[derive(Debug, Clone)]
+enum Op {
+    Insert(Vec<Option<i64>>),
+    Update { add: i64, modulo: i64, rest: i64 },
+    Delete { modulo: i64, rest: i64 },
+    AddColumn { name: usize, default: i64 },
+    AddComputed { name: usize, udf: bool },
+    Replace { name: usize, udf: bool },
+    Drop { name: usize },
+    Rename { name: usize },
+    Revert,
+    RevertTo(usize),
+}
+
+/// Extra column names the operations draw from (`x` and `k` always exist).
+const NAMES: [&str; 4] = ["a", "b", "p", "q"];
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => proptest::collection::vec(proptest::option::of(-20i64..40), 1..5).prop_map(Op::Insert),
+        2 => (-5i64..6, 1i64..4, 0i64..3).prop_map(|(add, modulo, rest)| Op::Update { add, modulo, rest }),
+        1 => (1i64..4, 0i64..3).prop_map(|(modulo, rest)| Op::Delete { modulo, rest }),
+        1 => (0usize..4, -3i64..3).prop_map(|(name, default)| Op::AddColumn { name, default }),
+        2 => (0usize..4, any::<bool>()).prop_map(|(name, udf)| Op::AddComputed { name, udf }),
+        1 => (0usize..4, any::<bool>()).prop_map(|(name, udf)| Op::Replace { name, udf }),
+        1 => (0usize..4).prop_map(|name| Op::Drop { name }),
+        1 => (0usize..4).prop_map(|name| Op::Rename { name }),
+        2 => Just(Op::Revert),
+        1 => (0usize..100).prop_map(Op::RevertTo),
+    ]
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum ColDef {
+    /// A stored Int column with the default it was added with.
+    Stored { default: Option<i64> },
+    /// `x * 2` in SQL, or `x + 1` through a UDF.
+    Computed { udf: bool },
+}
+
+#[derive(Debug, Clone)]
+struct ModelVersion {
+    number: u64,
+    columns: Vec<(String, ColDef)>,
+    rows: BTreeMap<i64, BTreeMap<String, Value>>,
+}
+
+fn compute(udf: bool, x: &Value) -> Value {
+    match x {
+        Value::Int(x) if udf => x.checked_add(1).map(Value::Int).unwrap_or(Value::Null),
+        Value::Int(x) => x.checked_mul(2).map(Value::Int).unwrap_or(Value::Null),
+        _ => Value::Null,
+    }
+}
+
+fn expr(udf: bool, inc: &Udf) -> tabula::Expr {
+    if udf {
+        inc.call([col("x")])
+    } else {
+        col("x") * 2
+    }
+}
+
+struct World {
+    cat: Catalog,
+    t: Table,
+    view: Table,
+    inc: Udf,
+    history: Vec<ModelVersion>,
+    last_number: u64,
+    next_k: i64,
+}
+
+impl World {
+    fn new() -> World {
+        let cat = Catalog::in_memory().unwrap();
+        let inc = Udf::new("inc", 1, |x: i64| x.checked_add(1).ok_or("overflow"));
+        cat.register(&inc);
+        let t = cat
+            .create_table(
+                "t",
+                Schema::new().required("k", ColumnType::Int).nullable("x", ColumnType::Int),
+                IfExists::Error,
+            )
+            .unwrap();
+        let view = cat.create_view("v", &t, col("x").gt(10), IfExists::Error).unwrap();
+        view.add_computed_column("vx", col("x") + 100, ColumnOptions::default()).unwrap();
+        let first = ModelVersion {
+            number: 0,
+            columns: vec![
+                ("k".into(), ColDef::Stored { default: None }),
+                ("x".into(), ColDef::Stored { default: None }),
+            ],
+            rows: BTreeMap::new(),
+        };
+        World { cat, t, view, inc, history: vec![first], last_number: 0, next_k: 0 }
+    }
+
+    fn current(&self) -> &ModelVersion {
+        self.history.last().unwrap()
+    }
+
+    fn push(&mut self, mut next: ModelVersion) {
+        self.last_number += 1;
+        next.number = self.last_number;
+        self.history.push(next);
+    }
+
+    fn has(&self, name: &str) -> Option<ColDef> {
+        self.current().columns.iter().find(|(n, _)| n == name).map(|(_, d)| d.clone())
+    }
+
+    /// Applies `op` to the real table and the model alike.
+    fn apply(&mut self, op: &Op) {
+        let mut next = self.current().clone();
+        let matches = |k: i64, modulo: i64, rest: i64| k % modulo == rest;
+        match op {
+            Op::Insert(xs) => {
+                let rows: Vec<_> = xs
+                    .iter()
+                    .map(|x| {
+                        let k = self.next_k;
+                        self.next_k += 1;
+                        (k, *x)
+                    })
+                    .collect();
+                self.t.insert(rows.iter().map(|(k, x)| row! {"k" => *k, "x" => *x})).unwrap();
+                for (k, x) in rows {
+                    let mut r = BTreeMap::new();
+                    for (name, def) in &next.columns {
+                        let v = match (name.as_str(), def) {
+                            ("k", _) => Value::Int(k),
+                            ("x", _) => Value::from(x),
+                            (_, ColDef::Stored { default }) => Value::from(*default),
+                            (_, ColDef::Computed { udf }) => compute(*udf, &Value::from(x)),
+                        };
+                        r.insert(name.clone(), v);
+                    }
+                    next.rows.insert(k, r);
+                }
+                self.push(next);
+            }
+            Op::Update { add, modulo, rest } => {
+                let done = self.t.update([("x", col("x") + *add)], (col("k") % *modulo).eq(*rest)).unwrap();
+                let cols = next.columns.clone();
+                let mut n = 0;
+                for (k, r) in next.rows.iter_mut() {
+                    if matches(*k, *modulo, *rest) {
+                        n += 1;
+                        let x = match r["x"] {
+                            Value::Int(x) => x.checked_add(*add).map(Value::Int).unwrap_or(Value::Null),
+                            _ => Value::Null,
+                        };
+                        for (name, def) in &cols {
+                            if let ColDef::Computed { udf } = def {
+                                r.insert(name.clone(), compute(*udf, &x));
+                            }
+                        }
+                        r.insert("x".into(), x);
+                    }
+                }
+                assert_eq!(done.updated, n);
+                if n > 0 {
+                    self.push(next);
+                }
+            }
+            Op::Delete { modulo, rest } => {
+                let done = self.t.delete((col("k") % *modulo).eq(*rest)).unwrap();
+                let before = next.rows.len();
+                next.rows.retain(|k, _| !matches(*k, *modulo, *rest));
+                assert_eq!(done.deleted as usize, before - next.rows.len());
+                if done.deleted > 0 {
+                    self.push(next);
+                }
+            }
+            Op::AddColumn { name, default } => {
+                let name = NAMES[*name];
+                let result = self.t.add_column(name, ColumnType::Int, *default, IfExists::Error);
+                if self.has(name).is_some() {
+                    assert!(result.is_err());
+                    return;
+                }
+                result.unwrap();
+                next.columns.push((name.into(), ColDef::Stored { default: Some(*default) }));
+                for r in next.rows.values_mut() {
+                    r.insert(name.into(), Value::Int(*default));
+                }
+                self.push(next);
+            }
+            Op::AddComputed { name, udf } | Op::Replace { name, udf } => {
+                let name = NAMES[*name];
+                let replace = matches!(op, Op::Replace { .. });
+                let opts = ColumnOptions::if_exists(if replace { IfExists::Replace } else { IfExists::Error });
+                let result = self.t.add_computed_column(name, expr(*udf, &self.inc), opts);
+                match (self.has(name), replace) {
+                    (None, _) | (Some(ColDef::Computed { .. }), true) => {
+                        result.unwrap();
+                    }
+                    _ => {
+                        assert!(result.is_err());
+                        return;
+                    }
+                }
+                match next.columns.iter_mut().find(|(n, _)| n == name) {
+                    Some(slot) => slot.1 = ColDef::Computed { udf: *udf },
+                    None => next.columns.push((name.into(), ColDef::Computed { udf: *udf })),
+                }
+                for r in next.rows.values_mut() {
+                    let v = compute(*udf, &r["x"]);
+                    r.insert(name.into(), v);
+                }
+                self.push(next);
+            }
+            Op::Drop { name } => {
+                let name = NAMES[*name];
+                let result = self.t.drop_column(name);
+                if self.has(name).is_none() {
+                    assert!(result.is_err());
+                    return;
+                }
+                result.unwrap();
+                next.columns.retain(|(n, _)| n != name);
+                for r in next.rows.values_mut() {
+                    r.remove(name);
+                }
+                self.push(next);
+            }
+            Op::Rename { name } => {
+                // a <-> b and p <-> q, so names stay in the pool.
+                let from = NAMES[*name];
+                let to = NAMES[*name ^ 1];
+                let result = self.t.rename_column(from, to);
+                if self.has(from).is_none() || self.has(to).is_some() {
+                    assert!(result.is_err());
+                    return;
+                }
+                result.unwrap();
+                for (n, _) in next.columns.iter_mut() {
+                    if n == from {
+                        *n = to.into();
+                    }
+                }
+                for r in next.rows.values_mut() {
+                    if let Some(v) = r.remove(from) {
+                        r.insert(to.into(), v);
+                    }
+                }
+                self.push(next);
+            }
+            Op::Revert => {
+                let result = self.t.revert();
+                if self.history.len() == 1 {
+                    assert!(result.is_err());
+                } else {
+                    self.history.pop();
+                    assert_eq!(result.unwrap(), Version(self.current().number));
+                }
+            }
+            Op::RevertTo(i) => {
+                let target = self.history[i % self.history.len()].number;
+                assert_eq!(self.t.revert_to(Version(target)).unwrap(), Version(target));
+                self.history.retain(|v| v.number <= target);
+            }
+        }
+    }
+
+    fn read(table: &Table) -> BTreeMap<i64, BTreeMap<String, Value>> {
+        table
+            .select_all()
+            .collect()
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                let k = r.get::<i64>("k").unwrap();
+                (k, r.iter().map(|(n, v)| (n.to_string(), v.clone())).collect())
+            })
+            .collect()
+    }
+
+    fn check(&self, step: usize) {
+        let now = self.current();
+        assert_eq!(self.t.version().unwrap(), Version(now.number), "step {step}: version");
+        let names: Vec<String> = self.t.describe().unwrap().columns.into_iter().map(|c| c.name).collect();
+        let want: Vec<String> = now.columns.iter().map(|(n, _)| n.clone()).collect();
+        assert_eq!(names, want, "step {step}: columns");
+        assert_eq!(World::read(&self.t), now.rows, "step {step}: rows");
+        // Up to three older versions, opened read-only.
+        for old in self.history.iter().rev().skip(1).step_by(2).take(3) {
+            let pinned = self.cat.get_table(format!("t:{}", old.number)).unwrap();
+            assert_eq!(World::read(&pinned), old.rows, "step {step}: version {}", old.number);
+        }
+        // The view: base rows with x > 10, plus its own computed column.
+        let view: BTreeMap<i64, BTreeMap<String, Value>> = now
+            .rows
+            .iter()
+            .filter(|(_, r)| matches!(r["x"], Value::Int(x) if x > 10))
+            .map(|(k, r)| {
+                let mut r = r.clone();
+                let vx = match r["x"] {
+                    Value::Int(x) => Value::Int(x + 100),
+                    _ => Value::Null,
+                };
+                r.insert("vx".into(), vx);
+                (*k, r)
+            })
+            .collect();
+        assert_eq!(World::read(&self.view), view, "step {step}: view");
+    }
+}
+
+fn cases() -> u32 {
+    std::env::var("TABULA_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    #[test]
+    fn table_and_view_match_the_model(ops in proptest::collection::vec(op(), 1..25)) {
+        let mut world = World::new();
+        for (step, op) in ops.iter().enumerate() {
+            world.apply(op);
+            world.check(step);
+        }
+        world.cat.integrity_check().unwrap();
+        let _ = lit(0);
+    }
+}

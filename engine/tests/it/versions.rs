@@ -1,0 +1,194 @@
+//! History, revert, revert_to, read-only versions, snapshots and views.
+
+use tabula::{col, lit, row, ColumnOptions, ColumnType, ErrorCode, Force, IfExists, Recursive, Udf, Version};
+
+use crate::{catalog, docs, fails_cleanly, state};
+
+#[test]
+fn history_lists_every_version_newest_first() {
+    let cat = catalog();
+    let t = docs(&cat);
+    t.update([("words", col("words") + 1)], col("draft")).unwrap();
+    t.delete(col("words").gt(25)).unwrap();
+    t.add_computed_column("long", col("words").gt(15), ColumnOptions::default()).unwrap();
+    t.rename_column("long", "is_long").unwrap();
+    let lines: Vec<String> = t
+        .history()
+        .unwrap()
+        .iter()
+        .map(|v| format!("{} {} +{} ~{} -{} | {}", v.version, v.change, v.inserted, v.updated, v.deleted, v.detail))
+        .collect();
+    insta::assert_snapshot!(lines.join("\n"), @r"
+    5 rename column +0 ~0 -0 | rename column long to is_long
+    4 add computed column +0 ~0 -0 | add computed column long = words > 15
+    3 delete +0 ~0 -1 | delete where words > 25
+    2 update +0 ~1 -0 | update words = words + 1 where draft
+    1 insert +3 ~0 -0 | insert 3 rows
+    0 create +0 ~0 -0 | create table app/docs (title String, words Int, score Float?, draft Bool)
+    ");
+}
+
+#[test]
+fn every_kind_of_change_reverts_exactly() {
+    let cat = catalog();
+    let t = docs(&cat);
+    let calls = Udf::new("twice", 1, |n: i64| n * 2);
+    cat.register(&calls);
+    t.add_computed_column("w2", calls.call([col("words")]), ColumnOptions::default()).unwrap();
+    t.add_computed_column("w3", col("w2") + 1, ColumnOptions::default()).unwrap();
+    let changes: Vec<Box<dyn Fn()>> = vec![
+        Box::new(|| {
+            t.insert([row! {"title" => "d", "words" => 4, "draft" => true}]).unwrap();
+        }),
+        Box::new(|| {
+            t.update([("words", col("words") * 10)], col("words").gt(10)).unwrap();
+        }),
+        Box::new(|| {
+            t.delete(col("draft")).unwrap();
+        }),
+        Box::new(|| {
+            t.add_computed_column("upper", col("title").upper(), ColumnOptions::default()).unwrap();
+        }),
+        Box::new(|| {
+            t.add_computed_column("w2", calls.call([col("words") + 1]), ColumnOptions::if_exists(IfExists::Replace))
+                .unwrap();
+        }),
+        Box::new(|| {
+            t.add_column("lang", ColumnType::String, "en", IfExists::Error).unwrap();
+        }),
+        Box::new(|| {
+            t.drop_column("score").unwrap();
+        }),
+        Box::new(|| {
+            t.rename_column("title", "name").unwrap();
+        }),
+    ];
+    for change in &changes {
+        let before = state(&cat);
+        change();
+        assert_ne!(state(&cat), before);
+        t.revert().unwrap();
+        assert_eq!(state(&cat), before);
+    }
+}
+
+#[test]
+fn revert_to_undoes_several_and_numbers_are_never_reused() {
+    let cat = catalog();
+    let t = docs(&cat);
+    let at_one = state(&cat);
+    t.insert([row! {"title" => "d", "words" => 4, "draft" => true}]).unwrap();
+    t.delete(col("words").eq(10)).unwrap();
+    t.add_column("n", ColumnType::Int, 0, IfExists::Error).unwrap();
+    assert_eq!(t.revert_to(Version(1)).unwrap(), Version(1));
+    assert_eq!(state(&cat), at_one);
+    let next = t.insert([row! {"title" => "e", "words" => 5, "draft" => true}]).unwrap();
+    assert_eq!(next.version, Version(5), "reverted numbers are not handed out again");
+    let versions: Vec<u64> = t.history().unwrap().iter().map(|v| v.version.0).collect();
+    assert_eq!(versions, [5, 1, 0]);
+    let e = cat.get_table("app/docs:3").unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NotFound);
+    assert!(e.to_string().contains("a reverted version is gone"), "{e}");
+    fails_cleanly(&cat, ErrorCode::NotFound, || t.revert_to(Version(3)));
+    t.revert_to(Version(0)).unwrap();
+    assert_eq!(t.count().unwrap(), 0);
+    let msg = fails_cleanly(&cat, ErrorCode::NothingToRevert, || t.revert());
+    assert!(msg.contains("nothing to revert"), "{msg}");
+    let pinned = cat.get_table("app/docs:0").unwrap();
+    fails_cleanly(&cat, ErrorCode::ReadOnly, || pinned.revert());
+}
+
+#[test]
+fn snapshots_keep_their_version_even_when_the_base_is_reverted() {
+    let cat = catalog();
+    let t = docs(&cat);
+    let snap = cat.create_snapshot("app/docs_v1", &t, IfExists::Error).unwrap();
+    t.insert([row! {"title" => "d", "words" => 4, "draft" => true}]).unwrap();
+    t.add_column("n", ColumnType::Int, 7, IfExists::Error).unwrap();
+    assert_eq!(snap.count().unwrap(), 3);
+    assert_eq!(snap.describe().unwrap().columns.len(), 4);
+    let before = snap.select_all().order_by(col("title")).collect().unwrap();
+    t.revert_to(Version(0)).unwrap();
+    assert_eq!(t.count().unwrap(), 0);
+    assert_eq!(snap.select_all().order_by(col("title")).collect().unwrap(), before, "the snapshot kept its rows");
+    fails_cleanly(&cat, ErrorCode::ReadOnly, || snap.insert([row! {"title" => "x", "words" => 1, "draft" => true}]));
+    fails_cleanly(&cat, ErrorCode::ReadOnly, || snap.revert());
+    // The materialized snapshot no longer depends on the base.
+    cat.drop_table("app/docs", Force::No).unwrap();
+    assert_eq!(snap.count().unwrap(), 3);
+}
+
+#[test]
+fn views_follow_their_base_in_the_same_transaction() {
+    let cat = catalog();
+    let t = docs(&cat);
+    let shout = Udf::new("shout", 1, |s: String| s.to_uppercase());
+    cat.register(&shout);
+    let v = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    v.add_computed_column("loud", shout.call([col("title")]), ColumnOptions::default()).unwrap();
+    let titles = |v: &tabula::Table| -> Vec<(String, String)> {
+        v.select([col("title"), col("loud")])
+            .order_by(col("title"))
+            .collect()
+            .unwrap()
+            .iter()
+            .map(|r| (r.get("title").unwrap(), r.get("loud").unwrap()))
+            .collect()
+    };
+    assert_eq!(titles(&v), [("beta".into(), "BETA".into()), ("gamma".into(), "GAMMA".into())]);
+    t.insert([
+        row! {"title" => "delta", "words" => 50, "draft" => false},
+        row! {"title" => "eps", "words" => 1, "draft" => false},
+    ])
+    .unwrap();
+    t.update([("title", lit("zeta"))], col("title").eq("beta")).unwrap();
+    t.delete(col("title").eq("gamma")).unwrap();
+    assert_eq!(titles(&v), [("delta".into(), "DELTA".into()), ("zeta".into(), "ZETA".into())]);
+    // Revert the base: the view is what a fresh view of the reverted base would be.
+    t.revert().unwrap();
+    t.revert().unwrap();
+    let fresh = cat.create_view("app/fresh", &t, col("words").ge(20), IfExists::Error).unwrap();
+    fresh.add_computed_column("loud", shout.call([col("title")]), ColumnOptions::default()).unwrap();
+    assert_eq!(titles(&v), titles(&fresh));
+    fails_cleanly(&cat, ErrorCode::ReadOnly, || v.delete(lit(true)));
+    fails_cleanly(&cat, ErrorCode::ReadOnly, || v.add_column("x", ColumnType::Int, 0, IfExists::Error));
+    let msg = fails_cleanly(&cat, ErrorCode::HasDependents, || t.drop_column("words"));
+    assert!(msg.contains("'app/fresh', 'app/long'"), "{msg}");
+    fails_cleanly(&cat, ErrorCode::HasDependents, || t.rename_column("title", "name"));
+    t.drop_column("score").unwrap();
+    let msg = fails_cleanly(&cat, ErrorCode::HasDependents, || cat.drop_table("app/docs", Force::No));
+    assert!(msg.contains("'app/fresh', 'app/long'") && msg.contains("Force::Yes"), "{msg}");
+    v.revert().unwrap();
+    assert!(v.select([col("loud")]).collect().is_err(), "reverting the view's own change drops its column");
+}
+
+#[test]
+fn drop_dir_with_force_drops_dependents_in_a_valid_order() {
+    let cat = catalog();
+    let t = docs(&cat);
+    cat.create_dir("reports", IfExists::Error).unwrap();
+    cat.create_view("reports/drafts", &t, col("draft"), IfExists::Error).unwrap();
+    cat.create_snapshot("app/s", &t, IfExists::Error).unwrap();
+    let msg = fails_cleanly(&cat, ErrorCode::DirNotEmpty, || cat.drop_dir("app", Force::No));
+    assert!(msg.contains("table 'app/s'"), "{msg}");
+    cat.drop_dir("app", Force::Yes).unwrap();
+    assert!(cat.list_tables("", Recursive::Yes).unwrap().is_empty(), "the view outside the directory went too");
+    cat.integrity_check().unwrap();
+}
+
+#[test]
+fn views_and_snapshots_are_idempotent_to_create() {
+    let cat = catalog();
+    let t = docs(&cat);
+    let v = cat.create_view("app/v", &t, col("draft"), IfExists::Error).unwrap();
+    let again = cat.create_view("app/v", &t, col("draft"), IfExists::Ignore).unwrap();
+    assert_eq!(again.count().unwrap(), v.count().unwrap());
+    let msg =
+        fails_cleanly(&cat, ErrorCode::AlreadyExists, || cat.create_view("app/v", &t, !col("draft"), IfExists::Ignore));
+    assert!(msg.contains("different"), "{msg}");
+    cat.create_view("app/v", &t, !col("draft"), IfExists::Replace).unwrap();
+    assert_eq!(cat.get_table("app/v").unwrap().count().unwrap(), 2);
+    fails_cleanly(&cat, ErrorCode::InvalidExpr, || cat.create_view("app/w", &t, col("words"), IfExists::Error));
+    let v = cat.get_table("app/v").unwrap();
+    fails_cleanly(&cat, ErrorCode::InvalidArgument, || cat.create_snapshot("app/s", &v, IfExists::Error));
+}
