@@ -1,1 +1,31 @@
-//! placeholder
+//! # tabula-testkit
+//!
+//! Everything a test of a Tabula application needs: isolated namespaces that never leak,
+//! throwaway and template catalogs, representative data (synthetic or anonymized), and
+//! snapshot checks of migrations and UDF changes.
+//!
+//! The workflow, in a user's test:
+//!
+//! ```
+//! use tabula::{ColumnType, IfExists, Schema};
+//! use tabula_testkit::{TestEnv, TestNamespace};
+//!
+//! # fn main() -> tabula::Result<()> {
+//! let env = TestEnv::new()?;                                  // a temp-file catalog
+//! let ns = TestNamespace::new(env.catalog(), "test_myapp")?;  // a unique directory
+//! // The application's setup code takes the namespace it should work in:
+//! let docs = env.catalog().create_table(
+//!     ns.path().join("docs")?,
+//!     Schema::new().required("text", ColumnType::String),
+//!     IfExists::Ignore,
+//! )?;
+//! assert_eq!(docs.count()?, 0);
+//! # Ok(())
+//! # }   // `ns` is dropped with force here, even if the test panicked; `env` deletes its file.
+//! ```
+
+mod env;
+mod namespace;
+
+pub use env::{template_file, TestEnv};
+pub use namespace::{reap_orphans, Lease, TestNamespace, LEASE_TABLE};

@@ -1,1 +1,5 @@
+//! Integration tests of `tabula-testkit`.
+#![allow(clippy::unwrap_used)]
 
+mod env;
+mod namespace;

@@ -1,0 +1,191 @@
+//! [`TestNamespace`]: a uniquely named directory per test, created with replace semantics
+//! and dropped with force when the test ends (also when it panics). A lease registry in the
+//! catalog records each namespace's owner (process id, host, times), so namespaces left
+//! behind by a killed test process are reaped by the next one.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tabula::{col, Catalog, ColumnType, Force, IfExists, Path, Result, Schema, Table};
+
+/// Where the lease registry lives in every catalog that has used test namespaces.
+pub const LEASE_TABLE: &str = "tabula_testkit/leases";
+
+/// How long a lease lasts when its owner cannot be checked (another host).
+const LEASE_TTL: Duration = Duration::from_secs(6 * 3600);
+
+/// One namespace's lease, as recorded in [`LEASE_TABLE`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Lease {
+    /// The namespace directory.
+    pub path: String,
+    /// The owning process.
+    pub pid: i64,
+    /// The owning host.
+    pub host: String,
+    /// When it was taken, in microseconds since the epoch.
+    pub created_us: i64,
+    /// When it expires, in microseconds since the epoch.
+    pub expires_us: i64,
+}
+
+/// A uniquely named test directory, dropped with force when this value is dropped.
+///
+/// Parallel tests never collide: the name is `{prefix}_{pid}_{n}_{nanos}`.
+#[must_use = "the namespace is dropped (with everything in it) as soon as this value is"]
+pub struct TestNamespace {
+    catalog: Catalog,
+    path: Path,
+    keep: bool,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl TestNamespace {
+    /// Creates a fresh namespace directory under the root: `{prefix}_{pid}_{n}_{nanos}`.
+    /// First reaps namespaces whose owning process is gone (once per process and catalog).
+    pub fn new(catalog: &Catalog, prefix: &str) -> Result<TestNamespace> {
+        reap_once(catalog)?;
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+        let name = format!("{prefix}_{}_{}_{nanos:x}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        let path = Path::parse(&name)?;
+        let leases = lease_table(catalog)?;
+        catalog.create_dir(&path, IfExists::ReplaceForce)?;
+        let now = now_us();
+        leases.insert_records([Lease {
+            path: path.to_string(),
+            pid: i64::from(std::process::id()),
+            host: host(),
+            created_us: now,
+            expires_us: now + LEASE_TTL.as_micros() as i64,
+        }])?;
+        Ok(TestNamespace { catalog: catalog.clone(), path, keep: false })
+    }
+
+    /// The namespace's directory, for the application's setup code.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `self.path()/name`, e.g. `ns.table("docs")` for `test_x_1_2_ab/docs`.
+    pub fn child(&self, name: &str) -> Result<Path> {
+        self.path.join(name)
+    }
+
+    /// Opens a table inside the namespace by its name.
+    pub fn table(&self, name: &str) -> Result<Table> {
+        self.catalog.get_table(self.child(name)?)
+    }
+
+    /// The catalog the namespace lives in.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Keeps the namespace after the test (for debugging): prints where it is and gives up
+    /// its lease so it is not reaped.
+    pub fn keep(mut self) -> Path {
+        self.keep = true;
+        let _ = release(&self.catalog, &self.path);
+        eprintln!("tabula-testkit: kept namespace '{}' in {}", self.path, self.catalog.location());
+        self.path.clone()
+    }
+
+    /// Drops the namespace now, reporting any failure (dropping the value does the same,
+    /// printing failures instead).
+    pub fn close(mut self) -> Result<()> {
+        self.keep = true;
+        self.catalog.drop_dir(&self.path, Force::Yes)?;
+        release(&self.catalog, &self.path)
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        let dropped = self.catalog.drop_dir(&self.path, Force::Yes).and_then(|_| release(&self.catalog, &self.path));
+        if let Err(e) = dropped {
+            eprintln!("tabula-testkit: could not drop namespace '{}': {e}", self.path);
+        }
+    }
+}
+
+fn now_us() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as i64
+}
+
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn lease_table(catalog: &Catalog) -> Result<Table> {
+    if let Ok(t) = catalog.get_table(LEASE_TABLE) {
+        return Ok(t);
+    }
+    catalog.create_dir("tabula_testkit", IfExists::Ignore)?;
+    catalog.create_table(
+        LEASE_TABLE,
+        Schema::new()
+            .required("path", ColumnType::String)
+            .required("pid", ColumnType::Int)
+            .required("host", ColumnType::String)
+            .required("created_us", ColumnType::Int)
+            .required("expires_us", ColumnType::Int),
+        IfExists::Ignore,
+    )
+}
+
+fn release(catalog: &Catalog, path: &Path) -> Result<()> {
+    lease_table(catalog)?.delete(col("path").eq(path.to_string()))?;
+    Ok(())
+}
+
+/// True when the lease's owner is certainly gone: a dead process on this host, or an
+/// expired lease.
+fn orphaned(lease: &Lease, now: i64, this_host: &str) -> bool {
+    if lease.expires_us < now {
+        return true;
+    }
+    lease.host == this_host
+        && cfg!(target_os = "linux")
+        && !std::path::Path::new(&format!("/proc/{}", lease.pid)).exists()
+}
+
+/// Drops every namespace whose lease is orphaned (its process died or it expired); returns
+/// their paths. [`TestNamespace::new`] calls this once per process and catalog.
+pub fn reap_orphans(catalog: &Catalog) -> Result<Vec<String>> {
+    let Ok(leases) = catalog.get_table(LEASE_TABLE) else { return Ok(Vec::new()) };
+    let (now, this_host) = (now_us(), host());
+    let mut reaped = Vec::new();
+    for lease in leases.select_all().collect_as::<Lease>()? {
+        if orphaned(&lease, now, &this_host) {
+            match catalog.drop_dir(lease.path.as_str(), Force::Yes) {
+                Ok(()) => {}
+                Err(e) if e.code() == tabula::ErrorCode::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            leases.delete(col("path").eq(lease.path.clone()))?;
+            reaped.push(lease.path);
+        }
+    }
+    Ok(reaped)
+}
+
+fn reap_once(catalog: &Catalog) -> Result<()> {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static DONE: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    let location = catalog.location().to_string();
+    if location != ":memory:" {
+        let mut done = DONE.lock().unwrap_or_else(|p| p.into_inner());
+        if !done.get_or_insert_with(HashSet::new).insert(location) {
+            return Ok(());
+        }
+    }
+    reap_orphans(catalog).map(|_| ())
+}

@@ -1,0 +1,74 @@
+//! Test environments: temp files, in-memory catalogs, templates.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tabula::{row, ColumnType, IfExists, Schema};
+use tabula_testkit::{template_file, TestEnv};
+
+#[test]
+fn a_temp_file_catalog_is_removed_on_drop() {
+    let env = TestEnv::new().unwrap();
+    let file = env.file().unwrap();
+    env.catalog().create_dir("app", IfExists::Error).unwrap();
+    assert!(file.exists());
+    drop(env);
+    assert!(!file.exists());
+    assert!(TestEnv::in_memory().unwrap().file().is_none());
+}
+
+fn seed(cat: &tabula::Catalog) -> tabula::Result<()> {
+    cat.create_dir("app", IfExists::Error)?;
+    let t = cat.create_table("app/t", Schema::new().required("n", ColumnType::Int), IfExists::Error)?;
+    t.insert((0..10_000).map(|i| row! {"n" => i}))?;
+    Ok(())
+}
+
+#[test]
+fn templates_are_built_once_and_copied_per_test() {
+    static BUILDS: AtomicUsize = AtomicUsize::new(0);
+    let key = ("testkit-template-test", std::process::id(), line!());
+    let build = |cat: &tabula::Catalog| {
+        BUILDS.fetch_add(1, Ordering::SeqCst);
+        seed(cat)
+    };
+    let a = TestEnv::from_template(key, build).unwrap();
+    let b = TestEnv::from_template(key, build).unwrap();
+    assert_eq!(BUILDS.load(Ordering::SeqCst), 1, "the setup ran once");
+    assert_eq!(a.catalog().get_table("app/t").unwrap().count().unwrap(), 10_000);
+    // Each test has its own copy.
+    a.catalog().get_table("app/t").unwrap().insert([row! {"n" => -1}]).unwrap();
+    assert_eq!(b.catalog().get_table("app/t").unwrap().count().unwrap(), 10_000);
+    a.catalog().integrity_check().unwrap();
+    std::fs::remove_file(template_file(key).unwrap()).unwrap();
+}
+
+#[test]
+fn templates_are_built_once_across_threads() {
+    static BUILDS: AtomicUsize = AtomicUsize::new(0);
+    let key = ("testkit-threads", std::process::id(), line!());
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(move || {
+                let env = TestEnv::from_template(key, |cat| {
+                    BUILDS.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    seed(cat)
+                })
+                .unwrap();
+                assert_eq!(env.catalog().get_table("app/t").unwrap().count().unwrap(), 10_000);
+            });
+        }
+    });
+    assert_eq!(BUILDS.load(Ordering::SeqCst), 1);
+    std::fs::remove_file(template_file(key).unwrap()).unwrap();
+}
+
+#[test]
+fn a_failing_setup_leaves_no_template() {
+    let key = ("testkit-failing", std::process::id(), line!());
+    let e = TestEnv::from_template(key, |cat| cat.create_dir("a/b", IfExists::Error)).err().unwrap();
+    assert!(e.to_string().contains("building the test template"), "{e}");
+    let env = TestEnv::from_template(key, seed).unwrap();
+    assert_eq!(env.catalog().get_table("app/t").unwrap().count().unwrap(), 10_000);
+    std::fs::remove_file(template_file(key).unwrap()).unwrap();
+}
