@@ -64,7 +64,8 @@ mod types;
 mod udf;
 
 pub use catalog::{
-    Catalog, ColumnInfo, ColumnOptions, Force, IfExists, Recursive, Table, TableInfo, VersionInfo, WriteResult,
+    Catalog, ColumnInfo, ColumnOptions, Force, IfExists, Recursive, Table, TableInfo, TableKind, VersionInfo,
+    WriteResult,
 };
 pub use error::{Error, ErrorCode, Result};
 pub use expr::{

@@ -45,6 +45,12 @@ impl Schema {
         self
     }
 
+    /// A schema with the name, type and nullability of `columns` (e.g. the stored columns of
+    /// an existing table, to create a copy of it).
+    pub fn from_columns<'a>(columns: impl IntoIterator<Item = &'a ColumnDef>) -> Schema {
+        Schema { columns: columns.into_iter().map(|c| (c.name.clone(), c.ty, c.nullable)).collect() }
+    }
+
     /// The stored (not computed) columns of a table schema, as a `Schema`.
     pub(crate) fn from_stored(schema: &TableSchema) -> Schema {
         Schema {

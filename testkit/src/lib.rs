@@ -24,8 +24,14 @@
 //! # }   // `ns` is dropped with force here, even if the test panicked; `env` deletes its file.
 //! ```
 
+mod anonymize;
 mod env;
 mod namespace;
+mod strategy;
+mod synth;
 
+pub use anonymize::{AnonymizeReport, Anonymizer, Rule, TableReport};
 pub use env::{template_file, TestEnv};
 pub use namespace::{reap_orphans, Lease, TestNamespace, LEASE_TABLE};
+pub use strategy::{row_strategy, rows_strategy, value_strategy};
+pub use synth::{Gen, Synth, SynthRows};

@@ -18,7 +18,7 @@ use crate::udf::{Registry, Udf};
 
 pub use columns::ColumnOptions;
 pub(crate) use table::{all_columns, check_predicate, rows_writable, Change};
-pub use table::{ColumnInfo, Table, TableInfo, VersionInfo, WriteResult};
+pub use table::{ColumnInfo, Table, TableInfo, TableKind, VersionInfo, WriteResult};
 
 /// What a create call does when the path is already taken.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -99,6 +99,12 @@ impl Catalog {
     /// UDF fail until it is registered with that version.
     pub fn register(&self, udf: &Udf) {
         self.inner.udfs.register(udf.clone());
+    }
+
+    /// True when both handles share one connection (one is a clone of the other): a read
+    /// stream of one cannot run inside a write of the other.
+    pub fn same_handle(&self, other: &Catalog) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// Where the catalog lives: its file path, or `:memory:`.

@@ -34,6 +34,17 @@ impl fmt::Debug for Table {
     }
 }
 
+/// What kind of table a [`Table`] handle names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum TableKind {
+    /// A table with its own rows.
+    Table,
+    /// A view: the rows of a base table that pass a filter, with its own computed columns.
+    View,
+    /// A read-only snapshot of a table version.
+    Snapshot,
+}
+
 /// What a mutating call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct WriteResult {
@@ -278,6 +289,31 @@ impl Table {
                 writer.push_row(i, &row)?;
             }
             writer.finish(meta)
+        })
+    }
+
+    /// Inserts rows from a fallible source (a stream being read, a transformation that can
+    /// fail): the first `Err` aborts the call, and nothing is inserted.
+    pub fn insert_results(&self, rows: impl IntoIterator<Item = Result<Row>>) -> Result<WriteResult> {
+        let rows = rows.into_iter();
+        let udfs = &self.catalog.inner.udfs;
+        self.write(|tx, meta, version| {
+            rows_writable(meta)?;
+            let mut writer = RowWriter::new(tx, meta, version, udfs)?;
+            for (i, row) in rows.enumerate() {
+                writer.push_row(i, &row?)?;
+            }
+            writer.finish(meta)
+        })
+    }
+
+    /// Whether this is a table, a view or a snapshot.
+    pub fn kind(&self) -> Result<TableKind> {
+        let meta = self.catalog.store().read(|tx| self.meta(tx))?;
+        Ok(match meta.kind {
+            Kind::Table => TableKind::Table,
+            Kind::View { .. } => TableKind::View,
+            Kind::Snapshot { .. } => TableKind::Snapshot,
         })
     }
 

@@ -1,5 +1,7 @@
 //! Integration tests of `tabula-testkit`.
 #![allow(clippy::unwrap_used)]
 
+mod anonymize;
 mod env;
 mod namespace;
+mod synth;
