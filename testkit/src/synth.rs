@@ -14,6 +14,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tabula::{ColumnDef, ColumnType, Result, Row, Table, TableSchema, Value, WriteResult};
 
+/// A closure generator: the column's random stream and the row index give the value.
+pub type GenFn = Arc<dyn Fn(&mut ChaCha8Rng, u64) -> Value + Send + Sync>;
+
 /// A value generator for one column.
 #[derive(Clone)]
 pub enum Gen {
@@ -31,7 +34,7 @@ pub enum Gen {
     /// Words of lorem text, `min..=max` of them.
     Words(usize, usize),
     /// A closure of the column's random stream and the row index.
-    With(Arc<dyn Fn(&mut ChaCha8Rng, u64) -> Value + Send + Sync>),
+    With(GenFn),
 }
 
 impl std::fmt::Debug for Gen {
