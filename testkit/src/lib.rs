@@ -26,12 +26,22 @@
 
 mod anonymize;
 mod env;
+mod migrate;
 mod namespace;
 mod strategy;
 mod synth;
+mod udf_diff;
 
 pub use anonymize::{AnonymizeReport, Anonymizer, Rule, TableReport};
 pub use env::{template_file, TestEnv};
+pub use migrate::{
+    check_pending, AppliedStep, ColumnPrint, Migration, MigrationCheck, MigrationCtx, MigrationReport, Migrations,
+    StateSnapshot, StepReport, TablePrint, MIGRATIONS_TABLE,
+};
+
+#[doc(hidden)]
+pub use insta as __insta;
 pub use namespace::{reap_orphans, Lease, TestNamespace, LEASE_TABLE};
 pub use strategy::{row_strategy, rows_strategy, value_strategy};
-pub use synth::{Gen, Synth, SynthRows};
+pub use synth::{Gen, GenFn, Synth, SynthRows};
+pub use udf_diff::{ChangedCell, Recompute, UdfDiff, UdfDiffReport};

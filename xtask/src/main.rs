@@ -1,1 +1,125 @@
-fn main() {}
+//! `cargo xtask`: the project's tasks. Run `cargo xtask --help`.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+use clap::{Parser, Subcommand};
+use xtask::{bench, staging, workspace_root};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Tabula's project tasks", version)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Anonymized staging copy of production, pending migrations and UDF checks, reports.
+    StagingCheck {
+        /// The production catalog (opened read-only). Default: a demo catalog built from
+        /// the fixtures with the migrations production has applied.
+        #[arg(long)]
+        prod: Option<PathBuf>,
+        /// The anonymization key (at least 16 characters); or set TABULA_STAGING_KEY.
+        #[arg(long, env = "TABULA_STAGING_KEY", hide_env_values = true)]
+        key: Option<String>,
+        /// Where the staging catalog, report.json and report.md go.
+        #[arg(long, default_value = "target/staging")]
+        out: PathBuf,
+        /// No progress bars.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Deterministic QA datasets.
+    Fixtures {
+        #[command(subcommand)]
+        action: FixturesAction,
+    },
+    /// Tabula against raw rusqlite on the same work, as ratios.
+    Bench {
+        /// Rows for the table workloads.
+        #[arg(long, default_value_t = 100_000)]
+        rows: u64,
+        /// A fast smoke run (fewer rows and repetitions, under a minute).
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Runs what CI runs (.ci/run).
+    Ci,
+}
+
+#[derive(Subcommand)]
+enum FixturesAction {
+    /// Regenerates the checked-in datasets.
+    Generate,
+    /// Regenerates them in memory and fails with a diff when the checked-in data drifted.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    match cli.task {
+        Task::StagingCheck { prod, key, out, quiet } => {
+            let out = if out.is_relative() { root.join(out) } else { out };
+            let opts = staging::Options { prod, key, out, progress: !quiet };
+            match staging::run(&staging::docs_app(), &opts) {
+                Ok(outcome) => {
+                    print!("{}", staging::summary(&outcome));
+                    if outcome.passed {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("staging check failed to run: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Task::Fixtures { action } => {
+            let dir = tabula_fixtures::data_dir();
+            let result = match action {
+                FixturesAction::Generate => tabula_fixtures::generate(&dir).map(|ms| {
+                    for m in ms {
+                        println!("wrote {} ({:?} rows, checksum {})", m.name, m.rows, m.checksum);
+                    }
+                    true
+                }),
+                FixturesAction::Check => tabula_fixtures::check(&dir).map(|drift| {
+                    for d in &drift {
+                        println!("{d}");
+                    }
+                    if drift.is_empty() {
+                        println!("fixtures match their generators");
+                    }
+                    drift.is_empty()
+                }),
+            };
+            match result {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Task::Bench { rows, quick } => match bench::run(rows, quick, &root) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench failed: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Task::Ci => {
+            let status = Command::new("bash").arg(root.join(".ci/run")).current_dir(&root).status();
+            match status {
+                Ok(s) if s.success() => ExitCode::SUCCESS,
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}

@@ -3,5 +3,6 @@
 
 mod anonymize;
 mod env;
+mod migrate;
 mod namespace;
 mod synth;

@@ -1,0 +1,77 @@
+//! The app's schema history. Each step is idempotent setup code for the namespace it is
+//! given; production has applied the steps up to [`APPLIED_IN_PRODUCTION`].
+
+use tabula::{col, ColumnOptions, ColumnType, IfExists, Schema};
+use tabula_testkit::{Migration, Migrations};
+
+use crate::udfs::{summarize_v1, summarize_v2, toy_embed};
+
+/// The last step production has applied; the steps after it are pending.
+pub const APPLIED_IN_PRODUCTION: &str = "0004_embedding";
+
+fn ignore() -> ColumnOptions {
+    ColumnOptions::if_exists(IfExists::Ignore)
+}
+
+/// Every step, in order.
+pub fn migrations() -> Migrations {
+    Migrations::new([
+        Migration::new("0001_tables", |ctx| {
+            ctx.create_table(
+                "authors",
+                Schema::new()
+                    .required("author_id", ColumnType::Int)
+                    .required("name", ColumnType::String)
+                    .required("email", ColumnType::String)
+                    .required("joined_at", ColumnType::Timestamp),
+            )?;
+            ctx.create_table(
+                "documents",
+                Schema::new()
+                    .required("doc_id", ColumnType::Int)
+                    .required("author_id", ColumnType::Int)
+                    .required("title", ColumnType::String)
+                    .required("body", ColumnType::String)
+                    .required("created_at", ColumnType::Timestamp)
+                    .nullable("legacy_flag", ColumnType::Bool),
+            )?;
+            Ok(())
+        }),
+        Migration::new("0002_word_count", |ctx| {
+            let words = col("body").trim().length() - col("body").trim().replace(" ", "").length() + 1;
+            ctx.table("documents")?.add_computed_column("word_count", words, ignore())?;
+            Ok(())
+        }),
+        Migration::new("0003_summary", |ctx| {
+            ctx.catalog().register(&summarize_v1());
+            ctx.table("documents")?.add_computed_column("summary", summarize_v1().call([col("body")]), ignore())?;
+            Ok(())
+        }),
+        Migration::new("0004_embedding", |ctx| {
+            ctx.catalog().register(&toy_embed());
+            ctx.table("documents")?.add_computed_column("embedding", toy_embed().call([col("body")]), ignore())?;
+            Ok(())
+        }),
+        Migration::new("0005_summary_v2", |ctx| {
+            ctx.catalog().register(&summarize_v2());
+            let docs = ctx.table("documents")?;
+            let expr = summarize_v2().call([col("body")]);
+            // Replace only when the stored definition is another one: rerunning is a no-op.
+            let same =
+                docs.schema()?.column("summary").and_then(|c| c.computed.as_ref()).is_some_and(|c| c.expr == expr);
+            if !same {
+                docs.add_computed_column("summary", expr, ColumnOptions::if_exists(IfExists::Replace))?;
+            }
+            Ok(())
+        })
+        .allow_destructive(),
+        Migration::new("0006_drop_legacy_flag", |ctx| {
+            let docs = ctx.table("documents")?;
+            if docs.schema()?.column("legacy_flag").is_some() {
+                docs.drop_column("legacy_flag")?;
+            }
+            Ok(())
+        })
+        .allow_destructive(),
+    ])
+}

@@ -1,0 +1,768 @@
+//! Migrations as code and [`MigrationCheck`]: run pending steps on representative data in
+//! an isolated namespace and record, per step, the state before and after (schema, counts,
+//! per-column fingerprints, sample rows), whether a second run is a no-op, whether reverting
+//! the step's versions restores every fingerprint, and whether it destroys data.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt::{self, Write as _};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use tabula::{
+    col, Catalog, ColumnType, Error, ErrorCode, Force, IfExists, Path, Recursive, Result, Schema, Table, Value, Version,
+};
+
+use crate::namespace::TestNamespace;
+
+type StepFn = dyn Fn(&MigrationCtx) -> Result<()> + Send + Sync;
+
+/// One step of setup code, identified by a stable id (`"0003_add_summary"`).
+#[derive(Clone)]
+pub struct Migration {
+    id: String,
+    destructive_ok: bool,
+    run: Arc<StepFn>,
+}
+
+impl fmt::Debug for Migration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Migration({})", self.id)
+    }
+}
+
+impl Migration {
+    /// A step. It must be idempotent (use `IfExists::Ignore`): running it twice is the same
+    /// as running it once.
+    pub fn new(id: impl Into<String>, run: impl Fn(&MigrationCtx) -> Result<()> + Send + Sync + 'static) -> Migration {
+        Migration { id: id.into(), destructive_ok: false, run: Arc::new(run) }
+    }
+
+    /// Marks the step as allowed to lose or rewrite data (drop, replace, delete, narrow).
+    pub fn allow_destructive(mut self) -> Migration {
+        self.destructive_ok = true;
+        self
+    }
+
+    /// The step's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// What a step runs against: the catalog and the application's namespace, given at run
+/// time, so the same code runs on production's directory and on a test namespace.
+pub struct MigrationCtx<'a> {
+    catalog: &'a Catalog,
+    namespace: &'a Path,
+}
+
+impl<'a> MigrationCtx<'a> {
+    /// A context for `namespace` in `catalog` (for running steps by hand).
+    pub fn new(catalog: &'a Catalog, namespace: &'a Path) -> MigrationCtx<'a> {
+        MigrationCtx { catalog, namespace }
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &Catalog {
+        self.catalog
+    }
+
+    /// The application's directory.
+    pub fn namespace(&self) -> &Path {
+        self.namespace
+    }
+
+    /// `namespace/name`.
+    pub fn path(&self, name: &str) -> Result<Path> {
+        let mut out = self.namespace.clone();
+        for part in name.split('/') {
+            out = out.join(part)?;
+        }
+        Ok(out)
+    }
+
+    /// The table `namespace/name`.
+    pub fn table(&self, name: &str) -> Result<Table> {
+        self.catalog.get_table(self.path(name)?)
+    }
+
+    /// Creates (or keeps, when it exists with the same schema) the table `namespace/name`.
+    pub fn create_table(&self, name: &str, schema: Schema) -> Result<Table> {
+        self.catalog.create_table(self.path(name)?, schema, IfExists::Ignore)
+    }
+}
+
+/// The record of one applied step.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct AppliedStep {
+    /// The namespace it was applied to.
+    pub namespace: String,
+    /// The step id.
+    pub id: String,
+    /// When, in microseconds since the epoch.
+    pub applied_us: i64,
+    /// The versions it made: `{"table": [before, after]}` (before is -1 for a new table).
+    pub versions: serde_json::Value,
+}
+
+/// Where applied steps are recorded (outside the application's namespace).
+pub const MIGRATIONS_TABLE: &str = "tabula_testkit/migrations";
+
+/// An ordered set of steps.
+#[derive(Clone, Debug, Default)]
+pub struct Migrations {
+    steps: Vec<Migration>,
+}
+
+impl Migrations {
+    /// The steps, in order; ids must be unique.
+    pub fn new(steps: impl IntoIterator<Item = Migration>) -> Migrations {
+        Migrations { steps: steps.into_iter().collect() }
+    }
+
+    /// The steps.
+    pub fn steps(&self) -> &[Migration] {
+        &self.steps
+    }
+
+    /// A fingerprint of the step ids (for template keys): changes when a step is added,
+    /// removed or renamed.
+    pub fn fingerprint(&self) -> String {
+        let ids: Vec<&str> = self.steps.iter().map(|s| s.id.as_str()).collect();
+        format!("{:016x}", crate::synth::stable_hash(&[ids.join("\n").as_bytes()]))
+    }
+
+    fn check_ids(&self) -> Result<()> {
+        let mut seen = HashSet::new();
+        for s in &self.steps {
+            if !seen.insert(&s.id) {
+                return Err(Error::new(ErrorCode::InvalidArgument, format!("migration id '{}' is used twice", s.id)));
+            }
+        }
+        Ok(())
+    }
+
+    /// The steps applied to `namespace`, in the order they were applied.
+    pub fn applied(&self, catalog: &Catalog, namespace: &Path) -> Result<Vec<AppliedStep>> {
+        let Ok(table) = catalog.get_table(MIGRATIONS_TABLE) else { return Ok(Vec::new()) };
+        table.select_all().where_(col("namespace").eq(namespace.to_string())).order_by(col("applied_us")).collect_as()
+    }
+
+    /// The ids of the steps not yet applied to `namespace`.
+    pub fn pending(&self, catalog: &Catalog, namespace: &Path) -> Result<Vec<String>> {
+        let done: BTreeSet<String> = self.applied(catalog, namespace)?.into_iter().map(|a| a.id).collect();
+        Ok(self.steps.iter().filter(|s| !done.contains(&s.id)).map(|s| s.id.clone()).collect())
+    }
+
+    /// Records steps as applied to `namespace` without running them (for a copy of a
+    /// namespace whose steps were applied where the data came from).
+    pub fn mark_applied(&self, catalog: &Catalog, namespace: &Path, ids: &[String]) -> Result<()> {
+        let now = versions(catalog, namespace)?;
+        for id in ids {
+            if !self.steps.iter().any(|s| &s.id == id) {
+                return Err(Error::new(ErrorCode::NotFound, format!("there is no migration '{id}'")));
+            }
+            record(catalog, namespace, id, &now, &now)?;
+        }
+        Ok(())
+    }
+
+    /// Applies the pending steps to `namespace` in order, recording each; stops at the first
+    /// failure (the steps before it stay applied). Returns the ids applied.
+    pub fn apply(&self, catalog: &Catalog, namespace: &Path) -> Result<Vec<String>> {
+        self.apply_until(catalog, namespace, None)
+    }
+
+    /// Like [`Migrations::apply`], but only up to and including step `last`.
+    pub fn apply_through(&self, catalog: &Catalog, namespace: &Path, last: &str) -> Result<Vec<String>> {
+        if !self.steps.iter().any(|s| s.id == last) {
+            return Err(Error::new(ErrorCode::NotFound, format!("there is no migration '{last}'")));
+        }
+        self.apply_until(catalog, namespace, Some(last))
+    }
+
+    fn apply_until(&self, catalog: &Catalog, namespace: &Path, last: Option<&str>) -> Result<Vec<String>> {
+        self.check_ids()?;
+        catalog.create_dir(namespace, IfExists::Ignore)?;
+        let pending: BTreeSet<String> = self.pending(catalog, namespace)?.into_iter().collect();
+        let mut done = Vec::new();
+        for step in &self.steps {
+            if pending.contains(&step.id) {
+                let before = versions(catalog, namespace)?;
+                run_step(step, catalog, namespace)?;
+                let after = versions(catalog, namespace)?;
+                record(catalog, namespace, &step.id, &before, &after)?;
+                done.push(step.id.clone());
+            }
+            if Some(step.id.as_str()) == last {
+                break;
+            }
+        }
+        Ok(done)
+    }
+}
+
+fn run_step(step: &Migration, catalog: &Catalog, namespace: &Path) -> Result<()> {
+    let ctx = MigrationCtx { catalog, namespace };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (step.run)(&ctx))) {
+        Ok(result) => result.map_err(|e| e.context(format_args!("migration '{}'", step.id))),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(Error::new(ErrorCode::UdfFailed, format!("migration '{}' panicked: {msg}", step.id)))
+        }
+    }
+}
+
+/// The current version of every table below `namespace`.
+fn versions(catalog: &Catalog, namespace: &Path) -> Result<BTreeMap<String, Version>> {
+    let mut out = BTreeMap::new();
+    let tables = match catalog.list_tables(namespace, Recursive::Yes) {
+        Err(e) if e.code() == ErrorCode::NotFound => return Ok(out),
+        other => other?,
+    };
+    for path in tables {
+        out.insert(relative(&path, namespace), catalog.get_table(&path)?.version()?);
+    }
+    Ok(out)
+}
+
+fn relative(path: &Path, root: &Path) -> String {
+    let text = path.to_string();
+    match root.is_root() {
+        true => text,
+        false => text.strip_prefix(&format!("{root}/")).map(str::to_string).unwrap_or(text),
+    }
+}
+
+fn record(
+    catalog: &Catalog,
+    namespace: &Path,
+    id: &str,
+    before: &BTreeMap<String, Version>,
+    after: &BTreeMap<String, Version>,
+) -> Result<()> {
+    catalog.create_dir("tabula_testkit", IfExists::Ignore)?;
+    let table = catalog.create_table(
+        MIGRATIONS_TABLE,
+        Schema::new()
+            .required("namespace", ColumnType::String)
+            .required("id", ColumnType::String)
+            .required("applied_us", ColumnType::Int)
+            .required("versions", ColumnType::Json),
+        IfExists::Ignore,
+    )?;
+    let mut made = serde_json::Map::new();
+    for (t, v) in after {
+        let was = before.get(t).map(|v| v.0 as i64).unwrap_or(-1);
+        if was != v.0 as i64 {
+            made.insert(t.clone(), serde_json::json!([was, v.0]));
+        }
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros() as i64;
+    table.insert_records([AppliedStep {
+        namespace: namespace.to_string(),
+        id: id.to_string(),
+        applied_us: now,
+        versions: serde_json::Value::Object(made),
+    }])?;
+    Ok(())
+}
+
+/// Summary statistics of one column, enough to see whether its data changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ColumnPrint {
+    /// Null values.
+    pub nulls: u64,
+    /// Distinct non-null values.
+    pub distinct: u64,
+    /// The smallest value, as text.
+    pub min: String,
+    /// The largest value, as text.
+    pub max: String,
+    /// An order-independent hash of all values.
+    pub hash: String,
+}
+
+/// One table's state in a [`StateSnapshot`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TablePrint {
+    /// The table's columns: `name Type` (`?` when nullable) and ` = expr` when computed.
+    pub schema: Vec<String>,
+    /// Row count.
+    pub rows: u64,
+    /// Fingerprint of every column.
+    pub columns: BTreeMap<String, ColumnPrint>,
+    /// The first rows, as text.
+    pub sample: Vec<String>,
+}
+
+/// The state of every table in a namespace.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct StateSnapshot {
+    /// Tables by path relative to the namespace.
+    pub tables: BTreeMap<String, TablePrint>,
+}
+
+/// How many sample rows a snapshot keeps per table.
+const SAMPLE_ROWS: u64 = 3;
+
+impl StateSnapshot {
+    /// Takes the snapshot of every table below `namespace`.
+    pub fn take(catalog: &Catalog, namespace: &Path) -> Result<StateSnapshot> {
+        let mut tables = BTreeMap::new();
+        for path in catalog.list_tables(namespace, Recursive::Yes)? {
+            let table = catalog.get_table(&path)?;
+            tables.insert(relative(&path, namespace), print_table(&table)?);
+        }
+        Ok(StateSnapshot { tables })
+    }
+}
+
+fn value_hash(v: &Value) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    v.to_string().hash(&mut h);
+    h.finish()
+}
+
+fn print_table(table: &Table) -> Result<TablePrint> {
+    let info = table.describe()?;
+    let schema = info
+        .columns
+        .iter()
+        .map(|c| {
+            let mut s = format!("{} {}{}", c.name, c.ty, if c.nullable { "?" } else { "" });
+            if let Some(e) = &c.computed {
+                write!(s, " = {e}").ok();
+            }
+            s
+        })
+        .collect();
+    let mut columns = BTreeMap::new();
+    let mut rows = 0;
+    for c in &info.columns {
+        let (mut nulls, mut n, mut sum) = (0u64, 0u64, 0u64);
+        let mut distinct = HashSet::new();
+        let (mut min, mut max): (Option<Value>, Option<Value>) = (None, None);
+        for row in table.select([col(c.name.clone())]).stream()? {
+            let v = row?.into_values().remove(0);
+            n += 1;
+            if v.is_null() {
+                nulls += 1;
+                continue;
+            }
+            let h = value_hash(&v);
+            sum = sum.wrapping_add(h.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ h);
+            distinct.insert(h);
+            if min.as_ref().is_none_or(|m| less(&v, m)) {
+                min = Some(v.clone());
+            }
+            if max.as_ref().is_none_or(|m| less(m, &v)) {
+                max = Some(v);
+            }
+        }
+        rows = n;
+        let shown = |v: Option<Value>| v.map(|v| short(&v.to_string())).unwrap_or_else(|| "-".into());
+        columns.insert(
+            c.name.clone(),
+            ColumnPrint {
+                nulls,
+                distinct: distinct.len() as u64,
+                min: shown(min),
+                max: shown(max),
+                hash: format!("{sum:016x}"),
+            },
+        );
+    }
+    if info.columns.is_empty() {
+        rows = table.count()?;
+    }
+    let sample = table.select_all().head(SAMPLE_ROWS)?.iter().map(|r| short(&r.to_string())).collect();
+    Ok(TablePrint { schema, rows, columns, sample })
+}
+
+fn less(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Int(x), Value::Int(y)) => x < y,
+        (Value::Float(x), Value::Float(y)) => x < y,
+        (Value::Timestamp(x), Value::Timestamp(y)) => x < y,
+        (Value::Date(x), Value::Date(y)) => x < y,
+        (Value::Bool(x), Value::Bool(y)) => x < y,
+        _ => a.to_string() < b.to_string(),
+    }
+}
+
+fn short(text: &str) -> String {
+    if text.chars().count() <= 120 {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(117).collect();
+    format!("{cut}...")
+}
+
+/// What happened in one step of a [`MigrationCheck`].
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    /// The step id.
+    pub id: String,
+    /// Versions made, per table: `(before, after)`; `None` before means created.
+    pub versions: BTreeMap<String, (Option<u64>, u64)>,
+    /// The changes the step made, in words (from the tables' histories).
+    pub changes: Vec<String>,
+    /// Schema differences, `+ table.column ...`, `- table.column ...`, `~ table.column ...`.
+    pub schema_diff: Vec<String>,
+    /// Data differences: row counts and columns whose fingerprints changed.
+    pub data_diff: Vec<String>,
+    /// What the step destroys (dropped or replaced data, deleted rows, narrowed types).
+    pub destructive: Vec<String>,
+    /// Whether the step is marked as allowed to be destructive.
+    pub destructive_allowed: bool,
+    /// A second run made no version and changed no fingerprint.
+    pub idempotent: bool,
+    /// Reverting the step's versions restored every fingerprint.
+    pub revert_restores: bool,
+    /// Why the step fails the check (empty when it passes).
+    pub failures: Vec<String>,
+    /// State before the step.
+    pub before: StateSnapshot,
+    /// State after the step.
+    pub after: StateSnapshot,
+    /// Time to apply the step, in milliseconds.
+    pub millis: f64,
+}
+
+impl StepReport {
+    /// True when the step passes every check.
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// The result of a [`MigrationCheck`].
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationReport {
+    /// One report a checked (pending) step.
+    pub steps: Vec<StepReport>,
+}
+
+impl MigrationReport {
+    /// True when every step passes.
+    pub fn passed(&self) -> bool {
+        self.steps.iter().all(StepReport::passed)
+    }
+
+    /// Every failure, prefixed with its step id.
+    pub fn failures(&self) -> Vec<String> {
+        self.steps.iter().flat_map(|s| s.failures.iter().map(move |f| format!("{}: {f}", s.id))).collect()
+    }
+
+    /// The report as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// A stable, readable text form (no times, no namespace names), for snapshots.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for s in &self.steps {
+            let verdict = if s.passed() { "ok" } else { "FAILED" };
+            writeln!(out, "step {} [{verdict}]", s.id).ok();
+            for f in &s.failures {
+                writeln!(out, "  failure: {f}").ok();
+            }
+            for (t, (a, b)) in &s.versions {
+                let a = a.map(|a| a.to_string()).unwrap_or_else(|| "new".into());
+                writeln!(out, "  versions: {t} {a} -> {b}").ok();
+            }
+            section(&mut out, "changes", &s.changes);
+            section(&mut out, "schema", &s.schema_diff);
+            section(&mut out, "data", &s.data_diff);
+            let destructive = if s.destructive.is_empty() {
+                "none".to_string()
+            } else {
+                format!(
+                    "{}{}",
+                    s.destructive.join("; "),
+                    if s.destructive_allowed { " (allowed)" } else { " (NOT allowed)" }
+                )
+            };
+            writeln!(out, "  destructive: {destructive}").ok();
+            writeln!(out, "  idempotent: {}", if s.idempotent { "yes" } else { "NO" }).ok();
+            writeln!(out, "  revert restores: {}", if s.revert_restores { "yes" } else { "NO" }).ok();
+        }
+        out
+    }
+}
+
+fn section(out: &mut String, name: &str, lines: &[String]) {
+    if lines.is_empty() {
+        return;
+    }
+    writeln!(out, "  {name}:").ok();
+    for l in lines {
+        writeln!(out, "    {l}").ok();
+    }
+}
+
+/// Checks pending migration steps on representative data in an isolated namespace.
+pub struct MigrationCheck<'m> {
+    migrations: &'m Migrations,
+    applied_through: Option<String>,
+    data: Option<Box<dyn Fn(&MigrationCtx) -> Result<()> + 'm>>,
+}
+
+impl<'m> MigrationCheck<'m> {
+    /// A check of every step of `migrations` (see [`MigrationCheck::applied_through`]).
+    pub fn new(migrations: &'m Migrations) -> MigrationCheck<'m> {
+        MigrationCheck { migrations, applied_through: None, data: None }
+    }
+
+    /// The steps up to and including `id` are already applied (as in production): they
+    /// run first, unchecked, before the data is loaded.
+    pub fn applied_through(mut self, id: &str) -> MigrationCheck<'m> {
+        self.applied_through = Some(id.to_string());
+        self
+    }
+
+    /// Loads representative data after the applied steps (synthetic rows, a fixture, an
+    /// anonymized copy).
+    pub fn data(mut self, load: impl Fn(&MigrationCtx) -> Result<()> + 'm) -> MigrationCheck<'m> {
+        self.data = Some(Box::new(load));
+        self
+    }
+
+    /// Runs the check in a fresh test namespace of `catalog` (dropped afterwards).
+    pub fn run(&self, catalog: &Catalog) -> Result<MigrationReport> {
+        let ns = TestNamespace::new(catalog, "migration_check")?;
+        if let Some(last) = &self.applied_through {
+            self.migrations.apply_through(catalog, ns.path(), last)?;
+        } else {
+            catalog.create_dir(ns.path(), IfExists::Ignore)?;
+        }
+        if let Some(load) = &self.data {
+            load(&MigrationCtx { catalog, namespace: ns.path() })?;
+        }
+        check_pending(self.migrations, catalog, ns.path())
+    }
+}
+
+/// Checks the steps of `migrations` not yet applied to `namespace` (which holds the data),
+/// applying each for good after checking it.
+pub fn check_pending(migrations: &Migrations, catalog: &Catalog, namespace: &Path) -> Result<MigrationReport> {
+    migrations.check_ids()?;
+    let pending: BTreeSet<String> = migrations.pending(catalog, namespace)?.into_iter().collect();
+    let mut steps = Vec::new();
+    for step in migrations.steps().iter().filter(|s| pending.contains(&s.id)) {
+        let report = check_step(step, catalog, namespace)?;
+        let failed = !report.passed();
+        steps.push(report);
+        if failed {
+            break;
+        }
+    }
+    Ok(MigrationReport { steps })
+}
+
+fn check_step(step: &Migration, catalog: &Catalog, ns: &Path) -> Result<StepReport> {
+    let v0 = versions(catalog, ns)?;
+    let before = StateSnapshot::take(catalog, ns)?;
+    let started = Instant::now();
+    run_step(step, catalog, ns)?;
+    let millis = started.elapsed().as_secs_f64() * 1000.0;
+    let v1 = versions(catalog, ns)?;
+    let after = StateSnapshot::take(catalog, ns)?;
+    let mut failures = Vec::new();
+    let made: BTreeMap<String, (Option<u64>, u64)> = v1
+        .iter()
+        .filter(|(t, v)| v0.get(*t) != Some(v))
+        .map(|(t, v)| (t.clone(), (v0.get(t).map(|v| v.0), v.0)))
+        .collect();
+    // What the versions did, in words, and what was dropped.
+    let mut changes = Vec::new();
+    let mut destructive = Vec::new();
+    for (t, (was, _)) in &made {
+        let table = catalog.get_table(ns.join_all(t)?)?;
+        for v in table.history()?.into_iter().rev() {
+            if was.is_none_or(|w| v.version.0 > w) {
+                if matches!(v.change.as_str(), "drop column" | "replace computed column" | "delete") {
+                    destructive.push(format!("{t}: {}", v.detail));
+                }
+                if v.change == "update" {
+                    destructive.push(format!("{t}: {} (rewrites {} row(s))", v.detail, v.updated));
+                }
+                changes.push(format!("{t}: {}", v.detail));
+            }
+        }
+    }
+    for t in before.tables.keys().filter(|t| !after.tables.contains_key(*t)) {
+        destructive.push(format!("drop table {t}"));
+        changes.push(format!("drop table {t}"));
+    }
+    let (schema_diff, narrowed) = schema_diff(&before, &after);
+    destructive.extend(narrowed);
+    let data_diff = data_diff(&before, &after);
+    // Idempotency: a second run makes no version and changes no fingerprint.
+    let mut idempotent = true;
+    match run_step(step, catalog, ns) {
+        Ok(()) => {
+            let v2 = versions(catalog, ns)?;
+            if v2 != v1 {
+                idempotent = false;
+                let again: Vec<String> = v2
+                    .iter()
+                    .filter(|(t, v)| v1.get(*t) != Some(v))
+                    .map(|(t, v)| {
+                        format!("{t} {} -> {v}", v1.get(t).map(|v| v.to_string()).unwrap_or_else(|| "new".into()))
+                    })
+                    .collect();
+                failures.push(format!("not idempotent: running it again made versions ({})", again.join(", ")));
+            } else if StateSnapshot::take(catalog, ns)? != after {
+                idempotent = false;
+                failures.push("not idempotent: running it again changed the data".into());
+            }
+        }
+        Err(e) => {
+            idempotent = false;
+            failures.push(format!("not idempotent: running it again failed: {e}"));
+        }
+    }
+    // Revert: undo every version the step (and its second run) made; then apply it again.
+    let v_now = versions(catalog, ns)?;
+    let mut cannot = Vec::new();
+    for (t, v) in &v_now {
+        let path = ns.join_all(t)?;
+        let undone = match v0.get(t) {
+            Some(was) if was != v => catalog.get_table(&path).and_then(|table| table.revert_to(*was)).map(|_| ()),
+            None => catalog.drop_table(&path, Force::Yes),
+            _ => Ok(()),
+        };
+        if let Err(e) = undone {
+            cannot.push(format!("{t}: {e}"));
+        }
+    }
+    let reverted = StateSnapshot::take(catalog, ns)?;
+    let revert_restores = reverted == before;
+    if !revert_restores {
+        let lost: Vec<String> =
+            before.tables.iter().filter(|(t, p)| reverted.tables.get(*t) != Some(p)).map(|(t, _)| t.clone()).collect();
+        failures.push(format!(
+            "revert does not restore the state before the step (differs in: {}); the step changes what versions cannot undo{}",
+            lost.join(", "),
+            if cannot.is_empty() { String::new() } else { format!(" ({})", cannot.join("; ")) }
+        ));
+    }
+    if !destructive.is_empty() && !step.destructive_ok {
+        failures.push(format!(
+            "destructive but not marked as allowed ({}); mark it with .allow_destructive() if that is intended",
+            destructive.join("; ")
+        ));
+    }
+    // Leave the step applied, as it will be in production.
+    if revert_restores {
+        run_step(step, catalog, ns)?;
+    }
+    let final_versions = versions(catalog, ns)?;
+    record(catalog, ns, &step.id, &v0, &final_versions)?;
+    Ok(StepReport {
+        id: step.id.clone(),
+        versions: made,
+        changes,
+        schema_diff,
+        data_diff,
+        destructive,
+        destructive_allowed: step.destructive_ok,
+        idempotent,
+        revert_restores,
+        failures,
+        before,
+        after,
+        millis,
+    })
+}
+
+fn column_name(line: &str) -> &str {
+    line.split(' ').next().unwrap_or(line)
+}
+
+fn schema_diff(before: &StateSnapshot, after: &StateSnapshot) -> (Vec<String>, Vec<String>) {
+    let mut diff = Vec::new();
+    let mut narrowed = Vec::new();
+    let tables: BTreeSet<&String> = before.tables.keys().chain(after.tables.keys()).collect();
+    for t in tables {
+        let empty = Vec::new();
+        let a = before.tables.get(t).map(|p| &p.schema).unwrap_or(&empty);
+        let b = after.tables.get(t).map(|p| &p.schema).unwrap_or(&empty);
+        for line in b {
+            match a.iter().find(|l| column_name(l) == column_name(line)) {
+                None => diff.push(format!("+ {t}.{line}")),
+                Some(old) if old != line => {
+                    diff.push(format!("~ {t}.{old}  =>  {line}"));
+                    let ty = |l: &str| l.split(' ').nth(1).unwrap_or("").trim_end_matches('?').to_string();
+                    if ty(old) != ty(line) && !(ty(old) == "Int" && ty(line) == "Float") {
+                        narrowed.push(format!("{t}.{}: type {} -> {}", column_name(line), ty(old), ty(line)));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for line in a {
+            if !b.iter().any(|l| column_name(l) == column_name(line)) {
+                diff.push(format!("- {t}.{line}"));
+            }
+        }
+    }
+    (diff, narrowed)
+}
+
+fn data_diff(before: &StateSnapshot, after: &StateSnapshot) -> Vec<String> {
+    let mut out = Vec::new();
+    for (t, b) in &after.tables {
+        let a = before.tables.get(t);
+        if a.map(|a| a.rows) != Some(b.rows) {
+            out.push(format!(
+                "{t}: {} rows (was {})",
+                b.rows,
+                a.map(|a| a.rows.to_string()).unwrap_or_else(|| "-".into())
+            ));
+        }
+        for (c, print) in &b.columns {
+            if a.and_then(|a| a.columns.get(c)) != Some(print) {
+                out.push(format!(
+                    "{t}.{c}: nulls {}, distinct {}, min {}, max {}",
+                    print.nulls, print.distinct, print.min, print.max
+                ));
+            }
+        }
+    }
+    out
+}
+
+trait JoinAll {
+    fn join_all(&self, relative: &str) -> Result<Path>;
+}
+
+impl JoinAll for Path {
+    fn join_all(&self, relative: &str) -> Result<Path> {
+        let mut out = self.clone();
+        for part in relative.split('/') {
+            out = out.join(part)?;
+        }
+        Ok(out)
+    }
+}
+
+/// Snapshot-tests a [`MigrationReport`]'s text form with `insta`.
+#[macro_export]
+macro_rules! assert_migration_snapshot {
+    ($report:expr) => {
+        $crate::__insta::assert_snapshot!($report.to_text())
+    };
+    ($name:expr, $report:expr) => {
+        $crate::__insta::assert_snapshot!($name, $report.to_text())
+    };
+}

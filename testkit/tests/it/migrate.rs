@@ -1,0 +1,195 @@
+//! Migrations: recording, pending steps, and the checks' failure cases.
+
+use tabula::{col, lit, row, Catalog, ColumnOptions, ColumnType, Force, IfExists, Path, Schema, Udf, Value};
+use tabula_testkit::{Migration, MigrationCheck, Migrations, Synth, UdfDiff};
+
+fn create() -> Migration {
+    Migration::new("0001_notes", |ctx| {
+        ctx.create_table(
+            "notes",
+            Schema::new().required("note_id", ColumnType::Int).required("text", ColumnType::String),
+        )?;
+        Ok(())
+    })
+}
+
+fn seed(ctx: &tabula_testkit::MigrationCtx) -> tabula::Result<()> {
+    Synth::new(3).fill(&ctx.table("notes")?, 50)?;
+    Ok(())
+}
+
+#[test]
+fn apply_records_steps_and_applies_only_pending_ones() {
+    let cat = Catalog::in_memory().unwrap();
+    let ns = Path::parse("app").unwrap();
+    let len = Migration::new("0002_len", |ctx| {
+        ctx.table("notes")?.add_computed_column(
+            "len",
+            col("text").length(),
+            ColumnOptions::if_exists(IfExists::Ignore),
+        )?;
+        Ok(())
+    });
+    let m1 = Migrations::new([create()]);
+    assert_eq!(m1.apply(&cat, &ns).unwrap(), ["0001_notes"]);
+    let m2 = Migrations::new([create(), len]);
+    assert_eq!(m2.pending(&cat, &ns).unwrap(), ["0002_len"]);
+    assert_eq!(m2.apply(&cat, &ns).unwrap(), ["0002_len"]);
+    assert!(m2.apply(&cat, &ns).unwrap().is_empty());
+    let applied = m2.applied(&cat, &ns).unwrap();
+    assert_eq!(applied.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["0001_notes", "0002_len"]);
+    assert_eq!(applied[1].versions, serde_json::json!({"notes": [0, 1]}));
+    assert_ne!(m1.fingerprint(), m2.fingerprint());
+    // The same steps run on another namespace independently.
+    assert_eq!(m2.apply(&cat, &Path::parse("other").unwrap()).unwrap().len(), 2);
+}
+
+#[test]
+fn a_good_step_passes_every_check() {
+    let cat = Catalog::in_memory().unwrap();
+    let m = Migrations::new([
+        create(),
+        Migration::new("0002_upper", |ctx| {
+            ctx.table("notes")?.add_computed_column(
+                "shout",
+                col("text").upper(),
+                ColumnOptions::if_exists(IfExists::Ignore),
+            )?;
+            Ok(())
+        }),
+    ]);
+    let report = MigrationCheck::new(&m).applied_through("0001_notes").data(seed).run(&cat).unwrap();
+    assert!(report.passed(), "{}", report.to_text());
+    let text = report.to_text();
+    assert!(text.contains("+ notes.shout String = upper(text)"), "{text}");
+    assert!(text.contains("notes: add computed column shout = upper(text)"), "{text}");
+    assert!(text.contains("destructive: none"), "{text}");
+    assert!(report.to_json()["steps"][0]["idempotent"].as_bool().unwrap());
+}
+
+#[test]
+fn a_step_that_is_not_idempotent_fails() {
+    let cat = Catalog::in_memory().unwrap();
+    let m = Migrations::new([
+        create(),
+        Migration::new("0002_seed", |ctx| {
+            ctx.table("notes")?.insert([row! {"note_id" => 0, "text" => "welcome"}])?;
+            Ok(())
+        }),
+    ]);
+    let report = MigrationCheck::new(&m).applied_through("0001_notes").run(&cat).unwrap();
+    assert!(!report.passed());
+    assert_eq!(report.failures(), ["0002_seed: not idempotent: running it again made versions (notes 1 -> 2)"]);
+}
+
+#[test]
+fn a_destructive_step_must_be_marked() {
+    let cat = Catalog::in_memory().unwrap();
+    let drop = |allowed: bool| {
+        let step = Migration::new("0002_drop", |ctx| {
+            let t = ctx.table("notes")?;
+            if t.schema()?.column("text").is_some() {
+                t.drop_column("text")?;
+            }
+            Ok(())
+        });
+        Migrations::new([create(), if allowed { step.allow_destructive() } else { step }])
+    };
+    let report = MigrationCheck::new(&drop(false)).applied_through("0001_notes").data(seed).run(&cat).unwrap();
+    assert_eq!(
+        report.failures(),
+        ["0002_drop: destructive but not marked as allowed (notes: drop column text); mark it with .allow_destructive() if that is intended"]
+    );
+    let report = MigrationCheck::new(&drop(true)).applied_through("0001_notes").data(seed).run(&cat).unwrap();
+    assert!(report.passed(), "{}", report.to_text());
+    assert!(report.to_text().contains("destructive: notes: drop column text (allowed)"));
+}
+
+#[test]
+fn a_step_whose_revert_cannot_restore_the_data_fails() {
+    let cat = Catalog::in_memory().unwrap();
+    let m = Migrations::new([
+        create(),
+        Migration::new("0002_rebuild", |ctx| {
+            // Recreating a table loses its history: no revert brings the old rows back.
+            let t = ctx.table("notes")?;
+            if t.schema()?.column("archived").is_none() {
+                ctx.catalog().create_table(
+                    ctx.path("notes")?,
+                    Schema::new()
+                        .required("note_id", ColumnType::Int)
+                        .required("text", ColumnType::String)
+                        .nullable("archived", ColumnType::Bool),
+                    IfExists::Replace,
+                )?;
+            }
+            Ok(())
+        })
+        .allow_destructive(),
+    ]);
+    let report = MigrationCheck::new(&m).applied_through("0001_notes").data(seed).run(&cat).unwrap();
+    let failures = report.failures();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(
+        failures[0].starts_with("0002_rebuild: revert does not restore the state before the step (differs in: notes)")
+    );
+}
+
+#[test]
+fn the_check_runs_in_its_own_namespace_and_leaves_nothing() {
+    let cat = Catalog::in_memory().unwrap();
+    let m = Migrations::new([create()]);
+    MigrationCheck::new(&m).run(&cat).unwrap();
+    let dirs: Vec<String> = cat.list_dirs("", tabula::Recursive::No).unwrap().iter().map(|d| d.to_string()).collect();
+    assert_eq!(dirs, ["tabula_testkit"]);
+    let _ = (Force::Yes, lit(0), Value::Null);
+}
+
+fn summarize(version: u32, exclaim: bool) -> Udf {
+    Udf::new("summarize", version, move |s: String| {
+        let first: String = s.split('.').next().unwrap_or("").chars().take(20).collect();
+        if exclaim {
+            format!("{first}!")
+        } else {
+            first
+        }
+    })
+}
+
+#[test]
+fn a_udf_that_changed_without_a_version_bump_fails() {
+    let cat = Catalog::in_memory().unwrap();
+    let t = cat.create_table("notes", Schema::new().required("text", ColumnType::String), IfExists::Error).unwrap();
+    Synth::new(9).column("text", tabula_testkit::Gen::Words(3, 8)).fill(&t, 40).unwrap();
+    let silent = UdfDiff::new(&summarize(1, false), &summarize(1, true)).on_table(&t, [col("text")], 40).unwrap();
+    assert!(!silent.passed());
+    assert_eq!(silent.changed, 40);
+    assert!(
+        silent.failures[0]
+            .contains("summarize@1 changed its output on 40 of 40 rows but kept its version; bump the version"),
+        "{}",
+        silent.failures[0]
+    );
+    let same = UdfDiff::new(&summarize(1, false), &summarize(1, false)).on_table(&t, [col("text")], 40).unwrap();
+    assert!(same.passed() && same.changed == 0);
+}
+
+#[test]
+fn a_version_bump_reports_what_it_recomputes() {
+    let cat = Catalog::in_memory().unwrap();
+    let t = cat.create_table("notes", Schema::new().required("text", ColumnType::String), IfExists::Error).unwrap();
+    t.insert([row! {"text" => "One. Two."}, row! {"text" => "Three"}]).unwrap();
+    let v1 = summarize(1, false);
+    cat.register(&v1);
+    t.add_computed_column("summary", v1.call([col("text")]), ColumnOptions::default()).unwrap();
+    let report =
+        UdfDiff::new(&v1, &summarize(2, true)).on_table(&t, [col("text")], 10).unwrap().plan_recompute(&cat).unwrap();
+    assert!(report.passed());
+    insta::assert_snapshot!(report.to_text(), @r#"
+    summarize@1 -> summarize@2: 2 of 2 rows changed
+      ("One. Two."): "One" => "One!"
+      ("Three"): "Three" => "Three!"
+      recomputes notes.summary (2 rows)
+    "#);
+    assert!(report.recompute[0].estimated_ms >= 0.0);
+}

@@ -1,0 +1,4 @@
+//! Tests of the project tasks.
+#![allow(clippy::unwrap_used)]
+
+mod staging;

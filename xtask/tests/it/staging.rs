@@ -1,0 +1,108 @@
+//! The staging-check pipeline on small catalogs: reports, failures, bad input.
+
+use tabula::{col, Catalog, ColumnType, ErrorCode, IfExists, Path};
+use tabula_testkit::{Migration, Migrations};
+use xtask::staging::{self, App, Options};
+
+fn opts(out: &std::path::Path, prod: Option<std::path::PathBuf>, key: Option<&str>) -> Options {
+    Options { prod, key: key.map(str::to_string), out: out.to_path_buf(), progress: false }
+}
+
+#[test]
+fn the_default_pipeline_passes_and_writes_both_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = staging::run(&staging::docs_app(), &opts(dir.path(), None, None)).unwrap();
+    assert!(outcome.passed, "{}", staging::summary(&outcome));
+    assert_eq!(outcome.applied, ["0001_tables", "0002_word_count", "0003_summary", "0004_embedding"]);
+    let ids: Vec<&str> = outcome.migrations.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["0005_summary_v2", "0006_drop_legacy_flag"]);
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.starts_with("# Staging check: PASSED"), "{md}");
+    assert!(md.contains("| 0005_summary_v2 | ok | yes (allowed) | yes | yes |"), "{md}");
+    assert!(md.contains("summarize@1 → summarize@2: 200 of 200 sampled rows change"), "{md}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["passed"], true);
+    assert_eq!(json["migrations"]["steps"][1]["destructive"][0], "documents: drop column legacy_flag");
+    // The production file was opened read-only and is unchanged by the run.
+    let prod = Catalog::open_read_only(dir.path().join("demo-prod.db")).unwrap();
+    let docs = prod.get_table("docs/documents").unwrap();
+    assert!(docs.schema().unwrap().column("legacy_flag").is_some());
+    // No original email reaches the staging copy.
+    let emails: Vec<String> = prod
+        .get_table("docs/authors")
+        .unwrap()
+        .select([col("email")])
+        .collect()
+        .unwrap()
+        .iter()
+        .map(|r| r.get("email").unwrap())
+        .collect();
+    let staging = std::fs::read(dir.path().join("staging.db")).unwrap();
+    let text = String::from_utf8_lossy(&staging);
+    assert!(emails.iter().all(|e| !text.contains(e.as_str())));
+}
+
+#[test]
+fn a_failing_check_is_reported_and_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = staging::docs_app();
+    let mut steps: Vec<Migration> = app.migrations.steps().to_vec();
+    steps.push(Migration::new("0007_drop_titles", |ctx| {
+        let docs = ctx.table("documents")?;
+        if docs.schema()?.column("title").is_some() {
+            docs.drop_column("title")?;
+        }
+        Ok(())
+    }));
+    app.migrations = Migrations::new(steps);
+    let outcome = staging::run(&app, &opts(dir.path(), None, None)).unwrap();
+    assert!(!outcome.passed);
+    let summary = staging::summary(&outcome);
+    assert!(summary.contains("FAIL 0007_drop_titles"), "{summary}");
+    assert!(summary.contains("destructive but not marked as allowed (documents: drop column title)"), "{summary}");
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.starts_with("# Staging check: FAILED") && md.contains("**yes, not allowed**"), "{md}");
+}
+
+#[test]
+fn a_silent_udf_change_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App {
+        udf_changes: vec![(docs_app::summarize_v1(), tabula::Udf::new("summarize", 1, |s: String| s.to_uppercase()))],
+        ..staging::docs_app()
+    };
+    let outcome = staging::run(&app, &opts(dir.path(), None, None)).unwrap();
+    assert!(!outcome.passed);
+    assert!(staging::summary(&outcome).contains("kept its version; bump the version"));
+}
+
+#[test]
+fn bad_input_gives_clear_errors_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.db");
+    let e = staging::run(&staging::docs_app(), &opts(dir.path(), Some(missing.clone()), Some("a long enough key!")))
+        .err()
+        .unwrap();
+    assert_eq!(e.code(), ErrorCode::NotFound);
+    assert!(!missing.exists(), "a missing production file is not created");
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "not a catalog, just some text that is long enough to fill a header page").unwrap();
+    let before = std::fs::read(&text).unwrap();
+    let e = staging::run(&staging::docs_app(), &opts(dir.path(), Some(text.clone()), Some("a long enough key!")))
+        .err()
+        .unwrap();
+    assert_eq!(e.code(), ErrorCode::NotACatalog, "{e}");
+    assert_eq!(std::fs::read(&text).unwrap(), before);
+    let e = staging::run(&staging::docs_app(), &opts(dir.path(), Some(text.clone()), None)).err().unwrap();
+    assert!(e.to_string().contains("TABULA_STAGING_KEY"), "{e}");
+    let e = staging::run(&staging::docs_app(), &opts(dir.path(), None, Some("short"))).err().unwrap();
+    assert!(e.to_string().contains("use at least 16"), "{e}");
+    // A catalog without the app's namespace.
+    let empty = dir.path().join("empty.db");
+    Catalog::open(&empty).unwrap().create_dir("other", IfExists::Error).unwrap();
+    let e =
+        staging::run(&staging::docs_app(), &opts(dir.path(), Some(empty), Some("a long enough key!"))).err().unwrap();
+    assert!(e.to_string().contains("has no namespace 'docs'"), "{e}");
+    let _ = (Path::root(), ColumnType::Int);
+}
