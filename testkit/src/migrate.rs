@@ -17,6 +17,7 @@ use tabula::{
 use crate::namespace::TestNamespace;
 
 type StepFn = dyn Fn(&MigrationCtx) -> Result<()> + Send + Sync;
+type DataFn<'m> = dyn Fn(&MigrationCtx) -> Result<()> + 'm;
 
 /// One step of setup code, identified by a stable id (`"0003_add_summary"`).
 #[derive(Clone)]
@@ -513,7 +514,7 @@ fn section(out: &mut String, name: &str, lines: &[String]) {
 pub struct MigrationCheck<'m> {
     migrations: &'m Migrations,
     applied_through: Option<String>,
-    data: Option<Box<dyn Fn(&MigrationCtx) -> Result<()> + 'm>>,
+    data: Option<Box<DataFn<'m>>>,
 }
 
 impl<'m> MigrationCheck<'m> {

@@ -20,6 +20,9 @@ pub const KEY_ENV: &str = "TABULA_STAGING_KEY";
 /// The key used with the built-in demo production catalog only.
 pub const DEMO_KEY: &str = "tabula-demo-staging-key";
 
+/// Where a UDF change is sampled: a table (relative to the namespace) and its argument columns.
+pub type UdfSample = (String, Vec<String>);
+
 /// What an application gives the staging check.
 pub struct App {
     /// Its migrations.
@@ -33,7 +36,7 @@ pub struct App {
     /// The UDF changes of this release: (production's, this code's).
     pub udf_changes: Vec<(Udf, Udf)>,
     /// Table and argument columns to sample for each UDF change, by UDF name.
-    pub udf_samples: fn(&str) -> Option<(String, Vec<String>)>,
+    pub udf_samples: fn(&str) -> Option<UdfSample>,
 }
 
 /// The docs-app example, the default application.
