@@ -65,6 +65,9 @@ impl Plan {
 
     /// Turns fetched rows into result rows: the Rust filter, then the Rust outputs.
     fn finish(&self, rows: Vec<Vec<Value>>, first_row: usize, udfs: &Registry) -> Result<Vec<Row>> {
+        if self.pure_sql() {
+            return Ok(rows.into_iter().map(|values| Row::new(self.names.clone(), values)).collect());
+        }
         let fail = |expr: &Expr, i: usize, e: crate::udf::CellError| {
             err!(UdfFailed, "row {}: `{expr}` failed: {e}", first_row + i)
         };

@@ -28,6 +28,31 @@ impl Row {
         Row { names: names.into(), values }
     }
 
+    /// A row from column names and values, as the [`row!`](crate::row!) macro builds it.
+    /// Rows built one after another with the same names share one name list (kept per
+    /// thread), so building and inserting many rows does not allocate names for each.
+    pub fn from_names(names: &[&str], values: Vec<Value>) -> Row {
+        use std::cell::RefCell;
+        thread_local! {
+            static LAST: RefCell<Option<Arc<[String]>>> = const { RefCell::new(None) };
+        }
+        debug_assert_eq!(names.len(), values.len());
+        let names = LAST.with(|last| {
+            let mut last = last.borrow_mut();
+            match &*last {
+                Some(known) if known.len() == names.len() && known.iter().zip(names).all(|(a, b)| a == b) => {
+                    known.clone()
+                }
+                _ => {
+                    let fresh: Arc<[String]> = names.iter().map(|n| n.to_string()).collect::<Vec<_>>().into();
+                    *last = Some(fresh.clone());
+                    fresh
+                }
+            }
+        });
+        Row { names, values }
+    }
+
     /// The value of column `name`, converted to `T`; the error names the column and says
     /// what was found.
     pub fn get<T: FromValue>(&self, name: &str) -> Result<T> {
@@ -55,6 +80,18 @@ impl Row {
     /// The values, consuming the row.
     pub fn into_values(self) -> Vec<Value> {
         self.values
+    }
+
+    /// The shared column names and the values, consuming the row (rebuild one with
+    /// [`Row::new`]).
+    pub fn into_parts(self) -> (Arc<[String]>, Vec<Value>) {
+        (self.names, self.values)
+    }
+
+    /// A row with the same column names (shared, not copied) and new values.
+    pub fn with_values(&self, values: Vec<Value>) -> Row {
+        debug_assert_eq!(self.names.len(), values.len());
+        Row { names: self.names.clone(), values }
     }
 
     pub(crate) fn names_arc(&self) -> &Arc<[String]> {
@@ -107,6 +144,6 @@ impl serde::Serialize for Row {
 #[macro_export]
 macro_rules! row {
     ($($name:expr => $value:expr),* $(,)?) => {
-        $crate::Row::from_pairs([$(($name.to_string(), $crate::Value::from($value))),*])
+        $crate::Row::from_names(&[$(::core::convert::AsRef::<str>::as_ref(&$name)),*], vec![$($crate::Value::from($value)),*])
     };
 }

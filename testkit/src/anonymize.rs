@@ -267,7 +267,13 @@ impl Anonymizer {
         }
     }
 
-    fn apply(&self, rule: &Rule, column: &ColumnDef, value: Value, row: &Row) -> std::result::Result<Value, String> {
+    fn apply(
+        &self,
+        rule: &Rule,
+        column: &ColumnDef,
+        value: Value,
+        entity_value: Option<&str>,
+    ) -> std::result::Result<Value, String> {
         if value.is_null() {
             return Ok(value);
         }
@@ -294,8 +300,9 @@ impl Anonymizer {
                 Value::Int(i64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]) & i64::MAX)
             }
             (r, Value::String(s)) if is_text_rule(r) => Value::String(self.pseudonym(r, &s)),
-            (Rule::DateShift { entity, max_days }, v) => {
-                let key = row.value(entity).map(|e| e.to_string()).unwrap_or_default();
+            (Rule::DateShift { max_days, .. }, v) => {
+                // The entity's value in this row, read by the caller.
+                let key = entity_value.unwrap_or_default();
                 let span = u64::from(*max_days) * 2 + 1;
                 let h = self.hash("dateshift", key.as_bytes());
                 let days = (u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]) % span) as i64
@@ -419,7 +426,7 @@ impl Anonymizer {
                     return None;
                 }
                 written += 1;
-                Some(self.transform(&row, &schema.columns, &rules).map_err(|why| {
+                Some(self.transform(row, &schema.columns, &rules).map_err(|why| {
                     Error::new(ErrorCode::InvalidArgument, format!("anonymize '{path}', row {}: {why}", read - 1))
                 }))
             });
@@ -459,17 +466,30 @@ impl Anonymizer {
 
     fn transform(
         &self,
-        row: &Row,
+        row: Row,
         columns: &[ColumnDef],
         rules: &BTreeMap<String, Rule>,
     ) -> std::result::Result<Row, String> {
-        let mut values = Vec::with_capacity(row.values().len());
-        for (name, value) in row.iter() {
-            let column = columns.iter().find(|c| c.name == name).ok_or_else(|| format!("no column '{name}'"))?;
-            let rule = rules.get(name).unwrap_or(&Rule::Keep);
-            values.push(self.apply(rule, column, value.clone(), row).map_err(|why| format!("column '{name}': {why}"))?);
+        // The entities of date shifts are read before the row's values are taken apart.
+        let mut entities: Vec<Option<String>> = Vec::with_capacity(row.columns().len());
+        for name in row.columns() {
+            entities.push(match rules.get(name) {
+                Some(Rule::DateShift { entity, .. }) => {
+                    Some(row.value(entity).map(|e| e.to_string()).unwrap_or_default())
+                }
+                _ => None,
+            });
         }
-        Ok(Row::new(row.columns().to_vec().into(), values))
+        let (names, values) = row.into_parts();
+        let mut out = Vec::with_capacity(values.len());
+        for ((name, value), entity) in names.iter().zip(values).zip(&entities) {
+            let column = columns.iter().find(|c| c.name == *name).ok_or_else(|| format!("no column '{name}'"))?;
+            let rule = rules.get(name).unwrap_or(&Rule::Keep);
+            out.push(
+                self.apply(rule, column, value, entity.as_deref()).map_err(|why| format!("column '{name}': {why}"))?,
+            );
+        }
+        Ok(Row::new(names, out))
     }
 }
 
@@ -520,7 +540,13 @@ fn suggest(column: &ColumnDef, sample: &[Row]) -> &'static str {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }
 
 fn relative(path: &Path, root: &Path) -> String {

@@ -58,6 +58,18 @@ enum FixturesAction {
 }
 
 fn main() -> ExitCode {
+    // The bench measures peak memory in a child process of this binary.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("bench-rss-child") {
+        return match args.get(2).map(|p| bench::rss_child(std::path::Path::new(p))) {
+            Some(Ok(())) => ExitCode::SUCCESS,
+            Some(Err(e)) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+            None => ExitCode::FAILURE,
+        };
+    }
     let cli = Cli::parse();
     let root = workspace_root();
     match cli.task {

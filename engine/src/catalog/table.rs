@@ -286,7 +286,7 @@ impl Table {
             rows_writable(meta)?;
             let mut writer = RowWriter::new(tx, meta, version, udfs)?;
             for (i, row) in rows.enumerate() {
-                writer.push_row(i, &row)?;
+                writer.push_row(i, row)?;
             }
             writer.finish(meta)
         })
@@ -301,7 +301,7 @@ impl Table {
             rows_writable(meta)?;
             let mut writer = RowWriter::new(tx, meta, version, udfs)?;
             for (i, row) in rows.enumerate() {
-                writer.push_row(i, &row?)?;
+                writer.push_row(i, row?)?;
             }
             writer.finish(meta)
         })

@@ -18,7 +18,7 @@ use crate::expr::sql::{to_sql, Params};
 use crate::expr::Expr;
 use crate::row::Row;
 use crate::schema::{ColumnDef, OnError, TableSchema};
-use crate::store::{Inserter, Kind, TableMeta, Tx, LIVE};
+use crate::store::{ended_at, Inserter, Kind, TableMeta, Tx, LIVE};
 use crate::types::{ColumnType, Value, Version};
 use crate::udf::{CellError, Registry};
 
@@ -117,6 +117,9 @@ pub(crate) struct RowWriter<'t> {
     /// Rows checked but not yet written (Rust-evaluated tables write a batch at a time):
     /// `[logical id, stored values...]`.
     pending: Vec<Vec<Value>>,
+    /// Reused per row: the row being written and which of its columns were given.
+    buf: Vec<Value>,
+    given: Vec<bool>,
     pending_index: Vec<usize>,
     next_row_id: i64,
     count: u64,
@@ -165,6 +168,8 @@ impl<'t> RowWriter<'t> {
             rust_columns,
             literals,
             shape: None,
+            buf: Vec::new(),
+            given: Vec::new(),
             pending: Vec::new(),
             pending_index: Vec::new(),
             next_row_id: meta.next_row_id,
@@ -173,11 +178,12 @@ impl<'t> RowWriter<'t> {
         })
     }
 
-    fn positions(&mut self, index: usize, row: &Row) -> Result<Vec<usize>> {
+    /// Learns where the values of rows shaped like `row` go (kept while rows share a shape).
+    fn learn_shape(&mut self, index: usize, row: &Row) -> Result<()> {
         let names = row.names_arc();
-        if let Some((known, positions)) = &self.shape {
+        if let Some((known, _)) = &self.shape {
             if Arc::ptr_eq(known, names) || known[..] == names[..] {
-                return Ok(positions.clone());
+                return Ok(());
             }
         }
         let mut positions = Vec::with_capacity(names.len());
@@ -190,8 +196,8 @@ impl<'t> RowWriter<'t> {
                 None => return Err(self.unknown(index, name)),
             }
         }
-        self.shape = Some((names.clone(), positions.clone()));
-        Ok(positions)
+        self.shape = Some((names.clone(), positions));
+        Ok(())
     }
 
     fn unknown(&self, index: usize, name: &str) -> crate::Error {
@@ -204,17 +210,25 @@ impl<'t> RowWriter<'t> {
         )
     }
 
-    /// Writes one row given as named values.
-    pub(crate) fn push_row(&mut self, index: usize, row: &Row) -> Result<()> {
-        let positions = self.positions(index, row)?;
-        let mut buf = vec![Value::Null; self.stored.len() + 1];
-        let mut given = vec![false; self.stored.len()];
+    /// Writes one row given as named values (moved, not copied).
+    pub(crate) fn push_row(&mut self, index: usize, row: Row) -> Result<()> {
+        self.learn_shape(index, &row)?;
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        buf.resize(self.stored.len() + 1, Value::Null);
         buf[0] = Value::Int(self.next_row_id);
-        for (value, pos) in row.values().iter().zip(positions) {
-            buf[pos + 1] = value.clone();
-            given[pos] = true;
+        let mut given = std::mem::take(&mut self.given);
+        given.clear();
+        given.resize(self.stored.len(), false);
+        if let Some((_, positions)) = &self.shape {
+            for (value, pos) in row.into_values().into_iter().zip(positions) {
+                buf[pos + 1] = value;
+                given[*pos] = true;
+            }
         }
-        self.accept(index, buf, &given)
+        let done = self.accept(index, buf, &given);
+        self.given = given;
+        done
     }
 
     /// Writes one row given as a JSON object (a serialized record).
@@ -255,7 +269,10 @@ impl<'t> RowWriter<'t> {
         self.next_row_id += 1;
         self.count += 1;
         if self.rust_columns.is_empty() {
-            return self.inserter.insert(buf.iter().chain(&self.literals));
+            let done = self.inserter.insert(buf.iter().chain(&self.literals));
+            // Keep the buffer (and its capacity) for the next row.
+            self.buf = buf;
+            return done;
         }
         self.pending.push(buf);
         self.pending_index.push(index);
@@ -577,10 +594,10 @@ pub(crate) fn rewrite_ended(
     values.extend(copied_slots);
     tx.execute(
         &format!(
-            "INSERT INTO {phys}({}) SELECT {} FROM {phys} WHERE _vmax = {}",
+            "INSERT INTO {phys}({}) SELECT {} FROM {phys} WHERE {}",
             targets.join(", "),
             values.join(", "),
-            version.0
+            ended_at(&version.0.to_string())
         ),
         &params.values,
     )?;

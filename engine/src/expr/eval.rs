@@ -66,10 +66,19 @@ pub(crate) fn eval(expr: &Expr, batch: &Batch, udfs: &Registry) -> Result<Cells>
         Expr::Udf { name, version, params, returns, args } => {
             let udf = udfs.resolve(name, *version, params, *returns)?;
             let cols = args.iter().map(|a| eval(a, batch, udfs)).collect::<Result<Vec<_>>>()?;
-            let rows = per_row(cols, n);
-            let ok: Vec<usize> = (0..n).filter(|i| rows[*i].is_ok()).collect();
-            let arg_rows: Vec<Vec<Value>> = ok.iter().map(|i| rows[*i].clone().unwrap_or_default()).collect();
-            let mut out: Cells = rows.into_iter().map(|r| r.map(|_| Value::Null)).collect();
+            let mut out: Cells = Vec::with_capacity(n);
+            let mut ok = Vec::with_capacity(n);
+            let mut arg_rows = Vec::with_capacity(n);
+            for (i, row) in per_row(cols, n).into_iter().enumerate() {
+                match row {
+                    Ok(args) => {
+                        ok.push(i);
+                        arg_rows.push(args);
+                        out.push(Ok(Value::Null));
+                    }
+                    Err(e) => out.push(Err(e)),
+                }
+            }
             for (i, v) in ok.into_iter().zip(udf.invoke(&arg_rows)) {
                 out[i] = v;
             }

@@ -296,7 +296,7 @@ impl Tx<'_> {
         for c in &schema.columns {
             ddl.push_str(&format!(", {}", column_ddl(c)));
         }
-        ddl.push_str(&format!(");\nCREATE INDEX {phys}_ended ON {phys}(_vmax) WHERE _vmax < {};", super::LIVE));
+        ddl.push_str(&format!(");\nCREATE INDEX {phys}_ended ON {phys}(_vmax) WHERE {};", super::ENDED));
         self.tx.execute_batch(&ddl).map_err(|e| self.fail(e))?;
         self.insert_version(id, &VersionRecord::first(format!("create table {path} ({schema})"), schema.clone()))?;
         Ok(id)
@@ -655,7 +655,10 @@ impl Tx<'_> {
                     .map_err(|e| self.fail(e))?;
             }
             self.tx
-                .execute(&format!("UPDATE {phys} SET _vmax = {} WHERE _vmax = ?1", super::LIVE), [latest])
+                .execute(
+                    &format!("UPDATE {phys} SET _vmax = {} WHERE {}", super::LIVE, super::ended_at("?1")),
+                    [latest],
+                )
                 .map_err(|e| self.fail(e))?;
         }
         self.tx
@@ -665,5 +668,40 @@ impl Tx<'_> {
             .execute("UPDATE _tabula_tables SET version = ?2, epoch = epoch + 1 WHERE id = ?1", [meta.id.0, previous])
             .map_err(|e| self.fail(e))?;
         Ok(Version(previous as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{col, row, Catalog, ColumnType, IfExists, Schema};
+
+    /// Revert and update look ended rows up by `_vmax`; they must use the partial index, or
+    /// a revert costs a scan of the whole table instead of the rows it touches.
+    #[test]
+    fn ended_row_lookups_use_the_partial_index() {
+        let cat = Catalog::in_memory().unwrap();
+        let t = cat.create_table("t", Schema::new().required("x", ColumnType::Int), IfExists::Error).unwrap();
+        t.insert([row! {"x" => 1}]).unwrap();
+        t.update([("x", col("x") + 1)], crate::lit(true)).unwrap();
+        let plans = cat
+            .store()
+            .read(|tx| {
+                let mut out = Vec::new();
+                for sql in [
+                    format!("UPDATE t1 SET _vmax = 1 WHERE {}", super::super::ended_at("?1")),
+                    format!("SELECT * FROM t1 WHERE {}", super::super::ended_at("?1")),
+                    format!("SELECT * FROM t1 WHERE {} AND ?1 = 1", super::super::ended_at("5")),
+                ] {
+                    let mut stmt = tx.tx.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+                    let rows: Vec<String> =
+                        stmt.query_map([1], |r| r.get::<_, String>(3)).unwrap().map(|r| r.unwrap()).collect();
+                    out.push(rows.join(" "));
+                }
+                Ok(out)
+            })
+            .unwrap();
+        for plan in plans {
+            assert!(plan.contains("USING INDEX t1_ended"), "{plan}");
+        }
     }
 }

@@ -28,7 +28,7 @@ use crate::error::{err, Error, ErrorCode, Result};
 
 pub(crate) use codec::SqlValue;
 pub(crate) use meta::{now_micros, EntryKind, Kind, TableMeta, VersionRecord, VIEW_COLUMN_IDS};
-pub(crate) use rows::{Inserter, LIVE};
+pub(crate) use rows::{ended_at, Inserter, ENDED, LIVE};
 
 /// The metadata format this build writes. Files with a larger number are refused.
 pub const FORMAT_VERSION: i64 = 1;

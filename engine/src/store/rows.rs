@@ -8,6 +8,16 @@ use crate::types::{ColumnType, Value};
 /// `_vmax` of a live row version.
 pub(crate) const LIVE: i64 = i64::MAX;
 
+/// The condition of the partial index on ended row versions. A query that looks up ended
+/// rows by `_vmax` must contain this exact term, or SQLite cannot use the index.
+pub(crate) const ENDED: &str = "_vmax < 9223372036854775807";
+
+/// The condition for the row versions ended at `version` (SQL: a literal or a parameter),
+/// written so that SQLite uses the partial index.
+pub(crate) fn ended_at(version: &str) -> String {
+    format!("_vmax = {version} AND {ENDED}")
+}
+
 /// A prepared insert statement, bound and run once a row.
 pub(crate) struct Inserter<'t> {
     stmt: rusqlite::CachedStatement<'t>,
