@@ -220,3 +220,34 @@ mod tests {
         check(&vec!["a"; 33].join("/"), "limit is 32");
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any text either parses, and then displays back to itself, or is refused with
+        /// an InvalidPath error; the parser never panics.
+        #[test]
+        fn any_text_parses_or_is_refused(text in "\\PC{0,40}|[a-z/:0-9_]{0,30}") {
+            match Path::parse(&text) {
+                Ok(p) => prop_assert_eq!(p.to_string(), text),
+                Err(e) => prop_assert_eq!(e.code(), crate::ErrorCode::InvalidPath),
+            }
+        }
+
+        /// Valid paths round-trip through their display, with or without a version.
+        #[test]
+        fn valid_paths_round_trip(segs in proptest::collection::vec("[A-Za-z][A-Za-z0-9_]{0,10}", 1..6), v in proptest::option::of(0u64..1000)) {
+            let text = match v {
+                Some(v) => format!("{}:{v}", segs.join("/")),
+                None => segs.join("/"),
+            };
+            let p = Path::parse(&text).unwrap();
+            prop_assert_eq!(p.depth(), segs.len());
+            prop_assert_eq!(Path::parse(&p.to_string()).unwrap(), p);
+        }
+    }
+}

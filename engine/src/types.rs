@@ -137,7 +137,16 @@ impl Value {
             (ColumnType::Date, Value::String(s)) => parse_date(&s)
                 .map(Value::Date)
                 .ok_or_else(|| format!("expected Date, found String {s:?} that is not a YYYY-MM-DD date")),
-            (ColumnType::Json, v) if !matches!(v, Value::Json(_)) => Ok(Value::Json(v.to_json())),
+            (ColumnType::Json, Value::Json(j)) => {
+                let depth = json_depth(&j);
+                if depth > MAX_JSON_DEPTH {
+                    return Err(format!(
+                        "found Json nested {depth} levels deep; the limit is {MAX_JSON_DEPTH} (it could not be read back)"
+                    ));
+                }
+                Ok(Value::Json(j))
+            }
+            (ColumnType::Json, v) => Ok(Value::Json(v.to_json())),
             (ty, v) if v.column_type() == Some(ty) => Ok(v),
             (ty, v) => Err(format!("expected {ty}, found {} {v}", v.type_name())),
         }
@@ -212,6 +221,25 @@ impl fmt::Display for Value {
             }
         }
     }
+}
+
+/// The deepest Json a cell may hold: serde_json reads back at most 128 levels.
+pub const MAX_JSON_DEPTH: usize = 120;
+
+/// How deeply `j` nests (a scalar is 0), without recursion, so a hostile document cannot
+/// overflow the stack.
+fn json_depth(j: &serde_json::Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(j, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        deepest = deepest.max(d);
+        match v {
+            serde_json::Value::Array(items) => stack.extend(items.iter().map(|i| (i, d + 1))),
+            serde_json::Value::Object(m) => stack.extend(m.values().map(|i| (i, d + 1))),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Microseconds since the epoch as RFC 3339 (`2024-05-01T12:00:00Z`, with fractions when any).

@@ -637,3 +637,56 @@ mod tests {
         assert_ne!(col("a") + 1, lit(1) + col("a"));
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn expr() -> impl Strategy<Value = Expr> {
+        let leaf = prop_oneof![
+            "[a-z]{1,3}".prop_map(col),
+            any::<i64>().prop_map(lit),
+            "\\PC{0,5}".prop_map(lit),
+            (-1e6f64..1e6).prop_map(lit),
+            any::<bool>().prop_map(lit),
+        ];
+        leaf.prop_recursive(4, 24, 3, |inner| {
+            prop_oneof![
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| a + b),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| a * b.clone() - b),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| a.lt(b)),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| a.eq(b.clone()).or(b.is_null())),
+                inner.clone().prop_map(|a| !a),
+                inner.clone().prop_map(|a| -a),
+                inner.clone().prop_map(|a| a.lower().length()),
+                (inner.clone(), inner.clone(), inner.clone()).prop_map(|(c, a, b)| if_(c).then(a).else_(b)),
+                inner.clone().prop_map(|a| a.cast(ColumnType::String)),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Display is stable, structural equality is reflexive, and the stored (JSON) form
+        /// round-trips to an equal expression with the same display.
+        #[test]
+        fn display_and_equality_are_stable(e in expr()) {
+            let shown = e.to_string();
+            prop_assert_eq!(e.clone(), e.clone());
+            prop_assert_eq!(e.to_string(), shown.clone());
+            let stored = serde_json::to_string(&e).unwrap();
+            let back: Expr = serde_json::from_str(&stored).unwrap();
+            prop_assert_eq!(&back, &e);
+            prop_assert_eq!(back.to_string(), shown);
+        }
+
+        /// Different expressions never compare equal just because they display alike.
+        #[test]
+        fn equality_is_structural(a in expr(), b in expr()) {
+            if a == b {
+                prop_assert_eq!(a.to_string(), b.to_string());
+            }
+        }
+    }
+}

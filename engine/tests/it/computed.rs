@@ -351,3 +351,20 @@ fn bad_computed_expressions_are_refused_cleanly() {
     });
     assert!(msg.contains("argument 1 of picky@1 must be String, found Int"), "{msg}");
 }
+
+#[test]
+fn stored_expressions_keep_their_exact_floats_across_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let expr = || col("stars").cast(ColumnType::Float) * 201_571.982_853_331_78;
+    {
+        let cat = Catalog::open(&path).unwrap();
+        cat.create_dir("app", IfExists::Error).unwrap();
+        let t = notes(&cat, 2);
+        t.add_computed_column("scaled", expr(), ColumnOptions::default()).unwrap();
+    }
+    let cat = Catalog::open(&path).unwrap();
+    let t = cat.get_table("app/notes").unwrap();
+    let again = t.add_computed_column("scaled", expr(), ColumnOptions::if_exists(IfExists::Ignore)).unwrap();
+    assert_eq!(again.version, Version(2), "the stored literal is the same float, so Ignore is a no-op");
+}

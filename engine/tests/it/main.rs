@@ -7,6 +7,7 @@ mod concurrency;
 mod equivalence;
 mod model;
 mod query;
+mod reliability;
 mod rows;
 mod versions;
 
