@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::catalog::{rows_writable, Change, IfExists, Table, WriteResult};
-use crate::compute::{recompute, recompute_view, Scope};
+use crate::compute::{recompute, recompute_view, Scope, ViewRows};
 use crate::error::{err, Result};
 use crate::expr::Expr;
 use crate::schema::{ColumnDef, Computed, OnError};
@@ -162,7 +162,7 @@ impl Table {
             let downstream = meta.schema.downstream_of(&BTreeSet::from([name.to_string()]));
             todo.extend(downstream.iter().copied());
             if is_view {
-                recompute_view(tx, meta, &todo, None, udfs)?;
+                recompute_view(tx, meta, &todo, ViewRows::Live, udfs)?;
             } else {
                 recompute(tx, meta, &todo, Scope::Live, udfs)?;
             }

@@ -17,7 +17,7 @@ use crate::store::{EntryKind, Store, Tx};
 use crate::udf::{Registry, Udf};
 
 pub use columns::ColumnOptions;
-pub(crate) use table::{all_columns, check_predicate, rows_writable, Change};
+pub(crate) use table::{all_columns, check_predicate, maintain_views, rows_writable, Change};
 pub use table::{ColumnInfo, Table, TableInfo, TableKind, VersionInfo, WriteResult};
 
 /// What a create call does when the path is already taken.

@@ -208,7 +208,8 @@ impl Table {
                 return Ok(WriteResult { version: meta.version, inserted: 0, updated: 0, deleted: 0 });
             };
             if let (Some((first, _)), Kind::Table) = (change.rowids, &meta.kind) {
-                maintain_views(tx, &meta, first, udfs).map_err(|e| e.context(format_args!("table '{path}'")))?;
+                maintain_views(tx, &meta, compute::ViewRows::From(first), udfs)
+                    .map_err(|e| e.context(format_args!("table '{path}'")))?;
             }
             let mut recorded = meta.schema.clone();
             if let Kind::View { .. } = meta.kind {
@@ -464,13 +465,18 @@ pub(crate) fn rows_writable(meta: &TableMeta) -> Result<()> {
 }
 
 /// Computes the own computed columns of every view of `meta`'s table for the base row
-/// versions written by the current call (physical rowids from `first`).
-fn maintain_views(tx: &Tx, meta: &TableMeta, first: i64, udfs: &crate::udf::Registry) -> Result<()> {
+/// versions in `rows` (those the current call wrote, or those a revert is about to reopen).
+pub(crate) fn maintain_views(
+    tx: &Tx,
+    meta: &TableMeta,
+    rows: compute::ViewRows,
+    udfs: &crate::udf::Registry,
+) -> Result<()> {
     for (view, path) in tx.dependents(meta.id)? {
         let view_meta = tx.load_table(view, &path)?;
         let own: Vec<&ColumnDef> = view_meta.schema.columns.iter().filter(|c| c.id.0 >= VIEW_COLUMN_IDS).collect();
         if matches!(view_meta.kind, Kind::View { .. }) && !own.is_empty() {
-            compute::recompute_view(tx, &view_meta, &own, Some(first), udfs)
+            compute::recompute_view(tx, &view_meta, &own, rows, udfs)
                 .map_err(|e| e.context(format_args!("view '{path}'")))?;
         }
     }

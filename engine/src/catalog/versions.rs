@@ -6,6 +6,7 @@
 //! of the base leaves them right; a snapshot that would lose its rows gets its own copy first.
 
 use crate::catalog::{Catalog, IfExists, Table};
+use crate::compute::ViewRows;
 use crate::error::{err, Result};
 use crate::expr::Expr;
 use crate::path::{IntoPath, Path};
@@ -55,6 +56,10 @@ impl Table {
                         ));
                     }
                     break;
+                }
+                if let Kind::Table = meta.kind {
+                    // Rows this revert reopens may predate a view's own columns.
+                    crate::catalog::maintain_views(tx, &meta, ViewRows::EndedAt(meta.version), &self.catalog.inner.udfs)?;
                 }
                 tx.revert_latest(&meta)?;
                 meta = self.meta(tx)?;

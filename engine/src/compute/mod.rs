@@ -443,13 +443,25 @@ pub(crate) fn recompute(
     Ok(())
 }
 
-/// Computes a view's own computed `columns` for the base row versions it shows (from
-/// physical rowid `first` on, or all of them), in Rust, and stores them in the view's table.
+/// Which base row versions a view's own columns are computed for.
+#[derive(Clone, Copy)]
+pub(crate) enum ViewRows {
+    /// Every live row the view shows.
+    Live,
+    /// The live rows written by the current call (physical rowids from this one on).
+    From(i64),
+    /// The rows ended at this version that have no values yet: a revert of that version is
+    /// about to make them visible again.
+    EndedAt(crate::Version),
+}
+
+/// Computes a view's own computed `columns` for the base row versions in `rows` that the
+/// view shows, in Rust, and stores them in the view's table.
 pub(crate) fn recompute_view(
     tx: &Tx,
     meta: &TableMeta,
     columns: &[&ColumnDef],
-    first: Option<i64>,
+    rows: ViewRows,
     udfs: &Registry,
 ) -> Result<()> {
     let Kind::View { filter, .. } = &meta.kind else {
@@ -487,16 +499,19 @@ pub(crate) fn recompute_view(
         updates.join(", ")
     );
     let base_names: Vec<String> = inputs.iter().map(|c| c.name.clone()).collect();
-    let mut last = first.map_or(0, |f| f - 1);
+    let (which, mut last) = match rows {
+        ViewRows::Live => (meta.visible_sql(None), 0),
+        ViewRows::From(first) => (meta.visible_sql(None), first - 1),
+        ViewRows::EndedAt(v) => (format!("b.{} AND s._id IS NULL", ended_at(&v.0.to_string())), 0),
+    };
     loop {
         let mut rowids = Vec::with_capacity(BATCH);
         let mut rows: Vec<Vec<Value>> = Vec::with_capacity(BATCH);
         tx.query_each(
             &format!(
-                "SELECT {} FROM {} WHERE {} AND {cond} AND b.rowid > {last} ORDER BY b.rowid LIMIT {BATCH}",
+                "SELECT {} FROM {} WHERE {which} AND {cond} AND b.rowid > {last} ORDER BY b.rowid LIMIT {BATCH}",
                 select.join(", "),
                 meta.source_sql(),
-                meta.visible_sql(None)
             ),
             &params.values,
             &types,

@@ -19,6 +19,8 @@ enum Op {
     Rename { name: usize },
     Revert,
     RevertTo(usize),
+    /// Replaces the view with one filtering `x > threshold`.
+    CreateView(i64),
 }
 
 /// Extra column names the operations draw from (`x` and `k` always exist).
@@ -36,6 +38,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..4).prop_map(|name| Op::Rename { name }),
         2 => Just(Op::Revert),
         1 => (0usize..100).prop_map(Op::RevertTo),
+        1 => (-5i64..30).prop_map(Op::CreateView),
     ]
 }
 
@@ -78,6 +81,8 @@ struct World {
     history: Vec<ModelVersion>,
     last_number: u64,
     next_k: i64,
+    /// The view shows rows with `x > threshold`.
+    threshold: i64,
 }
 
 impl World {
@@ -102,7 +107,7 @@ impl World {
             ],
             rows: BTreeMap::new(),
         };
-        World { cat, t, view, inc, history: vec![first], last_number: 0, next_k: 0 }
+        World { cat, t, view, inc, history: vec![first], last_number: 0, next_k: 0, threshold: 10 }
     }
 
     fn current(&self) -> &ModelVersion {
@@ -265,6 +270,11 @@ impl World {
                     assert_eq!(result.unwrap(), Version(self.current().number));
                 }
             }
+            Op::CreateView(threshold) => {
+                self.view = self.cat.create_view("v", &self.t, col("x").gt(*threshold), IfExists::Replace).unwrap();
+                self.view.add_computed_column("vx", col("x") + 100, ColumnOptions::default()).unwrap();
+                self.threshold = *threshold;
+            }
             Op::RevertTo(i) => {
                 let target = self.history[i % self.history.len()].number;
                 assert_eq!(self.t.revert_to(Version(target)).unwrap(), Version(target));
@@ -298,11 +308,11 @@ impl World {
             let pinned = self.cat.get_table(format!("t:{}", old.number)).unwrap();
             assert_eq!(World::read(&pinned), old.rows, "step {step}: version {}", old.number);
         }
-        // The view: base rows with x > 10, plus its own computed column.
+        // The view: base rows with x > threshold, plus its own computed column.
         let view: BTreeMap<i64, BTreeMap<String, Value>> = now
             .rows
             .iter()
-            .filter(|(_, r)| matches!(r["x"], Value::Int(x) if x > 10))
+            .filter(|(_, r)| matches!(r["x"], Value::Int(x) if x > self.threshold))
             .map(|(k, r)| {
                 let mut r = r.clone();
                 let vx = match r["x"] {
