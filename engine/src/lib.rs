@@ -4,7 +4,7 @@
 //! directories (`app/documents`); every change to a table is a new version; reads stream.
 //!
 //! ```
-//! use tabula::{col, lit, row, Catalog, ColumnType, IfExists, Schema};
+//! use tabula::{col, row, Catalog, ColumnOptions, ColumnType, IfExists, Schema, Udf};
 //!
 //! # fn main() -> tabula::Result<()> {
 //! let catalog = Catalog::in_memory()?; // or Catalog::open("app.db")?
@@ -38,6 +38,16 @@
 //! let v1 = catalog.get_table("app/documents:1")?;
 //! assert_eq!(v1.select([col("rating")]).where_(col("title").eq("Intro")).collect()?[0].get::<i64>("rating")?, 4);
 //! assert_eq!(docs.history()?.len(), 3); // create, insert, update
+//!
+//! // Computed columns: try a UDF on a few rows (nothing stored), then keep it.
+//! let summarize = Udf::new("summarize", 1, |body: String| body.split('.').next().unwrap_or("").to_string());
+//! catalog.register(&summarize);
+//! let preview = docs.select([col("title"), summarize.call([col("body")]).alias("summary")]).order_by(col("title")).head(1)?;
+//! assert_eq!(preview[0].get::<String>("summary")?, "Tabula keeps tables in directories");
+//! docs.add_computed_column("summary", summarize.call([col("body")]), ColumnOptions::default())?;
+//! // Rerunning setup code is a no-op; a changed expression would be an error showing both.
+//! docs.add_computed_column("summary", summarize.call([col("body")]), ColumnOptions::if_exists(IfExists::Ignore))?;
+//! docs.revert()?; // undoes the column
 //! # Ok(())
 //! # }
 //! ```

@@ -59,7 +59,12 @@ impl Table {
                 }
                 if let Kind::Table = meta.kind {
                     // Rows this revert reopens may predate a view's own columns.
-                    crate::catalog::maintain_views(tx, &meta, ViewRows::EndedAt(meta.version), &self.catalog.inner.udfs)?;
+                    crate::catalog::maintain_views(
+                        tx,
+                        &meta,
+                        ViewRows::EndedAt(meta.version),
+                        &self.catalog.inner.udfs,
+                    )?;
                 }
                 tx.revert_latest(&meta)?;
                 meta = self.meta(tx)?;

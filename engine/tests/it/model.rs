@@ -10,13 +10,33 @@ use tabula::{col, lit, row, Catalog, ColumnOptions, ColumnType, IfExists, Schema
 #[derive(Debug, Clone)]
 enum Op {
     Insert(Vec<Option<i64>>),
-    Update { add: i64, modulo: i64, rest: i64 },
-    Delete { modulo: i64, rest: i64 },
-    AddColumn { name: usize, default: i64 },
-    AddComputed { name: usize, udf: bool },
-    Replace { name: usize, udf: bool },
-    Drop { name: usize },
-    Rename { name: usize },
+    Update {
+        add: i64,
+        modulo: i64,
+        rest: i64,
+    },
+    Delete {
+        modulo: i64,
+        rest: i64,
+    },
+    AddColumn {
+        name: usize,
+        default: i64,
+    },
+    AddComputed {
+        name: usize,
+        udf: bool,
+    },
+    Replace {
+        name: usize,
+        udf: bool,
+    },
+    Drop {
+        name: usize,
+    },
+    Rename {
+        name: usize,
+    },
     Revert,
     RevertTo(usize),
     /// Replaces the view with one filtering `x > threshold`.

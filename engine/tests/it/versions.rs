@@ -203,6 +203,7 @@ fn a_revert_computes_view_columns_for_the_rows_it_reopens() {
     let v = cat.create_view("app/v", &t, col("words").gt(0), IfExists::Error).unwrap();
     v.add_computed_column("w2", col("words") * 2, ColumnOptions::default()).unwrap();
     t.revert().unwrap();
-    let w2: Vec<Option<i64>> = v.select([col("w2")]).order_by(col("words")).collect().unwrap().iter().map(|r| r.get("w2").unwrap()).collect();
+    let w2: Vec<Option<i64>> =
+        v.select([col("w2")]).order_by(col("words")).collect().unwrap().iter().map(|r| r.get("w2").unwrap()).collect();
     assert_eq!(w2, [Some(20), Some(40), Some(60)]);
 }
