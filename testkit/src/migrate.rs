@@ -447,19 +447,22 @@ impl StepReport {
 /// The result of a [`MigrationCheck`].
 #[derive(Debug, Clone, Serialize)]
 pub struct MigrationReport {
+    /// Applied steps whose code no longer matches what they did (see [`verify_applied`]).
+    pub edited: Vec<String>,
     /// One report a checked (pending) step.
     pub steps: Vec<StepReport>,
 }
 
 impl MigrationReport {
-    /// True when every step passes.
+    /// True when every step passes and no applied step was edited.
     pub fn passed(&self) -> bool {
-        self.steps.iter().all(StepReport::passed)
+        self.edited.is_empty() && self.steps.iter().all(StepReport::passed)
     }
 
     /// Every failure, prefixed with its step id.
     pub fn failures(&self) -> Vec<String> {
-        self.steps.iter().flat_map(|s| s.failures.iter().map(move |f| format!("{}: {f}", s.id))).collect()
+        let edited = self.edited.iter().cloned();
+        edited.chain(self.steps.iter().flat_map(|s| s.failures.iter().map(move |f| format!("{}: {f}", s.id)))).collect()
     }
 
     /// The report as JSON.
@@ -470,6 +473,9 @@ impl MigrationReport {
     /// A stable, readable text form (no times, no namespace names), for snapshots.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
+        for e in &self.edited {
+            writeln!(out, "edited after it was applied: {e}").ok();
+        }
         for s in &self.steps {
             let verdict = if s.passed() { "ok" } else { "FAILED" };
             writeln!(out, "step {} [{verdict}]", s.id).ok();
@@ -552,10 +558,39 @@ impl<'m> MigrationCheck<'m> {
     }
 }
 
-/// Checks the steps of `migrations` not yet applied to `namespace` (which holds the data),
-/// applying each for good after checking it.
+/// Runs every applied step of `migrations` again in `namespace` (a copy: this writes) and
+/// returns the ones whose code no longer matches what they did: running an applied,
+/// idempotent step again must change nothing, so a step that makes a version or fails was
+/// edited after it was applied (for example a computed column's expression changed).
+pub fn verify_applied(migrations: &Migrations, catalog: &Catalog, namespace: &Path) -> Result<Vec<String>> {
+    let applied: BTreeSet<String> = migrations.applied(catalog, namespace)?.into_iter().map(|a| a.id).collect();
+    let mut edited = Vec::new();
+    for step in migrations.steps().iter().filter(|s| applied.contains(&s.id)) {
+        let before = versions(catalog, namespace)?;
+        match run_step(step, catalog, namespace) {
+            Ok(()) => {
+                let after = versions(catalog, namespace)?;
+                let changed: Vec<&String> = after.keys().filter(|t| before.get(*t) != after.get(*t)).collect();
+                if !changed.is_empty() {
+                    edited.push(format!(
+                        "{}: running it again changed {} (its code differs from what was applied)",
+                        step.id,
+                        changed.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+                    ));
+                }
+            }
+            Err(e) => edited.push(format!("{}: running it again failed: {e}", step.id)),
+        }
+    }
+    Ok(edited)
+}
+
+/// Checks the steps of `migrations` not yet applied to `namespace` (which holds the data, in
+/// a copy: this writes), applying each for good after checking it; first verifies that the
+/// applied steps still match their code ([`verify_applied`]).
 pub fn check_pending(migrations: &Migrations, catalog: &Catalog, namespace: &Path) -> Result<MigrationReport> {
     migrations.check_ids()?;
+    let edited = verify_applied(migrations, catalog, namespace)?;
     let pending: BTreeSet<String> = migrations.pending(catalog, namespace)?.into_iter().collect();
     let mut steps = Vec::new();
     for step in migrations.steps().iter().filter(|s| pending.contains(&s.id)) {
@@ -566,7 +601,7 @@ pub fn check_pending(migrations: &Migrations, catalog: &Catalog, namespace: &Pat
             break;
         }
     }
-    Ok(MigrationReport { steps })
+    Ok(MigrationReport { edited, steps })
 }
 
 fn check_step(step: &Migration, catalog: &Catalog, ns: &Path) -> Result<StepReport> {

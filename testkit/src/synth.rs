@@ -5,6 +5,30 @@
 //! name), so the same seed gives the same rows on every platform and run, and adding a
 //! column does not change the others. `fake` is pinned to one exact version (its word lists
 //! are data); a golden snapshot test pins the first rows of a seed.
+//!
+//! ```
+//! use tabula::{Catalog, ColumnType, IfExists, Schema, Value};
+//! use tabula_testkit::{Gen, Synth};
+//!
+//! # fn main() -> tabula::Result<()> {
+//! let catalog = Catalog::in_memory()?;
+//! let users = catalog.create_table("users", Schema::new()
+//!     .required("user_id", ColumnType::Int)      // unique: 1, 2, 3, ...
+//!     .required("email", ColumnType::String)     // a realistic email
+//!     .nullable("bio", ColumnType::String)       // sentences, null 10% of the time
+//!     .required("plan", ColumnType::String)
+//!     .required("signed_up_at", ColumnType::Timestamp),
+//!     IfExists::Error)?;
+//! Synth::new(42)
+//!     .column("plan", Gen::choice([("free", 9), ("pro", 1)]))
+//!     .fill(&users, 1_000)?;
+//! assert_eq!(users.count()?, 1_000);
+//! // The same seed gives the same rows, always.
+//! let again: Vec<_> = Synth::new(42).rows(&users.schema()?, 3).collect();
+//! assert_eq!(again[0].value("user_id"), Some(&Value::Int(1)));
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::HashMap;
 use std::sync::Arc;

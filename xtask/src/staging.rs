@@ -257,6 +257,12 @@ pub fn markdown(o: &Outcome) -> String {
         o.copied.iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", ")
     )
     .ok();
+    if !o.migrations.edited.is_empty() {
+        writeln!(md, "\n## Applied steps that were edited\n").ok();
+        for e in &o.migrations.edited {
+            writeln!(md, "- **failure:** {e}").ok();
+        }
+    }
     writeln!(md, "\n## Pending migrations\n").ok();
     if o.migrations.steps.is_empty() {
         writeln!(md, "None: production is up to date.").ok();
@@ -345,6 +351,9 @@ pub fn markdown(o: &Outcome) -> String {
 pub fn summary(o: &Outcome) -> String {
     let mut s = String::new();
     writeln!(s, "staging check {}", if o.passed { "PASSED" } else { "FAILED" }).ok();
+    for e in &o.migrations.edited {
+        writeln!(s, "  FAIL edited after it was applied: {e}").ok();
+    }
     for step in &o.migrations.steps {
         writeln!(s, "  {} {}", if step.passed() { "ok  " } else { "FAIL" }, step.id).ok();
         for f in &step.failures {

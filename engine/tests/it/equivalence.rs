@@ -41,6 +41,15 @@ fn int(g: &mut Gen, d: u32) -> Expr {
         5 => -int(g, d - 1),
         6 => int(g, d - 1).abs(),
         7 => string(g, d - 1).length(),
+        // Date parts of a timestamp column.
+        11 if g.below(2) == 0 => match g.below(6) {
+            0 => col("t").year(),
+            1 => col("t").month(),
+            2 => col("t").day(),
+            3 => col("t").hour(),
+            4 => col("t").minute(),
+            _ => col("t").second(),
+        },
         8 => if_(boolean(g, d - 1)).then(int(g, d - 1)).else_(int(g, d - 1)),
         9 => float(g, d - 1).cast(ColumnType::Int),
         10 => coalesce([int(g, d - 1), int(g, d - 1)]),
@@ -108,12 +117,13 @@ fn boolean(g: &mut Gen, d: u32) -> Expr {
     }
 }
 
-fn row_strategy() -> impl Strategy<Value = (Option<i64>, Option<f64>, Option<String>, Option<bool>)> {
+fn row_strategy() -> impl Strategy<Value = (Option<i64>, Option<f64>, Option<String>, Option<bool>, Option<i64>)> {
     (
         proptest::option::of(prop_oneof![Just(i64::MAX), Just(i64::MIN), Just(0i64), -1000i64..1000]),
         proptest::option::of(prop_oneof![Just(-0.0f64), Just(f64::INFINITY), Just(1e300), -1e6f64..1e6]),
         proptest::option::of(prop_oneof![Just(String::new()), "[a-zA-Zé日 ,.]{0,12}"]),
         proptest::option::of(any::<bool>()),
+        proptest::option::of(-2_000_000_000_000_000i64..4_000_000_000_000_000),
     )
 }
 
@@ -141,10 +151,13 @@ proptest! {
                 .nullable("i", ColumnType::Int)
                 .nullable("f", ColumnType::Float)
                 .nullable("s", ColumnType::String)
-                .nullable("b", ColumnType::Bool),
+                .nullable("b", ColumnType::Bool)
+                .nullable("t", ColumnType::Timestamp),
             IfExists::Error,
         ).unwrap();
-        t.insert(rows.into_iter().map(|(i, f, s, b)| tabula::row! {"i" => i, "f" => f, "s" => s, "b" => b})).unwrap();
+        t.insert(rows.into_iter().map(|(i, f, s, b, ts)| {
+            tabula::row! {"i" => i, "f" => f, "s" => s, "b" => b, "t" => ts.map(Value::Timestamp)}
+        })).unwrap();
         let mut g = Gen(seed);
         let (expr, ty) = match kind {
             0 => (int(&mut g, 3), ColumnType::Int),

@@ -193,3 +193,29 @@ fn a_version_bump_reports_what_it_recomputes() {
     "#);
     assert!(report.recompute[0].estimated_ms >= 0.0);
 }
+
+#[test]
+fn an_applied_step_edited_afterwards_is_detected() {
+    let cat = Catalog::in_memory().unwrap();
+    let ns = Path::parse("app").unwrap();
+    let step = |expr: fn() -> tabula::Expr| {
+        Migration::new("0002_len", move |ctx| {
+            ctx.table("notes")?.add_computed_column("len", expr(), ColumnOptions::if_exists(IfExists::Ignore))?;
+            Ok(())
+        })
+    };
+    Migrations::new([create(), step(|| col("text").length())]).apply(&cat, &ns).unwrap();
+    // Someone edits the applied step instead of adding a new one.
+    let edited = Migrations::new([create(), step(|| col("text").length() + 1)]);
+    let found = tabula_testkit::verify_applied(&edited, &cat, &ns).unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].starts_with("0002_len: running it again failed:"), "{}", found[0]);
+    assert!(
+        found[0].contains("stored:    length(text)") && found[0].contains("requested: length(text) + 1"),
+        "{}",
+        found[0]
+    );
+    let report = tabula_testkit::check_pending(&edited, &cat, &ns).unwrap();
+    assert!(!report.passed());
+    assert!(report.to_text().starts_with("edited after it was applied: 0002_len"));
+}

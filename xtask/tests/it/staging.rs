@@ -106,3 +106,37 @@ fn bad_input_gives_clear_errors_and_touches_nothing() {
     assert!(e.to_string().contains("has no namespace 'docs'"), "{e}");
     let _ = (Path::root(), ColumnType::Int);
 }
+
+#[test]
+fn a_migration_that_panics_is_a_clear_error_and_production_is_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = staging::docs_app();
+    let mut steps: Vec<Migration> = app.migrations.steps().to_vec();
+    steps.push(Migration::new("0007_broken", |_| panic!("index out of range in the new step")));
+    app.migrations = Migrations::new(steps);
+    let e = staging::run(&app, &opts(dir.path(), None, None)).err().unwrap();
+    assert!(e.to_string().contains("migration '0007_broken' panicked: index out of range"), "{e}");
+    let prod = Catalog::open_read_only(dir.path().join("demo-prod.db")).unwrap();
+    assert_eq!(app.migrations.pending(&prod, &Path::parse("docs").unwrap()).unwrap().len(), 3);
+}
+
+#[test]
+fn an_applied_step_edited_since_production_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = staging::docs_app();
+    let mut steps: Vec<Migration> = app.migrations.steps().to_vec();
+    steps[1] = Migration::new("0002_word_count", |ctx| {
+        let words = col("body").length();
+        ctx.table("documents")?.add_computed_column(
+            "word_count",
+            words,
+            tabula::ColumnOptions::if_exists(IfExists::Ignore),
+        )?;
+        Ok(())
+    });
+    app.migrations = Migrations::new(steps);
+    let outcome = staging::run(&app, &opts(dir.path(), None, None)).unwrap();
+    assert!(!outcome.passed);
+    let summary = staging::summary(&outcome);
+    assert!(summary.contains("FAIL edited after it was applied: 0002_word_count"), "{summary}");
+}
