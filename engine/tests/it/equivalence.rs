@@ -117,7 +117,10 @@ fn boolean(g: &mut Gen, d: u32) -> Expr {
     }
 }
 
-fn row_strategy() -> impl Strategy<Value = (Option<i64>, Option<f64>, Option<String>, Option<bool>, Option<i64>)> {
+/// One row: i, f, s, b, t (microseconds).
+type TestRow = (Option<i64>, Option<f64>, Option<String>, Option<bool>, Option<i64>);
+
+fn row_strategy() -> impl Strategy<Value = TestRow> {
     (
         proptest::option::of(prop_oneof![Just(i64::MAX), Just(i64::MIN), Just(0i64), -1000i64..1000]),
         proptest::option::of(prop_oneof![Just(-0.0f64), Just(f64::INFINITY), Just(1e300), -1e6f64..1e6]),
