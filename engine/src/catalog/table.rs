@@ -281,16 +281,7 @@ impl Table {
     /// Inserts rows (see [`row!`](crate::row!)). Computed columns are computed for each.
     /// One new version; a bad row fails the whole call, naming the row and column.
     pub fn insert(&self, rows: impl IntoIterator<Item = Row>) -> Result<WriteResult> {
-        let rows = rows.into_iter();
-        let udfs = &self.catalog.inner.udfs;
-        self.write(|tx, meta, version| {
-            rows_writable(meta)?;
-            let mut writer = RowWriter::new(tx, meta, version, udfs)?;
-            for (i, row) in rows.enumerate() {
-                writer.push_row(i, row)?;
-            }
-            writer.finish(meta)
-        })
+        self.insert_results(rows.into_iter().map(Ok))
     }
 
     /// Inserts rows from a fallible source (a stream being read, a transformation that can

@@ -344,6 +344,100 @@ impl Scope {
     }
 }
 
+/// One pass of Rust evaluation over computed columns (in dependency order): the stored
+/// inputs they read, fetched a batch of rows at a time, and the columns evaluated in order,
+/// each seeing the ones before it.
+struct Pass<'a> {
+    columns: &'a [&'a ColumnDef],
+    inputs: Vec<&'a ColumnDef>,
+    names: Vec<String>,
+}
+
+impl<'a> Pass<'a> {
+    /// Checks the UDFs the columns call and finds the columns they read that this pass does
+    /// not compute itself.
+    fn new(columns: &'a [&'a ColumnDef], schema: &'a TableSchema, udfs: &Registry) -> Result<Pass<'a>> {
+        for c in columns {
+            if let Some(computed) = &c.computed {
+                udfs.check_expr(&computed.expr).map_err(|e| e.context(format_args!("computed column '{}'", c.name)))?;
+            }
+        }
+        let computing: BTreeSet<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+        let mut inputs: Vec<&ColumnDef> = Vec::new();
+        for c in columns {
+            for name in c.computed.as_ref().map(|comp| comp.expr.columns()).unwrap_or_default() {
+                if !computing.contains(name.as_str()) && !inputs.iter().any(|i| i.name == name) {
+                    if let Some(def) = schema.column(&name) {
+                        inputs.push(def);
+                    }
+                }
+            }
+        }
+        let names = inputs.iter().map(|c| c.name.clone()).collect();
+        Ok(Pass { columns, inputs, names })
+    }
+
+    /// The types a fetch of `rowid, inputs...` decodes with.
+    fn fetch_types(&self) -> Vec<Option<ColumnType>> {
+        std::iter::once(Some(ColumnType::Int)).chain(self.inputs.iter().map(|c| Some(c.ty))).collect()
+    }
+
+    /// `c<id> / e<id>` of every computed column, in order.
+    fn targets(&self) -> Vec<String> {
+        self.columns.iter().flat_map(|c| [format!("c{}", c.id.0), format!("e{}", c.id.0)]).collect()
+    }
+
+    /// Runs the pass over every batch `fetch(after)` returns (rows `rowid, inputs...` with
+    /// rowids above `after`, in rowid order, at most [`BATCH`]), handing `store` each row's
+    /// rowid and `[value, error slot]` of every column.
+    fn run(
+        &self,
+        tx: &Tx,
+        fetch: &dyn Fn(i64) -> String,
+        params: &[Value],
+        udfs: &Registry,
+        what: &str,
+        mut store: impl FnMut(i64, &[Value]) -> Result<()>,
+    ) -> Result<()> {
+        let types = self.fetch_types();
+        let (mut last, mut seen) = (i64::MIN, 0usize);
+        loop {
+            let mut rowids = Vec::with_capacity(BATCH);
+            let mut rows: Vec<Vec<Value>> = Vec::with_capacity(BATCH);
+            tx.query_each(&fetch(last), params, &types, |mut values| {
+                if let Value::Int(id) = values.remove(0) {
+                    rowids.push(id);
+                }
+                rows.push(values);
+                Ok(true)
+            })?;
+            let Some(&end) = rowids.last() else { return Ok(()) };
+            let mut names = self.names.clone();
+            let mut out: Vec<Vec<Value>> = vec![Vec::with_capacity(2 * self.columns.len()); rows.len()];
+            for c in self.columns {
+                let Some(computed) = &c.computed else { continue };
+                let cells = eval(&computed.expr, &Batch { names: &names, rows: &rows }, udfs)?;
+                let describe = |i: usize| format!("{what} {} ({})", seen + i, describe_inputs(&self.names, &rows[i]));
+                let settled = settle(c, cells, &describe)?;
+                for ((row, o), (value, error)) in rows.iter_mut().zip(out.iter_mut()).zip(settled) {
+                    row.push(value.clone());
+                    o.push(value);
+                    o.push(error);
+                }
+                names.push(c.name.clone());
+            }
+            for (rowid, o) in rowids.iter().zip(&out) {
+                store(*rowid, o)?;
+            }
+            seen += rows.len();
+            last = end;
+            if rowids.len() < BATCH {
+                return Ok(());
+            }
+        }
+    }
+}
+
 /// Computes `columns` (computed columns of `meta.schema`, in dependency order) for the rows
 /// in `scope`: in one SQL statement each when none calls a UDF, else in Rust, a batch of
 /// rows at a time.
@@ -368,79 +462,22 @@ pub(crate) fn recompute(
         }
         return Ok(());
     }
-    for c in columns {
-        if let Some(computed) = &c.computed {
-            udfs.check_expr(&computed.expr).map_err(|e| e.context(format_args!("computed column '{}'", c.name)))?;
-        }
-    }
-    // Inputs: every column the expressions read that is not computed in this pass.
-    let computing: BTreeSet<&str> = columns.iter().map(|c| c.name.as_str()).collect();
-    let mut inputs: Vec<&ColumnDef> = Vec::new();
-    for c in columns {
-        for name in c.computed.as_ref().map(|comp| comp.expr.columns()).unwrap_or_default() {
-            if !computing.contains(name.as_str()) && !inputs.iter().any(|i| i.name == name) {
-                if let Some(def) = schema.column(&name) {
-                    inputs.push(def);
-                }
-            }
-        }
-    }
+    let pass = Pass::new(columns, schema, udfs)?;
     let select: Vec<String> =
-        std::iter::once("rowid".to_string()).chain(inputs.iter().map(|c| format!("c{}", c.id.0))).collect();
-    let types: Vec<Option<ColumnType>> =
-        std::iter::once(Some(ColumnType::Int)).chain(inputs.iter().map(|c| Some(c.ty))).collect();
-    let sets: Vec<String> =
-        columns.iter().flat_map(|c| [format!("c{} = ?", c.id.0), format!("e{} = ?", c.id.0)]).collect();
-    let update = format!("UPDATE {phys} SET {} WHERE rowid = ?", sets.join(", "));
-    let base_names: Vec<String> = inputs.iter().map(|c| c.name.clone()).collect();
-    let mut last = 0i64;
-    let mut seen = 0usize;
-    loop {
-        let mut rowids = Vec::with_capacity(BATCH);
-        let mut rows: Vec<Vec<Value>> = Vec::with_capacity(BATCH);
-        tx.query_each(
-            &format!(
-                "SELECT {} FROM {phys} WHERE {} AND rowid > {last} ORDER BY rowid LIMIT {BATCH}",
-                select.join(", "),
-                scope.condition()
-            ),
-            &[],
-            &types,
-            |mut values| {
-                if let Value::Int(id) = values.remove(0) {
-                    rowids.push(id);
-                }
-                rows.push(values);
-                Ok(true)
-            },
-        )?;
-        let Some(&end) = rowids.last() else { break };
-        let mut names = base_names.clone();
-        let mut out: Vec<Vec<Value>> = vec![Vec::with_capacity(2 * columns.len()); rows.len()];
-        for c in columns {
-            let Some(computed) = &c.computed else { continue };
-            let cells = eval(&computed.expr, &Batch { names: &names, rows: &rows }, udfs)?;
-            let describe = |i: usize| format!("row {} ({})", seen + i, describe_inputs(&base_names, &rows[i]));
-            let settled = settle(c, cells, &describe)?;
-            for ((row, o), (value, error)) in rows.iter_mut().zip(out.iter_mut()).zip(settled) {
-                row.push(value.clone());
-                o.push(value);
-                o.push(error);
-            }
-            names.push(c.name.clone());
-        }
-        let mut stmt = tx.inserter(&update)?;
-        for (o, rowid) in out.iter().zip(&rowids) {
-            let id = Value::Int(*rowid);
-            stmt.insert(o.iter().chain(std::iter::once(&id)))?;
-        }
-        seen += rows.len();
-        last = end;
-        if rowids.len() < BATCH {
-            break;
-        }
-    }
-    Ok(())
+        std::iter::once("rowid".to_string()).chain(pass.inputs.iter().map(|c| format!("c{}", c.id.0))).collect();
+    let fetch = |after: i64| {
+        format!(
+            "SELECT {} FROM {phys} WHERE {} AND rowid > {after} ORDER BY rowid LIMIT {BATCH}",
+            select.join(", "),
+            scope.condition()
+        )
+    };
+    let sets: Vec<String> = pass.targets().iter().map(|t| format!("{t} = ?")).collect();
+    let mut update = tx.inserter(&format!("UPDATE {phys} SET {} WHERE rowid = ?", sets.join(", ")))?;
+    pass.run(tx, &fetch, &[], udfs, "row", |rowid, values| {
+        let id = Value::Int(rowid);
+        update.insert(values.iter().chain(std::iter::once(&id)))
+    })
 }
 
 /// Which base row versions a view's own columns are computed for.
@@ -467,87 +504,36 @@ pub(crate) fn recompute_view(
     let Kind::View { filter, .. } = &meta.kind else {
         return Err(err!(InvalidArgument, "'{}' is not a view", meta.path));
     };
-    for c in columns {
-        if let Some(computed) = &c.computed {
-            udfs.check_expr(&computed.expr).map_err(|e| e.context(format_args!("computed column '{}'", c.name)))?;
-        }
-    }
-    let computing: BTreeSet<&str> = columns.iter().map(|c| c.name.as_str()).collect();
-    let mut inputs: Vec<&ColumnDef> = Vec::new();
-    for c in columns {
-        for name in c.computed.as_ref().map(|comp| comp.expr.columns()).unwrap_or_default() {
-            if !computing.contains(name.as_str()) && !inputs.iter().any(|i| i.name == name) {
-                if let Some(def) = meta.schema.column(&name) {
-                    inputs.push(def);
-                }
-            }
-        }
-    }
+    let pass = Pass::new(columns, &meta.schema, udfs)?;
     let mut params = Params::default();
-    let cond = sql_for_read(meta, filter, &mut params)?;
+    let shown = sql_for_read(meta, filter, &mut params)?;
+    let which = match rows {
+        ViewRows::Live => meta.visible_sql(None),
+        ViewRows::From(first) => format!("{} AND b.rowid >= {first}", meta.visible_sql(None)),
+        ViewRows::EndedAt(v) => format!("b.{} AND s._id IS NULL", ended_at(&v.0.to_string())),
+    };
     let mut select = vec!["b.rowid".to_string()];
-    select.extend(inputs.iter().filter_map(|c| meta.column_sql(&c.name)));
-    let types: Vec<Option<ColumnType>> =
-        std::iter::once(Some(ColumnType::Int)).chain(inputs.iter().map(|c| Some(c.ty))).collect();
-    let targets: Vec<String> = columns.iter().flat_map(|c| [format!("c{}", c.id.0), format!("e{}", c.id.0)]).collect();
-    let placeholders = vec!["?"; targets.len() + 1].join(", ");
+    select.extend(pass.inputs.iter().filter_map(|c| meta.column_sql(&c.name)));
+    let fetch = |after: i64| {
+        format!(
+            "SELECT {} FROM {} WHERE {which} AND {shown} AND b.rowid > {after} ORDER BY b.rowid LIMIT {BATCH}",
+            select.join(", "),
+            meta.source_sql(),
+        )
+    };
+    let targets = pass.targets();
     let updates: Vec<String> = targets.iter().map(|t| format!("{t} = excluded.{t}")).collect();
-    let upsert = format!(
-        "INSERT INTO {}(_id, {}) VALUES ({placeholders}) ON CONFLICT(_id) DO UPDATE SET {}",
+    let mut upsert = tx.inserter(&format!(
+        "INSERT INTO {}(_id, {}) VALUES ({}) ON CONFLICT(_id) DO UPDATE SET {}",
         meta.phys(),
         targets.join(", "),
+        vec!["?"; targets.len() + 1].join(", "),
         updates.join(", ")
-    );
-    let base_names: Vec<String> = inputs.iter().map(|c| c.name.clone()).collect();
-    let (which, mut last) = match rows {
-        ViewRows::Live => (meta.visible_sql(None), 0),
-        ViewRows::From(first) => (meta.visible_sql(None), first - 1),
-        ViewRows::EndedAt(v) => (format!("b.{} AND s._id IS NULL", ended_at(&v.0.to_string())), 0),
-    };
-    loop {
-        let mut rowids = Vec::with_capacity(BATCH);
-        let mut rows: Vec<Vec<Value>> = Vec::with_capacity(BATCH);
-        tx.query_each(
-            &format!(
-                "SELECT {} FROM {} WHERE {which} AND {cond} AND b.rowid > {last} ORDER BY b.rowid LIMIT {BATCH}",
-                select.join(", "),
-                meta.source_sql(),
-            ),
-            &params.values,
-            &types,
-            |mut values| {
-                if let Value::Int(id) = values.remove(0) {
-                    rowids.push(id);
-                }
-                rows.push(values);
-                Ok(true)
-            },
-        )?;
-        let Some(&end) = rowids.last() else { break };
-        let mut names = base_names.clone();
-        let mut out: Vec<Vec<Value>> = rowids.iter().map(|id| vec![Value::Int(*id)]).collect();
-        for c in columns {
-            let Some(computed) = &c.computed else { continue };
-            let cells = eval(&computed.expr, &Batch { names: &names, rows: &rows }, udfs)?;
-            let describe = |i: usize| format!("base row ({})", describe_inputs(&base_names, &rows[i]));
-            let settled = settle(c, cells, &describe)?;
-            for ((row, o), (value, error)) in rows.iter_mut().zip(out.iter_mut()).zip(settled) {
-                row.push(value.clone());
-                o.push(value);
-                o.push(error);
-            }
-            names.push(c.name.clone());
-        }
-        let mut stmt = tx.inserter(&upsert)?;
-        for o in &out {
-            stmt.insert(o.iter())?;
-        }
-        last = end;
-        if rowids.len() < BATCH {
-            break;
-        }
-    }
-    Ok(())
+    ))?;
+    pass.run(tx, &fetch, &params.values, udfs, "base row", |rowid, values| {
+        let id = Value::Int(rowid);
+        upsert.insert(std::iter::once(&id).chain(values))
+    })
 }
 
 /// Writes new versions (at `version`) of the rows just ended at `version`, with `set`
