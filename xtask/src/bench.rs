@@ -493,6 +493,9 @@ pub fn run(rows: u64, quick: bool, root: &FsPath) -> Result<()> {
     b.anonymize()?;
     b.peak_rss(if quick { 100_000 } else { 1_000_000 })?;
     let mut table = String::new();
+    if quick {
+        writeln!(table, "Quick run: small tables, one repetition; per-call costs dominate, so targets are judged only in a full run.\n").ok();
+    }
     writeln!(table, "| workload | Tabula median | raw median | figure | target | result |").ok();
     writeln!(table, "|---|---|---|---|---|---|").ok();
     for l in &b.lines {
@@ -505,7 +508,13 @@ pub fn run(rows: u64, quick: bool, root: &FsPath) -> Result<()> {
             l.workload,
             l.tabula_ms,
             l.target,
-            if l.pass { "pass" } else { "MISS" }
+            if quick {
+                "-"
+            } else if l.pass {
+                "pass"
+            } else {
+                "MISS"
+            }
         )
         .ok();
     }
