@@ -17,15 +17,17 @@ impl Table {
     /// Undoes the latest version: rows, schema and computed values exactly as they were.
     /// Returns the version that is current afterwards. At version 0 it is an error.
     pub fn revert(&self) -> Result<Version> {
-        self.revert_steps(|_| true, 1, None)
+        self.revert_while(None)
     }
 
-    /// Undoes every version after `version`, in one transaction.
+    /// Undoes every version after `version`, in one transaction (a no-op when `version` is
+    /// the current one).
     pub fn revert_to(&self, version: Version) -> Result<Version> {
-        self.revert_steps(|current| current > version, usize::MAX, Some(version))
+        self.revert_while(Some(version))
     }
 
-    fn revert_steps(&self, more: impl Fn(Version) -> bool, max: usize, target: Option<Version>) -> Result<Version> {
+    /// Reverts the latest version once (`target` is `None`) or until `target` is current.
+    fn revert_while(&self, target: Option<Version>) -> Result<Version> {
         if self.pinned.is_some() {
             return Err(err!(ReadOnly, "'{}' is a read-only version; revert the table itself", self.display_path()));
         }
@@ -34,46 +36,37 @@ impl Table {
             if let Kind::Snapshot { .. } = meta.kind {
                 return Err(err!(ReadOnly, "'{}' is a snapshot; snapshots are read-only", meta.path));
             }
-            if let Some(target) = target {
-                if target > meta.version || tx.schema_at(meta.id, target).is_err() {
+            match target {
+                Some(t) if t > meta.version || tx.schema_at(meta.id, t).is_err() => {
                     return Err(err!(
                         NotFound,
-                        "table '{}' has no version {target} to revert to (its current version is {})",
+                        "table '{}' has no version {t} to revert to (its current version is {})",
                         meta.path,
                         meta.version
-                    ));
+                    ))
                 }
+                None if meta.version == Version(0) => {
+                    return Err(err!(
+                        NothingToRevert,
+                        "'{}' is at version 0 (as created); there is nothing to revert",
+                        meta.path
+                    ))
+                }
+                Some(t) if t == meta.version => return Ok(t),
+                _ => {}
             }
-            let start = meta.version;
-            let mut steps = 0;
-            while steps < max && more(meta.version) {
-                if meta.version == Version(0) {
-                    if steps == 0 || max == 1 {
-                        return Err(err!(
-                            NothingToRevert,
-                            "'{}' is at version 0 (as created); there is nothing to revert",
-                            meta.path
-                        ));
-                    }
-                    break;
-                }
+            loop {
                 if let Kind::Table = meta.kind {
                     // Rows this revert reopens may predate a view's own columns.
-                    crate::catalog::maintain_views(
-                        tx,
-                        &meta,
-                        ViewRows::EndedAt(meta.version),
-                        &self.catalog.inner.udfs,
-                    )?;
+                    let udfs = &self.catalog.inner.udfs;
+                    crate::catalog::maintain_views(tx, &meta, ViewRows::EndedAt(meta.version), udfs)?;
                 }
                 tx.revert_latest(&meta)?;
                 meta = self.meta(tx)?;
-                steps += 1;
+                if target.is_none_or(|t| meta.version <= t) {
+                    return Ok(meta.version);
+                }
             }
-            if steps == 0 && !more(start) {
-                return Ok(start);
-            }
-            Ok(meta.version)
         })
     }
 }
