@@ -2,8 +2,9 @@
 //! explicit rule (or explicitly kept), pseudonyms are keyed and stable (the same input gives
 //! the same output in every table and run with the same key, so joins and group-bys
 //! survive), formats survive, and computed columns are recomputed on the copy from the
-//! anonymized inputs. Tables are copied at their current version, one version each; views
-//! and snapshots are not copied (re-create them on the copy).
+//! anonymized inputs. Tables are copied at their current version (one version each, or one
+//! a 10,000 rows when source and target are one handle); views and snapshots are not
+//! copied (re-create them on the copy).
 //!
 //! ```
 //! use tabula::{row, Catalog, ColumnType, IfExists, Schema};

@@ -157,13 +157,16 @@ CREATE TABLE _tabula_versions(
     PRIMARY KEY (table_id, version)) WITHOUT ROWID;
 ";
 
+/// True when the file has Tabula's metadata table.
+pub(super) fn has_meta(tx: &Tx) -> Result<bool> {
+    tx.tx
+        .query_row("SELECT count(*) FROM sqlite_master WHERE name = '_tabula_meta'", [], |r| r.get(0))
+        .map_err(|e| tx.fail(e))
+}
+
 /// Creates the metadata tables in an empty file, or checks the format of an existing catalog.
 pub(super) fn init_or_check(tx: &Tx, location: &str) -> Result<()> {
-    let has_meta: bool = tx
-        .tx
-        .query_row("SELECT count(*) FROM sqlite_master WHERE name = '_tabula_meta'", [], |r| r.get(0))
-        .map_err(|e| tx.fail(e))?;
-    if has_meta {
+    if has_meta(tx)? {
         return check_format(tx, location);
     }
     let others: i64 =

@@ -93,7 +93,10 @@ impl Store {
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;").map_err(|e| storage(&location, e))?;
         functions::register(&conn).map_err(|e| storage(&location, e))?;
         let store = Store { conn: Mutex::new(conn), location, read_only };
-        if read_only {
+        // An existing catalog is only read here, so opening one never waits for a writer;
+        // a new one is initialized in a write transaction (two processes may race to it).
+        let initialized = store.read(|tx| meta::has_meta(tx))?;
+        if initialized || read_only {
             store.read(|tx| meta::check_format(tx, &store.location))?;
         } else {
             store.write(|tx| meta::init_or_check(tx, &store.location))?;

@@ -124,3 +124,27 @@ fn a_handle_sees_schema_changes_made_by_another() {
     fresh.insert([row! {"other" => 1}]).unwrap();
     assert_eq!(b.get_table("app/events").unwrap().count().unwrap(), 1);
 }
+
+#[test]
+fn opening_a_catalog_does_not_wait_for_a_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let cat = Catalog::open(&path).unwrap();
+    let t = counter_table(&cat);
+    t.insert([row! {"writer" => "a", "seq" => 1}]).unwrap();
+    // A slow UDF keeps a write transaction open for a while.
+    let slow = tabula::Udf::new("slow", 1, |n: i64| {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        n
+    });
+    cat.register(&slow);
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| t.add_computed_column("s", slow.call([col("seq")]), tabula::ColumnOptions::default()));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let other = Catalog::open(&path).unwrap();
+        assert_eq!(other.get_table("app/events").unwrap().count().unwrap(), 1, "readers see the last commit");
+        assert!(started.elapsed() < std::time::Duration::from_millis(1000), "open waited {:?}", started.elapsed());
+        writer.join().unwrap().unwrap();
+    });
+}
