@@ -95,7 +95,7 @@ impl Store {
         let store = Store { conn: Mutex::new(conn), location, read_only };
         // An existing catalog is only read here, so opening one never waits for a writer;
         // a new one is initialized in a write transaction (two processes may race to it).
-        let initialized = store.read(|tx| meta::has_meta(tx))?;
+        let initialized = store.read(meta::has_meta)?;
         if initialized || read_only {
             store.read(|tx| meta::check_format(tx, &store.location))?;
         } else {
