@@ -360,8 +360,10 @@ impl Table {
                     return Err(err!(InvalidArgument, "update: column '{name}' is set twice"));
                 }
                 compute::check_assignable(&meta.schema, column, expr)?;
+                no_udf("update", expr)?;
             }
             check_predicate(&meta.schema, &where_)?;
+            no_udf("the condition of an update or delete", &where_)?;
             let detail = format!(
                 "update {} where {where_}",
                 set.iter().map(|(n, e)| format!("{n} = {e}")).collect::<Vec<_>>().join(", ")
@@ -380,6 +382,7 @@ impl Table {
         self.write(|tx, meta, version| {
             rows_writable(meta)?;
             check_predicate(&meta.schema, &where_)?;
+            no_udf("the condition of an update or delete", &where_)?;
             let n = end_matching(tx, meta, version, &where_)?;
             Ok((n > 0).then(|| Change::rows("delete", format!("delete where {where_}"), 0, 0, n)))
         })
@@ -440,6 +443,17 @@ impl Change {
     pub(crate) fn schema(kind: &'static str, detail: String) -> Change {
         Change::rows(kind, detail, 0, 0, 0)
     }
+}
+
+/// Updates and deletes run as single SQL statements, which cannot call UDFs.
+fn no_udf(what: &str, expr: &Expr) -> Result<()> {
+    if expr.has_udf() {
+        return Err(err!(
+            InvalidArgument,
+            "{what} `{expr}` calls a UDF; updates and deletes run in SQL: add the UDF as a computed column and use that column"
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses row writes on views and snapshots.

@@ -368,3 +368,15 @@ fn stored_expressions_keep_their_exact_floats_across_reopening() {
     let again = t.add_computed_column("scaled", expr(), ColumnOptions::if_exists(IfExists::Ignore)).unwrap();
     assert_eq!(again.version, Version(2), "the stored literal is the same float, so Ignore is a no-op");
 }
+
+#[test]
+fn updates_and_deletes_with_udfs_are_refused_with_the_way_out() {
+    let cat = catalog();
+    let t = notes(&cat, 3);
+    let p = picky();
+    cat.register(&p);
+    let msg =
+        fails_cleanly(&cat, ErrorCode::InvalidArgument, || t.update([("stars", p.call([col("text")]))], lit(true)));
+    assert!(msg.contains("add the UDF as a computed column"), "{msg}");
+    fails_cleanly(&cat, ErrorCode::InvalidArgument, || t.delete(p.call([col("text")]).gt(3)));
+}
