@@ -91,6 +91,14 @@ impl TestNamespace {
         self.path.clone()
     }
 
+    /// Keeps the namespace as a result of the run (a staging copy, say): gives up its lease,
+    /// so it is not reaped, without printing anything. Returns its path.
+    pub fn persist(mut self) -> Path {
+        self.keep = true;
+        let _ = release(&self.catalog, &self.path);
+        self.path.clone()
+    }
+
     /// Drops the namespace now, reporting any failure (dropping the value does the same,
     /// printing failures instead).
     pub fn close(mut self) -> Result<()> {

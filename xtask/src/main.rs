@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use xtask::{bench, staging, workspace_root};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Tabula's project tasks", version)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", about = "Tabula's project tasks", version)]
 struct Cli {
     #[command(subcommand)]
     task: Task,

@@ -203,7 +203,7 @@ pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
         Ok(out)
     })?;
     let migrations = phases.run("pending migrations", || check_pending(&app.migrations, &staging, ns.path()))?;
-    let namespace = ns.keep().to_string();
+    let namespace = ns.persist().to_string();
     let passed = migrations.passed() && udfs.iter().all(UdfDiffReport::passed);
     let mut outcome = Outcome {
         passed,

@@ -122,3 +122,12 @@ fn namespaces_of_killed_processes_are_reaped() {
         env.catalog().get_table(LEASE_TABLE).unwrap().select_all().where_(col("pid").eq(leases[0].pid)).count();
     assert_eq!(lease_rows.unwrap(), 0);
 }
+
+#[test]
+fn persist_keeps_the_namespace_quietly_and_unleased() {
+    let env = TestEnv::new().unwrap();
+    let ns = TestNamespace::new(env.catalog(), "test_persist").unwrap();
+    let path = ns.persist();
+    assert_eq!(dirs(env.catalog()), [path.to_string()]);
+    assert_eq!(env.catalog().get_table(LEASE_TABLE).unwrap().count().unwrap(), 0);
+}
