@@ -431,14 +431,15 @@ impl RowStream {
         let q = &self.query;
         let (version, epoch) = (self.version, self.epoch);
         let batch = q.table.catalog.store().read(|tx| {
-            let plan = q.plan(tx, Some(version))?;
-            if plan.epoch != epoch {
+            // A revert since the stream started may have removed the version it reads.
+            if q.table.meta(tx)?.epoch != epoch {
                 return Err(err!(
                     Conflict,
                     "table '{}' was reverted while this stream was reading it; start the query again",
                     q.table.display_path()
                 ));
             }
+            let plan = q.plan(tx, Some(version))?;
             let mut types = vec![Some(ColumnType::Int)];
             types.extend(&plan.fetch_types);
             let mut rows: Vec<(i64, Vec<Value>)> = Vec::with_capacity(BATCH);

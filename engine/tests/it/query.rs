@@ -140,3 +140,15 @@ fn streams_read_in_batches_at_a_fixed_version() {
     assert_eq!(limited.len(), 2000);
     assert_eq!(limited.first().unwrap().value("n"), Some(&Value::Int((1500 * 7919) % 5000)));
 }
+
+#[test]
+fn a_stream_reports_a_revert_of_the_rows_it_reads() {
+    let cat = catalog();
+    let t = big(&cat, 5000);
+    let mut stream = t.select([col("n")]).stream().unwrap();
+    assert!(stream.next().unwrap().is_ok());
+    t.revert().unwrap();
+    let e = stream.find_map(Result::err).expect("the stream must report the revert");
+    assert_eq!(e.code(), ErrorCode::Conflict);
+    assert!(e.to_string().contains("was reverted while this stream was reading it"), "{e}");
+}
