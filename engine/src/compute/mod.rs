@@ -320,7 +320,7 @@ impl<'t> RowWriter<'t> {
         meta.next_row_id = self.next_row_id;
         let noun = if self.count == 1 { "row" } else { "rows" };
         Ok(Some(Change {
-            rowids: self.inserter.rowids,
+            rowids: self.inserter.rowids(),
             ..Change::rows("insert", format!("insert {} {noun}", self.count), self.count, 0, 0)
         }))
     }
@@ -451,12 +451,14 @@ pub(crate) fn recompute(
     let schema = &meta.schema;
     let phys = meta.phys();
     if !columns.iter().any(|c| c.computed.as_ref().is_some_and(|comp| comp.expr.has_udf())) {
+        // Every column filled here is a fresh physical column (added, or given a new id by a
+        // replace), so its error slot is already null: only the value is written.
         for c in columns {
             let Some(computed) = &c.computed else { continue };
             let mut params = Params::default();
             let sql = sql_over_columns(schema, &computed.expr, &mut params)?;
             tx.execute(
-                &format!("UPDATE {phys} SET c{0} = {sql}, e{0} = NULL WHERE {1}", c.id.0, scope.condition()),
+                &format!("UPDATE {phys} SET c{0} = {sql} WHERE {1}", c.id.0, scope.condition()),
                 &params.values,
             )?;
         }

@@ -22,15 +22,16 @@ pub(crate) fn ended_at(version: &str) -> String {
 pub(crate) struct Inserter<'t> {
     stmt: rusqlite::CachedStatement<'t>,
     tx: &'t Tx<'t>,
-    /// First and last physical rowid written.
-    pub(crate) rowids: Option<(i64, i64)>,
+    /// The physical rowid of the first row inserted (rows are appended, so the ones after it
+    /// follow it up to `last_insert_rowid`).
+    first: Option<i64>,
 }
 
 impl<'t> Tx<'t> {
     /// Prepares `sql` (an INSERT with positional parameters) for many rows.
     pub(crate) fn inserter(&'t self, sql: &str) -> Result<Inserter<'t>> {
         let stmt = self.tx.prepare_cached(sql).map_err(|e| self.fail(e))?;
-        Ok(Inserter { stmt, tx: self, rowids: None })
+        Ok(Inserter { stmt, tx: self, first: None })
     }
 }
 
@@ -41,12 +42,15 @@ impl Inserter<'_> {
             self.stmt.raw_bind_parameter(i + 1, SqlValue(v)).map_err(|e| self.tx.fail(e))?;
         }
         self.stmt.raw_execute().map_err(|e| self.tx.fail(e))?;
-        let rowid = self.tx.tx.last_insert_rowid();
-        self.rowids = Some(match self.rowids {
-            None => (rowid, rowid),
-            Some((first, _)) => (first, rowid),
-        });
+        if self.first.is_none() {
+            self.first = Some(self.tx.tx.last_insert_rowid());
+        }
         Ok(())
+    }
+
+    /// The first and last physical rowid an INSERT statement wrote.
+    pub(crate) fn rowids(&self) -> Option<(i64, i64)> {
+        self.first.map(|first| (first, self.tx.tx.last_insert_rowid()))
     }
 }
 
