@@ -315,6 +315,11 @@ impl<T: Into<Value>> From<Option<T>> for Value {
 pub trait FromValue: Sized {
     /// Converts, or says what was expected and what was found.
     fn from_value(value: &Value) -> std::result::Result<Self, String>;
+
+    /// Converts an owned value (moving text and bytes instead of copying them).
+    fn from_owned(value: Value) -> std::result::Result<Self, String> {
+        Self::from_value(&value)
+    }
 }
 
 macro_rules! from_value {
@@ -333,9 +338,30 @@ from_value! {
     i64: Value::Int(i) => *i, "Int";
     f64: Value::Float(f) => *f, "Float";
     bool: Value::Bool(b) => *b, "Bool";
-    String: Value::String(s) => s.clone(), "String";
-    Vec<u8>: Value::Bytes(b) => b.clone(), "Bytes";
-    serde_json::Value: Value::Json(j) => j.clone(), "Json";
+}
+
+macro_rules! from_value_owned {
+    ($($t:ty: $variant:ident, $want:literal;)*) => {$(
+        impl FromValue for $t {
+            fn from_value(value: &Value) -> std::result::Result<Self, String> {
+                match value {
+                    Value::$variant(x) => Ok(x.clone()),
+                    other => Err(format!("expected {}, found {} {}", $want, other.type_name(), other)),
+                }
+            }
+            fn from_owned(value: Value) -> std::result::Result<Self, String> {
+                match value {
+                    Value::$variant(x) => Ok(x),
+                    other => Err(format!("expected {}, found {} {}", $want, other.type_name(), other)),
+                }
+            }
+        }
+    )*};
+}
+from_value_owned! {
+    String: String, "String";
+    Vec<u8>: Bytes, "Bytes";
+    serde_json::Value: Json, "Json";
 }
 
 impl FromValue for Value {

@@ -15,7 +15,7 @@ use crate::expr::Expr;
 use crate::schema::TableSchema;
 use crate::types::{ColumnType, Value};
 
-type RowFn = dyn Fn(&[Value]) -> std::result::Result<Value, String> + Send + Sync;
+type RowFn = dyn Fn(Vec<Value>) -> std::result::Result<Value, String> + Send + Sync;
 type BatchFn = dyn Fn(&[Vec<Value>]) -> Vec<std::result::Result<Value, String>> + Send + Sync;
 
 enum Body {
@@ -96,7 +96,7 @@ impl Udf {
     ) -> Udf {
         let params: Vec<ColumnType> = params.into_iter().collect();
         let takes_null = vec![false; params.len()];
-        Udf::build(name, version, params, takes_null, returns, Body::Row(Box::new(f)))
+        Udf::build(name, version, params, takes_null, returns, Body::Row(Box::new(move |args: Vec<Value>| f(&args))))
     }
 
     /// A batch UDF: called once with many rows (each the argument values of one row, none
@@ -160,10 +160,11 @@ impl Udf {
         }
     }
 
-    /// Calls the UDF on the argument values of many rows. Null arguments (for parameters
-    /// that do not take them) give null without a call; a panic is caught and becomes that
-    /// row's error (every row's, for a batch UDF); a result of the wrong type is an error.
-    pub fn invoke(&self, rows: &[Vec<Value>]) -> Vec<std::result::Result<Value, CellError>> {
+    /// Calls the UDF on the argument values of many rows (moved in, so a typed UDF gets its
+    /// `String`s without a copy). Null arguments (for parameters that do not take them) give
+    /// null without a call; a panic is caught and becomes that row's error (every row's, for
+    /// a batch UDF); a result of the wrong type is an error.
+    pub fn invoke(&self, rows: Vec<Vec<Value>>) -> Vec<std::result::Result<Value, CellError>> {
         let inner = &self.inner;
         let skip = |args: &Vec<Value>| args.iter().zip(&inner.takes_null).any(|(a, takes)| a.is_null() && !takes);
         let check = |r: std::result::Result<Value, String>| -> std::result::Result<Value, CellError> {
@@ -181,9 +182,9 @@ impl Udf {
         };
         match &inner.body {
             Body::Row(f) => rows
-                .iter()
+                .into_iter()
                 .map(|args| {
-                    if skip(args) {
+                    if skip(&args) {
                         return Ok(Value::Null);
                     }
                     match catch_unwind(AssertUnwindSafe(|| f(args))) {
@@ -194,8 +195,10 @@ impl Udf {
                 .collect(),
             Body::Batch(f) => {
                 let called: Vec<usize> = (0..rows.len()).filter(|i| !skip(&rows[*i])).collect();
-                let args: Vec<Vec<Value>> = called.iter().map(|i| rows[*i].clone()).collect();
-                let mut out: Vec<std::result::Result<Value, CellError>> = vec![Ok(Value::Null); rows.len()];
+                let total = rows.len();
+                let mut rows: Vec<Option<Vec<Value>>> = rows.into_iter().map(Some).collect();
+                let args: Vec<Vec<Value>> = called.iter().filter_map(|i| rows[*i].take()).collect();
+                let mut out: Vec<std::result::Result<Value, CellError>> = vec![Ok(Value::Null); total];
                 if args.is_empty() {
                     return out;
                 }
@@ -249,8 +252,8 @@ pub trait UdfValue: Sized {
     const TYPE: ColumnType;
     /// True for `Option<T>`: nulls are passed in rather than skipping the call.
     const TAKES_NULL: bool = false;
-    /// Reads an argument.
-    fn from_arg(v: &Value) -> std::result::Result<Self, String>;
+    /// Reads an argument (moved out of the row).
+    fn from_arg(v: Value) -> std::result::Result<Self, String>;
     /// Makes a result.
     fn into_result(self) -> Value;
 }
@@ -259,8 +262,8 @@ macro_rules! udf_value {
     ($($t:ty => $ty:ident),*) => {$(
         impl UdfValue for $t {
             const TYPE: ColumnType = ColumnType::$ty;
-            fn from_arg(v: &Value) -> std::result::Result<Self, String> {
-                crate::types::FromValue::from_value(v)
+            fn from_arg(v: Value) -> std::result::Result<Self, String> {
+                crate::types::FromValue::from_owned(v)
             }
             fn into_result(self) -> Value {
                 Value::from(self)
@@ -273,7 +276,7 @@ udf_value!(i64 => Int, f64 => Float, bool => Bool, String => String, Vec<u8> => 
 impl<T: UdfValue> UdfValue for Option<T> {
     const TYPE: ColumnType = T::TYPE;
     const TAKES_NULL: bool = true;
-    fn from_arg(v: &Value) -> std::result::Result<Self, String> {
+    fn from_arg(v: Value) -> std::result::Result<Self, String> {
         match v {
             Value::Null => Ok(None),
             v => T::from_arg(v).map(Some),
@@ -315,7 +318,7 @@ pub trait IntoUdfFn<Args> {
 }
 
 macro_rules! into_udf_fn {
-    ($($a:ident $i:tt),*) => {
+    ($($a:ident $v:ident $i:tt),*) => {
         impl<F, R, $($a),*> IntoUdfFn<($($a,)*)> for F
         where
             F: Fn($($a),*) -> R + Send + Sync + 'static,
@@ -326,20 +329,23 @@ macro_rules! into_udf_fn {
                 (vec![$($a::TYPE),*], vec![$($a::TAKES_NULL),*], R::TYPE)
             }
             fn into_fn(self) -> Box<RowFn> {
-                Box::new(move |args: &[Value]| {
-                    if args.len() != [$($i),*].len() {
-                        return Err(format!("expected {} arguments, found {}", [$($i),*].len(), args.len()));
+                Box::new(move |args: Vec<Value>| {
+                    let n = [$($i),*].len();
+                    if args.len() != n {
+                        return Err(format!("expected {n} arguments, found {}", args.len()));
                     }
-                    self($($a::from_arg(&args[$i])?),*).into_value()
+                    let mut args = args.into_iter();
+                    $(let $v = $a::from_arg(args.next().unwrap_or(Value::Null))?;)*
+                    self($($v),*).into_value()
                 })
             }
         }
     };
 }
-into_udf_fn!(A 0);
-into_udf_fn!(A 0, B 1);
-into_udf_fn!(A 0, B 1, C 2);
-into_udf_fn!(A 0, B 1, C 2, D 3);
+into_udf_fn!(A a 0);
+into_udf_fn!(A a 0, B b 1);
+into_udf_fn!(A a 0, B b 1, C c 2);
+into_udf_fn!(A a 0, B b 1, C c 2, D d 3);
 
 /// The UDFs registered on a catalog handle (shared by its clones).
 #[derive(Default)]
@@ -428,22 +434,22 @@ mod tests {
             Ok(n * 2)
         });
         assert_eq!((f.params(), f.returns()), (&[ColumnType::Int][..], ColumnType::Int));
-        let out = f.invoke(&[vec![Value::Int(2)], vec![Value::Null], vec![Value::Int(-1)], vec![Value::Int(13)]]);
+        let out = f.invoke(vec![vec![Value::Int(2)], vec![Value::Null], vec![Value::Int(-1)], vec![Value::Int(13)]]);
         assert_eq!(out[0], Ok(Value::Int(4)));
         assert_eq!(out[1], Ok(Value::Null));
         assert_eq!(out[2], Err(CellError::new("UdfError", "negative")));
         assert_eq!(out[3], Err(CellError::new("UdfPanic", "panicked: unlucky")));
         let g = Udf::new("g", 1, |a: Option<String>, b: i64| a.map(|a| a.len() as i64 + b).unwrap_or(-1));
-        assert_eq!(g.invoke(&[vec![Value::Null, Value::Int(1)]]), vec![Ok(Value::Int(-1))]);
+        assert_eq!(g.invoke(vec![vec![Value::Null, Value::Int(1)]]), vec![Ok(Value::Int(-1))]);
     }
 
     #[test]
     fn untyped_results_are_type_checked_and_batches_sized() {
         let bad = Udf::row("bad", 1, [ColumnType::Int], ColumnType::Int, |_| Ok(Value::from("x")));
-        let out = bad.invoke(&[vec![Value::Int(1)]]);
+        let out = bad.invoke(vec![vec![Value::Int(1)]]);
         assert_eq!(out[0].as_ref().unwrap_err().kind, "UdfTypeError");
         let short = Udf::batch("short", 1, [ColumnType::Int], ColumnType::Int, |_| vec![]);
-        let out = short.invoke(&[vec![Value::Int(1)], vec![Value::Null]]);
+        let out = short.invoke(vec![vec![Value::Int(1)], vec![Value::Null]]);
         assert_eq!(out[0].as_ref().unwrap_err().kind, "UdfBatchError");
         assert_eq!(out[1], Ok(Value::Null));
     }

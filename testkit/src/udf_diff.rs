@@ -80,7 +80,7 @@ impl UdfDiff {
     pub fn on_rows(&self, rows: &[Vec<Value>]) -> UdfDiffReport {
         let timed = |udf: &Udf| {
             let started = Instant::now();
-            let out = udf.invoke(rows);
+            let out = udf.invoke(rows.to_vec());
             (out, started.elapsed().as_secs_f64() * 1e6 / rows.len().max(1) as f64)
         };
         let (old_out, old_us) = timed(&self.old);

@@ -192,43 +192,74 @@ impl Bench {
         let (_cat, table) = self.tabula_table(self.rows)?;
         let conn = self.raw_table(self.rows)?;
         let (lo, hi) = ((self.rows / 5) as i64, (self.rows * 3 / 10) as i64);
+        let q = table.select([col("id"), col("text")]).where_(col("n").ge(lo).and(col("n").lt(hi)));
+        let raw = || -> Result<Vec<(i64, String)>> {
+            let mut stmt = conn.prepare_cached("SELECT id, text FROM t WHERE n >= ?1 AND n < ?2").map_err(err)?;
+            let out = stmt
+                .query_map(params![lo, hi], |row| Ok((row.get(0)?, row.get(1)?)))
+                .map_err(err)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(err)?;
+            Ok(out)
+        };
         let (mut t, mut r) = (Vec::new(), Vec::new());
-        for _ in 0..self.reps {
-            let q = table.select([col("id"), col("text")]).where_(col("n").ge(lo).and(col("n").lt(hi)));
-            t.push(time(|| q.collect())?.0);
-            r.push(
-                time(|| {
-                    let mut stmt =
-                        conn.prepare_cached("SELECT id, text FROM t WHERE n >= ?1 AND n < ?2").map_err(err)?;
-                    let out: Vec<(i64, String)> = stmt
-                        .query_map(params![lo, hi], |row| Ok((row.get(0)?, row.get(1)?)))
-                        .map_err(err)?
-                        .collect::<rusqlite::Result<_>>()
-                        .map_err(err)?;
-                    Ok(out)
-                })?
-                .0,
-            );
+        for rep in 0..self.reps {
+            // Alternate which side runs first, so neither always meets a warmer cache.
+            if rep % 2 == 0 {
+                t.push(time(|| q.collect())?.0);
+                r.push(time(raw)?.0);
+            } else {
+                r.push(time(raw)?.0);
+                t.push(time(|| q.collect())?.0);
+            }
         }
         self.ratio("filtered select (10%)", t, r, 0.7);
         Ok(())
     }
 
+    /// Times `tabula` and `raw`, each right after its own setup (so neither side is measured
+    /// in the other's wake), alternating which side goes first.
+    fn pair<S, R>(
+        &mut self,
+        rep: usize,
+        mut tabula: impl FnMut(&mut Bench) -> Result<S>,
+        mut tabula_run: impl FnMut(&S) -> Result<()>,
+        mut raw: impl FnMut(&mut Bench) -> Result<R>,
+        mut raw_run: impl FnMut(&mut R) -> Result<()>,
+    ) -> Result<(f64, f64)> {
+        let (mut t, mut r) = (0.0, 0.0);
+        for side in [rep % 2, 1 - rep % 2] {
+            if side == 0 {
+                let setup = tabula(self)?;
+                t = time(|| tabula_run(&setup))?.0;
+            } else {
+                let mut setup = raw(self)?;
+                r = time(|| raw_run(&mut setup))?.0;
+            }
+        }
+        Ok((t, r))
+    }
+
     fn builtin_column(&mut self) -> Result<()> {
         let (mut t, mut r) = (Vec::new(), Vec::new());
-        for _ in 0..self.reps {
-            let (_cat, table) = self.tabula_table(self.rows)?;
-            t.push(time(|| table.add_computed_column("len", col("text").length(), ColumnOptions::default()))?.0);
-            let conn = self.raw_table(self.rows)?;
-            r.push(
-                time(|| {
+        let n = self.rows;
+        for rep in 0..self.reps {
+            let (a, b) = self.pair(
+                rep,
+                |b| b.tabula_table(n),
+                |(_, table)| {
+                    table.add_computed_column("len", col("text").length(), ColumnOptions::default()).map(|_| ())
+                },
+                |b| b.raw_table(n),
+                |conn| {
                     conn.execute_batch(
                         "BEGIN; ALTER TABLE t ADD COLUMN len INTEGER; UPDATE t SET len = length(text); COMMIT;",
                     )
                     .map_err(err)
-                })?
-                .0,
-            );
+                },
+            )?;
+            t.push(a);
+            r.push(b);
         }
         self.ratio("SQL builtin computed column", t, r, 0.7);
         Ok(())
@@ -236,14 +267,21 @@ impl Bench {
 
     fn udf_column(&mut self) -> Result<()> {
         let (mut t, mut r) = (Vec::new(), Vec::new());
-        for _ in 0..self.reps {
-            let (cat, table) = self.tabula_table(self.rows)?;
-            let udf = Udf::new("word_count", 1, word_count);
-            cat.register(&udf);
-            t.push(time(|| table.add_computed_column("words", udf.call([col("text")]), ColumnOptions::default()))?.0);
-            let mut conn = self.raw_table(self.rows)?;
-            r.push(
-                time(|| {
+        let n = self.rows;
+        let udf = Udf::new("word_count", 1, word_count);
+        for rep in 0..self.reps {
+            let (a, b) = self.pair(
+                rep,
+                |b| {
+                    let (cat, table) = b.tabula_table(n)?;
+                    cat.register(&udf);
+                    Ok(table)
+                },
+                |table| {
+                    table.add_computed_column("words", udf.call([col("text")]), ColumnOptions::default()).map(|_| ())
+                },
+                |b| b.raw_table(n),
+                |conn| {
                     let tx = conn.transaction().map_err(err)?;
                     tx.execute_batch("ALTER TABLE t ADD COLUMN words INTEGER").map_err(err)?;
                     {
@@ -257,9 +295,10 @@ impl Bench {
                         }
                     }
                     tx.commit().map_err(err)
-                })?
-                .0,
-            );
+                },
+            )?;
+            t.push(a);
+            r.push(b);
         }
         self.ratio("Rust-UDF computed column", t, r, 0.7);
         Ok(())
@@ -475,7 +514,7 @@ pub fn run(rows: u64, quick: bool, root: &FsPath) -> Result<()> {
     let rows = if quick { rows.min(10_000) } else { rows };
     let mut b = Bench {
         rows,
-        reps: if quick { 1 } else { 7 },
+        reps: if quick { 1 } else { 9 },
         dir: tempfile::tempdir().map_err(err)?,
         counter: 0,
         lines: Vec::new(),

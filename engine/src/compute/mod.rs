@@ -413,20 +413,26 @@ impl<'a> Pass<'a> {
             })?;
             let Some(&end) = rowids.last() else { return Ok(()) };
             let mut names = self.names.clone();
-            let mut out: Vec<Vec<Value>> = vec![Vec::with_capacity(2 * self.columns.len()); rows.len()];
-            for c in self.columns {
+            // `[value, error]` of every column, row after row (one allocation a batch).
+            let width = 2 * self.columns.len();
+            let mut out: Vec<Value> = vec![Value::Null; width * rows.len()];
+            for (k, c) in self.columns.iter().enumerate() {
                 let Some(computed) = &c.computed else { continue };
                 let cells = eval(&computed.expr, &Batch { names: &names, rows: &rows }, udfs)?;
                 let describe = |i: usize| format!("{what} {} ({})", seen + i, describe_inputs(&self.names, &rows[i]));
                 let settled = settle(c, cells, &describe)?;
-                for ((row, o), (value, error)) in rows.iter_mut().zip(out.iter_mut()).zip(settled) {
-                    row.push(value.clone());
-                    o.push(value);
-                    o.push(error);
+                let later = k + 1 < self.columns.len();
+                for (i, (row, (value, error))) in rows.iter_mut().zip(settled).enumerate() {
+                    if later {
+                        // The columns after this one may read it.
+                        row.push(value.clone());
+                    }
+                    out[i * width + 2 * k] = value;
+                    out[i * width + 2 * k + 1] = error;
                 }
                 names.push(c.name.clone());
             }
-            for (rowid, o) in rowids.iter().zip(&out) {
+            for (rowid, o) in rowids.iter().zip(out.chunks(width.max(1))) {
                 store(*rowid, o)?;
             }
             seen += rows.len();

@@ -65,6 +65,19 @@ pub(crate) fn eval(expr: &Expr, batch: &Batch, udfs: &Registry) -> Result<Cells>
         }
         Expr::Udf { name, version, params, returns, args } => {
             let udf = udfs.resolve(name, *version, params, *returns)?;
+            // The common case, a UDF of plain columns: copy each argument once, straight into
+            // its row of arguments.
+            let direct: Option<Vec<usize>> = args
+                .iter()
+                .map(|a| match a {
+                    Expr::Column(c) => batch.names.iter().position(|n| n == c),
+                    _ => None,
+                })
+                .collect();
+            if let Some(at) = direct {
+                let arg_rows = batch.rows.iter().map(|r| at.iter().map(|i| r[*i].clone()).collect()).collect();
+                return Ok(udf.invoke(arg_rows));
+            }
             let cols = args.iter().map(|a| eval(a, batch, udfs)).collect::<Result<Vec<_>>>()?;
             let mut out: Cells = Vec::with_capacity(n);
             let mut ok = Vec::with_capacity(n);
@@ -79,7 +92,7 @@ pub(crate) fn eval(expr: &Expr, batch: &Batch, udfs: &Registry) -> Result<Cells>
                     Err(e) => out.push(Err(e)),
                 }
             }
-            for (i, v) in ok.into_iter().zip(udf.invoke(&arg_rows)) {
+            for (i, v) in ok.into_iter().zip(udf.invoke(arg_rows)) {
                 out[i] = v;
             }
             out

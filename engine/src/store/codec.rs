@@ -53,7 +53,11 @@ pub(crate) fn decode(v: ValueRef<'_>, ty: Option<ColumnType>) -> Result<Value> {
         ),
         (_, ValueRef::Integer(i)) => Value::Int(i),
         (_, ValueRef::Real(f)) => Value::Float(f),
-        (_, ValueRef::Text(t)) => Value::String(String::from_utf8_lossy(t).into_owned()),
+        (_, ValueRef::Text(t)) => Value::String(match std::str::from_utf8(t) {
+            Ok(s) => s.to_owned(),
+            // Tabula writes only UTF-8; text written by something else is shown, not refused.
+            Err(_) => String::from_utf8_lossy(t).into_owned(),
+        }),
         (_, ValueRef::Blob(b)) => Value::Bytes(b.to_vec()),
     })
 }
