@@ -84,8 +84,22 @@ impl Store {
             _ => storage(&location, e),
         })?;
         if file && !read_only {
-            let mode: String =
-                conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(|e| storage(&location, e))?;
+            // SQLite answers a journal-mode change with SQLITE_BUSY at once (no busy handler)
+            // while another process holds a lock, as when two processes open a new file
+            // together: retry up to the busy timeout.
+            let started = std::time::Instant::now();
+            let mode: String = loop {
+                match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)) {
+                    Ok(mode) => break mode,
+                    Err(e)
+                        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                            && started.elapsed() < BUSY_TIMEOUT =>
+                    {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(e) => return Err(storage(&location, e)),
+                }
+            };
             if !mode.eq_ignore_ascii_case("wal") {
                 return Err(err!(Storage, "catalog '{location}': could not switch to WAL mode (got '{mode}')"));
             }

@@ -96,16 +96,23 @@ fn two_processes_write_at_once() {
         .iter()
         .map(|name| {
             Command::new(&exe)
-                .args(["--exact", "concurrency::child_writer_process", "--test-threads=1"])
+                .args(["--exact", "concurrency::child_writer_process", "--test-threads=1", "--nocapture"])
                 .env("TABULA_TEST_CHILD_DB", &path)
                 .env("TABULA_TEST_CHILD_NAME", name)
-                .stdout(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
         })
         .collect();
-    for mut child in children {
-        assert!(child.wait().unwrap().success());
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a writer failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     check_events(&path, &["p1", "p2"], 100);
 }
