@@ -27,7 +27,7 @@ use serde::Deserialize;
 use tabula::{col, row, Catalog, Path, Result};
 use tabula_testkit::{Anonymizer, Rule};
 
-pub use migrations::{migrations, APPLIED_IN_PRODUCTION};
+pub use migrations::{authors_schema, documents_schema, migrations, APPLIED_IN_PRODUCTION};
 pub use udfs::{summarize_v1, summarize_v2, toy_embed, udf_changes, EMBED_DIM};
 
 /// Registers the UDF versions production runs (before the pending migrations), so a copy

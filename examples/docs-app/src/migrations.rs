@@ -13,28 +13,32 @@ fn ignore() -> ColumnOptions {
     ColumnOptions::if_exists(IfExists::Ignore)
 }
 
+/// The authors table as step 0001 creates it.
+pub fn authors_schema() -> Schema {
+    Schema::new()
+        .required("author_id", ColumnType::Int)
+        .required("name", ColumnType::String)
+        .required("email", ColumnType::String)
+        .required("joined_at", ColumnType::Timestamp)
+}
+
+/// The documents table as step 0001 creates it.
+pub fn documents_schema() -> Schema {
+    Schema::new()
+        .required("doc_id", ColumnType::Int)
+        .required("author_id", ColumnType::Int)
+        .required("title", ColumnType::String)
+        .required("body", ColumnType::String)
+        .required("created_at", ColumnType::Timestamp)
+        .nullable("legacy_flag", ColumnType::Bool)
+}
+
 /// Every step, in order.
 pub fn migrations() -> Migrations {
     Migrations::new([
         Migration::new("0001_tables", |ctx| {
-            ctx.create_table(
-                "authors",
-                Schema::new()
-                    .required("author_id", ColumnType::Int)
-                    .required("name", ColumnType::String)
-                    .required("email", ColumnType::String)
-                    .required("joined_at", ColumnType::Timestamp),
-            )?;
-            ctx.create_table(
-                "documents",
-                Schema::new()
-                    .required("doc_id", ColumnType::Int)
-                    .required("author_id", ColumnType::Int)
-                    .required("title", ColumnType::String)
-                    .required("body", ColumnType::String)
-                    .required("created_at", ColumnType::Timestamp)
-                    .nullable("legacy_flag", ColumnType::Bool),
-            )?;
+            ctx.create_table("authors", authors_schema())?;
+            ctx.create_table("documents", documents_schema())?;
             Ok(())
         }),
         Migration::new("0002_word_count", |ctx| {
