@@ -31,6 +31,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::LazyLock;
 
 use fake::locales::{Data, EN};
 use regex::Regex;
@@ -38,6 +39,13 @@ use tabula::{
     col, Catalog, ColumnDef, ColumnOptions, ColumnType, Error, ErrorCode, IfExists, Path, Recursive, Result, Row,
     Schema, TableKind, Value,
 };
+
+/// Emails and phone numbers inside free text (constant patterns, compiled once).
+static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}").expect("the email pattern is valid")
+});
+static PHONE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\+?\d[\d\-. ()]{5,}\d").expect("the phone pattern is valid"));
 
 /// Rows a chunk when the source and the target share one catalog handle.
 const COPY_CHUNK: usize = 10_000;
@@ -101,8 +109,6 @@ pub struct Anonymizer {
     rules: Vec<(Option<String>, String, Rule)>,
     sample: Option<(String, f64)>,
     limit: Option<u64>,
-    email: Regex,
-    phone: Regex,
 }
 
 impl fmt::Debug for Anonymizer {
@@ -144,8 +150,6 @@ impl Anonymizer {
             rules: Vec::new(),
             sample: None,
             limit: None,
-            email: Regex::new(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}").unwrap_or_else(|_| unreachable!()),
-            phone: Regex::new(r"\+?\d[\d\-. ()]{5,}\d").unwrap_or_else(|_| unreachable!()),
         }
     }
 
@@ -252,8 +256,8 @@ impl Anonymizer {
                 )
             }
             Rule::FreeText => {
-                let text = self.email.replace_all(text, |m: &regex::Captures| self.pseudonym(&Rule::Email, &m[0]));
-                self.phone
+                let text = EMAIL.replace_all(text, |m: &regex::Captures| self.pseudonym(&Rule::Email, &m[0]));
+                PHONE
                     .replace_all(&text, |m: &regex::Captures| {
                         let digits = m[0].chars().filter(char::is_ascii_digit).count();
                         if digits >= 7 {

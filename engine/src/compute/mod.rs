@@ -110,6 +110,8 @@ pub(crate) struct RowWriter<'t> {
     stored: Vec<ColumnDef>,
     /// Computed columns evaluated in Rust (all of them when any calls a UDF), in order.
     rust_columns: Vec<ColumnDef>,
+    /// Names of every computed column (for the error when a row gives one).
+    computed: Vec<String>,
     /// The literal parameters of the computed columns' SQL, bound after the row's values.
     literals: Vec<Value>,
     /// Where each value of the last row shape goes among `stored`.
@@ -166,6 +168,7 @@ impl<'t> RowWriter<'t> {
             inserter: tx.inserter(&sql)?,
             stored,
             rust_columns,
+            computed: schema.columns.iter().filter(|c| c.is_computed()).map(|c| c.name.clone()).collect(),
             literals,
             shape: None,
             buf: Vec::new(),
@@ -201,7 +204,7 @@ impl<'t> RowWriter<'t> {
     }
 
     fn unknown(&self, index: usize, name: &str) -> crate::Error {
-        let computed = self.rust_columns.iter().any(|c| c.name == name);
+        let computed = self.computed.iter().any(|c| c == name);
         err!(
             UnknownColumn,
             "row {index}: no stored column '{name}'{} (the stored columns are: {})",

@@ -380,3 +380,12 @@ fn updates_and_deletes_with_udfs_are_refused_with_the_way_out() {
     assert!(msg.contains("add the UDF as a computed column"), "{msg}");
     fails_cleanly(&cat, ErrorCode::InvalidArgument, || t.delete(p.call([col("text")]).gt(3)));
 }
+
+#[test]
+fn giving_a_value_for_a_computed_column_says_it_is_computed() {
+    let cat = catalog();
+    let t = notes(&cat, 1);
+    t.add_computed_column("len", col("text").length(), ColumnOptions::default()).unwrap();
+    let msg = fails_cleanly(&cat, ErrorCode::UnknownColumn, || t.insert([row! {"text" => "x", "len" => 1}]));
+    assert!(msg.contains("no stored column 'len'; it is computed, not inserted"), "{msg}");
+}
