@@ -74,8 +74,8 @@ mod types;
 mod udf;
 
 pub use catalog::{
-    Catalog, ColumnInfo, ColumnOptions, Force, IfExists, Recursive, Table, TableInfo, TableKind, VersionInfo,
-    WriteResult,
+    Catalog, CatalogLock, ColumnInfo, ColumnOptions, Force, IfExists, LockHolder, LockOptions, Recursive, Table,
+    TableInfo, TableKind, TryLock, VersionInfo, WriteResult,
 };
 pub use error::{Error, ErrorCode, Result};
 pub use expr::{

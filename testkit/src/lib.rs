@@ -35,8 +35,9 @@ mod udf_diff;
 pub use anonymize::{AnonymizeReport, Anonymizer, Rule, TableReport};
 pub use env::{template_file, TestEnv};
 pub use migrate::{
-    check_pending, verify_applied, AppliedStep, ColumnPrint, Migration, MigrationCheck, MigrationCtx, MigrationReport,
-    Migrations, StateSnapshot, StepReport, TablePrint, MIGRATIONS_TABLE,
+    check_pending, verify_applied, AppliedStep, ApplyReport, ColumnPrint, Drift, Migration, MigrationCheck,
+    MigrationCtx, MigrationReport, MigrationStatus, Migrations, Recovery, StateSnapshot, StepDone, StepReport,
+    TablePrint, MIGRATIONS_TABLE,
 };
 
 #[doc(hidden)]

@@ -385,6 +385,25 @@ impl Bench {
         Ok(())
     }
 
+    /// What every application start pays: `apply` with every step applied. It takes no lock
+    /// then, so it should cost what reading the applied steps (`pending`) costs.
+    fn apply_nothing_pending(&mut self) -> Result<()> {
+        let cat = Catalog::open(self.path("migrations"))?;
+        let ns = tabula::Path::parse("docs")?;
+        let migrations = docs_app::migrations();
+        docs_app::register(&cat);
+        migrations.apply(&cat, &ns)?;
+        let (mut apply, mut pending) = (Vec::new(), Vec::new());
+        for _ in 0..200 {
+            apply.push(time(|| migrations.apply(&cat, &ns))?.0);
+            pending.push(time(|| migrations.pending(&cat, &ns))?.0);
+        }
+        let figure = median(apply.clone()) / median(pending);
+        let pass = figure <= 1.1;
+        self.absolute("migrations apply, nothing pending", apply, figure, "x pending()", "<= 1.1 x".into(), pass);
+        Ok(())
+    }
+
     fn template_copy(&mut self) -> Result<()> {
         let key = ("bench-template", std::process::id());
         let build = |cat: &Catalog| -> Result<()> {
@@ -527,6 +546,7 @@ pub fn run(rows: u64, quick: bool, root: &FsPath) -> Result<()> {
     b.preview(if quick { [1_000, 10_000] } else { [10_000, 1_000_000] })?;
     b.revert()?;
     b.namespace_cycle()?;
+    b.apply_nothing_pending()?;
     b.template_copy()?;
     b.synth()?;
     b.anonymize()?;

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tabula::{col, Catalog, Error, ErrorCode, Path, Result, Udf};
-use tabula_testkit::{check_pending, Anonymizer, MigrationReport, Migrations, TestNamespace, UdfDiff, UdfDiffReport};
+use tabula_testkit::{
+    check_pending, Anonymizer, MigrationReport, MigrationStatus, Migrations, TestNamespace, UdfDiff, UdfDiffReport,
+};
 
 /// The shortest key accepted for pseudonyms.
 pub const MIN_KEY_LEN: usize = 16;
@@ -76,6 +78,8 @@ pub struct Outcome {
     pub namespace: String,
     /// Steps production had applied.
     pub applied: Vec<String>,
+    /// Production's migration status (applied, pending, who is applying now).
+    pub production: MigrationStatus,
     /// Rows copied, per table.
     pub copied: Vec<(String, u64)>,
     /// The migration checks.
@@ -170,13 +174,27 @@ pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
         Catalog::open_read_only(&prod_path)
     })?;
     let prod_ns = Path::parse(&app.namespace)?;
-    let applied: Vec<String> = app.migrations.applied(&prod, &prod_ns)?.into_iter().map(|a| a.id).collect();
     if prod.list_tables(&prod_ns, tabula::Recursive::Yes).is_err() {
         return Err(Error::new(
             ErrorCode::NotFound,
             format!("production catalog '{}' has no namespace '{}'", prod_path.display(), app.namespace),
         ));
     }
+    // Production must match the code before anything is checked against it.
+    let production = app.migrations.status(&prod, &prod_ns)?;
+    if !production.drift.is_empty() {
+        let drift: Vec<String> = production.drift.iter().map(|d| format!("  - {d}")).collect();
+        return Err(Error::new(
+            ErrorCode::Conflict,
+            format!(
+                "production catalog '{}' does not match the code's migrations:\n{}\nthe check cannot tell what this \
+                 release would do; make the code's steps match what production applied",
+                prod_path.display(),
+                drift.join("\n")
+            ),
+        ));
+    }
+    let applied: Vec<String> = production.applied.iter().map(|a| a.id.clone()).collect();
     let staging_path = opts.out.join("staging.db");
     for suffix in ["", "-wal", "-shm"] {
         let p = PathBuf::from(format!("{}{suffix}", staging_path.display()));
@@ -211,6 +229,7 @@ pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
         staging: staging_path.display().to_string(),
         namespace,
         applied,
+        production,
         copied,
         migrations,
         udfs,
@@ -257,6 +276,7 @@ pub fn markdown(o: &Outcome) -> String {
         o.copied.iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", ")
     )
     .ok();
+    writeln!(md, "\n## Production migrations\n\n```\n{}```", o.production).ok();
     if !o.migrations.edited.is_empty() {
         writeln!(md, "\n## Applied steps that were edited\n").ok();
         for e in &o.migrations.edited {

@@ -4,6 +4,7 @@
 //! process.
 
 mod columns;
+mod lock;
 mod table;
 mod versions;
 
@@ -17,6 +18,7 @@ use crate::store::{EntryKind, Store, Tx};
 use crate::udf::{Registry, Udf};
 
 pub use columns::ColumnOptions;
+pub use lock::{CatalogLock, LockHolder, LockOptions, TryLock};
 pub(crate) use table::{all_columns, check_predicate, maintain_views, rows_writable, Change};
 pub use table::{ColumnInfo, Table, TableInfo, TableKind, VersionInfo, WriteResult};
 

@@ -5,6 +5,7 @@ mod catalog;
 mod computed;
 mod concurrency;
 mod equivalence;
+mod locks;
 mod model;
 mod query;
 mod reliability;

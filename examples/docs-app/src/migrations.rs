@@ -2,7 +2,7 @@
 //! given; production has applied the steps up to [`APPLIED_IN_PRODUCTION`].
 
 use tabula::{col, ColumnOptions, ColumnType, IfExists, Schema};
-use tabula_testkit::{Migration, Migrations};
+use tabula_testkit::{migration, Migrations};
 
 use crate::udfs::{summarize_v1, summarize_v2, toy_embed};
 
@@ -36,27 +36,27 @@ pub fn documents_schema() -> Schema {
 /// Every step, in order.
 pub fn migrations() -> Migrations {
     Migrations::new([
-        Migration::new("0001_tables", |ctx| {
+        migration!("0001_tables", |ctx| {
             ctx.create_table("authors", authors_schema())?;
             ctx.create_table("documents", documents_schema())?;
             Ok(())
         }),
-        Migration::new("0002_word_count", |ctx| {
+        migration!("0002_word_count", |ctx| {
             let words = col("body").trim().length() - col("body").trim().replace(" ", "").length() + 1;
             ctx.table("documents")?.add_computed_column("word_count", words, ignore())?;
             Ok(())
         }),
-        Migration::new("0003_summary", |ctx| {
+        migration!("0003_summary", |ctx| {
             ctx.catalog().register(&summarize_v1());
             ctx.table("documents")?.add_computed_column("summary", summarize_v1().call([col("body")]), ignore())?;
             Ok(())
         }),
-        Migration::new("0004_embedding", |ctx| {
+        migration!("0004_embedding", |ctx| {
             ctx.catalog().register(&toy_embed());
             ctx.table("documents")?.add_computed_column("embedding", toy_embed().call([col("body")]), ignore())?;
             Ok(())
         }),
-        Migration::new("0005_summary_v2", |ctx| {
+        migration!("0005_summary_v2", |ctx| {
             ctx.catalog().register(&summarize_v2());
             let docs = ctx.table("documents")?;
             let expr = summarize_v2().call([col("body")]);
@@ -69,7 +69,7 @@ pub fn migrations() -> Migrations {
             Ok(())
         })
         .allow_destructive(),
-        Migration::new("0006_drop_legacy_flag", |ctx| {
+        migration!("0006_drop_legacy_flag", |ctx| {
             let docs = ctx.table("documents")?;
             if docs.schema()?.column("legacy_flag").is_some() {
                 docs.drop_column("legacy_flag")?;

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod anonymize;
+mod apply;
 mod env;
 mod migrate;
 mod namespace;

@@ -31,17 +31,17 @@ fn apply_records_steps_and_applies_only_pending_ones() {
         Ok(())
     });
     let m1 = Migrations::new([create()]);
-    assert_eq!(m1.apply(&cat, &ns).unwrap(), ["0001_notes"]);
+    assert_eq!(m1.apply(&cat, &ns).unwrap().ids(), ["0001_notes"]);
     let m2 = Migrations::new([create(), len]);
     assert_eq!(m2.pending(&cat, &ns).unwrap(), ["0002_len"]);
-    assert_eq!(m2.apply(&cat, &ns).unwrap(), ["0002_len"]);
-    assert!(m2.apply(&cat, &ns).unwrap().is_empty());
+    assert_eq!(m2.apply(&cat, &ns).unwrap().ids(), ["0002_len"]);
+    assert!(m2.apply(&cat, &ns).unwrap().steps.is_empty());
     let applied = m2.applied(&cat, &ns).unwrap();
     assert_eq!(applied.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["0001_notes", "0002_len"]);
     assert_eq!(applied[1].versions, serde_json::json!({"notes": [0, 1]}));
     assert_ne!(m1.fingerprint(), m2.fingerprint());
     // The same steps run on another namespace independently.
-    assert_eq!(m2.apply(&cat, &Path::parse("other").unwrap()).unwrap().len(), 2);
+    assert_eq!(m2.apply(&cat, &Path::parse("other").unwrap()).unwrap().steps.len(), 2);
 }
 
 #[test]

@@ -140,3 +140,25 @@ fn an_applied_step_edited_since_production_fails_the_run() {
     let summary = staging::summary(&outcome);
     assert!(summary.contains("FAIL edited after it was applied: 0002_word_count"), "{summary}");
 }
+
+#[test]
+fn a_production_that_drifted_from_the_code_stops_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    // The code lacks a step production applied (say, a release was rolled back).
+    let mut app = staging::docs_app();
+    let steps: Vec<Migration> = app.migrations.steps().iter().filter(|s| s.id() != "0003_summary").cloned().collect();
+    app.migrations = Migrations::new(steps);
+    let e = staging::run(&app, &opts(dir.path(), None, None)).err().unwrap();
+    assert_eq!(e.code(), ErrorCode::Conflict);
+    assert!(e.to_string().contains("step '0003_summary' is applied, but the code has no such step"), "{e}");
+    // A fingerprinted step whose code changed since it was applied.
+    let mut app = staging::docs_app();
+    let mut steps: Vec<Migration> = app.migrations.steps().to_vec();
+    steps[0] = tabula_testkit::migration!("0001_tables", |ctx| {
+        ctx.create_table("authors", docs_app::authors_schema())?;
+        Ok(())
+    });
+    app.migrations = Migrations::new(steps);
+    let e = staging::run(&app, &opts(dir.path(), None, None)).err().unwrap();
+    assert!(e.to_string().contains("step '0001_tables' was edited after it was applied"), "{e}");
+}

@@ -1,279 +1,18 @@
-//! Migrations as code and [`MigrationCheck`]: run pending steps on representative data in
-//! an isolated namespace and record, per step, the state before and after (schema, counts,
-//! per-column fingerprints, sample rows), whether a second run is a no-op, whether reverting
-//! the step's versions restores every fingerprint, and whether it destroys data.
+//! [`MigrationCheck`]: run pending steps on representative data in an isolated namespace and
+//! record, per step, the state before and after (schema, counts, per-column fingerprints,
+//! sample rows), whether a second run is a no-op, whether reverting the step's versions
+//! restores every fingerprint, and whether it destroys data.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
-use tabula::{
-    col, Catalog, ColumnType, Error, ErrorCode, Force, IfExists, Path, Recursive, Result, Schema, Table, Value, Version,
-};
+use tabula::{col, Catalog, Force, IfExists, Path, Recursive, Result, Table, Value};
 
+use super::{record, relative, run_step, versions, DataFn, JoinAll, Migration, MigrationCtx, Migrations};
 use crate::namespace::TestNamespace;
-
-type StepFn = dyn Fn(&MigrationCtx) -> Result<()> + Send + Sync;
-type DataFn<'m> = dyn Fn(&MigrationCtx) -> Result<()> + 'm;
-
-/// One step of setup code, identified by a stable id (`"0003_add_summary"`).
-#[derive(Clone)]
-pub struct Migration {
-    id: String,
-    destructive_ok: bool,
-    run: Arc<StepFn>,
-}
-
-impl fmt::Debug for Migration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Migration({})", self.id)
-    }
-}
-
-impl Migration {
-    /// A step. It must be idempotent (use `IfExists::Ignore`): running it twice is the same
-    /// as running it once.
-    pub fn new(id: impl Into<String>, run: impl Fn(&MigrationCtx) -> Result<()> + Send + Sync + 'static) -> Migration {
-        Migration { id: id.into(), destructive_ok: false, run: Arc::new(run) }
-    }
-
-    /// Marks the step as allowed to lose or rewrite data (drop, replace, delete, narrow).
-    pub fn allow_destructive(mut self) -> Migration {
-        self.destructive_ok = true;
-        self
-    }
-
-    /// The step's id.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-}
-
-/// What a step runs against: the catalog and the application's namespace, given at run
-/// time, so the same code runs on production's directory and on a test namespace.
-pub struct MigrationCtx<'a> {
-    catalog: &'a Catalog,
-    namespace: &'a Path,
-}
-
-impl<'a> MigrationCtx<'a> {
-    /// A context for `namespace` in `catalog` (for running steps by hand).
-    pub fn new(catalog: &'a Catalog, namespace: &'a Path) -> MigrationCtx<'a> {
-        MigrationCtx { catalog, namespace }
-    }
-
-    /// The catalog.
-    pub fn catalog(&self) -> &Catalog {
-        self.catalog
-    }
-
-    /// The application's directory.
-    pub fn namespace(&self) -> &Path {
-        self.namespace
-    }
-
-    /// `namespace/name`.
-    pub fn path(&self, name: &str) -> Result<Path> {
-        let mut out = self.namespace.clone();
-        for part in name.split('/') {
-            out = out.join(part)?;
-        }
-        Ok(out)
-    }
-
-    /// The table `namespace/name`.
-    pub fn table(&self, name: &str) -> Result<Table> {
-        self.catalog.get_table(self.path(name)?)
-    }
-
-    /// Creates (or keeps, when it exists with the same schema) the table `namespace/name`.
-    pub fn create_table(&self, name: &str, schema: Schema) -> Result<Table> {
-        self.catalog.create_table(self.path(name)?, schema, IfExists::Ignore)
-    }
-}
-
-/// The record of one applied step.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct AppliedStep {
-    /// The namespace it was applied to.
-    pub namespace: String,
-    /// The step id.
-    pub id: String,
-    /// When, in microseconds since the epoch.
-    pub applied_us: i64,
-    /// The versions it made: `{"table": [before, after]}` (before is -1 for a new table).
-    pub versions: serde_json::Value,
-}
-
-/// Where applied steps are recorded (outside the application's namespace).
-pub const MIGRATIONS_TABLE: &str = "tabula_testkit/migrations";
-
-/// An ordered set of steps.
-#[derive(Clone, Debug, Default)]
-pub struct Migrations {
-    steps: Vec<Migration>,
-}
-
-impl Migrations {
-    /// The steps, in order; ids must be unique.
-    pub fn new(steps: impl IntoIterator<Item = Migration>) -> Migrations {
-        Migrations { steps: steps.into_iter().collect() }
-    }
-
-    /// The steps.
-    pub fn steps(&self) -> &[Migration] {
-        &self.steps
-    }
-
-    /// A fingerprint of the step ids (for template keys): changes when a step is added,
-    /// removed or renamed.
-    pub fn fingerprint(&self) -> String {
-        let ids: Vec<&str> = self.steps.iter().map(|s| s.id.as_str()).collect();
-        format!("{:016x}", crate::synth::stable_hash(&[ids.join("\n").as_bytes()]))
-    }
-
-    fn check_ids(&self) -> Result<()> {
-        let mut seen = HashSet::new();
-        for s in &self.steps {
-            if !seen.insert(&s.id) {
-                return Err(Error::new(ErrorCode::InvalidArgument, format!("migration id '{}' is used twice", s.id)));
-            }
-        }
-        Ok(())
-    }
-
-    /// The steps applied to `namespace`, in the order they were applied.
-    pub fn applied(&self, catalog: &Catalog, namespace: &Path) -> Result<Vec<AppliedStep>> {
-        let Ok(table) = catalog.get_table(MIGRATIONS_TABLE) else { return Ok(Vec::new()) };
-        table.select_all().where_(col("namespace").eq(namespace.to_string())).order_by(col("applied_us")).collect_as()
-    }
-
-    /// The ids of the steps not yet applied to `namespace`.
-    pub fn pending(&self, catalog: &Catalog, namespace: &Path) -> Result<Vec<String>> {
-        let done: BTreeSet<String> = self.applied(catalog, namespace)?.into_iter().map(|a| a.id).collect();
-        Ok(self.steps.iter().filter(|s| !done.contains(&s.id)).map(|s| s.id.clone()).collect())
-    }
-
-    /// Records steps as applied to `namespace` without running them (for a copy of a
-    /// namespace whose steps were applied where the data came from).
-    pub fn mark_applied(&self, catalog: &Catalog, namespace: &Path, ids: &[String]) -> Result<()> {
-        let now = versions(catalog, namespace)?;
-        for id in ids {
-            if !self.steps.iter().any(|s| &s.id == id) {
-                return Err(Error::new(ErrorCode::NotFound, format!("there is no migration '{id}'")));
-            }
-            record(catalog, namespace, id, &now, &now)?;
-        }
-        Ok(())
-    }
-
-    /// Applies the pending steps to `namespace` in order, recording each; stops at the first
-    /// failure (the steps before it stay applied). Returns the ids applied.
-    pub fn apply(&self, catalog: &Catalog, namespace: &Path) -> Result<Vec<String>> {
-        self.apply_until(catalog, namespace, None)
-    }
-
-    /// Like [`Migrations::apply`], but only up to and including step `last`.
-    pub fn apply_through(&self, catalog: &Catalog, namespace: &Path, last: &str) -> Result<Vec<String>> {
-        if !self.steps.iter().any(|s| s.id == last) {
-            return Err(Error::new(ErrorCode::NotFound, format!("there is no migration '{last}'")));
-        }
-        self.apply_until(catalog, namespace, Some(last))
-    }
-
-    fn apply_until(&self, catalog: &Catalog, namespace: &Path, last: Option<&str>) -> Result<Vec<String>> {
-        self.check_ids()?;
-        catalog.create_dir(namespace, IfExists::Ignore)?;
-        let pending: BTreeSet<String> = self.pending(catalog, namespace)?.into_iter().collect();
-        let mut done = Vec::new();
-        for step in &self.steps {
-            if pending.contains(&step.id) {
-                let before = versions(catalog, namespace)?;
-                run_step(step, catalog, namespace)?;
-                let after = versions(catalog, namespace)?;
-                record(catalog, namespace, &step.id, &before, &after)?;
-                done.push(step.id.clone());
-            }
-            if Some(step.id.as_str()) == last {
-                break;
-            }
-        }
-        Ok(done)
-    }
-}
-
-fn run_step(step: &Migration, catalog: &Catalog, namespace: &Path) -> Result<()> {
-    let ctx = MigrationCtx { catalog, namespace };
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (step.run)(&ctx))) {
-        Ok(result) => result.map_err(|e| e.context(format_args!("migration '{}'", step.id))),
-        Err(panic) => {
-            let msg = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            Err(Error::new(ErrorCode::UdfFailed, format!("migration '{}' panicked: {msg}", step.id)))
-        }
-    }
-}
-
-/// The current version of every table below `namespace`.
-fn versions(catalog: &Catalog, namespace: &Path) -> Result<BTreeMap<String, Version>> {
-    let mut out = BTreeMap::new();
-    let tables = match catalog.list_tables(namespace, Recursive::Yes) {
-        Err(e) if e.code() == ErrorCode::NotFound => return Ok(out),
-        other => other?,
-    };
-    for path in tables {
-        out.insert(relative(&path, namespace), catalog.get_table(&path)?.version()?);
-    }
-    Ok(out)
-}
-
-fn relative(path: &Path, root: &Path) -> String {
-    let text = path.to_string();
-    match root.is_root() {
-        true => text,
-        false => text.strip_prefix(&format!("{root}/")).map(str::to_string).unwrap_or(text),
-    }
-}
-
-fn record(
-    catalog: &Catalog,
-    namespace: &Path,
-    id: &str,
-    before: &BTreeMap<String, Version>,
-    after: &BTreeMap<String, Version>,
-) -> Result<()> {
-    catalog.create_dir("tabula_testkit", IfExists::Ignore)?;
-    let table = catalog.create_table(
-        MIGRATIONS_TABLE,
-        Schema::new()
-            .required("namespace", ColumnType::String)
-            .required("id", ColumnType::String)
-            .required("applied_us", ColumnType::Int)
-            .required("versions", ColumnType::Json),
-        IfExists::Ignore,
-    )?;
-    let mut made = serde_json::Map::new();
-    for (t, v) in after {
-        let was = before.get(t).map(|v| v.0 as i64).unwrap_or(-1);
-        if was != v.0 as i64 {
-            made.insert(t.clone(), serde_json::json!([was, v.0]));
-        }
-    }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros() as i64;
-    table.insert_records([AppliedStep {
-        namespace: namespace.to_string(),
-        id: id.to_string(),
-        applied_us: now,
-        versions: serde_json::Value::Object(made),
-    }])?;
-    Ok(())
-}
 
 /// Summary statistics of one column, enough to see whether its data changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -552,7 +291,7 @@ impl<'m> MigrationCheck<'m> {
             catalog.create_dir(ns.path(), IfExists::Ignore)?;
         }
         if let Some(load) = &self.data {
-            load(&MigrationCtx { catalog, namespace: ns.path() })?;
+            load(&MigrationCtx::new(catalog, ns.path()))?;
         }
         check_pending(self.migrations, catalog, ns.path())
     }
@@ -703,7 +442,7 @@ fn check_step(step: &Migration, catalog: &Catalog, ns: &Path) -> Result<StepRepo
         run_step(step, catalog, ns)?;
     }
     let final_versions = versions(catalog, ns)?;
-    record(catalog, ns, &step.id, &v0, &final_versions)?;
+    record(catalog, ns, step, &v0, &final_versions)?;
     Ok(StepReport {
         id: step.id.clone(),
         versions: made,
@@ -776,20 +515,6 @@ fn data_diff(before: &StateSnapshot, after: &StateSnapshot) -> Vec<String> {
         }
     }
     out
-}
-
-trait JoinAll {
-    fn join_all(&self, relative: &str) -> Result<Path>;
-}
-
-impl JoinAll for Path {
-    fn join_all(&self, relative: &str) -> Result<Path> {
-        let mut out = self.clone();
-        for part in relative.split('/') {
-            out = out.join(part)?;
-        }
-        Ok(out)
-    }
 }
 
 /// Snapshot-tests a [`MigrationReport`]'s text form with `insta`.

@@ -1,0 +1,4 @@
+//! Tests with real processes, driving the `proctest-child` binary.
+#![allow(clippy::unwrap_used)]
+
+mod migrations;
