@@ -32,7 +32,7 @@ mod strategy;
 mod synth;
 mod udf_diff;
 
-pub use anonymize::{AnonymizeReport, Anonymizer, Rule, TableReport};
+pub use anonymize::{AnonymizeReport, Anonymizer, CustomRule, Keyed, Leak, LeakScan, Rule, TableReport};
 pub use env::{template_file, TestEnv};
 pub use migrate::{
     check_pending, verify_applied, AppliedStep, ApplyReport, ColumnPrint, Drift, Migration, MigrationCheck,

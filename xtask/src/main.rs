@@ -21,9 +21,11 @@ enum Task {
         /// the fixtures with the migrations production has applied.
         #[arg(long)]
         prod: Option<PathBuf>,
-        /// The anonymization key (at least 16 characters); or set TABULA_STAGING_KEY.
-        #[arg(long, env = "TABULA_STAGING_KEY", hide_env_values = true)]
-        key: Option<String>,
+        /// A file whose first line is the anonymization key (at least 16 characters). Without
+        /// it the key is read from TABULA_STAGING_KEY. There is no --key: a key on the
+        /// command line is visible to every user of the machine and stays in shell history.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
         /// Where the staging catalog, report.json and report.md go.
         #[arg(long, default_value = "target/staging")]
         out: PathBuf,
@@ -73,8 +75,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let root = workspace_root();
     match cli.task {
-        Task::StagingCheck { prod, key, out, quiet } => {
+        Task::StagingCheck { prod, key_file, out, quiet } => {
             let out = if out.is_relative() { root.join(out) } else { out };
+            let key = match staging::Key::from_file_or_env(key_file.as_deref()) {
+                Ok(key) => key,
+                Err(e) => {
+                    eprintln!("staging check failed to run: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let opts = staging::Options { prod, key, out, progress: !quiet };
             match staging::run(&staging::docs_app(), &opts) {
                 Ok(outcome) => {

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use tabula::{col, Catalog, Error, ErrorCode, Path, Result, Udf};
+use tabula::{col, row, Catalog, Error, ErrorCode, Path, Result, Udf};
 use tabula_testkit::{
-    check_pending, Anonymizer, MigrationReport, MigrationStatus, Migrations, TestNamespace, UdfDiff, UdfDiffReport,
+    check_pending, AnonymizeReport, Anonymizer, LeakScan, MigrationReport, MigrationStatus, Migrations, TestNamespace,
+    UdfDiff, UdfDiffReport,
 };
 
 /// The shortest key accepted for pseudonyms.
@@ -18,6 +19,47 @@ pub const MIN_KEY_LEN: usize = 16;
 
 /// The environment variable that can hold the key.
 pub const KEY_ENV: &str = "TABULA_STAGING_KEY";
+
+/// Original values sampled per column for the leak scan.
+const LEAK_SAMPLE: usize = 500;
+
+/// The anonymization key. It is read from the environment or a file, never from the
+/// command line (where every user of the machine sees it), and never printed: its `Debug`
+/// shows only its length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Key(String);
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Key({} characters)", self.0.chars().count())
+    }
+}
+
+impl Key {
+    /// A key from a value (for tests and callers that hold it already).
+    pub fn new(key: impl Into<String>) -> Key {
+        Key(key.into())
+    }
+
+    /// The key from `file` when given (its first line), else from [`KEY_ENV`], else none.
+    /// Errors name the file, never its content.
+    pub fn from_file_or_env(file: Option<&FsPath>) -> Result<Option<Key>> {
+        if let Some(file) = file {
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                Error::new(ErrorCode::InvalidArgument, format!("cannot read the key file '{}': {e}", file.display()))
+            })?;
+            let key = text.lines().next().unwrap_or("").trim().to_string();
+            if key.is_empty() {
+                return Err(Error::new(
+                    ErrorCode::InvalidArgument,
+                    format!("the key file '{}' is empty; put the key on its first line", file.display()),
+                ));
+            }
+            return Ok(Some(Key(key)));
+        }
+        Ok(std::env::var(KEY_ENV).ok().filter(|k| !k.trim().is_empty()).map(|k| Key(k.trim().to_string())))
+    }
+}
 
 /// The key used with the built-in demo production catalog only.
 pub const DEMO_KEY: &str = "tabula-demo-staging-key";
@@ -57,8 +99,8 @@ pub fn docs_app() -> App {
 pub struct Options {
     /// The production catalog; `None` builds the demo one under `out`.
     pub prod: Option<PathBuf>,
-    /// The anonymization key.
-    pub key: Option<String>,
+    /// The anonymization key (see [`Key::from_file_or_env`]).
+    pub key: Option<Key>,
     /// Where the staging catalog and the reports go.
     pub out: PathBuf,
     /// Show progress bars.
@@ -82,6 +124,10 @@ pub struct Outcome {
     pub production: MigrationStatus,
     /// Rows copied, per table.
     pub copied: Vec<(String, u64)>,
+    /// What the anonymized copy did: the rule of every column, what was kept as it is.
+    pub anonymization: AnonymizeReport,
+    /// Production values searched for in the staging files and both reports.
+    pub leak_scan: Option<LeakScan>,
     /// The migration checks.
     pub migrations: MigrationReport,
     /// The UDF checks.
@@ -135,6 +181,21 @@ pub fn build_demo_prod(path: &FsPath) -> Result<()> {
     migrations.apply_through(&catalog, &ns, "0001_tables")?;
     tabula_fixtures::load("docs-small", &catalog, &ns)?;
     migrations.apply_through(&catalog, &ns, docs_app::APPLIED_IN_PRODUCTION)?;
+    // Production text mentions people by name, email and phone; the copy must not.
+    let authors = catalog.get_table(ns.join("authors")?)?.select([col("author_id"), col("name"), col("email")]);
+    let docs = catalog.get_table(ns.join("documents")?)?;
+    let first_id = docs.count()? as i64 + 1;
+    let mut notes = Vec::new();
+    for (i, author) in authors.collect()?.iter().enumerate() {
+        let (id, name, email): (i64, String, String) =
+            (author.get("author_id")?, author.get("name")?, author.get("email")?);
+        notes.push(row! {
+            "doc_id" => first_id + i as i64, "author_id" => id, "title" => format!("A note from {name}"),
+            "body" => format!("{name} wrote this. Reach {name} at {email} or +49 (30) 4477-{:04}.", 1000 + i),
+            "created_at" => "2024-06-01T09:00:00Z",
+        });
+    }
+    docs.insert(notes)?;
     Ok(())
 }
 
@@ -147,21 +208,27 @@ pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
             let key = opts.key.clone().ok_or_else(|| {
                 Error::new(
                     ErrorCode::InvalidArgument,
-                    format!("no anonymization key: pass --key or set {KEY_ENV} (the demo key is only used with the built-in demo catalog)"),
+                    format!("no anonymization key: set {KEY_ENV} or pass --key-file PATH (the demo key is only used with the built-in demo catalog)"),
                 )
             })?;
-            (p.clone(), key)
+            if key.0 == DEMO_KEY {
+                return Err(Error::new(
+                    ErrorCode::InvalidArgument,
+                    "the demo key is public and only for the built-in demo catalog; give a secret key of your own for --prod",
+                ));
+            }
+            (p.clone(), key.0)
         }
         None => {
             let p = opts.out.join("demo-prod.db");
             phases.run("build demo production catalog", || build_demo_prod(&p))?;
-            (p, opts.key.clone().unwrap_or_else(|| DEMO_KEY.to_string()))
+            (p, opts.key.clone().map(|k| k.0).unwrap_or_else(|| DEMO_KEY.to_string()))
         }
     };
-    if key.len() < MIN_KEY_LEN {
+    if key.chars().count() < MIN_KEY_LEN {
         return Err(Error::new(
             ErrorCode::InvalidArgument,
-            format!("the anonymization key is {} characters long; use at least {MIN_KEY_LEN}", key.len()),
+            format!("the anonymization key is {} characters long; use at least {MIN_KEY_LEN}", key.chars().count()),
         ));
     }
     let prod = phases.run("open production (read-only)", || {
@@ -205,11 +272,13 @@ pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
     let staging = Catalog::open(&staging_path)?;
     (app.register_production)(&staging);
     let ns = TestNamespace::new(&staging, "staging")?;
-    let copied = phases.run("anonymized copy", || {
-        let report = (app.anonymizer)(&key).copy(&prod, &app.namespace, &staging, &ns.path().to_string())?;
+    let anonymizer = (app.anonymizer)(&key);
+    let anonymization = phases.run("anonymized copy", || {
+        let report = anonymizer.copy(&prod, &app.namespace, &staging, &ns.path().to_string())?;
         app.migrations.mark_applied(&staging, ns.path(), &applied)?;
-        Ok(report.tables.into_iter().map(|t| (t.source, t.rows_written)).collect::<Vec<_>>())
+        Ok(report)
     })?;
+    let copied = anonymization.tables.iter().map(|t| (t.source.clone(), t.rows_written)).collect();
     let udfs = phases.run("UDF checks", || {
         let mut out = Vec::new();
         for (old, new) in &app.udf_changes {
@@ -231,6 +300,8 @@ pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
         applied,
         production,
         copied,
+        anonymization,
+        leak_scan: None,
         migrations,
         udfs,
         timings: phases.timings,
@@ -239,10 +310,31 @@ pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
     let json_path = opts.out.join("report.json");
     let md_path = opts.out.join("report.md");
     outcome.reports = vec![json_path.display().to_string(), md_path.display().to_string()];
-    let json = serde_json::to_string_pretty(&outcome).map_err(|e| Error::new(ErrorCode::Serde, e.to_string()))?;
-    std::fs::write(&json_path, json).map_err(|e| io("writing", &json_path, e))?;
+    // The scan covers both reports as they will be written: only its own line (counts and
+    // column names, never values) differs between the scanned and the written text.
+    drop(staging);
+    let files: Vec<PathBuf> =
+        ["", "-wal", "-shm"].iter().map(|s| PathBuf::from(format!("{}{s}", staging_path.display()))).collect();
+    let scan = {
+        let (json, md) = (render_json(&outcome)?, markdown(&outcome));
+        let files: Vec<&FsPath> = files.iter().map(PathBuf::as_path).collect();
+        anonymizer.leak_scan(
+            &prod,
+            &app.namespace,
+            LEAK_SAMPLE,
+            &files,
+            &[("report.json", &json), ("report.md", &md)],
+        )?
+    };
+    outcome.passed &= scan.passed();
+    outcome.leak_scan = Some(scan);
+    std::fs::write(&json_path, render_json(&outcome)?).map_err(|e| io("writing", &json_path, e))?;
     std::fs::write(&md_path, markdown(&outcome)).map_err(|e| io("writing", &md_path, e))?;
     Ok(outcome)
+}
+
+fn render_json(outcome: &Outcome) -> Result<String> {
+    serde_json::to_string_pretty(outcome).map_err(|e| Error::new(ErrorCode::Serde, e.to_string()))
 }
 
 fn yes(b: bool) -> &'static str {
@@ -276,6 +368,29 @@ pub fn markdown(o: &Outcome) -> String {
         o.copied.iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", ")
     )
     .ok();
+    writeln!(md, "\n## Anonymization\n").ok();
+    match &o.leak_scan {
+        Some(scan) if scan.passed() => writeln!(md, "- {scan}").ok(),
+        Some(scan) => writeln!(md, "- **failure:** {scan}").ok(),
+        None => writeln!(md, "- leak scan: not run yet").ok(),
+    };
+    let kept = o.anonymization.kept();
+    writeln!(md, "- kept as they are: {}", if kept.is_empty() { "nothing".to_string() } else { kept.join(", ") }).ok();
+    writeln!(
+        md,
+        "- free text scrubbed of {} values of mapped columns, besides emails, phones, cards, IBANs, IPs, URL credentials",
+        o.anonymization.watched_in_text
+    )
+    .ok();
+    writeln!(md, "\n| column | rule |\n|---|---|").ok();
+    for t in &o.anonymization.tables {
+        for (c, rule) in &t.rules {
+            writeln!(md, "| {}.{c} | {rule} |", t.source).ok();
+        }
+        for c in &t.recomputed {
+            writeln!(md, "| {}.{c} | recomputed on the copy |", t.source).ok();
+        }
+    }
     writeln!(md, "\n## Production migrations\n\n```\n{}```", o.production).ok();
     if !o.migrations.edited.is_empty() {
         writeln!(md, "\n## Applied steps that were edited\n").ok();
@@ -394,6 +509,9 @@ pub fn summary(o: &Outcome) -> String {
         for f in &u.failures {
             writeln!(s, "       {f}").ok();
         }
+    }
+    if let Some(scan) = &o.leak_scan {
+        writeln!(s, "  {} {scan}", if scan.passed() { "ok  " } else { "FAIL" }).ok();
     }
     for r in &o.reports {
         writeln!(s, "  report: {r}").ok();

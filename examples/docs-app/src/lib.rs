@@ -37,14 +37,20 @@ pub fn register_production(catalog: &Catalog) {
     catalog.register(&toy_embed());
 }
 
-/// How production data of this app is anonymized for staging.
+/// How production data of this app is anonymized for staging: every stored column has a
+/// rule. Authors' names and emails are pseudonymized wherever they appear, bodies and titles
+/// included (the free-text rule scrubs every value the copy maps).
 pub fn anonymizer(key: &str) -> Anonymizer {
     Anonymizer::new(key)
+        .rule("author_id", Rule::Hash)
         .table_rule("authors", "name", Rule::Name)
         .table_rule("authors", "email", Rule::Email)
         .table_rule("authors", "joined_at", Rule::DateShift { entity: "author_id".into(), max_days: 30 })
         .table_rule("documents", "title", Rule::FreeText)
         .table_rule("documents", "body", Rule::FreeText)
+        .table_rule("documents", "doc_id", Rule::Keep)
+        .table_rule("documents", "created_at", Rule::DateShift { entity: "author_id".into(), max_days: 30 })
+        .table_rule("documents", "legacy_flag", Rule::Keep)
 }
 
 /// Registers every UDF the current code uses on `catalog`.

@@ -64,6 +64,7 @@ fn anonymizer(key: &str) -> Anonymizer {
         .rule("signed_up", Rule::DateShift { entity: "user_id".into(), max_days: 30 })
         .rule("amount", Rule::Noise { relative: 0.1 })
         .keep("plan")
+        .keep("user_id")
 }
 
 fn strings(cat: &Catalog, table: &str, column: &str) -> Vec<String> {
@@ -137,11 +138,15 @@ fn unmapped_text_columns_are_refused_with_suggestions() {
     let e = Anonymizer::new("k").rule("email", Rule::Email).copy(&src, "app", &dst, "s").unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidArgument);
     let msg = e.to_string();
-    assert!(msg.contains("users.name (suggest Rule::Name)"), "{msg}");
-    assert!(msg.contains("users.phone (suggest Rule::Phone)"), "{msg}");
-    assert!(msg.contains("users.notes (suggest Rule::FreeText)"), "{msg}");
-    assert!(msg.contains("users.plan (suggest Rule::Keep if it holds no personal data"), "{msg}");
-    assert!(!msg.contains("amount"), "numeric columns are kept by default: {msg}");
+    assert!(msg.contains("users.name String (suggest Rule::Name)"), "{msg}");
+    assert!(msg.contains("users.phone String (suggest Rule::Phone)"), "{msg}");
+    assert!(msg.contains("users.notes String (suggest Rule::FreeText"), "{msg}");
+    assert!(msg.contains("users.plan String (suggest Rule::Keep if it holds no personal data"), "{msg}");
+    // Every type is refused without a rule, not only text.
+    assert!(msg.contains("orders.amount Float (suggest Rule::Noise"), "{msg}");
+    assert!(msg.contains("users.user_id Int (suggest Rule::Hash)"), "{msg}");
+    assert!(msg.contains("users.signed_up Timestamp (suggest Rule::DateShift"), "{msg}");
+    assert!(!msg.contains("domain_len"), "computed columns are recomputed, not copied: {msg}");
     assert!(dst.list_dirs("", tabula::Recursive::Yes).unwrap().is_empty(), "nothing was written");
     let e = anonymizer("k").rule("plan", Rule::Noise { relative: 0.1 }).copy(&src, "app", &dst, "s").unwrap_err();
     assert!(e.to_string().contains("rule Noise(0.1) does not apply to a String column"), "{e}");
@@ -168,8 +173,13 @@ fn sampling_is_consistent_across_tables() {
         .unwrap();
     Synth::new(2).column("user_id", Gen::Range(1, 1000)).fill(&orders, 3000).unwrap();
     let dst = Catalog::in_memory().unwrap();
-    let report =
-        Anonymizer::new("k").rule("name", Rule::Name).sample("user_id", 0.2).copy(&src, "app", &dst, "s").unwrap();
+    let report = Anonymizer::new("k")
+        .rule("name", Rule::Name)
+        .rule("user_id", Rule::Hash)
+        .keep("total")
+        .sample("user_id", 0.2)
+        .copy(&src, "app", &dst, "s")
+        .unwrap();
     let kept = report.tables.iter().find(|t| t.source == "app/users").unwrap().rows_written;
     assert!((130..270).contains(&kept), "about a fifth of the users: {kept}");
     let user_ids: std::collections::BTreeSet<i64> =
@@ -177,7 +187,13 @@ fn sampling_is_consistent_across_tables() {
     for o in dst.rows("s/orders").unwrap() {
         assert!(user_ids.contains(&o.get::<i64>("user_id").unwrap()), "every sampled order has its user");
     }
-    let limited = Anonymizer::new("k").rule("name", Rule::Name).limit(10).copy(&src, "app", &dst, "t").unwrap();
+    let limited = Anonymizer::new("k")
+        .rule("name", Rule::Name)
+        .keep("user_id")
+        .keep("total")
+        .limit(10)
+        .copy(&src, "app", &dst, "t")
+        .unwrap();
     assert!(limited.tables.iter().all(|t| t.rows_written == 10));
 }
 
@@ -214,4 +230,31 @@ fn copying_within_one_catalog_into_a_test_namespace_works() {
     assert_eq!(src.get_table("ns/app/orders").unwrap().count().unwrap(), 9);
     let v = src.get_table("ns/app/users").unwrap().select([col("plan")]).first().unwrap().unwrap();
     assert_eq!(v.value("plan"), Some(&Value::from("pro")));
+}
+
+#[test]
+fn a_large_copy_keeps_row_order_and_stops_at_a_failing_row() {
+    let src = Catalog::in_memory().unwrap();
+    src.create_dir("app", IfExists::Error).unwrap();
+    let t = src
+        .create_table(
+            "app/events",
+            Schema::new().required("n", ColumnType::Int).required("note", ColumnType::String),
+            IfExists::Error,
+        )
+        .unwrap();
+    t.insert((0..5_000).map(|n| row! {"n" => n, "note" => format!("event {n}, call +1 202 555 {n:04}")})).unwrap();
+    let dst = Catalog::in_memory().unwrap();
+    Anonymizer::new("k").keep("n").rule("note", Rule::FreeText).copy(&src, "app", &dst, "c").unwrap();
+    let ns: Vec<i64> = dst.rows("c/events").unwrap().iter().map(|r| r.get("n").unwrap()).collect();
+    assert_eq!(ns, (0..5_000).collect::<Vec<_>>(), "rows are copied in their order");
+    // A rule failing deep into the copy: the error names the row, and nothing is kept.
+    let picky = Rule::custom("picky", |_, v, _| match v {
+        Value::Int(3_777) => Err("cannot map 3777".into()),
+        other => Ok(other.clone()),
+    });
+    let e = Anonymizer::new("k").rule("n", picky).rule("note", Rule::FreeText).copy(&src, "app", &dst, "d");
+    let msg = e.unwrap_err().to_string();
+    assert!(msg.contains("row 3777: column 'n': cannot map 3777"), "{msg}");
+    assert!(dst.list_dirs("", tabula::Recursive::Yes).unwrap().iter().all(|d| d.to_string() != "d"), "nothing is left");
 }

@@ -6,4 +6,5 @@ mod apply;
 mod env;
 mod migrate;
 mod namespace;
+mod privacy;
 mod synth;

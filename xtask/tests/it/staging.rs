@@ -5,7 +5,7 @@ use tabula_testkit::{Migration, Migrations};
 use xtask::staging::{self, App, Options};
 
 fn opts(out: &std::path::Path, prod: Option<std::path::PathBuf>, key: Option<&str>) -> Options {
-    Options { prod, key: key.map(str::to_string), out: out.to_path_buf(), progress: false }
+    Options { prod, key: key.map(staging::Key::new), out: out.to_path_buf(), progress: false }
 }
 
 #[test]
@@ -41,6 +41,29 @@ fn the_default_pipeline_passes_and_writes_both_reports() {
     let staging = std::fs::read(dir.path().join("staging.db")).unwrap();
     let text = String::from_utf8_lossy(&staging);
     assert!(emails.iter().all(|e| !text.contains(e.as_str())));
+    // Nor any author's name, though the bodies mention them.
+    let names: Vec<String> = prod
+        .get_table("docs/authors")
+        .unwrap()
+        .select([col("name")])
+        .collect()
+        .unwrap()
+        .iter()
+        .map(|r| r.get("name").unwrap())
+        .collect();
+    let bodies = prod.get_table("docs/documents").unwrap().select([col("body")]).collect().unwrap();
+    assert!(
+        names.iter().any(|n| bodies.iter().any(|b| b.get::<String>("body").unwrap().contains(n.as_str()))),
+        "the fixture plants names in bodies"
+    );
+    for n in &names {
+        assert!(!text.contains(n.as_str()), "'{n}' reached the staging copy");
+        assert!(!md.contains(n.as_str()), "'{n}' reached the report");
+    }
+    let scan = outcome.leak_scan.as_ref().unwrap();
+    assert!(scan.passed() && scan.checked > 100, "{scan}");
+    assert!(md.contains(&format!("- {scan}")), "{md}");
+    assert!(md.contains("| docs/documents.legacy_flag | Keep |"), "every column's rule is listed: {md}");
 }
 
 #[test]
@@ -97,7 +120,25 @@ fn bad_input_gives_clear_errors_and_touches_nothing() {
     let e = staging::run(&staging::docs_app(), &opts(dir.path(), Some(text.clone()), None)).err().unwrap();
     assert!(e.to_string().contains("TABULA_STAGING_KEY"), "{e}");
     let e = staging::run(&staging::docs_app(), &opts(dir.path(), None, Some("short"))).err().unwrap();
-    assert!(e.to_string().contains("use at least 16"), "{e}");
+    assert!(e.to_string().contains("use at least 16") && !e.to_string().contains("short"), "{e}");
+    // The public demo key cannot anonymize a real production catalog.
+    let e = staging::run(&staging::docs_app(), &opts(dir.path(), Some(text.clone()), Some(staging::DEMO_KEY)))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("the demo key is public"), "{e}");
+    // A key file: its first line; errors name the file, never the key.
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, "a secret key of the team\n").unwrap();
+    assert_eq!(
+        staging::Key::from_file_or_env(Some(&key_file)).unwrap(),
+        Some(staging::Key::new("a secret key of the team"))
+    );
+    assert_eq!(format!("{:?}", staging::Key::new("a secret key of the team")), "Key(24 characters)");
+    std::fs::write(&key_file, "\n").unwrap();
+    let e = staging::Key::from_file_or_env(Some(&key_file)).unwrap_err();
+    assert!(e.to_string().contains("is empty"), "{e}");
+    let e = staging::Key::from_file_or_env(Some(&dir.path().join("no-such-key"))).unwrap_err();
+    assert!(e.to_string().contains("cannot read the key file"), "{e}");
     // A catalog without the app's namespace.
     let empty = dir.path().join("empty.db");
     Catalog::open(&empty).unwrap().create_dir("other", IfExists::Error).unwrap();
@@ -161,4 +202,30 @@ fn a_production_that_drifted_from_the_code_stops_the_check() {
     app.migrations = Migrations::new(steps);
     let e = staging::run(&app, &opts(dir.path(), None, None)).err().unwrap();
     assert!(e.to_string().contains("step '0001_tables' was edited after it was applied"), "{e}");
+}
+
+#[test]
+fn a_leak_fails_the_check_and_names_the_column_not_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App {
+        // A custom rule that lets emails through, as a careless rule would.
+        anonymizer: |key| {
+            docs_app::anonymizer(key).table_rule(
+                "authors",
+                "email",
+                tabula_testkit::Rule::custom("identity", |_, v, _| Ok(v.clone())),
+            )
+        },
+        ..staging::docs_app()
+    };
+    let outcome = staging::run(&app, &opts(dir.path(), None, None)).unwrap();
+    assert!(!outcome.passed);
+    let summary = staging::summary(&outcome);
+    assert!(summary.contains("FAIL leak scan") && summary.contains("authors.email"), "{summary}");
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.starts_with("# Staging check: FAILED") && md.contains("**failure:** leak scan"), "{md}");
+    let prod = Catalog::open_read_only(dir.path().join("demo-prod.db")).unwrap();
+    let email: String =
+        prod.get_table("docs/authors").unwrap().select([col("email")]).collect().unwrap()[0].get("email").unwrap();
+    assert!(!md.contains(&email) && !summary.contains(&email), "the report never quotes the value");
 }
