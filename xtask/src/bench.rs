@@ -556,7 +556,8 @@ pub fn rss_child(path: &FsPath) -> Result<()> {
 }
 
 /// Runs every workload and prints the table.
-pub fn run(rows: u64, quick: bool, root: &FsPath) -> Result<()> {
+/// Runs the workloads whose name contains `only` (all without it) and prints the table.
+pub fn run(rows: u64, quick: bool, only: Option<&str>, root: &FsPath) -> Result<()> {
     let rows = if quick { rows.min(10_000) } else { rows };
     let mut b = Bench {
         rows,
@@ -566,18 +567,28 @@ pub fn run(rows: u64, quick: bool, root: &FsPath) -> Result<()> {
         lines: Vec::new(),
     };
     eprintln!("bench: {rows} rows, {} repetitions{}", b.reps, if quick { " (quick)" } else { "" });
-    b.insert()?;
-    b.select()?;
-    b.builtin_column()?;
-    b.udf_column()?;
-    b.preview(if quick { [1_000, 10_000] } else { [10_000, 1_000_000] })?;
-    b.revert()?;
-    b.namespace_cycle()?;
-    b.apply_nothing_pending()?;
-    b.template_copy()?;
-    b.synth()?;
-    b.anonymize()?;
-    b.peak_rss(if quick { 100_000 } else { 1_000_000 })?;
+    let preview_sizes = if quick { [1_000, 10_000] } else { [10_000, 1_000_000] };
+    let rss_rows = if quick { 100_000 } else { 1_000_000 };
+    type Workload<'a> = (&'a str, Box<dyn Fn(&mut Bench) -> Result<()> + 'a>);
+    let workloads: Vec<Workload> = vec![
+        ("insert", Box::new(Bench::insert)),
+        ("select", Box::new(Bench::select)),
+        ("builtin-column", Box::new(Bench::builtin_column)),
+        ("udf-column", Box::new(Bench::udf_column)),
+        ("preview", Box::new(move |b: &mut Bench| b.preview(preview_sizes))),
+        ("revert", Box::new(Bench::revert)),
+        ("namespace-cycle", Box::new(Bench::namespace_cycle)),
+        ("apply-nothing-pending", Box::new(Bench::apply_nothing_pending)),
+        ("template-copy", Box::new(Bench::template_copy)),
+        ("synth", Box::new(Bench::synth)),
+        ("anonymize", Box::new(Bench::anonymize)),
+        ("peak-rss", Box::new(move |b: &mut Bench| b.peak_rss(rss_rows))),
+    ];
+    for (name, run) in &workloads {
+        if only.is_none_or(|o| name.contains(o)) {
+            run(&mut b)?;
+        }
+    }
     let mut table = String::new();
     if quick {
         writeln!(table, "Quick run: small tables, one repetition; per-call costs dominate, so targets are judged only in a full run.\n").ok();

@@ -46,6 +46,11 @@ enum Task {
         /// A fast smoke run (fewer rows and repetitions, under a minute).
         #[arg(long)]
         quick: bool,
+        /// Only the workloads whose name contains this (insert, select, builtin-column,
+        /// udf-column, preview, revert, namespace-cycle, apply-nothing-pending, template-copy,
+        /// synth, anonymize, peak-rss).
+        #[arg(long)]
+        only: Option<String>,
     },
     /// Runs what CI runs (.ci/run).
     Ci,
@@ -128,7 +133,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Task::Bench { rows, quick } => match bench::run(rows, quick, &root) {
+        Task::Bench { rows, quick, only } => match bench::run(rows, quick, only.as_deref(), &root) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("bench failed: {e}");

@@ -16,7 +16,9 @@ use crate::types::{ColumnId, ColumnType, Value};
 pub struct ColumnOptions {
     /// What to do when the column exists: `Error` (default), `Ignore` (a no-op when the
     /// stored expression is the same, an error showing both when not), `Replace` (one new
-    /// version, every row recomputed).
+    /// version, every row recomputed; a no-op, with no version and no UDF call, when the
+    /// stored definition is already the requested one, so a migration step that replaces is
+    /// idempotent as written).
     pub if_exists: IfExists,
     /// What to do with rows where the expression fails.
     pub on_error: OnError,
@@ -83,7 +85,14 @@ impl Table {
                             "column '{name}' is a stored column; IfExists::Replace only replaces computed columns (drop it first to replace its data)"
                         ))
                     }
-                    IfExists::Replace | IfExists::ReplaceForce => {}
+                    // Replacing a column with its own definition recomputes nothing and makes
+                    // no version: a migration step that replaces is idempotent as written,
+                    // and an expensive UDF is not called again for the same values.
+                    IfExists::Replace | IfExists::ReplaceForce => {
+                        if old.computed.as_ref().is_some_and(|c| c.expr == expr && c.on_error == options.on_error) {
+                            return Ok(None);
+                        }
+                    }
                 }
             } else {
                 meta.schema.check_new_name(name)?;

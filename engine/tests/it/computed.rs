@@ -389,3 +389,21 @@ fn giving_a_value_for_a_computed_column_says_it_is_computed() {
     let msg = fails_cleanly(&cat, ErrorCode::UnknownColumn, || t.insert([row! {"text" => "x", "len" => 1}]));
     assert!(msg.contains("no stored column 'len'; it is computed, not inserted"), "{msg}");
 }
+
+#[test]
+fn replacing_a_column_with_its_own_definition_is_a_no_op() {
+    let cat = catalog();
+    let t = notes(&cat, 50);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let v2 = summarize(2, &calls);
+    cat.register(&v2);
+    let replace = ColumnOptions::if_exists(IfExists::Replace);
+    let first = t.add_computed_column("summary", v2.call([col("text")]), replace).unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 50);
+    let again = t.add_computed_column("summary", v2.call([col("text")]), replace).unwrap();
+    assert_eq!(again.version, first.version, "no new version");
+    assert_eq!(calls.load(Ordering::SeqCst), 50, "no UDF call for a definition that is already stored");
+    // Another on_error is another definition: that one recomputes.
+    let ignore_errors = ColumnOptions { if_exists: IfExists::Replace, on_error: tabula::OnError::Ignore };
+    assert!(t.add_computed_column("summary", v2.call([col("text")]), ignore_errors).unwrap().version > first.version);
+}

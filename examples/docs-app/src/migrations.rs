@@ -58,14 +58,13 @@ pub fn migrations() -> Migrations {
         }),
         migration!("0005_summary_v2", |ctx| {
             ctx.catalog().register(&summarize_v2());
-            let docs = ctx.table("documents")?;
+            // Idempotent as written: replacing with the stored definition is a no-op.
             let expr = summarize_v2().call([col("body")]);
-            // Replace only when the stored definition is another one: rerunning is a no-op.
-            let same =
-                docs.schema()?.column("summary").and_then(|c| c.computed.as_ref()).is_some_and(|c| c.expr == expr);
-            if !same {
-                docs.add_computed_column("summary", expr, ColumnOptions::if_exists(IfExists::Replace))?;
-            }
+            ctx.table("documents")?.add_computed_column(
+                "summary",
+                expr,
+                ColumnOptions::if_exists(IfExists::Replace),
+            )?;
             Ok(())
         })
         .allow_destructive(),

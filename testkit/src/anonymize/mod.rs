@@ -315,6 +315,15 @@ impl Anonymizer {
     }
 
     fn hash(&self, tag: &str, bytes: &[u8]) -> [u8; 32] {
+        // Short inputs (most are) are hashed in one call from a stack buffer: building a
+        // streaming hasher costs more than hashing them.
+        let mut buf = [0u8; 128];
+        let n = tag.len() + 1 + bytes.len();
+        if n <= buf.len() {
+            buf[..tag.len()].copy_from_slice(tag.as_bytes());
+            buf[tag.len() + 1..n].copy_from_slice(bytes);
+            return *blake3::keyed_hash(&self.key, &buf[..n]).as_bytes();
+        }
         let mut hasher = blake3::Hasher::new_keyed(&self.key);
         hasher.update(tag.as_bytes());
         hasher.update(&[0]);
@@ -379,7 +388,7 @@ impl Anonymizer {
                     self.pick(EN::ADDRESS_STREET_SUFFIX, &h, 4)
                 )
             }
-            Rule::FreeText => self.scrub(text, &Dictionary::default()),
+            Rule::FreeText => self.scrub(text.to_string(), &Dictionary::default()),
             Rule::Synthetic => self.synthetic(text),
             Rule::Hash => hex(&self.hash("hash", text.as_bytes())[..16]),
             _ => text.to_string(),
@@ -406,7 +415,7 @@ impl Anonymizer {
                 ColumnType::Bytes => Value::Bytes(Vec::new()),
             },
             (Rule::Custom(c), _) => return Err(format!("custom rule '{}' runs on the whole row", c.name)),
-            (Rule::FreeText, Value::String(s)) => Value::String(self.scrub(&s, ctx.dictionary)),
+            (Rule::FreeText, Value::String(s)) => Value::String(self.scrub(s, ctx.dictionary)),
             (Rule::FreeText, Value::Json(j)) => Value::Json(self.scrub_json(j, ctx.dictionary)),
             (Rule::Synthetic, Value::Json(j)) => Value::Json(self.synthetic_json(j)),
             (Rule::Hash, Value::Json(j)) => {
@@ -457,7 +466,7 @@ impl Anonymizer {
         })
     }
 
-    fn hash_int(&self, i: i64) -> i64 {
+    pub(crate) fn hash_int(&self, i: i64) -> i64 {
         let h = self.hash("hash-int", &i.to_le_bytes());
         i64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]) & i64::MAX
     }
@@ -478,10 +487,10 @@ impl Anonymizer {
     fn scrub_json(&self, j: serde_json::Value, dictionary: &Dictionary) -> serde_json::Value {
         use serde_json::Value as J;
         match j {
-            J::String(s) => J::String(self.scrub(&s, dictionary)),
+            J::String(s) => J::String(self.scrub(s, dictionary)),
             J::Array(items) => J::Array(items.into_iter().map(|i| self.scrub_json(i, dictionary)).collect()),
             J::Object(m) => J::Object(
-                m.into_iter().map(|(k, v)| (self.scrub(&k, dictionary), self.scrub_json(v, dictionary))).collect(),
+                m.into_iter().map(|(k, v)| (self.scrub(k, dictionary), self.scrub_json(v, dictionary))).collect(),
             ),
             other => other,
         }
@@ -526,10 +535,8 @@ impl Anonymizer {
                                 }
                             }
                         }
-                        // Ids written in text: long enough not to be any number.
-                        Value::Int(i) if i.unsigned_abs() >= 10_000 => {
-                            dictionary.add(&i.to_string(), || self.hash_int(*i).to_string());
-                        }
+                        // Ids written in text.
+                        Value::Int(i) => dictionary.add_id(*i),
                         _ => {}
                     }
                 }

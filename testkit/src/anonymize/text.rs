@@ -187,11 +187,22 @@ pub(crate) struct Dictionary {
     starts: HashSet<String, ahash::RandomState>,
     /// The first bytes of the entries: most words of a text are skipped on this alone.
     first_bytes: [u64; 4],
+    /// Int ids of mapped columns, found in text as whole numbers; their pseudonym is made
+    /// when found (listing them as text would cost a string and a hash each up front).
+    ids: HashSet<i64, ahash::RandomState>,
+}
+
+/// What the dictionary found at a place in a text.
+pub(crate) enum Hit<'d> {
+    /// A value with its pseudonym.
+    Text(&'d str),
+    /// An Int id.
+    Id(i64),
 }
 
 impl Dictionary {
-    /// Adds `original` (as written, and in upper case when it is 4 characters or longer) to
-    /// be replaced by its pseudonym, made by `pseudonym` only when `original` is new. The
+    /// Adds `original` (as written, and in upper case when it is one word of 4 characters or
+    /// more) to be replaced by its pseudonym, made by `pseudonym` only when `original` is new. The
     /// first pseudonym given for a text wins.
     pub(crate) fn add(&mut self, original: &str, pseudonym: impl FnOnce() -> String) {
         let original = original.trim();
@@ -203,8 +214,11 @@ impl Dictionary {
             return;
         }
         // Names are capitalized in text, or shouted; their lower-case forms are words too
-        // often ("will", "rose", "mark") to be replaced everywhere.
-        let upper = (original.chars().count() >= 4).then(|| original.to_uppercase()).filter(|u| u != original);
+        // often ("will", "rose", "mark") to be replaced everywhere. A shouted value of several
+        // words is found word by word (each word of a name is an entry of its own).
+        let single_word = !original.contains(|c: char| !c.is_alphanumeric());
+        let upper =
+            (single_word && original.chars().count() >= 4).then(|| original.to_uppercase()).filter(|u| u != original);
         for form in std::iter::once(original.to_string()).chain(upper) {
             let mut words = Words::new(&form);
             let Some((start, first_end)) = words.next() else { continue };
@@ -221,9 +235,16 @@ impl Dictionary {
         }
     }
 
-    /// How many texts it watches for.
+    /// Adds an Int id (5 digits or more: shorter numbers are any number).
+    pub(crate) fn add_id(&mut self, id: i64) {
+        if id.unsigned_abs() >= 10_000 {
+            self.ids.insert(id);
+        }
+    }
+
+    /// How many values it watches for.
     pub(crate) fn len(&self) -> usize {
-        self.pseudonyms.len()
+        self.pseudonyms.len() + self.ids.len()
     }
 
     /// The pseudonym already made for `original` (a mapped column's value), if any.
@@ -232,26 +253,36 @@ impl Dictionary {
     }
 
     /// Finds entries in `text` as `(start, end, pseudonym)`, the longest at each word.
-    fn find<'d>(&'d self, text: &str, out: &mut Vec<(usize, usize, &'d str)>) {
-        if self.pseudonyms.is_empty() {
+    fn find<'d>(&'d self, text: &str, out: &mut Vec<(usize, usize, Hit<'d>)>) {
+        if self.pseudonyms.is_empty() && self.ids.is_empty() {
             return;
         }
         let mut words = Words::new(text);
         while let Some((start, end)) = words.next() {
             let b = text.as_bytes()[start];
+            if b.is_ascii_digit() && !self.ids.is_empty() && end - start >= 5 {
+                if let Some(id) = text[start..end].parse().ok().filter(|id| self.ids.contains(id)) {
+                    out.push((start, end, Hit::Id(id)));
+                    continue;
+                }
+            }
             if self.first_bytes[usize::from(b >> 6)] & (1 << (b & 63)) == 0 || !self.starts.contains(&text[start..end])
             {
                 continue;
             }
-            let mut ends = vec![end];
-            ends.extend(words.clone().take(MAX_WORDS - 1).map(|(_, e)| e));
-            let hit = ends
+            let mut ends = [end; MAX_WORDS];
+            let mut n = 1;
+            for (_, e) in words.clone().take(MAX_WORDS - 1) {
+                ends[n] = e;
+                n += 1;
+            }
+            let hit = ends[..n]
                 .iter()
                 .enumerate()
                 .rev()
                 .find_map(|(k, &e)| self.pseudonyms.get(&text[start..e]).map(|p| (k, e, p)));
             if let Some((k, e, p)) = hit {
-                out.push((start, e, p.as_str()));
+                out.push((start, e, Hit::Text(p.as_str())));
                 for _ in 0..k {
                     words.next();
                 }
@@ -287,20 +318,20 @@ impl Iterator for Words<'_> {
 
 impl Anonymizer {
     /// `text` with everything the patterns and the dictionary find replaced.
-    pub(crate) fn scrub(&self, text: &str, dictionary: &Dictionary) -> String {
+    pub(crate) fn scrub(&self, text: String, dictionary: &Dictionary) -> String {
         let mut words = Vec::new();
-        dictionary.find(text, &mut words);
-        let patterns = find(text);
+        dictionary.find(&text, &mut words);
+        let patterns = find(&text);
         if words.is_empty() && patterns.is_empty() {
-            return text.to_string();
+            return text;
         }
         // Merge by start; on overlap the earlier (then the longer) match wins.
-        let mut spans: Vec<(usize, usize, Result<&str, Found>)> = words
+        let mut spans: Vec<(usize, usize, Result<Hit, Found>)> = words
             .into_iter()
             .map(|(s, e, p)| (s, e, Ok(p)))
             .chain(patterns.into_iter().map(|(s, e, k)| (s, e, Err(k))))
             .collect();
-        spans.sort_by_key(|&(s, e, _)| (s, std::cmp::Reverse(e)));
+        spans.sort_by_key(|(s, e, _)| (*s, std::cmp::Reverse(*e)));
         let mut out = String::with_capacity(text.len() + 16);
         let mut at = 0;
         for (s, e, what) in spans {
@@ -310,7 +341,8 @@ impl Anonymizer {
             out.push_str(&text[at..s]);
             let piece = &text[s..e];
             match what {
-                Ok(pseudonym) => out.push_str(pseudonym),
+                Ok(Hit::Text(pseudonym)) => out.push_str(pseudonym),
+                Ok(Hit::Id(id)) => out.push_str(&self.hash_int(id).to_string()),
                 Err(kind) => out.push_str(&self.found(kind, piece)),
             }
             at = e;

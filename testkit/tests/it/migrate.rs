@@ -219,3 +219,25 @@ fn an_applied_step_edited_afterwards_is_detected() {
     assert!(!report.passed());
     assert!(report.to_text().starts_with("edited after it was applied: 0002_len"));
 }
+
+#[test]
+fn a_replace_step_written_the_obvious_way_is_idempotent() {
+    let cat = Catalog::in_memory().unwrap();
+    let m = Migrations::new([
+        create(),
+        Migration::new("0002_len", |ctx| {
+            let ignore = ColumnOptions::if_exists(IfExists::Ignore);
+            ctx.table("notes")?.add_computed_column("len", col("text").length(), ignore)?;
+            Ok(())
+        }),
+        Migration::new("0003_len_v2", |ctx| {
+            let expr = col("text").length() * 2;
+            ctx.table("notes")?.add_computed_column("len", expr, ColumnOptions::if_exists(IfExists::Replace))?;
+            Ok(())
+        })
+        .allow_destructive(),
+    ]);
+    let report = MigrationCheck::new(&m).applied_through("0002_len").data(seed).run(&cat).unwrap();
+    assert!(report.passed(), "{}", report.to_text());
+    assert!(report.steps[0].idempotent);
+}
