@@ -5,6 +5,7 @@
 //!   prints the ids it applied, one a line.
 //! - `hang DB NAMESPACE READY`: applies the steps with a seed step that hangs after its
 //!   first change (creating READY then), to be killed there.
+//! - `churn DB`: creates and drops test namespaces (each with a table) until it is killed.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +45,15 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
             steps.apply(&cat, &Path::parse(ns)?)?;
             Err("the hanging step returned; it should have been killed".into())
         }
-        _ => Err("usage: proctest-child apply DB NAMESPACE START_US | hang DB NAMESPACE READY".into()),
+        [scenario, db] if scenario == "churn" => {
+            let cat = Catalog::open(db)?;
+            loop {
+                let ns = tabula_testkit::TestNamespace::new(&cat, "churn")?;
+                let schema = tabula::Schema::new().required("x", tabula::ColumnType::Int);
+                cat.create_table(ns.child("t")?, schema, tabula::IfExists::Error)?;
+                ns.close()?;
+            }
+        }
+        _ => Err("usage: proctest-child apply DB NAMESPACE START_US | hang DB NAMESPACE READY | churn DB".into()),
     }
 }

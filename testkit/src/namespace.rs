@@ -43,14 +43,17 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl TestNamespace {
     /// Creates a fresh namespace directory under the root: `{prefix}_{pid}_{n}_{nanos}`.
-    /// First reaps namespaces whose owning process is gone (once per process and catalog).
+    /// First reaps namespaces whose owning process is gone (at most once a minute per
+    /// process and catalog, so a long-running process reaps too, at no measurable cost).
     pub fn new(catalog: &Catalog, prefix: &str) -> Result<TestNamespace> {
         reap_once(catalog)?;
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().subsec_nanos();
         let name = format!("{prefix}_{}_{}_{nanos:x}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
         let path = Path::parse(&name)?;
         let leases = lease_table(catalog)?;
-        catalog.create_dir(&path, IfExists::ReplaceForce)?;
+        // The lease comes first and goes last: a process killed at any moment leaves at most
+        // a lease without a directory (which the reaper clears), never a directory that no
+        // lease names.
         let now = now_us();
         leases.insert_records([Lease {
             path: path.to_string(),
@@ -59,6 +62,10 @@ impl TestNamespace {
             created_us: now,
             expires_us: now + LEASE_TTL.as_micros() as i64,
         }])?;
+        if let Err(e) = catalog.create_dir(&path, IfExists::ReplaceForce) {
+            let _ = release(catalog, &path);
+            return Err(e);
+        }
         Ok(TestNamespace { catalog: catalog.clone(), path, keep: false })
     }
 
@@ -184,16 +191,22 @@ pub fn reap_orphans(catalog: &Catalog) -> Result<Vec<String>> {
     Ok(reaped)
 }
 
+/// How often one process reaps one catalog.
+const REAP_EVERY: Duration = Duration::from_secs(60);
+
 fn reap_once(catalog: &Catalog) -> Result<()> {
-    use std::collections::HashSet;
+    use std::collections::HashMap;
     use std::sync::Mutex;
-    static DONE: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    use std::time::Instant;
+    static LAST: Mutex<Option<HashMap<String, Instant>>> = Mutex::new(None);
     let location = catalog.location().to_string();
     if location != ":memory:" {
-        let mut done = DONE.lock().unwrap_or_else(|p| p.into_inner());
-        if !done.get_or_insert_with(HashSet::new).insert(location) {
+        let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+        let last = last.get_or_insert_with(HashMap::new);
+        if last.get(&location).is_some_and(|t| t.elapsed() < REAP_EVERY) {
             return Ok(());
         }
+        last.insert(location, Instant::now());
     }
     reap_orphans(catalog).map(|_| ())
 }
