@@ -5,6 +5,7 @@
 use std::fs::{self, File};
 use std::hash::{Hash, Hasher};
 use std::path::{Path as FsPath, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tabula::{Catalog, Error, ErrorCode, Result};
 
@@ -36,11 +37,19 @@ impl TestEnv {
     /// seen (in this process or any other: a file lock makes one builder, the others wait).
     ///
     /// Make the key from what the setup depends on, typically the migration set's
-    /// fingerprint and the data seed, so a change rebuilds the template. The template lives
-    /// in the system's temp directory under `tabula-templates/`.
+    /// fingerprint and the data seed, so a change rebuilds the template. The identity of the
+    /// running test executable (path, size, modification time) is always part of the key
+    /// too, so a template never outlives the code that built it: after any change to the
+    /// code, the next run builds afresh. The template lives in the system's temp directory
+    /// under `tabula-templates/`; templates unused for a day are removed, and at most
+    /// [`KEEP_TEMPLATES`] are kept.
     pub fn from_template(key: impl Hash, setup: impl FnOnce(&Catalog) -> Result<()>) -> Result<TestEnv> {
         let template = template_path(&key)?;
         ensure_template(&template, setup)?;
+        // Mark it used, so that cleaning up never takes a template in use.
+        if let Ok(f) = File::options().write(true).open(&template) {
+            let _ = f.set_modified(SystemTime::now());
+        }
         let dir = tempdir()?;
         let dest = dir.path().join("catalog.db");
         fs::copy(&template, &dest).map_err(|e| io("copying template", &template, e))?;
@@ -66,35 +75,82 @@ fn tempdir() -> Result<tempfile::TempDir> {
         .map_err(|e| Error::new(ErrorCode::Storage, format!("could not create a temporary directory: {e}")))
 }
 
-/// A hasher whose output does not depend on the Rust version or the process (FNV-1a), so
-/// every test process agrees on the template's file name.
-struct Fnv(u64);
+/// How many templates are kept at most; the least recently used go first.
+pub const KEEP_TEMPLATES: usize = 64;
 
-impl Hasher for Fnv {
+/// Templates unused for this long are removed.
+const TEMPLATE_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// Feeds a key's `Hash` into blake3.
+struct Blake(blake3::Hasher);
+
+impl Hasher for Blake {
     fn finish(&self) -> u64 {
-        self.0
+        let h = self.0.finalize();
+        let b = h.as_bytes();
+        u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
     }
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
-        }
+        self.0.update(bytes);
     }
 }
 
-/// Where the template catalog for `key` is kept (delete the file to force a rebuild). The
-/// key is combined with Tabula's format version and this crate's version.
+/// The running executable as it is now: its path, size and modification time. Rebuilding a
+/// test binary after any change to the code changes it. Where it cannot be read, this
+/// process's id: templates are then rebuilt by every process, never reused stale.
+fn executable_identity() -> String {
+    let exe = std::env::current_exe().ok();
+    let meta = exe.as_ref().and_then(|e| fs::metadata(e).ok());
+    match (exe, meta) {
+        (Some(exe), Some(meta)) => {
+            let modified = meta.modified().ok().and_then(|m| m.duration_since(UNIX_EPOCH).ok()).unwrap_or_default();
+            format!("{}|{}|{}", exe.display(), meta.len(), modified.as_nanos())
+        }
+        _ => format!("pid {}", std::process::id()),
+    }
+}
+
+/// Where the template catalog for `key` is kept by this executable (delete the file to force
+/// a rebuild). The key is combined with the executable's identity, Tabula's format version
+/// and this crate's version.
 pub fn template_file(key: impl Hash) -> Result<PathBuf> {
     template_path(&key)
 }
 
-fn template_path(key: &impl Hash) -> Result<PathBuf> {
-    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
-    key.hash(&mut h);
-    tabula::FORMAT_VERSION.hash(&mut h);
-    env!("CARGO_PKG_VERSION").hash(&mut h);
+fn template_dir() -> Result<PathBuf> {
     let dir = std::env::temp_dir().join("tabula-templates");
     fs::create_dir_all(&dir).map_err(|e| io("creating", &dir, e))?;
-    Ok(dir.join(format!("{:016x}.db", h.finish())))
+    Ok(dir)
+}
+
+fn template_path(key: &impl Hash) -> Result<PathBuf> {
+    let mut h = Blake(blake3::Hasher::new());
+    key.hash(&mut h);
+    h.0.update(&tabula::FORMAT_VERSION.to_le_bytes());
+    h.0.update(env!("CARGO_PKG_VERSION").as_bytes());
+    h.0.update(executable_identity().as_bytes());
+    Ok(template_dir()?.join(format!("{}.db", &h.0.finalize().to_hex()[..32])))
+}
+
+/// Removes templates unused for a day, and the least recently used beyond
+/// [`KEEP_TEMPLATES`] (none used within the last hour), with their lock files.
+fn remove_stale_templates(dir: &FsPath) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let now = SystemTime::now();
+    let mut templates: Vec<(SystemTime, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "db"))
+        .filter_map(|p| fs::metadata(&p).and_then(|m| m.modified()).ok().map(|m| (m, p)))
+        .collect();
+    templates.sort_by_key(|(m, _)| std::cmp::Reverse(*m));
+    for (i, (modified, path)) in templates.iter().enumerate() {
+        let age = now.duration_since(*modified).unwrap_or_default();
+        if age > TEMPLATE_MAX_AGE || (i >= KEEP_TEMPLATES && age > Duration::from_secs(3600)) {
+            let _ = fs::remove_file(path);
+            let _ = fs::remove_file(path.with_extension("lock"));
+        }
+    }
 }
 
 /// Builds the template at `path` unless it exists; one builder at a time across processes.
@@ -110,6 +166,9 @@ fn ensure_template(path: &FsPath, setup: impl FnOnce(&Catalog) -> Result<()>) ->
     } else {
         // Build in a scratch file, then copy it whole (backup API) and rename into place,
         // so no reader ever sees a half-built template.
+        if let Some(dir) = path.parent() {
+            remove_stale_templates(dir);
+        }
         let scratch = tempdir()?;
         let catalog = Catalog::open(scratch.path().join("build.db"))?;
         setup(&catalog).map_err(|e| e.context("building the test template"))?;

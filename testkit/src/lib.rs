@@ -33,7 +33,7 @@ mod synth;
 mod udf_diff;
 
 pub use anonymize::{AnonymizeReport, Anonymizer, CustomRule, Keyed, Leak, LeakScan, Rule, TableReport};
-pub use env::{template_file, TestEnv};
+pub use env::{template_file, TestEnv, KEEP_TEMPLATES};
 pub use migrate::{
     check_pending, verify_applied, AppliedStep, ApplyReport, ColumnPrint, Drift, Migration, MigrationCheck,
     MigrationCtx, MigrationReport, MigrationStatus, Migrations, Recovery, StateSnapshot, StepDone, StepReport,

@@ -72,3 +72,54 @@ fn a_failing_setup_leaves_no_template() {
     assert_eq!(env.catalog().get_table("app/t").unwrap().count().unwrap(), 10_000);
     std::fs::remove_file(template_file(key).unwrap()).unwrap();
 }
+
+#[test]
+fn editing_a_migration_body_rebuilds_the_template() {
+    static BUILDS: AtomicUsize = AtomicUsize::new(0);
+    let steps = |len_of: &'static str| {
+        let add = match len_of {
+            "text" => tabula_testkit::migration!("0002_len", |ctx| {
+                let t = ctx.table("t")?;
+                t.add_computed_column("len", tabula::col("n") + 1, tabula::ColumnOptions::default())?;
+                Ok(())
+            }),
+            _ => tabula_testkit::migration!("0002_len", |ctx| {
+                let t = ctx.table("t")?;
+                t.add_computed_column("len", tabula::col("n") + 2, tabula::ColumnOptions::default())?;
+                Ok(())
+            }),
+        };
+        tabula_testkit::Migrations::new([add])
+    };
+    let build = |m: &tabula_testkit::Migrations| {
+        let key = ("testkit-edited", std::process::id(), m.fingerprint());
+        let env = TestEnv::from_template(&key, |cat| {
+            BUILDS.fetch_add(1, Ordering::SeqCst);
+            seed(cat)?;
+            m.apply(cat, &tabula::Path::parse("app")?)?;
+            Ok(())
+        })
+        .unwrap();
+        let _ = std::fs::remove_file(template_file(&key).unwrap());
+        env.catalog().get_table("app/t").unwrap().select([tabula::col("len")]).first().unwrap().unwrap()
+    };
+    let before = build(&steps("text"));
+    let after = build(&steps("edited"));
+    assert_eq!(BUILDS.load(Ordering::SeqCst), 2, "the edited step's template was built anew");
+    assert_ne!(before, after);
+}
+
+#[test]
+fn templates_unused_for_a_day_are_removed() {
+    let dir = std::env::temp_dir().join("tabula-templates");
+    std::fs::create_dir_all(&dir).unwrap();
+    let stale = dir.join(format!("stale-{}.db", std::process::id()));
+    std::fs::write(&stale, b"an old template").unwrap();
+    let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 24 * 3600);
+    std::fs::File::options().write(true).open(&stale).unwrap().set_modified(two_days_ago).unwrap();
+    let key = ("testkit-cleanup", std::process::id(), line!());
+    TestEnv::from_template(key, seed).unwrap();
+    assert!(!stale.exists(), "building a template cleans up old ones");
+    assert!(template_file(key).unwrap().exists(), "and keeps the one just built");
+    std::fs::remove_file(template_file(key).unwrap()).unwrap();
+}
