@@ -85,6 +85,6 @@ pub use path::{IntoPath, Path};
 pub use query::{Query, RowStream};
 pub use row::Row;
 pub use schema::{ColumnDef, Computed, OnError, Schema, TableSchema};
-pub use store::FORMAT_VERSION;
+pub use store::{ReadMode, FORMAT_VERSION};
 pub use types::{format_date, format_timestamp, ColumnId, ColumnType, FromValue, TableId, Value, Version};
 pub use udf::{CellError, IntoUdfFn, Udf, UdfReturn, UdfValue};

@@ -114,6 +114,9 @@ pub struct Outcome {
     pub passed: bool,
     /// The production catalog.
     pub prod: String,
+    /// How production was read: in place, as an immutable file, or from a private copy
+    /// (when its directory cannot be written).
+    pub prod_read_mode: tabula::ReadMode,
     /// The staging catalog.
     pub staging: String,
     /// The namespace the checks ran in.
@@ -295,6 +298,7 @@ pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
     let mut outcome = Outcome {
         passed,
         prod: prod_path.display().to_string(),
+        prod_read_mode: prod.read_mode(),
         staging: staging_path.display().to_string(),
         namespace,
         applied,
@@ -359,7 +363,12 @@ pub fn markdown(o: &Outcome) -> String {
     let mut md = String::new();
     let verdict = if o.passed { "PASSED" } else { "FAILED" };
     writeln!(md, "# Staging check: {verdict}\n").ok();
-    writeln!(md, "- production: `{}` (read-only), applied: {}", o.prod, o.applied.join(", ")).ok();
+    let how = match o.prod_read_mode {
+        tabula::ReadMode::Direct => "read-only, in place",
+        tabula::ReadMode::Immutable => "read-only, as an immutable file: its directory cannot be written",
+        tabula::ReadMode::Copy => "read-only, from a private copy: its directory cannot be written",
+    };
+    writeln!(md, "- production: `{}` ({how}), applied: {}", o.prod, o.applied.join(", ")).ok();
     writeln!(
         md,
         "- staging copy: `{}`, namespace `{}`; rows copied: {}",

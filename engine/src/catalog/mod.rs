@@ -82,7 +82,9 @@ impl Catalog {
     }
 
     /// Opens an existing catalog file for reading only: every write fails with
-    /// [`ReadOnly`](crate::ErrorCode::ReadOnly), and the file is never changed.
+    /// [`ReadOnly`](crate::ErrorCode::ReadOnly), and the file is never changed. A file on
+    /// read-only media, or in a directory this user cannot write, opens too (see
+    /// [`Catalog::read_mode`]). Anything but a regular file is refused at once.
     pub fn open_read_only(path: impl AsRef<std::path::Path>) -> Result<Catalog> {
         Catalog::from_store(Store::open(path.as_ref(), true)?)
     }
@@ -112,6 +114,13 @@ impl Catalog {
     /// Where the catalog lives: its file path, or `:memory:`.
     pub fn location(&self) -> &str {
         self.inner.store.location()
+    }
+
+    /// How a catalog opened with [`Catalog::open_read_only`] is read: in place, as an
+    /// immutable file, or from a private copy (when its directory cannot be written); see
+    /// [`ReadMode`](crate::ReadMode). `Direct` for every other catalog.
+    pub fn read_mode(&self) -> crate::ReadMode {
+        self.inner.store.read_mode()
     }
 
     /// The catalog's file, if it is one.

@@ -43,6 +43,23 @@ pub(crate) struct Store {
     conn: Mutex<Connection>,
     location: String,
     read_only: bool,
+    read_mode: ReadMode,
+    /// The private copy a read-only catalog was opened from, when it had to be copied.
+    _copy: Option<tempfile::TempDir>,
+}
+
+/// How a catalog file was opened for reading only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum ReadMode {
+    /// In place, like any reader: sees writers' commits as they happen.
+    Direct,
+    /// In place as an immutable file (`immutable=1`), because its directory cannot be
+    /// written (read-only media, another user's directory) and it has no write-ahead log
+    /// to read: SQLite takes no locks, so a writer changing it meanwhile is not seen safely.
+    Immutable,
+    /// From a private copy of the file and its write-ahead log, because its directory cannot
+    /// be written and its log holds commits: a snapshot as of opening.
+    Copy,
 }
 
 /// A transaction on the store; every catalog call runs inside exactly one.
@@ -51,31 +68,71 @@ pub(crate) struct Tx<'a> {
 }
 
 impl Store {
-    /// Opens (creating when absent) the catalog file at `path`.
+    /// Opens (creating when absent) the catalog file at `path`. Anything but a regular file
+    /// (a directory, a FIFO, a socket, a device) is refused before SQLite sees it, so a FIFO
+    /// never blocks the call.
     pub(crate) fn open(path: &FsPath, read_only: bool) -> Result<Store> {
         let location = path.display().to_string();
-        if read_only && !path.exists() {
-            return Err(err!(NotFound, "catalog file '{location}' does not exist"));
+        match std::fs::metadata(path) {
+            Ok(meta) if !meta.is_file() => {
+                let what = if meta.is_dir() { "a directory" } else { "not a regular file (a FIFO, socket or device)" };
+                return Err(err!(NotACatalog, "'{location}' is {what}; give the path of a catalog file"));
+            }
+            Ok(_) => {}
+            Err(_) if read_only => return Err(err!(NotFound, "catalog file '{location}' does not exist")),
+            Err(_) => {}
         }
-        let flags = if read_only {
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI
-        } else {
-            OpenFlags::SQLITE_OPEN_READ_WRITE
+        if !read_only {
+            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_URI;
+            let conn = Connection::open_with_flags(path, flags).map_err(|e| storage(&location, e))?;
+            return Store::init(conn, location, false, true, ReadMode::Direct, None);
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let direct = Connection::open_with_flags(path, flags)
+            .map_err(|e| storage(&location, e))
+            .and_then(|conn| Store::init(conn, location.clone(), true, true, ReadMode::Direct, None));
+        let e = match direct {
+            Err(e) if matches!(e.code(), ErrorCode::ReadOnly | ErrorCode::Storage) => e,
+            other => return other,
         };
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| storage(&location, e))?;
-        Store::init(conn, location, read_only, true)
+        // SQLite could not set up its shared-memory file beside the catalog: the directory
+        // cannot be written. Read the file as it is.
+        let wal = PathBuf::from(format!("{location}-wal"));
+        if std::fs::metadata(&wal).map(|m| m.len() == 0).unwrap_or(true) {
+            let uri = format!("file:{}?immutable=1", uri_path(path));
+            let conn = Connection::open_with_flags(&uri, flags).map_err(|_| e.clone())?;
+            return Store::init(conn, location, true, true, ReadMode::Immutable, None);
+        }
+        let copy = tempfile::Builder::new()
+            .prefix("tabula-read-only-")
+            .tempdir()
+            .map_err(|io| err!(Storage, "catalog '{location}': {e}; copying it to read it failed too: {io}"))?;
+        let db = copy.path().join("catalog.db");
+        for (from, to) in [(path.to_path_buf(), db.clone()), (wal, PathBuf::from(format!("{}-wal", db.display())))] {
+            std::fs::copy(&from, &to)
+                .map_err(|io| err!(Storage, "catalog '{location}': copying '{}' to read it: {io}", from.display()))?;
+        }
+        let conn = Connection::open_with_flags(&db, flags).map_err(|e| storage(&location, e))?;
+        Store::init(conn, location, true, true, ReadMode::Copy, Some(copy))
     }
 
     /// A private in-memory catalog.
     pub(crate) fn in_memory() -> Result<Store> {
         let conn = Connection::open_in_memory().map_err(|e| storage(":memory:", e))?;
-        Store::init(conn, ":memory:".into(), false, false)
+        Store::init(conn, ":memory:".into(), false, false, ReadMode::Direct, None)
     }
 
-    fn init(conn: Connection, location: String, read_only: bool, file: bool) -> Result<Store> {
+    fn init(
+        conn: Connection,
+        location: String,
+        read_only: bool,
+        file: bool,
+        read_mode: ReadMode,
+        copy: Option<tempfile::TempDir>,
+    ) -> Result<Store> {
         conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| storage(&location, e))?;
         // Probe that the file is a database at all before changing anything.
         let probe: rusqlite::Result<i64> = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0));
@@ -108,7 +165,7 @@ impl Store {
         }
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;").map_err(|e| storage(&location, e))?;
         functions::register(&conn).map_err(|e| storage(&location, e))?;
-        let store = Store { conn: Mutex::new(conn), location, read_only };
+        let store = Store { conn: Mutex::new(conn), location, read_only, read_mode, _copy: copy };
         // An existing catalog is only read here, so opening one never waits for a writer;
         // a new one is initialized in a write transaction (two processes may race to it).
         let initialized = store.read(meta::has_meta)?;
@@ -118,6 +175,11 @@ impl Store {
             store.write(|tx| meta::init_or_check(tx, &store.location))?;
         }
         Ok(store)
+    }
+
+    /// How a read-only store was opened.
+    pub(crate) fn read_mode(&self) -> ReadMode {
+        self.read_mode
     }
 
     /// Where this store lives (a file path or `:memory:`).
@@ -185,6 +247,19 @@ impl Store {
             .map_err(|e| storage(&self.location, e))?;
         Ok(rows.into_iter().filter(|r| r != "ok").collect())
     }
+}
+
+/// `path` for a `file:` URI: absolute, with the characters URIs reserve escaped.
+fn uri_path(path: &FsPath) -> String {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = String::new();
+    for c in absolute.display().to_string().chars() {
+        match c {
+            '%' | '?' | '#' | ' ' => out.push_str(&format!("%{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Maps a SQLite failure into an [`Error`] naming the catalog.

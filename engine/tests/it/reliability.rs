@@ -383,3 +383,88 @@ fn damaged_catalog_files_give_clear_errors() {
     assert!(Catalog::open(&garbage).is_err());
     let _ = lit(0);
 }
+
+/// A read-only bind mount of `dir`, unmounted on drop; `None` where this user cannot mount
+/// (not root), which the caller reports.
+struct ReadOnlyMount(std::path::PathBuf);
+
+impl ReadOnlyMount {
+    fn of(dir: &std::path::Path) -> Option<ReadOnlyMount> {
+        let target = dir.with_extension("ro");
+        std::fs::create_dir_all(&target).ok()?;
+        let run = |args: &[&str]| Command::new("mount").args(args).status().is_ok_and(|s| s.success());
+        let (d, t) = (dir.to_str()?.to_string(), target.to_str()?.to_string());
+        if !run(&["--bind", &d, &t]) {
+            return None;
+        }
+        let mount = ReadOnlyMount(target);
+        run(&["-o", "remount,ro,bind", &t]).then_some(mount)
+    }
+}
+
+impl Drop for ReadOnlyMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_catalog_on_read_only_media_opens_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("prod");
+    std::fs::create_dir(&src).unwrap();
+    // One catalog closed cleanly, one whose last commits are still in its write-ahead log.
+    {
+        let clean = Catalog::open(src.join("clean.db")).unwrap();
+        clean.create_dir("app", IfExists::Error).unwrap();
+        crate::docs(&clean);
+    }
+    let busy = Catalog::open(src.join("busy.db")).unwrap();
+    busy.create_dir("app", IfExists::Error).unwrap();
+    crate::docs(&busy);
+    assert!(std::fs::metadata(src.join("busy.db-wal")).unwrap().len() > 0);
+    // A file and its log without SQLite's shared-memory file (copied by hand, say).
+    std::fs::copy(src.join("busy.db"), src.join("orphan.db")).unwrap();
+    std::fs::copy(src.join("busy.db-wal"), src.join("orphan.db-wal")).unwrap();
+    let Some(mount) = ReadOnlyMount::of(&src) else {
+        eprintln!("not run: this user cannot mount a read-only view (run as root)");
+        return;
+    };
+    assert!(std::fs::write(mount.0.join("probe"), b"x").is_err(), "the mount is read-only");
+    for (file, mode) in [
+        ("clean.db", tabula::ReadMode::Immutable),
+        ("busy.db", tabula::ReadMode::Direct),
+        ("orphan.db", tabula::ReadMode::Copy),
+    ] {
+        let cat = Catalog::open_read_only(mount.0.join(file)).unwrap();
+        assert_eq!(cat.read_mode(), mode, "{file}");
+        let docs = cat.get_table("app/docs").unwrap();
+        assert_eq!(docs.count().unwrap(), 3, "{file}: every commit is read, the log's too");
+        let e = docs.insert([row! {"title" => "x", "words" => 1, "draft" => true}]).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::ReadOnly);
+    }
+    drop(busy);
+}
+
+#[test]
+fn directories_fifos_and_sockets_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let socket = dir.path().join("socket");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    for (path, what) in
+        [(dir.path().to_path_buf(), "a directory"), (fifo, "not a regular file"), (socket, "not a regular file")]
+    {
+        let (send, receive) = std::sync::mpsc::channel();
+        let p = path.clone();
+        std::thread::spawn(move || {
+            let _ = send.send((Catalog::open_read_only(&p).err(), Catalog::open(&p).err()));
+        });
+        let (ro, rw) = receive.recv_timeout(Duration::from_secs(1)).expect("refused within a second, without blocking");
+        for e in [ro.unwrap(), rw.unwrap()] {
+            assert_eq!(e.code(), ErrorCode::NotACatalog);
+            assert!(e.to_string().contains(what) && e.to_string().contains(&path.display().to_string()), "{e}");
+        }
+    }
+}

@@ -139,6 +139,18 @@ fn bad_input_gives_clear_errors_and_touches_nothing() {
     assert!(e.to_string().contains("is empty"), "{e}");
     let e = staging::Key::from_file_or_env(Some(&dir.path().join("no-such-key"))).unwrap_err();
     assert!(e.to_string().contains("cannot read the key file"), "{e}");
+    // A directory and a FIFO: refused at once (a FIFO must not block), nothing created.
+    let fifo = dir.path().join("prod.fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    for bad in [dir.path().to_path_buf(), fifo] {
+        let started = std::time::Instant::now();
+        let e = staging::run(&staging::docs_app(), &opts(dir.path(), Some(bad.clone()), Some("a long enough key!")))
+            .err()
+            .unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(e.code(), ErrorCode::NotACatalog, "{e}");
+        assert!(e.to_string().contains(&bad.display().to_string()), "{e}");
+    }
     // A catalog without the app's namespace.
     let empty = dir.path().join("empty.db");
     Catalog::open(&empty).unwrap().create_dir("other", IfExists::Error).unwrap();
