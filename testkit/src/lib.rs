@@ -25,15 +25,20 @@
 //! ```
 
 mod anonymize;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod env;
+mod fixtures;
 mod migrate;
 mod namespace;
+pub mod staging;
 mod strategy;
 mod synth;
 mod udf_diff;
 
 pub use anonymize::{AnonymizeReport, Anonymizer, CustomRule, Keyed, Leak, LeakScan, Rule, TableReport};
 pub use env::{template_file, TestEnv, KEEP_TEMPLATES};
+pub use fixtures::{checksum, Dataset, Drift as FixtureDrift, Fixtures, Format, LoadReport, Manifest};
 pub use migrate::{
     check_pending, verify_applied, AppliedStep, ApplyReport, ColumnPrint, Drift, Migration, MigrationCheck,
     MigrationCtx, MigrationReport, MigrationStatus, Migrations, Recovery, StateSnapshot, StepDone, StepReport,

@@ -2,7 +2,6 @@
 //! is the `cargo xtask` command line.
 
 pub mod bench;
-pub mod staging;
 
 /// The workspace root (the parent of this crate's directory).
 pub fn workspace_root() -> std::path::PathBuf {

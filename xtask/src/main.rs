@@ -1,10 +1,10 @@
 //! `cargo xtask`: the project's tasks. Run `cargo xtask --help`.
 
-use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
-use xtask::{bench, staging, workspace_root};
+use tabula_testkit::cli::{FixturesArgs, StagingArgs};
+use xtask::{bench, workspace_root};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", bin_name = "cargo xtask", about = "Tabula's project tasks", version)]
@@ -15,29 +15,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Anonymized staging copy of production, pending migrations and UDF checks, reports.
-    StagingCheck {
-        /// The production catalog (opened read-only). Default: a demo catalog built from
-        /// the fixtures with the migrations production has applied.
-        #[arg(long)]
-        prod: Option<PathBuf>,
-        /// A file whose first line is the anonymization key (at least 16 characters). Without
-        /// it the key is read from TABULA_STAGING_KEY. There is no --key: a key on the
-        /// command line is visible to every user of the machine and stays in shell history.
-        #[arg(long)]
-        key_file: Option<PathBuf>,
-        /// Where the staging catalog, report.json and report.md go.
-        #[arg(long, default_value = "target/staging")]
-        out: PathBuf,
-        /// No progress bars.
-        #[arg(long)]
-        quiet: bool,
-    },
-    /// Deterministic QA datasets.
-    Fixtures {
-        #[command(subcommand)]
-        action: FixturesAction,
-    },
+    /// Anonymized staging copy of production, pending migrations and UDF checks, reports
+    /// (docs-app's; a downstream application's xtask does the same with its own App).
+    StagingCheck(StagingArgs),
+    /// docs-app's QA datasets.
+    Fixtures(FixturesArgs),
     /// Tabula against raw rusqlite on the same work, as ratios.
     Bench {
         /// Rows for the table workloads.
@@ -56,14 +38,6 @@ enum Task {
     Ci,
 }
 
-#[derive(Subcommand)]
-enum FixturesAction {
-    /// Regenerates the checked-in datasets.
-    Generate,
-    /// Regenerates them in memory and fails with a diff when the checked-in data drifted.
-    Check,
-}
-
 fn main() -> ExitCode {
     // The bench measures peak memory in a child process of this binary.
     let args: Vec<String> = std::env::args().collect();
@@ -80,59 +54,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let root = workspace_root();
     match cli.task {
-        Task::StagingCheck { prod, key_file, out, quiet } => {
-            let out = if out.is_relative() { root.join(out) } else { out };
-            let key = match staging::Key::from_file_or_env(key_file.as_deref()) {
-                Ok(key) => key,
-                Err(e) => {
-                    eprintln!("staging check failed to run: {e}");
-                    return ExitCode::from(2);
-                }
+        Task::StagingCheck(args) => {
+            let args = StagingArgs {
+                out: if args.out.is_relative() { root.join(&args.out) } else { args.out.clone() },
+                ..args
             };
-            let opts = staging::Options { prod, key, out, progress: !quiet };
-            match staging::run(&staging::docs_app(), &opts) {
-                Ok(outcome) => {
-                    print!("{}", staging::summary(&outcome));
-                    if outcome.passed {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    }
-                }
-                Err(e) => {
-                    eprintln!("staging check failed to run: {e}");
-                    ExitCode::from(2)
-                }
-            }
+            args.run(&docs_app::staging_app())
         }
-        Task::Fixtures { action } => {
-            let dir = tabula_fixtures::data_dir();
-            let result = match action {
-                FixturesAction::Generate => tabula_fixtures::generate(&dir).map(|ms| {
-                    for m in ms {
-                        println!("wrote {} ({:?} rows, checksum {})", m.name, m.rows, m.checksum);
-                    }
-                    true
-                }),
-                FixturesAction::Check => tabula_fixtures::check(&dir).map(|drift| {
-                    for d in &drift {
-                        println!("{d}");
-                    }
-                    if drift.is_empty() {
-                        println!("fixtures match their generators");
-                    }
-                    drift.is_empty()
-                }),
-            };
-            match result {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => ExitCode::FAILURE,
-                Err(e) => {
-                    eprintln!("{e}");
-                    ExitCode::from(2)
-                }
-            }
-        }
+        Task::Fixtures(args) => args.run(&docs_app::fixtures()),
         Task::Bench { rows, quick, only } => match bench::run(rows, quick, only.as_deref(), &root) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

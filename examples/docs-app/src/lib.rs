@@ -21,6 +21,7 @@
 //! ```
 
 mod migrations;
+mod staging;
 mod udfs;
 
 use serde::Deserialize;
@@ -28,6 +29,7 @@ use tabula::{col, row, Catalog, Path, Result};
 use tabula_testkit::{Anonymizer, Rule};
 
 pub use migrations::{authors_schema, documents_schema, migrations, APPLIED_IN_PRODUCTION};
+pub use staging::{demo_production, fixtures, staging_app};
 pub use udfs::{summarize_v1, summarize_v2, toy_embed, udf_changes, EMBED_DIM};
 
 /// Registers the UDF versions production runs (before the pending migrations), so a copy

@@ -81,3 +81,9 @@ fn summarize_v2_snapshot() {
     assert!(report.passed());
     insta::assert_snapshot!(report.to_text());
 }
+
+#[test]
+fn the_checked_in_fixtures_match_their_generators() {
+    let drift = docs_app::fixtures().check().unwrap();
+    assert!(drift.is_empty(), "run `cargo xtask fixtures generate`: {drift:?}");
+}

@@ -4,6 +4,7 @@
 mod anonymize;
 mod apply;
 mod env;
+mod fixtures;
 mod migrate;
 mod namespace;
 mod privacy;

@@ -1,8 +1,8 @@
 //! The staging-check pipeline on small catalogs: reports, failures, bad input.
 
 use tabula::{col, Catalog, ColumnType, ErrorCode, IfExists, Path};
+use tabula_testkit::staging::{self, Options};
 use tabula_testkit::{Migration, Migrations};
-use xtask::staging::{self, App, Options};
 
 fn opts(out: &std::path::Path, prod: Option<std::path::PathBuf>, key: Option<&str>) -> Options {
     Options { prod, key: key.map(staging::Key::new), out: out.to_path_buf(), progress: false }
@@ -11,7 +11,7 @@ fn opts(out: &std::path::Path, prod: Option<std::path::PathBuf>, key: Option<&st
 #[test]
 fn the_default_pipeline_passes_and_writes_both_reports() {
     let dir = tempfile::tempdir().unwrap();
-    let outcome = staging::run(&staging::docs_app(), &opts(dir.path(), None, None)).unwrap();
+    let outcome = staging::run(&docs_app::staging_app(), &opts(dir.path(), None, None)).unwrap();
     assert!(outcome.passed, "{}", staging::summary(&outcome));
     assert_eq!(outcome.applied, ["0001_tables", "0002_word_count", "0003_summary", "0004_embedding"]);
     let ids: Vec<&str> = outcome.migrations.steps.iter().map(|s| s.id.as_str()).collect();
@@ -69,8 +69,8 @@ fn the_default_pipeline_passes_and_writes_both_reports() {
 #[test]
 fn a_failing_check_is_reported_and_fails_the_run() {
     let dir = tempfile::tempdir().unwrap();
-    let mut app = staging::docs_app();
-    let mut steps: Vec<Migration> = app.migrations.steps().to_vec();
+    let app = docs_app::staging_app();
+    let mut steps: Vec<Migration> = app.migrations().steps().to_vec();
     steps.push(Migration::new("0007_drop_titles", |ctx| {
         let docs = ctx.table("documents")?;
         if docs.schema()?.column("title").is_some() {
@@ -78,7 +78,7 @@ fn a_failing_check_is_reported_and_fails_the_run() {
         }
         Ok(())
     }));
-    app.migrations = Migrations::new(steps);
+    let app = app.with_migrations(Migrations::new(steps));
     let outcome = staging::run(&app, &opts(dir.path(), None, None)).unwrap();
     assert!(!outcome.passed);
     let summary = staging::summary(&outcome);
@@ -91,10 +91,13 @@ fn a_failing_check_is_reported_and_fails_the_run() {
 #[test]
 fn a_silent_udf_change_fails_the_run() {
     let dir = tempfile::tempdir().unwrap();
-    let app = App {
-        udf_changes: vec![(docs_app::summarize_v1(), tabula::Udf::new("summarize", 1, |s: String| s.to_uppercase()))],
-        ..staging::docs_app()
-    };
+    let silent = tabula::Udf::new("summarize", 1, |s: String| s.to_uppercase());
+    let app = docs_app::staging_app().clear_udf_changes().udf_change(
+        docs_app::summarize_v1(),
+        silent,
+        "documents",
+        &["body"],
+    );
     let outcome = staging::run(&app, &opts(dir.path(), None, None)).unwrap();
     assert!(!outcome.passed);
     assert!(staging::summary(&outcome).contains("kept its version; bump the version"));
@@ -104,25 +107,26 @@ fn a_silent_udf_change_fails_the_run() {
 fn bad_input_gives_clear_errors_and_touches_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.db");
-    let e = staging::run(&staging::docs_app(), &opts(dir.path(), Some(missing.clone()), Some("a long enough key!")))
-        .err()
-        .unwrap();
+    let e =
+        staging::run(&docs_app::staging_app(), &opts(dir.path(), Some(missing.clone()), Some("a long enough key!")))
+            .err()
+            .unwrap();
     assert_eq!(e.code(), ErrorCode::NotFound);
     assert!(!missing.exists(), "a missing production file is not created");
     let text = dir.path().join("notes.txt");
     std::fs::write(&text, "not a catalog, just some text that is long enough to fill a header page").unwrap();
     let before = std::fs::read(&text).unwrap();
-    let e = staging::run(&staging::docs_app(), &opts(dir.path(), Some(text.clone()), Some("a long enough key!")))
+    let e = staging::run(&docs_app::staging_app(), &opts(dir.path(), Some(text.clone()), Some("a long enough key!")))
         .err()
         .unwrap();
     assert_eq!(e.code(), ErrorCode::NotACatalog, "{e}");
     assert_eq!(std::fs::read(&text).unwrap(), before);
-    let e = staging::run(&staging::docs_app(), &opts(dir.path(), Some(text.clone()), None)).err().unwrap();
+    let e = staging::run(&docs_app::staging_app(), &opts(dir.path(), Some(text.clone()), None)).err().unwrap();
     assert!(e.to_string().contains("TABULA_STAGING_KEY"), "{e}");
-    let e = staging::run(&staging::docs_app(), &opts(dir.path(), None, Some("short"))).err().unwrap();
+    let e = staging::run(&docs_app::staging_app(), &opts(dir.path(), None, Some("short"))).err().unwrap();
     assert!(e.to_string().contains("use at least 16") && !e.to_string().contains("short"), "{e}");
     // The public demo key cannot anonymize a real production catalog.
-    let e = staging::run(&staging::docs_app(), &opts(dir.path(), Some(text.clone()), Some(staging::DEMO_KEY)))
+    let e = staging::run(&docs_app::staging_app(), &opts(dir.path(), Some(text.clone()), Some(staging::DEMO_KEY)))
         .err()
         .unwrap();
     assert!(e.to_string().contains("the demo key is public"), "{e}");
@@ -144,9 +148,10 @@ fn bad_input_gives_clear_errors_and_touches_nothing() {
     assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     for bad in [dir.path().to_path_buf(), fifo] {
         let started = std::time::Instant::now();
-        let e = staging::run(&staging::docs_app(), &opts(dir.path(), Some(bad.clone()), Some("a long enough key!")))
-            .err()
-            .unwrap();
+        let e =
+            staging::run(&docs_app::staging_app(), &opts(dir.path(), Some(bad.clone()), Some("a long enough key!")))
+                .err()
+                .unwrap();
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
         assert_eq!(e.code(), ErrorCode::NotACatalog, "{e}");
         assert!(e.to_string().contains(&bad.display().to_string()), "{e}");
@@ -154,8 +159,9 @@ fn bad_input_gives_clear_errors_and_touches_nothing() {
     // A catalog without the app's namespace.
     let empty = dir.path().join("empty.db");
     Catalog::open(&empty).unwrap().create_dir("other", IfExists::Error).unwrap();
-    let e =
-        staging::run(&staging::docs_app(), &opts(dir.path(), Some(empty), Some("a long enough key!"))).err().unwrap();
+    let e = staging::run(&docs_app::staging_app(), &opts(dir.path(), Some(empty), Some("a long enough key!")))
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("has no namespace 'docs'"), "{e}");
     let _ = (Path::root(), ColumnType::Int);
 }
@@ -163,21 +169,21 @@ fn bad_input_gives_clear_errors_and_touches_nothing() {
 #[test]
 fn a_migration_that_panics_is_a_clear_error_and_production_is_untouched() {
     let dir = tempfile::tempdir().unwrap();
-    let mut app = staging::docs_app();
-    let mut steps: Vec<Migration> = app.migrations.steps().to_vec();
+    let app = docs_app::staging_app();
+    let mut steps: Vec<Migration> = app.migrations().steps().to_vec();
     steps.push(Migration::new("0007_broken", |_| panic!("index out of range in the new step")));
-    app.migrations = Migrations::new(steps);
+    let app = app.with_migrations(Migrations::new(steps));
     let e = staging::run(&app, &opts(dir.path(), None, None)).err().unwrap();
     assert!(e.to_string().contains("migration '0007_broken' panicked: index out of range"), "{e}");
     let prod = Catalog::open_read_only(dir.path().join("demo-prod.db")).unwrap();
-    assert_eq!(app.migrations.pending(&prod, &Path::parse("docs").unwrap()).unwrap().len(), 3);
+    assert_eq!(app.migrations().pending(&prod, &Path::parse("docs").unwrap()).unwrap().len(), 3);
 }
 
 #[test]
 fn an_applied_step_edited_since_production_fails_the_run() {
     let dir = tempfile::tempdir().unwrap();
-    let mut app = staging::docs_app();
-    let mut steps: Vec<Migration> = app.migrations.steps().to_vec();
+    let app = docs_app::staging_app();
+    let mut steps: Vec<Migration> = app.migrations().steps().to_vec();
     steps[1] = Migration::new("0002_word_count", |ctx| {
         let words = col("body").length();
         ctx.table("documents")?.add_computed_column(
@@ -187,7 +193,7 @@ fn an_applied_step_edited_since_production_fails_the_run() {
         )?;
         Ok(())
     });
-    app.migrations = Migrations::new(steps);
+    let app = app.with_migrations(Migrations::new(steps));
     let outcome = staging::run(&app, &opts(dir.path(), None, None)).unwrap();
     assert!(!outcome.passed);
     let summary = staging::summary(&outcome);
@@ -198,20 +204,20 @@ fn an_applied_step_edited_since_production_fails_the_run() {
 fn a_production_that_drifted_from_the_code_stops_the_check() {
     let dir = tempfile::tempdir().unwrap();
     // The code lacks a step production applied (say, a release was rolled back).
-    let mut app = staging::docs_app();
-    let steps: Vec<Migration> = app.migrations.steps().iter().filter(|s| s.id() != "0003_summary").cloned().collect();
-    app.migrations = Migrations::new(steps);
+    let app = docs_app::staging_app();
+    let steps: Vec<Migration> = app.migrations().steps().iter().filter(|s| s.id() != "0003_summary").cloned().collect();
+    let app = app.with_migrations(Migrations::new(steps));
     let e = staging::run(&app, &opts(dir.path(), None, None)).err().unwrap();
     assert_eq!(e.code(), ErrorCode::Conflict);
     assert!(e.to_string().contains("step '0003_summary' is applied, but the code has no such step"), "{e}");
     // A fingerprinted step whose code changed since it was applied.
-    let mut app = staging::docs_app();
-    let mut steps: Vec<Migration> = app.migrations.steps().to_vec();
+    let app = docs_app::staging_app();
+    let mut steps: Vec<Migration> = app.migrations().steps().to_vec();
     steps[0] = tabula_testkit::migration!("0001_tables", |ctx| {
         ctx.create_table("authors", docs_app::authors_schema())?;
         Ok(())
     });
-    app.migrations = Migrations::new(steps);
+    let app = app.with_migrations(Migrations::new(steps));
     let e = staging::run(&app, &opts(dir.path(), None, None)).err().unwrap();
     assert!(e.to_string().contains("step '0001_tables' was edited after it was applied"), "{e}");
 }
@@ -219,17 +225,14 @@ fn a_production_that_drifted_from_the_code_stops_the_check() {
 #[test]
 fn a_leak_fails_the_check_and_names_the_column_not_the_value() {
     let dir = tempfile::tempdir().unwrap();
-    let app = App {
-        // A custom rule that lets emails through, as a careless rule would.
-        anonymizer: |key| {
-            docs_app::anonymizer(key).table_rule(
-                "authors",
-                "email",
-                tabula_testkit::Rule::custom("identity", |_, v, _| Ok(v.clone())),
-            )
-        },
-        ..staging::docs_app()
-    };
+    // A custom rule that lets emails through, as a careless rule would.
+    let app = docs_app::staging_app().anonymizer(|key| {
+        docs_app::anonymizer(key).table_rule(
+            "authors",
+            "email",
+            tabula_testkit::Rule::custom("identity", |_, v, _| Ok(v.clone())),
+        )
+    });
     let outcome = staging::run(&app, &opts(dir.path(), None, None)).unwrap();
     assert!(!outcome.passed);
     let summary = staging::summary(&outcome);

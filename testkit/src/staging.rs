@@ -1,18 +1,46 @@
-//! `cargo xtask staging-check`: from a production catalog (opened read-only), make an
-//! anonymized staging copy, apply the pending migrations in an isolated namespace, run the
-//! migration and UDF checks, and write `report.json` and `report.md`.
+//! The staging check, for any application: from a production catalog (opened read-only,
+//! never written), check that production's applied migrations match the code, make an
+//! anonymized staging copy, check the pending migrations and the UDF changes of this
+//! release on it, scan every output for leaked production values, and write `report.json`
+//! and `report.md`.
+//!
+//! An application describes itself once with [`App`]; a downstream `xtask` runs it with
+//! [`run`] (or, with the `cli` feature, `StagingArgs` in one line).
+//!
+//! ```
+//! use tabula::{ColumnType, Schema};
+//! use tabula_testkit::staging::{self, App, Key, Options};
+//! use tabula_testkit::{migration, Anonymizer, Migrations, Rule};
+//!
+//! # fn main() -> tabula::Result<()> {
+//! let migrations = Migrations::new([migration!("0001_notes", |ctx| {
+//!     ctx.create_table("notes", Schema::new().required("text", ColumnType::String))?;
+//!     Ok(())
+//! })]);
+//! let app = App::new("notes_app", migrations)
+//!     .anonymizer(|key| Anonymizer::new(key).rule("text", Rule::FreeText))
+//!     .demo_production(|path| {
+//!         let prod = tabula::Catalog::open(path)?;
+//!         staging::demo_migrations_applied(&prod, "notes_app", &Migrations::new([]))
+//!     });
+//! # let dir = tempfile::tempdir().map_err(|e| tabula::Error::new(tabula::ErrorCode::Storage, e.to_string()))?;
+//! let options = Options { prod: None, key: None, out: dir.path().to_path_buf(), progress: false };
+//! # let _ = (&app, &options, Key::new("x"));
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt::Write as _;
 use std::path::{Path as FsPath, PathBuf};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use tabula::{col, row, Catalog, Error, ErrorCode, Path, Result, Udf};
-use tabula_testkit::{
-    check_pending, AnonymizeReport, Anonymizer, LeakScan, MigrationReport, MigrationStatus, Migrations, TestNamespace,
-    UdfDiff, UdfDiffReport,
-};
+use tabula::{col, Catalog, Error, ErrorCode, Path, Result, Udf};
+
+use crate::anonymize::{AnonymizeReport, Anonymizer, LeakScan};
+use crate::migrate::{check_pending, MigrationReport, MigrationStatus, Migrations};
+use crate::namespace::TestNamespace;
+use crate::udf_diff::{UdfDiff, UdfDiffReport};
 
 /// The shortest key accepted for pseudonyms.
 pub const MIN_KEY_LEN: usize = 16;
@@ -64,35 +92,109 @@ impl Key {
 /// The key used with the built-in demo production catalog only.
 pub const DEMO_KEY: &str = "tabula-demo-staging-key";
 
-/// Where a UDF change is sampled: a table (relative to the namespace) and its argument columns.
-pub type UdfSample = (String, Vec<String>);
+type Register = Box<dyn Fn(&Catalog) + Send + Sync>;
+type MakeAnonymizer = Box<dyn Fn(&str) -> Anonymizer + Send + Sync>;
+type BuildDemo = Box<dyn Fn(&FsPath) -> Result<()> + Send + Sync>;
 
-/// What an application gives the staging check.
-pub struct App {
-    /// Its migrations.
-    pub migrations: Migrations,
-    /// The namespace its tables live in, in production.
-    pub namespace: String,
-    /// Registers the UDF versions production runs.
-    pub register_production: fn(&Catalog),
-    /// The anonymization rules, given a key.
-    pub anonymizer: fn(&str) -> Anonymizer,
-    /// The UDF changes of this release: (production's, this code's).
-    pub udf_changes: Vec<(Udf, Udf)>,
-    /// Table and argument columns to sample for each UDF change, by UDF name.
-    pub udf_samples: fn(&str) -> Option<UdfSample>,
+/// One UDF change of a release: production's version, this release's, and where to sample
+/// it (a table relative to the namespace and the argument columns).
+pub struct UdfChange {
+    /// Production's version.
+    pub old: Udf,
+    /// This release's version.
+    pub new: Udf,
+    /// The table its column lives in, relative to the namespace.
+    pub table: String,
+    /// The argument columns, in order.
+    pub args: Vec<String>,
 }
 
-/// The docs-app example, the default application.
-pub fn docs_app() -> App {
-    App {
-        migrations: docs_app::migrations(),
-        namespace: "docs".into(),
-        register_production: docs_app::register_production,
-        anonymizer: docs_app::anonymizer,
-        udf_changes: docs_app::udf_changes(),
-        udf_samples: |name| (name == "summarize").then(|| ("documents".to_string(), vec!["body".to_string()])),
+/// What the staging check needs to know about an application.
+pub struct App {
+    migrations: Migrations,
+    namespace: String,
+    register_production: Register,
+    register_release: Register,
+    anonymizer: Option<MakeAnonymizer>,
+    udf_changes: Vec<UdfChange>,
+    demo: Option<BuildDemo>,
+}
+
+impl App {
+    /// An application whose tables live in `namespace` (in production) and whose schema is
+    /// `migrations`. It still needs its anonymization rules ([`App::anonymizer`]).
+    pub fn new(namespace: impl Into<String>, migrations: Migrations) -> App {
+        App {
+            migrations,
+            namespace: namespace.into(),
+            register_production: Box::new(|_| {}),
+            register_release: Box::new(|_| {}),
+            anonymizer: None,
+            udf_changes: Vec::new(),
+            demo: None,
+        }
     }
+
+    /// Registers the UDF versions production runs, so the copy can recompute its computed
+    /// columns as production defined them.
+    pub fn production_udfs(mut self, register: impl Fn(&Catalog) + Send + Sync + 'static) -> App {
+        self.register_production = Box::new(register);
+        self
+    }
+
+    /// Registers the UDF versions of this release, before the pending migrations run.
+    pub fn release_udfs(mut self, register: impl Fn(&Catalog) + Send + Sync + 'static) -> App {
+        self.register_release = Box::new(register);
+        self
+    }
+
+    /// The anonymization rules, given the key. Every column needs a rule.
+    pub fn anonymizer(mut self, rules: impl Fn(&str) -> Anonymizer + Send + Sync + 'static) -> App {
+        self.anonymizer = Some(Box::new(rules));
+        self
+    }
+
+    /// A UDF changed in this release: compare `old` and `new` on up to 200 rows of `table`
+    /// (relative to the namespace), called with `args`.
+    pub fn udf_change(mut self, old: Udf, new: Udf, table: &str, args: &[&str]) -> App {
+        let args = args.iter().map(|a| a.to_string()).collect();
+        self.udf_changes.push(UdfChange { old, new, table: table.to_string(), args });
+        self
+    }
+
+    /// Forgets the UDF changes given so far.
+    pub fn clear_udf_changes(mut self) -> App {
+        self.udf_changes.clear();
+        self
+    }
+
+    /// Builds a demo production catalog at the path given, for runs without `--prod` (the
+    /// public demo key is used then, and only then).
+    pub fn demo_production(mut self, build: impl Fn(&FsPath) -> Result<()> + Send + Sync + 'static) -> App {
+        self.demo = Some(Box::new(build));
+        self
+    }
+
+    /// The same application with other migrations (for checking a change to them).
+    pub fn with_migrations(mut self, migrations: Migrations) -> App {
+        self.migrations = migrations;
+        self
+    }
+
+    /// Its migrations.
+    pub fn migrations(&self) -> &Migrations {
+        &self.migrations
+    }
+
+    /// Its namespace in production.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+}
+
+/// Applies `migrations` to `namespace` of `catalog` (for building demo production catalogs).
+pub fn demo_migrations_applied(catalog: &Catalog, namespace: &str, migrations: &Migrations) -> Result<()> {
+    migrations.apply(catalog, &Path::parse(namespace)?).map(|_| ())
 }
 
 /// Options of one run.
@@ -148,16 +250,22 @@ struct Phases {
 
 impl Phases {
     fn run<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let bar = if self.progress { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        bar.set_message(name.to_string());
-        bar.enable_steady_tick(Duration::from_millis(80));
+        #[cfg(feature = "cli")]
+        let bar = {
+            use indicatif::{ProgressBar, ProgressStyle};
+            let bar = if self.progress { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.set_message(name.to_string());
+            bar.enable_steady_tick(Duration::from_millis(80));
+            bar
+        };
         let started = Instant::now();
         let out = f();
         let ms = started.elapsed().as_secs_f64() * 1000.0;
+        #[cfg(feature = "cli")]
         bar.finish_and_clear();
         if self.progress {
             eprintln!("{} {name} ({ms:.0} ms)", if out.is_ok() { "✓" } else { "✗" });
@@ -169,37 +277,6 @@ impl Phases {
 
 fn io(what: &str, path: &FsPath, e: std::io::Error) -> Error {
     Error::new(ErrorCode::Storage, format!("{what} '{}': {e}", path.display()))
-}
-
-/// Builds the demo production catalog at `path`: the docs-small fixture with the steps
-/// production has applied.
-pub fn build_demo_prod(path: &FsPath) -> Result<()> {
-    let _ = std::fs::remove_file(path);
-    let _ = std::fs::remove_file(path.with_extension("db-wal"));
-    let _ = std::fs::remove_file(path.with_extension("db-shm"));
-    let catalog = Catalog::open(path)?;
-    let ns = Path::parse("docs")?;
-    docs_app::register_production(&catalog);
-    let migrations = docs_app::migrations();
-    migrations.apply_through(&catalog, &ns, "0001_tables")?;
-    tabula_fixtures::load("docs-small", &catalog, &ns)?;
-    migrations.apply_through(&catalog, &ns, docs_app::APPLIED_IN_PRODUCTION)?;
-    // Production text mentions people by name, email and phone; the copy must not.
-    let authors = catalog.get_table(ns.join("authors")?)?.select([col("author_id"), col("name"), col("email")]);
-    let docs = catalog.get_table(ns.join("documents")?)?;
-    let first_id = docs.count()? as i64 + 1;
-    let mut notes = Vec::new();
-    for (i, author) in authors.collect()?.iter().enumerate() {
-        let (id, name, email): (i64, String, String) =
-            (author.get("author_id")?, author.get("name")?, author.get("email")?);
-        notes.push(row! {
-            "doc_id" => first_id + i as i64, "author_id" => id, "title" => format!("A note from {name}"),
-            "body" => format!("{name} wrote this. Reach {name} at {email} or +49 (30) 4477-{:04}.", 1000 + i),
-            "created_at" => "2024-06-01T09:00:00Z",
-        });
-    }
-    docs.insert(notes)?;
-    Ok(())
 }
 
 /// Runs the whole check for `app`.
@@ -223,8 +300,17 @@ pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
             (p.clone(), key.0)
         }
         None => {
+            let Some(demo) = &app.demo else {
+                return Err(Error::new(
+                    ErrorCode::InvalidArgument,
+                    "no production catalog: pass --prod PATH (this application has no demo production catalog)",
+                ));
+            };
             let p = opts.out.join("demo-prod.db");
-            phases.run("build demo production catalog", || build_demo_prod(&p))?;
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
+            }
+            phases.run("build demo production catalog", || demo(&p))?;
             (p, opts.key.clone().map(|k| k.0).unwrap_or_else(|| DEMO_KEY.to_string()))
         }
     };
@@ -275,7 +361,13 @@ pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
     let staging = Catalog::open(&staging_path)?;
     (app.register_production)(&staging);
     let ns = TestNamespace::new(&staging, "staging")?;
-    let anonymizer = (app.anonymizer)(&key);
+    let Some(rules) = &app.anonymizer else {
+        return Err(Error::new(
+            ErrorCode::InvalidArgument,
+            "the application gives no anonymization rules (App::anonymizer); nothing is copied without them",
+        ));
+    };
+    let anonymizer = rules(&key);
     let anonymization = phases.run("anonymized copy", || {
         let report = anonymizer.copy(&prod, &app.namespace, &staging, &ns.path().to_string())?;
         app.migrations.mark_applied(&staging, ns.path(), &applied)?;
@@ -284,14 +376,15 @@ pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
     let copied = anonymization.tables.iter().map(|t| (t.source.clone(), t.rows_written)).collect();
     let udfs = phases.run("UDF checks", || {
         let mut out = Vec::new();
-        for (old, new) in &app.udf_changes {
-            let Some((table, args)) = (app.udf_samples)(new.name()) else { continue };
-            let table = staging.get_table(ns.path().join(&table)?)?;
-            let report = UdfDiff::new(old, new).on_table(&table, args.iter().map(|a| col(a.clone())), 200)?;
+        for change in &app.udf_changes {
+            let table = staging.get_table(ns.path().join(&change.table)?)?;
+            let args = change.args.iter().map(|a| col(a.clone()));
+            let report = UdfDiff::new(&change.old, &change.new).on_table(&table, args, 200)?;
             out.push(report.plan_recompute(&staging)?);
         }
         Ok(out)
     })?;
+    (app.register_release)(&staging);
     let migrations = phases.run("pending migrations", || check_pending(&app.migrations, &staging, ns.path()))?;
     let namespace = ns.persist().to_string();
     let passed = migrations.passed() && udfs.iter().all(UdfDiffReport::passed);
