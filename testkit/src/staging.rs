@@ -32,7 +32,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path as FsPath, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 use tabula::{col, Catalog, Error, ErrorCode, Path, Result, Udf};
@@ -259,7 +259,7 @@ impl Phases {
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             bar.set_message(name.to_string());
-            bar.enable_steady_tick(Duration::from_millis(80));
+            bar.enable_steady_tick(std::time::Duration::from_millis(80));
             bar
         };
         let started = Instant::now();

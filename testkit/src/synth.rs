@@ -59,6 +59,10 @@ pub enum Gen {
     Words(usize, usize),
     /// A closure of the column's random stream and the row index.
     With(GenFn),
+    /// Text of one to three sentences drawn from a corpus the user gives (real-looking
+    /// notes, reviews, anonymized production text), so a UDF reading it has something to
+    /// react to: lorem filler gives a sentiment model nothing to see.
+    Corpus(Arc<[String]>),
 }
 
 impl std::fmt::Debug for Gen {
@@ -71,6 +75,7 @@ impl std::fmt::Debug for Gen {
             Gen::Pattern(p) => write!(f, "Pattern({p:?})"),
             Gen::Const(v) => write!(f, "Const({v})"),
             Gen::Words(a, b) => write!(f, "Words({a}, {b})"),
+            Gen::Corpus(c) => write!(f, "Corpus({} sentences)", c.len()),
         }
     }
 }
@@ -79,6 +84,19 @@ impl Gen {
     /// A closure generator: `Gen::with(|rng, i| Value::from(i as i64 * 2))`.
     pub fn with(f: impl Fn(&mut ChaCha8Rng, u64) -> Value + Send + Sync + 'static) -> Gen {
         Gen::With(Arc::new(f))
+    }
+
+    /// Text from a corpus: `Gen::corpus(["Arrived late.", "Great service!"])`.
+    pub fn corpus<S: Into<String>>(sentences: impl IntoIterator<Item = S>) -> Gen {
+        Gen::Corpus(sentences.into_iter().map(Into::into).collect())
+    }
+
+    /// Text in the shape of the texts of `column` in `table` (for example an anonymized
+    /// copy of production): a corpus of up to `limit` of them.
+    pub fn corpus_from(table: &Table, column: &str, limit: u64) -> Result<Gen> {
+        let rows = table.select([tabula::col(column)]).where_(tabula::col(column).is_not_null()).head(limit)?;
+        let texts: Vec<String> = rows.iter().filter_map(|r| r.get::<String>(column).ok()).collect();
+        Ok(Gen::corpus(texts))
     }
 
     /// Weighted choices: `Gen::choice([("draft", 1), ("published", 3)])`.
@@ -104,6 +122,14 @@ enum Kind {
     Title,
     Text,
     Id,
+    /// A birth date: 18 to 90 years before the reference day.
+    BirthDate,
+    /// A money amount: log-normal, most between 5 and 500, a few in the thousands.
+    Amount,
+    /// An age in years, 18 to 90.
+    Age,
+    /// A small count (quantity), mostly 1 to 3.
+    Quantity,
     Plain,
 }
 
@@ -114,7 +140,19 @@ fn kind_of(name: &str, ty: ColumnType) -> Kind {
         return Kind::Id;
     }
     if ty != ColumnType::String {
-        return Kind::Plain;
+        return match ty {
+            ColumnType::Date | ColumnType::Timestamp if has("birth") || has("born") || n == "dob" => Kind::BirthDate,
+            ColumnType::Int | ColumnType::Float
+                if ["amount", "price", "total", "salary", "cost", "revenue", "income", "balance", "fee"]
+                    .iter()
+                    .any(|w| has(w)) =>
+            {
+                Kind::Amount
+            }
+            ColumnType::Int if n == "age" || n.ends_with("_age") => Kind::Age,
+            ColumnType::Int if has("quantity") || n == "qty" || has("count") => Kind::Quantity,
+            _ => Kind::Plain,
+        };
     }
     match () {
         _ if has("email") => Kind::Email,
@@ -144,6 +182,10 @@ fn kind_of(name: &str, ty: ColumnType) -> Kind {
         _ => Kind::Plain,
     }
 }
+
+/// The day birth dates count back from (2026-01-01), fixed so that data does not change
+/// with the day it is generated.
+const REFERENCE_DAY: i32 = 20_454;
 
 /// A stable 64-bit hash (FNV-1a), for per-column seeds that never change.
 pub(crate) fn stable_hash(parts: &[&[u8]]) -> u64 {
@@ -320,6 +362,23 @@ impl ColumnGen {
                 let n = rng.gen_range(2..=4);
                 text((0..n).map(|_| sentence(rng, 5, 12, true)).collect::<Vec<_>>().join(" "))
             }
+            (Kind::BirthDate, ColumnType::Date) => Value::Date(REFERENCE_DAY - rng.gen_range(18 * 365..90 * 365)),
+            (Kind::BirthDate, _) => Value::Timestamp(
+                i64::from(REFERENCE_DAY - rng.gen_range(18 * 365..90 * 365)) * 86_400_000_000
+                    + rng.gen_range(0..86_400_000_000i64),
+            ),
+            (Kind::Amount, ty) => {
+                // exp(N(ln 50, 1.2)) by Box-Muller: median 50, a long upper tail.
+                let (u1, u2): (f64, f64) = (rng.gen_range(f64::EPSILON..1.0), rng.gen());
+                let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+                let amount = (50f64.ln() + 1.2 * z).exp();
+                match ty {
+                    ColumnType::Int => Value::Int(amount.round() as i64),
+                    _ => Value::Float((amount * 100.0).round() / 100.0),
+                }
+            }
+            (Kind::Age, _) => Value::Int(rng.gen_range(18..=90)),
+            (Kind::Quantity, _) => Value::Int([1, 1, 1, 1, 2, 2, 3, 4, 5, 10][rng.gen_range(0..10usize)]),
             (_, ColumnType::Int) => Value::Int(rng.gen_range(0..1000)),
             (_, ColumnType::Float) => Value::Float((rng.gen_range(0.0..1000.0f64) * 100.0).round() / 100.0),
             (_, ColumnType::Bool) => Value::Bool(rng.gen_bool(0.5)),
@@ -342,6 +401,12 @@ fn generate(gen: &Gen, rng: &mut ChaCha8Rng, i: u64) -> Value {
         Gen::Const(v) => v.clone(),
         Gen::Words(min, max) => Value::String(sentence(rng, *min, (*max).max(*min), false)),
         Gen::With(f) => f(rng, i),
+        Gen::Corpus(sentences) if sentences.is_empty() => Value::Null,
+        Gen::Corpus(sentences) => {
+            let n = rng.gen_range(1..=3usize);
+            let picked: Vec<&str> = (0..n).map(|_| sentences[rng.gen_range(0..sentences.len())].as_str()).collect();
+            Value::String(picked.join(" "))
+        }
         Gen::Choice(items) => {
             let total: u64 = items.iter().map(|(_, w)| u64::from(*w)).sum();
             if total == 0 {

@@ -52,6 +52,9 @@ pub struct UdfDiffReport {
     pub new_us_per_row: f64,
     /// Computed columns that call the old version (filled by [`UdfDiffReport::plan_recompute`]).
     pub recompute: Vec<Recompute>,
+    /// The sample could not show a change: every input was the same (or null), as with
+    /// redacted or constant columns. A vacuous comparison fails rather than passes.
+    pub vacuous: bool,
     /// Why the change is not safe to ship (empty when it is).
     pub failures: Vec<String>,
 }
@@ -124,6 +127,20 @@ impl UdfDiff {
         if !new_errors.is_empty() {
             failures.push(format!("{} row(s) fail with the new version and did not before", new_errors.len()));
         }
+        let distinct: std::collections::HashSet<String> = rows
+            .iter()
+            .filter(|r| r.iter().any(|v| !v.is_null()))
+            .map(|r| r.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\u{1f}"))
+            .collect();
+        let vacuous = changed == 0 && distinct.len() <= 1;
+        if vacuous {
+            failures.push(format!(
+                "vacuous: the {} sampled input(s) are all the same or null (redacted or constant data?), so nothing was \
+                 compared; sample rows with variety (for free text: Rule::FreeText keeps its words, Gen::corpus gives \
+                 synthetic text a UDF can read)",
+                rows.len()
+            ));
+        }
         UdfDiffReport {
             old: format!("{}@{}", self.old.name(), self.old.version()),
             new: format!("{}@{}", self.new.name(), self.new.version()),
@@ -134,6 +151,7 @@ impl UdfDiff {
             old_us_per_row: old_us,
             new_us_per_row: new_us,
             recompute: Vec::new(),
+            vacuous,
             failures,
         }
     }

@@ -241,3 +241,24 @@ fn a_replace_step_written_the_obvious_way_is_idempotent() {
     assert!(report.passed(), "{}", report.to_text());
     assert!(report.steps[0].idempotent);
 }
+
+#[test]
+fn a_udf_diff_on_inputs_that_are_all_the_same_is_vacuous() {
+    let old = Udf::new("tone", 1, |s: String| if s.contains("late") { "bad" } else { "plain" }.to_string());
+    let new = Udf::new("tone", 2, |s: String| {
+        if s.contains("late") || s.contains("damaged") { "bad" } else { "plain" }.to_string()
+    });
+    // Redacted text: every input is the same, so no change could show.
+    let redacted: Vec<Vec<Value>> = (0..50).map(|_| vec![Value::from("[redacted]")]).collect();
+    let report = UdfDiff::new(&old, &new).on_rows(&redacted);
+    assert!(report.vacuous && !report.passed(), "{:?}", report.failures);
+    assert!(
+        report.failures[0].starts_with("vacuous: the 50 sampled input(s) are all the same"),
+        "{:?}",
+        report.failures
+    );
+    // Varied text that happens not to change is a real, passing result.
+    let varied: Vec<Vec<Value>> = ["fine", "good", "ok"].iter().map(|s| vec![Value::from(*s)]).collect();
+    let report = UdfDiff::new(&old, &new).on_rows(&varied);
+    assert!(!report.vacuous && report.passed());
+}

@@ -144,3 +144,36 @@ fn all_types() -> tabula::TableSchema {
     }
     cat.create_table("s", schema, IfExists::Error).unwrap().schema().unwrap()
 }
+
+#[test]
+fn values_follow_what_a_column_means() {
+    let schema = Schema::new()
+        .required("birth_date", ColumnType::Date)
+        .required("total", ColumnType::Float)
+        .required("age", ColumnType::Int)
+        .required("note", ColumnType::String);
+    let cat = Catalog::in_memory().unwrap();
+    let t = cat.create_table("t", schema, IfExists::Error).unwrap();
+    let corpus = ["Arrived late and damaged.", "Great service, thank you!", "Wrong size, sending it back."];
+    let rows: Vec<_> = Synth::new(5).column("note", Gen::corpus(corpus)).rows(&t.schema().unwrap(), 2_000).collect();
+    let days: Vec<i32> = rows
+        .iter()
+        .map(|r| match r.value("birth_date") {
+            Some(Value::Date(d)) => *d,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // 2026-01-01 minus 18 to 90 years.
+    assert!(days.iter().all(|d| (20_454 - 90 * 365..=20_454 - 18 * 365).contains(d)));
+    assert!(days.iter().any(|d| *d < 20_454 - 60 * 365), "old people too, not only the last few years");
+    let totals: Vec<f64> = rows.iter().map(|r| r.get("total").unwrap()).collect();
+    let small = totals.iter().filter(|t| **t < 20.0).count();
+    let large = totals.iter().filter(|t| **t > 500.0).count();
+    assert!(
+        small > 100 && large > 10 && totals.iter().all(|t| *t > 0.0),
+        "a plausible spread: {small} small, {large} large"
+    );
+    assert!(rows.iter().all(|r| (18..=90).contains(&r.get::<i64>("age").unwrap())));
+    let notes: std::collections::HashSet<String> = rows.iter().map(|r| r.get("note").unwrap()).collect();
+    assert!(notes.iter().all(|n| corpus.iter().any(|c| n.contains(c))) && notes.len() > 10, "{notes:?}");
+}
