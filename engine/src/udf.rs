@@ -347,39 +347,47 @@ into_udf_fn!(A a 0, B b 1);
 into_udf_fn!(A a 0, B b 1, C c 2);
 into_udf_fn!(A a 0, B b 1, C c 2, D d 3);
 
-/// The UDFs registered on a catalog handle (shared by its clones).
+/// The UDFs registered on a catalog handle (shared by its clones), by name and version: a
+/// handle can hold several versions of one UDF, and each computed column uses exactly the
+/// version it stores.
 #[derive(Default)]
 pub(crate) struct Registry {
-    udfs: RwLock<HashMap<String, Udf>>,
+    udfs: RwLock<HashMap<(String, u32), Udf>>,
 }
 
 impl Registry {
     pub(crate) fn register(&self, udf: Udf) {
         let mut map = self.udfs.write().unwrap_or_else(|p| p.into_inner());
-        map.insert(udf.inner.name.clone(), udf);
+        map.insert((udf.inner.name.clone(), udf.version()), udf);
     }
 
-    pub(crate) fn get(&self, name: &str) -> Option<Udf> {
-        self.udfs.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    /// The registered versions of `name`, in order.
+    fn versions(&self, name: &str) -> Vec<u32> {
+        let map = self.udfs.read().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<u32> = map.keys().filter(|(n, _)| n == name).map(|(_, v)| *v).collect();
+        out.sort_unstable();
+        out
     }
 
     /// The registered UDF for a call in `expr` named (name, version) with this signature,
     /// or an error naming what is stored and what is registered.
     pub(crate) fn resolve(&self, name: &str, version: u32, params: &[ColumnType], returns: ColumnType) -> Result<Udf> {
-        let Some(udf) = self.get(name) else {
-            return Err(err!(
-                UdfNotRegistered,
-                "UDF {name}@{version} is not registered on this catalog handle (call catalog.register(..) with it first)"
-            ));
-        };
-        if udf.version() != version {
+        let found = self.udfs.read().unwrap_or_else(|p| p.into_inner()).get(&(name.to_string(), version)).cloned();
+        let Some(udf) = found else {
+            let others = self.versions(name);
+            if others.is_empty() {
+                return Err(err!(
+                    UdfNotRegistered,
+                    "UDF {name}@{version} is not registered on this catalog handle (call catalog.register(..) with it first)"
+                ));
+            }
+            let listed: Vec<String> = others.iter().map(|v| format!("{name}@{v}")).collect();
             return Err(err!(
                 UdfVersionMismatch,
-                "needs UDF {name}@{version}, but {name}@{} is registered; register version {version}, or replace the column to recompute it with @{}",
-                udf.version(),
-                udf.version()
+                "needs UDF {name}@{version}, but only {} is registered; register version {version} too, or replace the column to recompute it with another version",
+                listed.join(", ")
             ));
-        }
+        };
         if udf.params() != params || udf.returns() != returns {
             return Err(err!(
                 UdfVersionMismatch,

@@ -98,9 +98,10 @@ impl Catalog {
         Ok(Catalog { inner: Arc::new(Inner { store, udfs: Registry::default() }) })
     }
 
-    /// Registers a UDF on this handle (and its clones), replacing any UDF of the same name.
-    /// Computed columns name the (name, version) they were made with; writes that need a
-    /// UDF fail until it is registered with that version.
+    /// Registers a UDF on this handle (and its clones), replacing one of the same name and
+    /// version. Several versions of a UDF can be registered at once: computed columns name
+    /// the (name, version) they were made with and use exactly that one; writes that need a
+    /// UDF fail until that version is registered.
     pub fn register(&self, udf: &Udf) {
         self.inner.udfs.register(udf.clone());
     }

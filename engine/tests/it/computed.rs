@@ -233,11 +233,27 @@ fn missing_or_other_versions_of_a_udf_refuse_writes_but_keep_reads() {
     let v2 = summarize(2, &calls);
     cat.register(&v2);
     let msg = fails_cleanly(&cat, ErrorCode::UdfVersionMismatch, || t.update([("text", lit("b"))], lit(true)));
-    assert!(msg.contains("needs UDF summarize@1, but summarize@2 is registered"), "{msg}");
+    assert!(msg.contains("needs UDF summarize@1, but only summarize@2 is registered"), "{msg}");
     // The fix the message names: replace the column with the new version.
     t.add_computed_column("summary", v2.call([col("text")]), ColumnOptions::if_exists(IfExists::Replace)).unwrap();
     assert_eq!(strings(&t, "summary"), vec![Some("NOTE!".to_string()); 3]);
     t.insert([row! {"text" => "new row"}]).unwrap();
+}
+
+#[test]
+fn one_handle_holds_several_versions_and_each_column_uses_its_own() {
+    let cat = catalog();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (v1, v2) = (summarize(1, &calls), summarize(2, &calls));
+    cat.register(&v1);
+    cat.register(&v2);
+    let t = notes(&cat, 2);
+    t.add_computed_column("old", v1.call([col("text")]), ColumnOptions::default()).unwrap();
+    t.add_computed_column("new", v2.call([col("text")]), ColumnOptions::default()).unwrap();
+    t.insert([row! {"text" => "fresh row"}]).unwrap();
+    let rows = t.select([col("old"), col("new")]).collect().unwrap();
+    assert_eq!(rows[2].get::<String>("old").unwrap(), "FRESH");
+    assert_eq!(rows[2].get::<String>("new").unwrap(), "FRESH!");
 }
 
 #[test]
