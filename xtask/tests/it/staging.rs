@@ -143,6 +143,22 @@ fn bad_input_gives_clear_errors_and_touches_nothing() {
     assert!(e.to_string().contains("is empty"), "{e}");
     let e = staging::Key::from_file_or_env(Some(&dir.path().join("no-such-key"))).unwrap_err();
     assert!(e.to_string().contains("cannot read the key file"), "{e}");
+    // An SQLite file of another program: refused, and not changed by a byte.
+    let foreign = dir.path().join("foreign.db");
+    {
+        let conn = rusqlite::Connection::open(&foreign).unwrap();
+        conn.execute_batch("CREATE TABLE invoices(id INTEGER); INSERT INTO invoices VALUES (1);").unwrap();
+    }
+    let before = std::fs::read(&foreign).unwrap();
+    let started = std::time::Instant::now();
+    let e =
+        staging::run(&docs_app::staging_app(), &opts(dir.path(), Some(foreign.clone()), Some("a long enough key!")))
+            .err()
+            .unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    assert_eq!(e.code(), ErrorCode::NotACatalog, "{e}");
+    assert_eq!(std::fs::read(&foreign).unwrap(), before);
+    assert!(!dir.path().join("foreign.db-wal").exists());
     // A directory and a FIFO: refused at once (a FIFO must not block), nothing created.
     let fifo = dir.path().join("prod.fifo");
     assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
