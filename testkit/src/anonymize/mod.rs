@@ -49,7 +49,7 @@ use tabula::{
 };
 
 pub use leak::{Leak, LeakScan};
-use text::Dictionary;
+use text::{Dictionary, Kind, TextRule};
 
 /// Rows a chunk when the source and the target share one catalog handle.
 const COPY_CHUNK: usize = 10_000;
@@ -314,7 +314,7 @@ impl Anonymizer {
         specific.or(general).map(|(_, _, r)| r)
     }
 
-    fn hash(&self, tag: &str, bytes: &[u8]) -> [u8; 32] {
+    pub(crate) fn hash(&self, tag: &str, bytes: &[u8]) -> [u8; 32] {
         // Short inputs (most are) are hashed in one call from a stack buffer: building a
         // streaming hasher costs more than hashing them.
         let mut buf = [0u8; 128];
@@ -337,7 +337,7 @@ impl Anonymizer {
         (n >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn pick<'a>(&self, items: &[&'a str], h: &[u8; 32], at: usize) -> &'a str {
+    pub(crate) fn pick<'a>(&self, items: &[&'a str], h: &[u8; 32], at: usize) -> &'a str {
         let n = u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]) as usize;
         items[n % items.len()]
     }
@@ -423,10 +423,6 @@ impl Anonymizer {
             }
             (Rule::Hash, Value::Bytes(b)) => Value::Bytes(self.hash("hash", &b)[..16].to_vec()),
             (Rule::Hash, Value::Int(i)) => Value::Int(self.hash_int(i)),
-            // Names, addresses and ids were pseudonymized for the free-text dictionary already.
-            (Rule::Name | Rule::Address | Rule::Hash, Value::String(s)) if ctx.dictionary.get(s.trim()).is_some() => {
-                Value::String(ctx.dictionary.get(s.trim()).unwrap_or_default().to_string())
-            }
             (r, Value::String(s)) if is_text_rule(r) => Value::String(self.pseudonym(r, &s)),
             (Rule::DateShift { max_days, .. }, v) => {
                 let days = self.shift_days(ctx.entity.unwrap_or_default(), *max_days);
@@ -525,13 +521,15 @@ impl Anonymizer {
                 for ((_, rule), value) in mapped.iter().zip(row?.values()) {
                     match value {
                         Value::String(s) => {
-                            dictionary.add(s, || self.pseudonym(rule, s));
+                            let kind = match rule {
+                                Rule::Name => TextRule::Name,
+                                Rule::Address => TextRule::Address,
+                                _ => TextRule::Hash,
+                            };
+                            dictionary.add(s, Kind::Value(kind));
                             if **rule == Rule::Name {
                                 for (i, part) in s.split_whitespace().enumerate() {
-                                    let list = if i == 0 { EN::NAME_FIRST_NAME } else { EN::NAME_LAST_NAME };
-                                    dictionary.add(part, || {
-                                        self.pick(list, &self.hash("name-part", part.as_bytes()), 0).to_string()
-                                    });
+                                    dictionary.add(part, if i == 0 { Kind::FirstName } else { Kind::LastName });
                                 }
                             }
                         }

@@ -17,6 +17,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 use std::sync::LazyLock;
 
+use fake::locales::{Data, EN};
 use regex::Regex;
 
 use super::{Anonymizer, Rule};
@@ -183,56 +184,84 @@ const MAX_WORDS: usize = 8;
 /// words, with what stands between them, is looked up when its first word starts an entry.
 #[derive(Default)]
 pub(crate) struct Dictionary {
-    pseudonyms: HashMap<String, String, ahash::RandomState>,
+    /// Each value to find, with what it is; its pseudonym is made when it is found, so
+    /// building the dictionary costs no hashing.
+    entries: HashMap<String, Entry, ahash::RandomState>,
     starts: HashSet<String, ahash::RandomState>,
     /// The first bytes of the entries: most words of a text are skipped on this alone.
     first_bytes: [u64; 4],
-    /// Int ids of mapped columns, found in text as whole numbers; their pseudonym is made
-    /// when found (listing them as text would cost a string and a hash each up front).
+    /// Int ids of mapped columns, found in text as whole numbers.
     ids: HashSet<i64, ahash::RandomState>,
+}
+
+/// What a dictionary entry is, which decides its pseudonym.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A whole value of a column under this rule (Name, Address or Hash).
+    Value(TextRule),
+    /// The first word of a name.
+    FirstName,
+    /// A later word of a name.
+    LastName,
+}
+
+/// The text rules whose values the dictionary holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TextRule {
+    Name,
+    Address,
+    Hash,
+}
+
+#[derive(Debug)]
+struct Entry {
+    kind: Kind,
+    /// The value as the column has it, when the entry is another form of it (upper case).
+    original: Option<Box<str>>,
 }
 
 /// What the dictionary found at a place in a text.
 pub(crate) enum Hit<'d> {
-    /// A value with its pseudonym.
-    Text(&'d str),
+    /// A value, with what it is and the text its pseudonym is made from.
+    Value(Kind, &'d str),
     /// An Int id.
     Id(i64),
 }
 
 impl Dictionary {
     /// Adds `original` (as written, and in upper case when it is one word of 4 characters or
-    /// more) to be replaced by its pseudonym, made by `pseudonym` only when `original` is new. The
-    /// first pseudonym given for a text wins.
-    pub(crate) fn add(&mut self, original: &str, pseudonym: impl FnOnce() -> String) {
+    /// more) as a `kind`. The first kind given for a text wins.
+    pub(crate) fn add(&mut self, original: &str, kind: Kind) {
         let original = original.trim();
-        if original.chars().count() < 2 || self.pseudonyms.contains_key(original) {
-            return;
-        }
-        let pseudonym = pseudonym();
-        if original == pseudonym {
+        if original.len() < 2 || self.entries.contains_key(original) || original.chars().count() < 2 {
             return;
         }
         // Names are capitalized in text, or shouted; their lower-case forms are words too
         // often ("will", "rose", "mark") to be replaced everywhere. A shouted value of several
         // words is found word by word (each word of a name is an entry of its own).
-        let single_word = !original.contains(|c: char| !c.is_alphanumeric());
-        let upper =
-            (single_word && original.chars().count() >= 4).then(|| original.to_uppercase()).filter(|u| u != original);
-        for form in std::iter::once(original.to_string()).chain(upper) {
-            let mut words = Words::new(&form);
-            let Some((start, first_end)) = words.next() else { continue };
-            let (count, end) = words.fold((1, first_end), |(n, _), (_, e)| (n + 1, e));
-            if start != 0 || end != form.len() || count > MAX_WORDS {
-                continue; // starts or ends with punctuation, or too long: never found as words
-            }
-            let b = form.as_bytes()[0];
-            self.first_bytes[usize::from(b >> 6)] |= 1 << (b & 63);
-            if !self.starts.contains(&form[..first_end]) {
-                self.starts.insert(form[..first_end].to_string());
-            }
-            self.pseudonyms.entry(form).or_insert_with(|| pseudonym.clone());
+        let mut words = Words::new(original);
+        let Some((start, first_end)) = words.next() else { return };
+        let (count, end) = words.fold((1, first_end), |(n, _), (_, e)| (n + 1, e));
+        if start != 0 || end != original.len() || count > MAX_WORDS {
+            return; // starts or ends with punctuation, or too long: never found as words
         }
+        self.insert(original.to_string(), first_end, Entry { kind, original: None });
+        if count == 1 && original.chars().count() >= 4 {
+            let upper = original.to_uppercase();
+            if upper != original && !self.entries.contains_key(&upper) {
+                let first_end = upper.len();
+                self.insert(upper, first_end, Entry { kind, original: Some(original.into()) });
+            }
+        }
+    }
+
+    fn insert(&mut self, form: String, first_end: usize, entry: Entry) {
+        let b = form.as_bytes()[0];
+        self.first_bytes[usize::from(b >> 6)] |= 1 << (b & 63);
+        if !self.starts.contains(&form[..first_end]) {
+            self.starts.insert(form[..first_end].to_string());
+        }
+        self.entries.insert(form, entry);
     }
 
     /// Adds an Int id (5 digits or more: shorter numbers are any number).
@@ -244,17 +273,12 @@ impl Dictionary {
 
     /// How many values it watches for.
     pub(crate) fn len(&self) -> usize {
-        self.pseudonyms.len() + self.ids.len()
+        self.entries.len() + self.ids.len()
     }
 
-    /// The pseudonym already made for `original` (a mapped column's value), if any.
-    pub(crate) fn get(&self, original: &str) -> Option<&str> {
-        self.pseudonyms.get(original).map(String::as_str)
-    }
-
-    /// Finds entries in `text` as `(start, end, pseudonym)`, the longest at each word.
-    fn find<'d>(&'d self, text: &str, out: &mut Vec<(usize, usize, Hit<'d>)>) {
-        if self.pseudonyms.is_empty() && self.ids.is_empty() {
+    /// Finds entries in `text`, the longest at each word.
+    fn find<'d>(&'d self, text: &'d str, out: &mut Vec<(usize, usize, Hit<'d>)>) {
+        if self.entries.is_empty() && self.ids.is_empty() {
             return;
         }
         let mut words = Words::new(text);
@@ -280,9 +304,10 @@ impl Dictionary {
                 .iter()
                 .enumerate()
                 .rev()
-                .find_map(|(k, &e)| self.pseudonyms.get(&text[start..e]).map(|p| (k, e, p)));
-            if let Some((k, e, p)) = hit {
-                out.push((start, e, Hit::Text(p.as_str())));
+                .find_map(|(k, &e)| self.entries.get(&text[start..e]).map(|entry| (k, e, entry)));
+            if let Some((k, e, entry)) = hit {
+                let source = entry.original.as_deref().unwrap_or(&text[start..e]);
+                out.push((start, e, Hit::Value(entry.kind, source)));
                 for _ in 0..k {
                     words.next();
                 }
@@ -308,11 +333,36 @@ impl Iterator for Words<'_> {
     type Item = (usize, usize);
 
     fn next(&mut self) -> Option<(usize, usize)> {
-        let rest = &self.text[self.at..];
-        let start = self.at + rest.find(char::is_alphanumeric)?;
-        let end = self.text[start..].find(|c: char| !c.is_alphanumeric()).map_or(self.text.len(), |e| start + e);
-        self.at = end;
-        Some((start, end))
+        // Bytes below 0x80 are ASCII and tested directly; others decode their character.
+        let bytes = self.text.as_bytes();
+        let alnum_at = |i: usize| -> (bool, usize) {
+            match bytes[i] {
+                b if b < 0x80 => (b.is_ascii_alphanumeric(), 1),
+                _ => self.text[i..].chars().next().map_or((false, 1), |c| (c.is_alphanumeric(), c.len_utf8())),
+            }
+        };
+        let mut i = self.at;
+        while i < bytes.len() {
+            let (alnum, len) = alnum_at(i);
+            if alnum {
+                break;
+            }
+            i += len;
+        }
+        if i >= bytes.len() {
+            self.at = bytes.len();
+            return None;
+        }
+        let start = i;
+        while i < bytes.len() {
+            let (alnum, len) = alnum_at(i);
+            if !alnum {
+                break;
+            }
+            i += len;
+        }
+        self.at = i;
+        Some((start, i))
     }
 }
 
@@ -341,7 +391,7 @@ impl Anonymizer {
             out.push_str(&text[at..s]);
             let piece = &text[s..e];
             match what {
-                Ok(Hit::Text(pseudonym)) => out.push_str(pseudonym),
+                Ok(Hit::Value(kind, source)) => out.push_str(&self.entry_pseudonym(kind, source)),
                 Ok(Hit::Id(id)) => out.push_str(&self.hash_int(id).to_string()),
                 Err(kind) => out.push_str(&self.found(kind, piece)),
             }
@@ -349,6 +399,20 @@ impl Anonymizer {
         }
         out.push_str(&text[at..]);
         out
+    }
+
+    /// The pseudonym of a dictionary entry: what its column gives the value, or for a word
+    /// of a name, a keyed name of its own.
+    pub(crate) fn entry_pseudonym(&self, kind: Kind, source: &str) -> String {
+        match kind {
+            Kind::Value(TextRule::Name) => self.pseudonym(&Rule::Name, source),
+            Kind::Value(TextRule::Address) => self.pseudonym(&Rule::Address, source),
+            Kind::Value(TextRule::Hash) => self.pseudonym(&Rule::Hash, source),
+            Kind::FirstName => {
+                self.pick(EN::NAME_FIRST_NAME, &self.hash("name-part", source.as_bytes()), 0).to_string()
+            }
+            Kind::LastName => self.pick(EN::NAME_LAST_NAME, &self.hash("name-part", source.as_bytes()), 0).to_string(),
+        }
     }
 
     /// The pseudonym of one piece of text the patterns found.
