@@ -269,7 +269,7 @@ impl Anonymizer {
     /// pseudonyms, and the output does not reveal it).
     pub fn new(key: impl AsRef<[u8]>) -> Anonymizer {
         Anonymizer {
-            key: blake3::derive_key("tabula-testkit anonymizer v1", key.as_ref()),
+            key: blake3::derive_key("tabula-testkit anonymizer v2 (siphash-2-4 keys)", key.as_ref()),
             rules: Vec::new(),
             sample: None,
             limit: None,
@@ -314,21 +314,23 @@ impl Anonymizer {
         specific.or(general).map(|(_, _, r)| r)
     }
 
+    /// 32 keyed bytes of `bytes` under `tag`: two SipHash-2-4 runs (a keyed PRF with 128-bit
+    /// keys derived from the anonymizer's key), several times cheaper than a blake3 call on
+    /// the short values pseudonyms are made of.
     pub(crate) fn hash(&self, tag: &str, bytes: &[u8]) -> [u8; 32] {
-        // Short inputs (most are) are hashed in one call from a stack buffer: building a
-        // streaming hasher costs more than hashing them.
-        let mut buf = [0u8; 128];
-        let n = tag.len() + 1 + bytes.len();
-        if n <= buf.len() {
-            buf[..tag.len()].copy_from_slice(tag.as_bytes());
-            buf[tag.len() + 1..n].copy_from_slice(bytes);
-            return *blake3::keyed_hash(&self.key, &buf[..n]).as_bytes();
+        use siphasher::sip128::Hasher128;
+        use std::hash::Hasher;
+        let mut out = [0u8; 32];
+        for (half, key) in self.key.chunks_exact(16).enumerate() {
+            let mut k = [0u8; 16];
+            k.copy_from_slice(key);
+            let mut h = siphasher::sip128::SipHasher24::new_with_key(&k);
+            h.write(tag.as_bytes());
+            h.write_u8(0);
+            h.write(bytes);
+            out[half * 16..half * 16 + 16].copy_from_slice(&h.finish128().as_bytes());
         }
-        let mut hasher = blake3::Hasher::new_keyed(&self.key);
-        hasher.update(tag.as_bytes());
-        hasher.update(&[0]);
-        hasher.update(bytes);
-        *hasher.finalize().as_bytes()
+        out
     }
 
     fn unit(&self, tag: &str, bytes: &[u8]) -> f64 {
