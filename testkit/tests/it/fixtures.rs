@@ -3,31 +3,35 @@
 use tabula::{Catalog, ColumnType, Path, Schema};
 use tabula_testkit::{Dataset, Fixtures, Format, Gen};
 
+/// The shop's small dataset; `total` overrides the generator of `orders.total`.
+fn small(total: Option<Gen>) -> Dataset {
+    Dataset::new("shop-small", 7)
+        .table(
+            "customers",
+            Schema::new().required("customer_id", ColumnType::Int).required("name", ColumnType::String),
+            10,
+            |s| s.column("customer_id", Gen::Range(1, 10)),
+        )
+        .table(
+            "orders",
+            Schema::new()
+                .required("customer_id", ColumnType::Int)
+                .required("total", ColumnType::Float)
+                .nullable("note", ColumnType::String),
+            30,
+            |s| match total {
+                Some(gen) => s.column("customer_id", Gen::Range(1, 10)).column("total", gen),
+                None => s.column("customer_id", Gen::Range(1, 10)),
+            },
+        )
+}
+
 fn shop(dir: &std::path::Path) -> Fixtures {
-    Fixtures::new(dir)
-        .dataset(
-            Dataset::new("shop-small", 7)
-                .table(
-                    "customers",
-                    Schema::new().required("customer_id", ColumnType::Int).required("name", ColumnType::String),
-                    10,
-                    |s| s.column("customer_id", Gen::Range(1, 10)),
-                )
-                .table(
-                    "orders",
-                    Schema::new()
-                        .required("customer_id", ColumnType::Int)
-                        .required("total", ColumnType::Float)
-                        .nullable("note", ColumnType::String),
-                    30,
-                    |s| s.column("customer_id", Gen::Range(1, 10)),
-                ),
-        )
-        .dataset(
-            Dataset::new("shop-large", 8)
-                .table("orders", Schema::new().required("total", ColumnType::Float), 5_000, |s| s)
-                .generated_on_demand(),
-        )
+    Fixtures::new(dir).dataset(small(None)).dataset(
+        Dataset::new("shop-large", 8)
+            .table("orders", Schema::new().required("total", ColumnType::Float), 5_000, |s| s)
+            .generated_on_demand(),
+    )
 }
 
 #[test]
@@ -57,24 +61,7 @@ fn drift_is_named_by_table_and_column() {
     let dir = tempfile::tempdir().unwrap();
     shop(dir.path()).generate().unwrap();
     // The generator of orders.total changed (a new range), as a code change would do it.
-    let changed = Fixtures::new(dir.path()).dataset(
-        Dataset::new("shop-small", 7)
-            .table(
-                "customers",
-                Schema::new().required("customer_id", ColumnType::Int).required("name", ColumnType::String),
-                10,
-                |s| s.column("customer_id", Gen::Range(1, 10)),
-            )
-            .table(
-                "orders",
-                Schema::new()
-                    .required("customer_id", ColumnType::Int)
-                    .required("total", ColumnType::Float)
-                    .nullable("note", ColumnType::String),
-                30,
-                |s| s.column("customer_id", Gen::Range(1, 10)).column("total", Gen::FloatRange(1.0, 2.0)),
-            ),
-    );
+    let changed = Fixtures::new(dir.path()).dataset(small(Some(Gen::FloatRange(1.0, 2.0))));
     let drift = changed.check().unwrap();
     let lines: Vec<String> = drift.iter().map(|d| d.to_string()).collect();
     assert_eq!(drift.len(), 1, "{lines:?}");
