@@ -97,6 +97,18 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// A name or text as an error message shows it: quoted, and when long, its start and its
+/// length, so a 10,000-character name does not make a 20 KB message.
+pub(crate) fn shown(text: &str) -> String {
+    const SHOWN: usize = 48;
+    let count = text.chars().count();
+    if count <= SHOWN {
+        return format!("{text:?}");
+    }
+    let start: String = text.chars().take(SHOWN).collect();
+    format!("{start:?}... ({count} characters)")
+}
+
 /// Shorthand for building an [`Error`] with `format!` arguments.
 macro_rules! err {
     ($code:ident, $($arg:tt)*) => {

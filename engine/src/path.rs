@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::error::{err, Result};
+use crate::error::{err, shown, Result};
 use crate::types::Version;
 
 /// The longest name a path segment may have.
@@ -30,10 +30,14 @@ impl Path {
     pub fn parse(text: &str) -> Result<Path> {
         let (body, version) = match text.rsplit_once(':') {
             Some((body, v)) => {
-                let version = v.parse::<u64>().map_err(|_| {
+                // Plain decimal only: `:+1` or `:01` would name version 1 by another spelling.
+                let plain = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && (v == "0" || !v.starts_with('0'));
+                let version = v.parse::<u64>().ok().filter(|_| plain).ok_or_else(|| {
                     err!(
                         InvalidPath,
-                        "path '{text}': '{v}' after ':' is not a version number (write e.g. 'dir/table:3')"
+                        "path {}: {} after ':' is not a version number (write plain decimal, e.g. 'dir/table:3')",
+                        shown(text),
+                        shown(v)
                     )
                 })?;
                 (body, Some(Version(version)))
@@ -42,17 +46,22 @@ impl Path {
         };
         if body.is_empty() {
             if version.is_some() {
-                return Err(err!(InvalidPath, "path '{text}': a version needs a table path before ':'"));
+                return Err(err!(InvalidPath, "path {}: a version needs a table path before ':'", shown(text)));
             }
             return Ok(Path::root());
         }
         let mut segments = Vec::new();
         for segment in body.split('/') {
-            validate_name(segment).map_err(|why| err!(InvalidPath, "path {text:?}: {why}"))?;
+            validate_name(segment).map_err(|why| err!(InvalidPath, "path {}: {why}", shown(text)))?;
             segments.push(segment.to_owned());
         }
         if segments.len() > MAX_DEPTH {
-            return Err(err!(InvalidPath, "path '{text}' nests {} deep; the limit is {MAX_DEPTH}", segments.len()));
+            return Err(err!(
+                InvalidPath,
+                "path {} nests {} deep; the limit is {MAX_DEPTH}",
+                shown(text),
+                segments.len()
+            ));
         }
         Ok(Path { segments, version })
     }
@@ -92,7 +101,7 @@ impl Path {
 
     /// This path with `name` appended.
     pub fn join(&self, name: &str) -> Result<Path> {
-        validate_name(name).map_err(|why| err!(InvalidPath, "name {name:?}: {why}"))?;
+        validate_name(name).map_err(|why| err!(InvalidPath, "name {}: {why}", shown(name)))?;
         let mut segments = self.segments.clone();
         segments.push(name.to_owned());
         Ok(Path { segments, version: None })
@@ -115,15 +124,15 @@ pub(crate) fn validate_name(name: &str) -> std::result::Result<(), String> {
     match chars.next() {
         None => return Err("a name is empty (check for '//' or a trailing '/')".into()),
         Some(c) if !c.is_ascii_alphabetic() => {
-            return Err(format!("{name:?} must start with an ASCII letter"));
+            return Err(format!("{} must start with an ASCII letter", shown(name)));
         }
         Some(_) => {}
     }
     if let Some(bad) = chars.find(|c| !(c.is_ascii_alphanumeric() || *c == '_')) {
-        return Err(format!("{name:?} contains {bad:?}; names use ASCII letters, digits and '_'"));
+        return Err(format!("{} contains {bad:?}; names use ASCII letters, digits and '_'", shown(name)));
     }
     if name.len() > MAX_SEGMENT_LEN {
-        return Err(format!("{name:?} is {} characters long; the limit is {MAX_SEGMENT_LEN}", name.len()));
+        return Err(format!("{} is {} characters long; the limit is {MAX_SEGMENT_LEN}", shown(name), name.len()));
     }
     Ok(())
 }

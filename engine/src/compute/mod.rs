@@ -269,7 +269,13 @@ impl<'t> RowWriter<'t> {
             *slot =
                 value.coerce_to(c.ty).map_err(|why| err!(TypeMismatch, "row {index}, column '{}': {why}", c.name))?;
         }
-        self.next_row_id += 1;
+        self.next_row_id = self.next_row_id.checked_add(1).ok_or_else(|| {
+            err!(
+                InvalidArgument,
+                "row {index}: the table has used up its row ids (the next would pass {}); copy it into a new table",
+                i64::MAX
+            )
+        })?;
         self.count += 1;
         if self.rust_columns.is_empty() {
             let done = self.inserter.insert(buf.iter().chain(&self.literals));

@@ -199,6 +199,12 @@ pub(super) fn check_format(tx: &Tx, location: &str) -> Result<()> {
     let version: i64 = found
         .parse()
         .map_err(|_| err!(NotACatalog, "'{location}' has format version '{found}', which is not a number"))?;
+    if version < 1 {
+        return Err(err!(
+            NotACatalog,
+            "'{location}' has format version {version}, which no Tabula writes (they start at 1); the file is damaged or not a catalog"
+        ));
+    }
     if version > FORMAT_VERSION {
         return Err(err!(
             FormatTooNew,

@@ -78,7 +78,7 @@ impl Store {
                 let what = if meta.is_dir() { "a directory" } else { "not a regular file (a FIFO, socket or device)" };
                 return Err(err!(NotACatalog, "'{location}' is {what}; give the path of a catalog file"));
             }
-            Ok(_) => {}
+            Ok(meta) => check_whole_pages(path, meta.len())?,
             Err(_) if read_only => return Err(err!(NotFound, "catalog file '{location}' does not exist")),
             Err(_) => {}
         }
@@ -247,6 +247,46 @@ impl Store {
             .map_err(|e| storage(&self.location, e))?;
         Ok(rows.into_iter().filter(|r| r != "ok").collect())
     }
+}
+
+/// Refuses an SQLite file whose size is not a whole number of its pages, or smaller than
+/// the page count its header records: a torn copy or a truncated file, which SQLite would
+/// otherwise open and read as if nothing were missing.
+fn check_whole_pages(path: &FsPath, len: u64) -> Result<()> {
+    use std::io::Read;
+    let mut header = [0u8; 100];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut header));
+    if read.is_err() || &header[..16] != b"SQLite format 3\0" {
+        return Ok(()); // not SQLite (or empty): the open says so
+    }
+    let location = path.display();
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        n => u64::from(n),
+    };
+    if page_size < 512 || !page_size.is_power_of_two() {
+        return Err(err!(
+            NotACatalog,
+            "'{location}' has a damaged header (page size {page_size}); restore it from a backup"
+        ));
+    }
+    if len % page_size != 0 {
+        return Err(err!(
+            NotACatalog,
+            "'{location}' is torn or truncated: {len} bytes is not a whole number of {page_size}-byte pages; restore it from a backup"
+        ));
+    }
+    // The header's page count is valid when its version-valid-for number matches the
+    // change counter.
+    let pages = u64::from(u32::from_be_bytes([header[28], header[29], header[30], header[31]]));
+    if header[92..96] == header[24..28] && pages * page_size > len {
+        return Err(err!(
+            NotACatalog,
+            "'{location}' is truncated: its header records {pages} pages, the file holds {}; restore it from a backup",
+            len / page_size
+        ));
+    }
+    Ok(())
 }
 
 /// `path` for a `file:` URI: absolute, with the characters URIs reserve escaped.

@@ -468,3 +468,65 @@ fn directories_fifos_and_sockets_are_refused_at_once() {
         }
     }
 }
+
+#[test]
+fn a_catalog_cut_short_by_one_byte_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    {
+        let cat = Catalog::open(&path).unwrap();
+        cat.create_dir("app", IfExists::Error).unwrap();
+        let t = cat.create_table("app/t", Schema::new().required("s", ColumnType::String), IfExists::Error).unwrap();
+        t.insert((0..200).map(|i| row! {"s" => format!("row {i}")})).unwrap();
+    }
+    let bytes = std::fs::read(&path).unwrap();
+    for (name, cut) in [("one_byte.db", bytes.len() - 1), ("one_page.db", bytes.len() - 4096)] {
+        let torn = dir.path().join(name);
+        std::fs::write(&torn, &bytes[..cut]).unwrap();
+        for e in [Catalog::open(&torn).unwrap_err(), Catalog::open_read_only(&torn).unwrap_err()] {
+            assert_eq!(e.code(), ErrorCode::NotACatalog, "{e}");
+            assert!(e.to_string().contains(name) && e.to_string().contains("restore it from a backup"), "{e}");
+        }
+        assert_eq!(std::fs::read(&torn).unwrap().len(), cut, "the file is left as it was");
+    }
+}
+
+#[test]
+fn unknown_format_versions_and_exhausted_row_ids_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    {
+        let cat = Catalog::open(&path).unwrap();
+        cat.create_dir("app", IfExists::Error).unwrap();
+        cat.create_table("app/t", Schema::new().required("n", ColumnType::Int), IfExists::Error).unwrap();
+    }
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute("UPDATE _tabula_tables SET next_row_id = ?1", [i64::MAX - 1]).unwrap();
+    drop(raw);
+    let cat = Catalog::open(&path).unwrap();
+    let t = cat.get_table("app/t").unwrap();
+    let msg = fails_cleanly(&cat, ErrorCode::InvalidArgument, || t.insert([row! {"n" => 1}, row! {"n" => 2}]));
+    assert!(msg.contains("used up its row ids"), "{msg}");
+    drop((t, cat));
+    for bad in ["0", "-1"] {
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute("UPDATE _tabula_meta SET value = ?1 WHERE key = 'format_version'", [bad]).unwrap();
+        drop(raw);
+        let e = Catalog::open(&path).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::NotACatalog, "format version {bad}: {e}");
+    }
+}
+
+#[test]
+fn versions_in_paths_are_plain_decimal_and_long_names_are_cut_in_errors() {
+    for bad in ["app/t:+1", "app/t:01", "app/t: 1", "app/t:", "app/t:1.0"] {
+        let e = tabula::Path::parse(bad).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidPath, "{bad}");
+    }
+    assert_eq!(tabula::Path::parse("app/t:0").unwrap().version(), Some(Version(0)));
+    assert_eq!(tabula::Path::parse("app/t:12").unwrap().version(), Some(Version(12)));
+    let long = "x".repeat(10_000);
+    let e = tabula::Path::parse(&format!("app/{long}")).unwrap_err();
+    assert!(e.to_string().len() < 300, "{} bytes: {e}", e.to_string().len());
+    assert!(e.to_string().contains("(10004 characters)") && e.to_string().contains("(10000 characters)"), "{e}");
+}
