@@ -270,7 +270,7 @@ fn check_whole_pages(path: &FsPath, len: u64) -> Result<()> {
             "'{location}' has a damaged header (page size {page_size}); restore it from a backup"
         ));
     }
-    if len % page_size != 0 {
+    if !len.is_multiple_of(page_size) {
         return Err(err!(
             NotACatalog,
             "'{location}' is torn or truncated: {len} bytes is not a whole number of {page_size}-byte pages; restore it from a backup"
