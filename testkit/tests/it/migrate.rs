@@ -191,7 +191,11 @@ fn a_version_bump_reports_what_it_recomputes() {
       ("Three"): "Three" => "Three!"
       recomputes notes.summary (2 rows)
     "#);
-    assert!(report.recompute[0].estimated_ms >= 0.0);
+    let r = &report.recompute[0];
+    assert!(
+        (r.estimated_ms - r.rows as f64 * report.new_us_per_row / 1000.0).abs() < 1e-9,
+        "rows x measured time per row"
+    );
 }
 
 #[test]

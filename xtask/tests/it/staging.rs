@@ -1,6 +1,6 @@
 //! The staging-check pipeline on small catalogs: reports, failures, bad input.
 
-use tabula::{col, Catalog, ColumnType, ErrorCode, IfExists, Path};
+use tabula::{col, Catalog, ErrorCode, IfExists, Path};
 use tabula_testkit::staging::{self, Options};
 use tabula_testkit::{Migration, Migrations};
 
@@ -179,7 +179,6 @@ fn bad_input_gives_clear_errors_and_touches_nothing() {
         .err()
         .unwrap();
     assert!(e.to_string().contains("has no namespace 'docs'"), "{e}");
-    let _ = (Path::root(), ColumnType::Int);
 }
 
 #[test]
