@@ -8,24 +8,32 @@
 //! [`run`] (or, with the `cli` feature, `StagingArgs` in one line).
 //!
 //! ```
-//! use tabula::{ColumnType, Schema};
-//! use tabula_testkit::staging::{self, App, Key, Options};
+//! use tabula::{row, Catalog, ColumnType, Path, Schema};
+//! use tabula_testkit::staging::{self, App, Options};
 //! use tabula_testkit::{migration, Anonymizer, Migrations, Rule};
 //!
 //! # fn main() -> tabula::Result<()> {
-//! let migrations = Migrations::new([migration!("0001_notes", |ctx| {
-//!     ctx.create_table("notes", Schema::new().required("text", ColumnType::String))?;
-//!     Ok(())
-//! })]);
-//! let app = App::new("notes_app", migrations)
+//! fn steps() -> Migrations {
+//!     Migrations::new([migration!("0001_notes", |ctx| {
+//!         ctx.create_table("notes", Schema::new().required("text", ColumnType::String))?;
+//!         Ok(())
+//!     })])
+//! }
+//! let app = App::new("notes_app", steps())
 //!     .anonymizer(|key| Anonymizer::new(key).rule("text", Rule::FreeText))
+//!     // For runs without a production catalog: a small one with personal data in it.
 //!     .demo_production(|path| {
-//!         let prod = tabula::Catalog::open(path)?;
-//!         staging::demo_migrations_applied(&prod, "notes_app", &Migrations::new([]))
+//!         let prod = Catalog::open(path)?;
+//!         let ns = Path::parse("notes_app")?;
+//!         steps().apply(&prod, &ns)?;
+//!         prod.get_table(ns.join("notes")?)?.insert([row! {"text" => "call ada@example.org"}])?;
+//!         Ok(())
 //!     });
 //! # let dir = tempfile::tempdir().map_err(|e| tabula::Error::new(tabula::ErrorCode::Storage, e.to_string()))?;
 //! let options = Options { prod: None, key: None, out: dir.path().to_path_buf(), progress: false };
-//! # let _ = (&app, &options, Key::new("x"));
+//! let outcome = staging::run(&app, &options)?;
+//! assert!(outcome.passed, "{}", staging::summary(&outcome));
+//! assert!(outcome.leak_scan.as_ref().is_some_and(|scan| scan.passed()));
 //! # Ok(())
 //! # }
 //! ```
@@ -190,11 +198,6 @@ impl App {
     pub fn namespace(&self) -> &str {
         &self.namespace
     }
-}
-
-/// Applies `migrations` to `namespace` of `catalog` (for building demo production catalogs).
-pub fn demo_migrations_applied(catalog: &Catalog, namespace: &str, migrations: &Migrations) -> Result<()> {
-    migrations.apply(catalog, &Path::parse(namespace)?).map(|_| ())
 }
 
 /// Options of one run.
