@@ -232,6 +232,14 @@ fn numbers_and_times_rules_are_keyed_and_stable() {
         .unwrap();
     let r = &staging.rows("c/customers").unwrap()[0];
     assert_eq!((r.value("salary"), r.value("vip")), (Some(&Value::Float(80_000.0)), Some(&Value::Bool(false))));
+    // Text that cannot be scrubbed with confidence: synthetic text of the same shape.
+    let staging = Catalog::in_memory().unwrap();
+    rules("k1").rule("notes", Rule::Synthetic).copy(&prod, "app", &staging, "c").unwrap();
+    for (copy, original) in staging.rows("c/customers").unwrap().iter().zip(&original) {
+        let (c, o): (String, String) = (copy.get("notes").unwrap(), original.get("notes").unwrap());
+        assert_eq!(c.chars().count(), o.chars().count());
+        assert!(o.split_whitespace().filter(|w| w.len() >= 4).all(|w| !c.contains(w)), "{c}");
+    }
     let e = rules("k1").rule("ssn", Rule::Null).copy(&prod, "app", &Catalog::in_memory().unwrap(), "c").unwrap_err();
     assert!(e.to_string().contains("rule Null needs a nullable column"), "{e}");
 }

@@ -259,3 +259,33 @@ fn a_leak_fails_the_check_and_names_the_column_not_the_value() {
         prod.get_table("docs/authors").unwrap().select([col("email")]).collect().unwrap()[0].get("email").unwrap();
     assert!(!md.contains(&email) && !summary.contains(&email), "the report never quotes the value");
 }
+
+#[test]
+fn the_command_exits_2_at_once_on_a_production_that_is_no_catalog_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("prod.fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    for bad in [dir.path().to_path_buf(), fifo] {
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args([
+                "staging-check",
+                "--quiet",
+                "--prod",
+                bad.to_str().unwrap(),
+                "--out",
+                dir.path().join("out").to_str().unwrap(),
+            ])
+            .env("TABULA_STAGING_KEY", "a long enough secret key")
+            .output()
+            .unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "it does not block");
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
+        assert!(
+            stderr.contains(&bad.display().to_string()) && !stderr.contains("a long enough secret key"),
+            "{stderr}"
+        );
+    }
+}
