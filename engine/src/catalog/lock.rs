@@ -219,6 +219,14 @@ impl CatalogLock {
         }
     }
 
+    /// Leaves the lock held, with its note, until this process ends (or, seen from another
+    /// host, its lease runs out): for work that failed halfway and could not be undone, so
+    /// that the next holder finds the note and deals with it, instead of a released lock
+    /// that hides it.
+    pub fn abandon(mut self) {
+        self.released = true;
+    }
+
     /// Releases the lock now, reporting a failure (dropping it does the same, silently).
     pub fn release(mut self) -> Result<()> {
         self.released = true;

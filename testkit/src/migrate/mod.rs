@@ -11,7 +11,9 @@
 //!   every table and the directories below the namespace. A step that fails is undone
 //!   (tables it changed reverted, tables and directories it created dropped) before the error
 //!   is returned. A process killed mid-step leaves the note behind; the next `apply` undoes
-//!   the partial step first, then runs it.
+//!   the partial step first, then runs it. A step that cannot be undone (it dropped a table)
+//!   keeps its note and the lock until the process ends, so no applier runs it again on top
+//!   of what is left; the error says what could not be undone.
 //! - **Status that tells the truth.** [`Migrations::status`]: applied steps (when, by which
 //!   process and host, with what fingerprint), pending steps, and drift: an applied step the
 //!   code does not know, or whose fingerprint changed.
@@ -456,7 +458,15 @@ impl Migrations {
         let mut report = ApplyReport::default();
         if let Some(dead) = lock.taken_over() {
             if let Some(note) = dead.note.as_deref().and_then(|n| serde_json::from_str::<InFlight>(n).ok()) {
-                report.recovered = Some(self.recover(catalog, namespace, &note, dead)?);
+                match self.recover(catalog, namespace, &note, dead) {
+                    Ok(recovered) => report.recovered = Some(recovered),
+                    Err(e) => {
+                        // Keep the note for the next applier: the partial step is still there.
+                        let _ = lock.set_note(dead.note.as_deref());
+                        lock.abandon();
+                        return Err(e);
+                    }
+                }
                 lock.set_note(None)?;
             }
         }
@@ -477,7 +487,13 @@ impl Migrations {
                 Ok(after) => after,
                 Err(e) => {
                     let undone = undo(catalog, namespace, &before);
-                    lock.set_note(None)?;
+                    if undone.is_ok() {
+                        lock.set_note(None)?;
+                    } else {
+                        // What is left of the step stays noted, so the next apply does not run
+                        // the step again on top of it; the lock is held until this process ends.
+                        lock.abandon();
+                    }
                     return Err(failed_step(e, &step.id, undone));
                 }
             };

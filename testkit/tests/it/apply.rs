@@ -167,3 +167,24 @@ fn nothing_pending_takes_no_lock_and_writes_nothing() {
     assert!(m.apply(&Catalog::open(cat.file().unwrap()).unwrap(), &ns).unwrap().steps.is_empty());
     assert_eq!(state(cat), before);
 }
+
+#[test]
+fn a_step_that_cannot_be_undone_keeps_its_note_and_the_lock() {
+    let cat = Catalog::in_memory().unwrap();
+    let ns = Path::parse("app").unwrap();
+    Migrations::new([settings()]).apply(&cat, &ns).unwrap();
+    let m = Migrations::new([
+        settings(),
+        Migration::new("0002_drop_then_fail", |ctx| {
+            ctx.catalog().drop_table(ctx.path("settings")?, tabula::Force::Yes)?;
+            Err(tabula::Error::new(ErrorCode::InvalidArgument, "failed after the drop"))
+        }),
+    ])
+    .lock_options(LockOptions { wait: Duration::from_millis(100), ..LockOptions::default() });
+    let e = m.apply(&cat, &ns).unwrap_err();
+    assert!(e.to_string().contains("could not be fully undone") && e.to_string().contains("cannot be restored"), "{e}");
+    // The next applier is not let loose on the half-done step: the lock stays, with its note.
+    let status = m.status(&cat, &ns).unwrap();
+    assert!(status.applying.as_deref().is_some_and(|a| a.contains("running step '0002_drop_then_fail'")), "{status}");
+    assert_eq!(m.apply(&cat, &ns).unwrap_err().code(), ErrorCode::Busy);
+}
