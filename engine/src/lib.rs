@@ -74,8 +74,8 @@ mod types;
 mod udf;
 
 pub use catalog::{
-    Catalog, CatalogLock, ColumnInfo, ColumnOptions, Force, IfExists, LockHolder, LockOptions, Recursive, Table,
-    TableInfo, TableKind, TryLock, VersionInfo, WriteResult,
+    Catalog, CatalogLock, ColumnInfo, ColumnOptions, Create, Durability, Force, IfExists, LockHolder, LockOptions,
+    OpenOptions, Recursive, Table, TableInfo, TableKind, TryLock, VersionInfo, WriteResult,
 };
 pub use error::{Error, ErrorCode, Result};
 pub use expr::{

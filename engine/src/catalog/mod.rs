@@ -5,6 +5,7 @@
 
 mod columns;
 mod lock;
+mod open;
 mod table;
 mod versions;
 
@@ -19,6 +20,7 @@ use crate::udf::{Registry, Udf};
 
 pub use columns::ColumnOptions;
 pub use lock::{CatalogLock, LockHolder, LockOptions, TryLock};
+pub use open::{Create, Durability, OpenOptions};
 pub(crate) use table::{all_columns, check_predicate, maintain_views, rows_writable, Change};
 pub use table::{ColumnInfo, Table, TableInfo, TableKind, VersionInfo, WriteResult};
 
@@ -74,11 +76,29 @@ impl fmt::Debug for Catalog {
 }
 
 impl Catalog {
-    /// Opens the catalog file at `path`, creating it when absent (WAL mode). Fails with
-    /// [`NotACatalog`](crate::ErrorCode::NotACatalog) for a file that is not one, and
-    /// [`FormatTooNew`](crate::ErrorCode::FormatTooNew) for one from a newer Tabula.
+    /// Opens the catalog file at `path`, creating it when absent (WAL mode), with the
+    /// default [`OpenOptions`]. Fails with [`NotACatalog`](crate::ErrorCode::NotACatalog) for
+    /// a file that is not one, and [`FormatTooNew`](crate::ErrorCode::FormatTooNew) for one
+    /// from a newer Tabula. A service should prefer [`Catalog::open_existing`], so that a
+    /// wrong path fails instead of starting an empty catalog.
     pub fn open(path: impl AsRef<std::path::Path>) -> Result<Catalog> {
-        Catalog::from_store(Store::open(path.as_ref(), false)?)
+        OpenOptions::new().open(path)
+    }
+
+    /// Opens an existing catalog file; a missing one is [`NotFound`](crate::ErrorCode::NotFound).
+    pub fn open_existing(path: impl AsRef<std::path::Path>) -> Result<Catalog> {
+        OpenOptions::new().create(Create::Never).open(path)
+    }
+
+    /// Creates a new catalog file; an existing one is
+    /// [`AlreadyExists`](crate::ErrorCode::AlreadyExists).
+    pub fn create(path: impl AsRef<std::path::Path>) -> Result<Catalog> {
+        OpenOptions::new().create(Create::New).open(path)
+    }
+
+    /// The options to open a catalog with: durability, busy timeout, create or not.
+    pub fn options() -> OpenOptions {
+        OpenOptions::new()
     }
 
     /// Opens an existing catalog file for reading only: every write fails with
@@ -86,7 +106,7 @@ impl Catalog {
     /// read-only media, or in a directory this user cannot write, opens too (see
     /// [`Catalog::read_mode`]). Anything but a regular file is refused at once.
     pub fn open_read_only(path: impl AsRef<std::path::Path>) -> Result<Catalog> {
-        Catalog::from_store(Store::open(path.as_ref(), true)?)
+        OpenOptions::new().read_only().open(path)
     }
 
     /// A new, private, in-memory catalog.
@@ -94,7 +114,7 @@ impl Catalog {
         Catalog::from_store(Store::in_memory()?)
     }
 
-    fn from_store(store: Store) -> Result<Catalog> {
+    pub(crate) fn from_store(store: Store) -> Result<Catalog> {
         Ok(Catalog { inner: Arc::new(Inner { store, udfs: Registry::default() }) })
     }
 

@@ -35,8 +35,19 @@ pub(crate) use rows::{ended_at, Inserter, ENDED, LIVE};
 /// The metadata format this build writes. Files with a larger number are refused.
 pub const FORMAT_VERSION: i64 = 1;
 
-/// How long a writer waits for another writer before failing with [`ErrorCode::Busy`].
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How a store is opened (the catalog module's `OpenOptions`, as the store needs them).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Opening {
+    pub(crate) read_only: bool,
+    /// Fail when the file does not exist.
+    pub(crate) must_exist: bool,
+    /// Fail when the file exists.
+    pub(crate) must_be_new: bool,
+    /// `synchronous=FULL` (survives power loss) instead of `NORMAL` (survives crashes).
+    pub(crate) full_sync: bool,
+    /// How long a writer waits for another before failing with [`ErrorCode::Busy`].
+    pub(crate) busy_timeout: Duration,
+}
 
 /// One SQLite connection, shared by all clones of a `Catalog` handle.
 pub(crate) struct Store {
@@ -71,15 +82,27 @@ impl Store {
     /// Opens (creating when absent) the catalog file at `path`. Anything but a regular file
     /// (a directory, a FIFO, a socket, a device) is refused before SQLite sees it, so a FIFO
     /// never blocks the call.
-    pub(crate) fn open(path: &FsPath, read_only: bool) -> Result<Store> {
+    pub(crate) fn open(path: &FsPath, opening: Opening) -> Result<Store> {
         let location = path.display().to_string();
+        let read_only = opening.read_only;
         match std::fs::metadata(path) {
             Ok(meta) if !meta.is_file() => {
                 let what = if meta.is_dir() { "a directory" } else { "not a regular file (a FIFO, socket or device)" };
                 return Err(err!(NotACatalog, "'{location}' is {what}; give the path of a catalog file"));
             }
+            Ok(_) if opening.must_be_new => {
+                return Err(err!(
+                    AlreadyExists,
+                    "catalog file '{location}' already exists; open it with Catalog::open, or choose a new path"
+                ))
+            }
             Ok(meta) => check_whole_pages(path, meta.len())?,
-            Err(_) if read_only => return Err(err!(NotFound, "catalog file '{location}' does not exist")),
+            Err(_) if read_only || opening.must_exist => {
+                return Err(err!(
+                    NotFound,
+                    "catalog file '{location}' does not exist; check the path (Catalog::create makes a new catalog)"
+                ))
+            }
             Err(_) => {}
         }
         if !read_only {
@@ -88,12 +111,12 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | OpenFlags::SQLITE_OPEN_URI;
             let conn = Connection::open_with_flags(path, flags).map_err(|e| storage(&location, e))?;
-            return Store::init(conn, location, false, true, ReadMode::Direct, None);
+            return Store::init(conn, location, opening, true, ReadMode::Direct, None);
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
         let direct = Connection::open_with_flags(path, flags)
             .map_err(|e| storage(&location, e))
-            .and_then(|conn| Store::init(conn, location.clone(), true, true, ReadMode::Direct, None));
+            .and_then(|conn| Store::init(conn, location.clone(), opening, true, ReadMode::Direct, None));
         let e = match direct {
             Err(e) if matches!(e.code(), ErrorCode::ReadOnly | ErrorCode::Storage) => e,
             other => return other,
@@ -104,7 +127,7 @@ impl Store {
         if std::fs::metadata(&wal).map(|m| m.len() == 0).unwrap_or(true) {
             let uri = format!("file:{}?immutable=1", uri_path(path));
             let conn = Connection::open_with_flags(&uri, flags).map_err(|_| e.clone())?;
-            return Store::init(conn, location, true, true, ReadMode::Immutable, None);
+            return Store::init(conn, location, opening, true, ReadMode::Immutable, None);
         }
         let copy = tempfile::Builder::new()
             .prefix("tabula-read-only-")
@@ -116,24 +139,32 @@ impl Store {
                 .map_err(|io| err!(Storage, "catalog '{location}': copying '{}' to read it: {io}", from.display()))?;
         }
         let conn = Connection::open_with_flags(&db, flags).map_err(|e| storage(&location, e))?;
-        Store::init(conn, location, true, true, ReadMode::Copy, Some(copy))
+        Store::init(conn, location, opening, true, ReadMode::Copy, Some(copy))
     }
 
     /// A private in-memory catalog.
     pub(crate) fn in_memory() -> Result<Store> {
         let conn = Connection::open_in_memory().map_err(|e| storage(":memory:", e))?;
-        Store::init(conn, ":memory:".into(), false, false, ReadMode::Direct, None)
+        let opening = Opening {
+            read_only: false,
+            must_exist: false,
+            must_be_new: false,
+            full_sync: false,
+            busy_timeout: Duration::from_secs(30),
+        };
+        Store::init(conn, ":memory:".into(), opening, false, ReadMode::Direct, None)
     }
 
     fn init(
         conn: Connection,
         location: String,
-        read_only: bool,
+        opening: Opening,
         file: bool,
         read_mode: ReadMode,
         copy: Option<tempfile::TempDir>,
     ) -> Result<Store> {
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| storage(&location, e))?;
+        let read_only = opening.read_only;
+        conn.busy_timeout(opening.busy_timeout).map_err(|e| storage(&location, e))?;
         // Probe that the file is a database at all before changing anything.
         let probe: rusqlite::Result<i64> = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0));
         probe.map_err(|e| match e.sqlite_error_code() {
@@ -152,7 +183,7 @@ impl Store {
                     Ok(mode) => break mode,
                     Err(e)
                         if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
-                            && started.elapsed() < BUSY_TIMEOUT =>
+                            && started.elapsed() < opening.busy_timeout =>
                     {
                         std::thread::sleep(Duration::from_millis(5));
                     }
@@ -163,7 +194,9 @@ impl Store {
                 return Err(err!(Storage, "catalog '{location}': could not switch to WAL mode (got '{mode}')"));
             }
         }
-        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;").map_err(|e| storage(&location, e))?;
+        let sync = if opening.full_sync { "FULL" } else { "NORMAL" };
+        conn.execute_batch(&format!("PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF;"))
+            .map_err(|e| storage(&location, e))?;
         functions::register(&conn).map_err(|e| storage(&location, e))?;
         let store = Store { conn: Mutex::new(conn), location, read_only, read_mode, _copy: copy };
         // An existing catalog is only read here, so opening one never waits for a writer;
@@ -311,7 +344,7 @@ pub(crate) fn storage(location: &str, e: rusqlite::Error) -> Error {
         _ => ErrorCode::Storage,
     };
     let hint = match code {
-        ErrorCode::Busy => " (another writer held the catalog longer than the 30 s busy timeout; retry)",
+        ErrorCode::Busy => " (another writer held the catalog longer than the busy timeout; retry, or open with a longer OpenOptions::busy_timeout)",
         ErrorCode::ReadOnly => " (the file or its directory is read-only; check permissions)",
         _ => "",
     };

@@ -225,3 +225,35 @@ fn read_only_catalogs_refuse_writes() {
     assert_eq!(ro.create_dir("b", IfExists::Error).unwrap_err().code(), ErrorCode::ReadOnly);
     assert_eq!(Catalog::open_read_only(dir.path().join("missing.db")).unwrap_err().code(), ErrorCode::NotFound);
 }
+
+#[test]
+fn opening_and_creating_are_distinct_and_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("prodd.db");
+    let e = Catalog::open_existing(&typo).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NotFound);
+    assert!(e.to_string().contains("prodd.db") && e.to_string().contains("check the path"), "{e}");
+    assert!(!typo.exists(), "a mistyped path creates nothing");
+    let made = dir.path().join("new.db");
+    Catalog::create(&made).unwrap().create_dir("app", IfExists::Error).unwrap();
+    let e = Catalog::create(&made).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::AlreadyExists);
+    assert_eq!(Catalog::open_existing(&made).unwrap().list_dirs("", Recursive::No).unwrap().len(), 1);
+}
+
+#[test]
+fn the_busy_timeout_is_the_one_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    Catalog::open(&path).unwrap().create_dir("app", IfExists::Error).unwrap();
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let cat = tabula::OpenOptions::new().busy_timeout(std::time::Duration::from_millis(200)).open(&path).unwrap();
+    let started = std::time::Instant::now();
+    let e = cat.create_dir("other", IfExists::Error).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Busy, "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "waited {:?}", started.elapsed());
+    assert!(e.to_string().contains("busy timeout"), "{e}");
+    holder.execute_batch("ROLLBACK").unwrap();
+    cat.create_dir("other", IfExists::Error).unwrap();
+}
