@@ -284,9 +284,16 @@ impl Store {
 
 /// Refuses an SQLite file whose size is not a whole number of its pages, or smaller than
 /// the page count its header records: a torn copy or a truncated file, which SQLite would
-/// otherwise open and read as if nothing were missing.
+/// otherwise open and read as if nothing were missing. Only a file without commits in its
+/// write-ahead log is judged so.
 fn check_whole_pages(path: &FsPath, len: u64) -> Result<()> {
     use std::io::Read;
+    // With commits in its write-ahead log, the file may be in the middle of a checkpoint
+    // (its header already counting pages not written yet); SQLite completes it from the log.
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+        return Ok(());
+    }
     let mut header = [0u8; 100];
     let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut header));
     if read.is_err() || &header[..16] != b"SQLite format 3\0" {
