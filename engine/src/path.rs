@@ -107,6 +107,15 @@ impl Path {
         Ok(Path { segments, version: None })
     }
 
+    /// This path with a relative path of one or more names appended: `ns.join_relative("a/b")`.
+    pub fn join_relative(&self, relative: &str) -> Result<Path> {
+        let mut out = self.clone();
+        for name in relative.split('/') {
+            out = out.join(name)?;
+        }
+        Ok(out)
+    }
+
     /// True when `self` is `other` or lies inside it.
     pub fn starts_with(&self, other: &Path) -> bool {
         self.segments.len() >= other.segments.len() && self.segments[..other.segments.len()] == other.segments[..]
@@ -256,7 +265,13 @@ mod fuzz {
             };
             let p = Path::parse(&text).unwrap();
             prop_assert_eq!(p.depth(), segs.len());
-            prop_assert_eq!(Path::parse(&p.to_string()).unwrap(), p);
+            prop_assert_eq!(Path::parse(&p.to_string()).unwrap(), p.clone());
+            // Joining the same names one by one or as a relative path is the same path.
+            let (first, rest) = segs.split_first().unwrap();
+            let joined = Path::parse(first).unwrap();
+            if !rest.is_empty() {
+                prop_assert_eq!(joined.join_relative(&rest.join("/")).unwrap(), p.unversioned());
+            }
         }
     }
 }

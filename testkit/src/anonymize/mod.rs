@@ -630,7 +630,7 @@ impl Anonymizer {
         made: &mut Made,
     ) -> Result<TableReport> {
         let Plan { path, relative, table, schema, rules } = plan;
-        let dest = target_root.join_path(&relative)?;
+        let dest = target_root.join_relative(&relative)?;
         made.dirs.extend(ensure_dirs(target, &dest)?);
         let stored = Schema::from_columns(schema.columns.iter().filter(|c| !c.is_computed()));
         let copy = target.create_table(&dest, stored, IfExists::Error)?;
@@ -876,20 +876,6 @@ fn relative(path: &Path, root: &Path) -> String {
         text
     } else {
         text.strip_prefix(&format!("{root}/")).unwrap_or(&text).to_string()
-    }
-}
-
-trait JoinPath {
-    fn join_path(&self, relative: &str) -> Result<Path>;
-}
-
-impl JoinPath for Path {
-    fn join_path(&self, relative: &str) -> Result<Path> {
-        let mut out = self.clone();
-        for part in relative.split('/') {
-            out = out.join(part)?;
-        }
-        Ok(out)
     }
 }
 

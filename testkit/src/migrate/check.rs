@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde::Serialize;
 use tabula::{col, Catalog, Force, IfExists, Path, Recursive, Result, Table, Value};
 
-use super::{record, relative, run_step, versions, DataFn, JoinAll, Migration, MigrationCtx, Migrations};
+use super::{record, relative, run_step, versions, DataFn, Migration, MigrationCtx, Migrations};
 use crate::namespace::TestNamespace;
 
 /// Summary statistics of one column, enough to see whether its data changed.
@@ -361,7 +361,7 @@ fn check_step(step: &Migration, catalog: &Catalog, ns: &Path) -> Result<StepRepo
     let mut changes = Vec::new();
     let mut destructive = Vec::new();
     for (t, (was, _)) in &made {
-        let table = catalog.get_table(ns.join_all(t)?)?;
+        let table = catalog.get_table(ns.join_relative(t)?)?;
         for v in table.history()?.into_iter().rev() {
             if was.is_none_or(|w| v.version.0 > w) {
                 if matches!(v.change.as_str(), "drop column" | "replace computed column" | "delete") {
@@ -410,7 +410,7 @@ fn check_step(step: &Migration, catalog: &Catalog, ns: &Path) -> Result<StepRepo
     let v_now = versions(catalog, ns)?;
     let mut cannot = Vec::new();
     for (t, v) in &v_now {
-        let path = ns.join_all(t)?;
+        let path = ns.join_relative(t)?;
         let undone = match v0.get(t) {
             Some(was) if was != v => catalog.get_table(&path).and_then(|table| table.revert_to(*was)).map(|_| ()),
             None => catalog.drop_table(&path, Force::Yes),

@@ -132,7 +132,7 @@ impl<'a> MigrationCtx<'a> {
 
     /// `namespace/name`.
     pub fn path(&self, name: &str) -> Result<Path> {
-        self.namespace.join_all(name)
+        self.namespace.join_relative(name)
     }
 
     /// The table `namespace/name`.
@@ -556,7 +556,7 @@ fn undo(catalog: &Catalog, namespace: &Path, before: &InFlight) -> Result<Vec<St
     let mut done = Vec::new();
     let mut cannot = Vec::new();
     for (t, v) in &now {
-        let path = namespace.join_all(t)?;
+        let path = namespace.join_relative(t)?;
         let result = match before.tables.get(t) {
             None => match catalog.drop_table(&path, Force::Yes) {
                 Err(e) if e.code() == ErrorCode::NotFound => Ok(None), // a view, dropped with its base
@@ -583,7 +583,7 @@ fn undo(catalog: &Catalog, namespace: &Path, before: &InFlight) -> Result<Vec<St
     };
     dirs.sort_by_key(|d| std::cmp::Reverse(d.len()));
     for d in dirs {
-        match catalog.drop_dir(namespace.join_all(&d)?, Force::Yes) {
+        match catalog.drop_dir(namespace.join_relative(&d)?, Force::Yes) {
             Ok(()) => done.push(format!("dropped directory {d}")),
             Err(e) if e.code() == ErrorCode::NotFound => {}
             Err(e) => cannot.push(format!("{d}: {e}")),
@@ -708,18 +708,4 @@ fn record(
         host: Some(crate::namespace::host()),
     }])?;
     Ok(())
-}
-
-trait JoinAll {
-    fn join_all(&self, relative: &str) -> Result<Path>;
-}
-
-impl JoinAll for Path {
-    fn join_all(&self, relative: &str) -> Result<Path> {
-        let mut out = self.clone();
-        for part in relative.split('/') {
-            out = out.join(part)?;
-        }
-        Ok(out)
-    }
 }
