@@ -284,6 +284,13 @@ fn io(what: &str, path: &FsPath, e: std::io::Error) -> Error {
 
 /// Runs the whole check for `app`.
 pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
+    // What the application must give is checked before anything is opened or written.
+    let Some(rules) = &app.anonymizer else {
+        return Err(Error::new(
+            ErrorCode::InvalidArgument,
+            "the application gives no anonymization rules (App::anonymizer); nothing is copied without them",
+        ));
+    };
     let mut phases = Phases { progress: opts.progress, timings: Vec::new() };
     std::fs::create_dir_all(&opts.out).map_err(|e| io("creating", &opts.out, e))?;
     let (prod_path, key) = match &opts.prod {
@@ -364,12 +371,6 @@ pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
     let staging = Catalog::open(&staging_path)?;
     (app.register_production)(&staging);
     let ns = TestNamespace::new(&staging, "staging")?;
-    let Some(rules) = &app.anonymizer else {
-        return Err(Error::new(
-            ErrorCode::InvalidArgument,
-            "the application gives no anonymization rules (App::anonymizer); nothing is copied without them",
-        ));
-    };
     let anonymizer = rules(&key);
     let anonymization = phases.run("anonymized copy", || {
         let report = anonymizer.copy(&prod, &app.namespace, &staging, &ns.path().to_string())?;

@@ -30,7 +30,7 @@ use tabula_testkit::{Anonymizer, Rule};
 
 pub use migrations::{authors_schema, documents_schema, migrations, APPLIED_IN_PRODUCTION};
 pub use staging::{demo_production, fixtures, staging_app};
-pub use udfs::{summarize_v1, summarize_v2, toy_embed, udf_changes, EMBED_DIM};
+pub use udfs::{summarize_v1, summarize_v2, toy_embed, EMBED_DIM};
 
 /// Registers the UDF versions production runs (before the pending migrations), so a copy
 /// of production data can recompute its computed columns as production defined them.

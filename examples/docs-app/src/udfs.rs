@@ -51,8 +51,3 @@ fn embed(body: &str) -> serde_json::Value {
 pub(crate) fn current() -> Vec<Udf> {
     vec![summarize_v2(), toy_embed()]
 }
-
-/// The UDF changes of this release: (what production runs, what this code runs).
-pub fn udf_changes() -> Vec<(Udf, Udf)> {
-    vec![(summarize_v1(), summarize_v2())]
-}

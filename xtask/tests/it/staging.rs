@@ -289,3 +289,17 @@ fn the_command_exits_2_at_once_on_a_production_that_is_no_catalog_file() {
         );
     }
 }
+
+#[test]
+fn an_application_without_rules_or_production_is_told_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let no_demo = staging::App::new("docs", docs_app::migrations()).anonymizer(docs_app::anonymizer);
+    let e = staging::run(&no_demo, &opts(dir.path(), None, None)).err().unwrap();
+    assert!(e.to_string().contains("no production catalog: pass --prod PATH"), "{e}");
+    let bare = staging::App::new("docs", docs_app::migrations());
+    let prod = dir.path().join("prod.db");
+    docs_app::demo_production(&prod).unwrap();
+    let e = staging::run(&bare, &opts(dir.path(), Some(prod), Some("a long enough key!"))).err().unwrap();
+    assert!(e.to_string().contains("gives no anonymization rules (App::anonymizer)"), "{e}");
+    assert!(!dir.path().join("staging.db").exists(), "nothing was copied");
+}
