@@ -45,7 +45,10 @@ fn processes_starting_together_apply_every_step_exactly_once() {
             let cat = race(n, dir.path(), round);
             assert_eq!(cat.get_table("app/settings").unwrap().count().unwrap(), 1, "the seed row is there once");
             assert_eq!(cat.get_table("app/runs").unwrap().count().unwrap(), 1, "the seed step ran once");
-            assert!(tabula_proctests::app().pending(&cat, &Path::parse("app").unwrap()).unwrap().is_empty());
+            assert!(tabula_proctests::migrations::app()
+                .pending(&cat, &Path::parse("app").unwrap())
+                .unwrap()
+                .is_empty());
         }
     }
 }
@@ -72,16 +75,16 @@ fn a_step_killed_halfway_is_undone_and_applied_once_by_the_next_apply() {
     let cat = Catalog::open(&db).unwrap();
     let ns = Path::parse("app").unwrap();
     assert_eq!(cat.get_table("app/settings").unwrap().count().unwrap(), 1, "the partial step's insert is there");
-    let status = tabula_proctests::app().status(&cat, &ns).unwrap();
+    let status = tabula_proctests::migrations::app().status(&cat, &ns).unwrap();
     assert_eq!(status.pending, ["0002_seed"]);
     assert!(status.applying.as_deref().is_some_and(|a| a.contains("running step '0002_seed'")), "{status}");
 
-    let report = tabula_proctests::app().apply(&cat, &ns).unwrap();
+    let report = tabula_proctests::migrations::app().apply(&cat, &ns).unwrap();
     let recovered = report.recovered.as_ref().expect("the partial step is found");
     assert_eq!(recovered.step, "0002_seed");
     assert_eq!(recovered.undone, ["reverted settings to version 0"]);
     assert_eq!(report.ids(), ["0002_seed"]);
     assert_eq!(cat.get_table("app/settings").unwrap().count().unwrap(), 1, "applied once, not on top");
     assert_eq!(cat.get_table("app/runs").unwrap().count().unwrap(), 1);
-    assert_eq!(tabula_proctests::app().status(&cat, &ns).unwrap().applying, None);
+    assert_eq!(tabula_proctests::migrations::app().status(&cat, &ns).unwrap().applying, None);
 }

@@ -47,3 +47,32 @@ fn sixty_killed_churners_leave_no_directory_without_a_lease() {
     assert!(left.is_empty(), "the reaper took every namespace of the killed processes: {left:?}");
     assert_eq!(cat.get_table(LEASE_TABLE).unwrap().count().unwrap(), 0);
 }
+
+#[test]
+fn namespaces_of_killed_processes_are_reaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("orphan.db");
+    let cat = Catalog::open(&db).unwrap();
+    let mut child = Command::new(CHILD)
+        .args(["hold", db.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the child holds its namespace, then kill it (SIGKILL: no destructor runs).
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut ready).unwrap();
+    assert_eq!(ready.trim(), "READY", "the child never took its namespace");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let leases: Vec<Lease> = cat.get_table(LEASE_TABLE).unwrap().select_all().collect_as().unwrap();
+    assert_eq!(leases.len(), 1);
+    assert_eq!(leases[0].pid, i64::from(child.id()));
+    assert!(leases[0].path.starts_with("test_orphan_"), "{}", leases[0].path);
+    let reaped = reap_orphans(&cat).unwrap();
+    assert_eq!(reaped, [leases[0].path.clone()]);
+    let left: Vec<_> =
+        cat.list_dirs("", Recursive::No).unwrap().into_iter().filter(|d| d.to_string() != "tabula_testkit").collect();
+    assert!(left.is_empty(), "the orphan and its tables are gone: {left:?}");
+    assert_eq!(cat.get_table(LEASE_TABLE).unwrap().count().unwrap(), 0);
+}

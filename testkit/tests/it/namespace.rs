@@ -1,10 +1,7 @@
 //! Test namespaces: unique, dropped with force, reaped after a killed process.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-use tabula::{col, row, Catalog, ColumnType, IfExists, Recursive, Schema};
-use tabula_testkit::{reap_orphans, Lease, TestEnv, TestNamespace, LEASE_TABLE};
+use tabula::{row, Catalog, ColumnType, IfExists, Recursive, Schema};
+use tabula_testkit::{reap_orphans, TestEnv, TestNamespace, LEASE_TABLE};
 
 fn dirs(cat: &Catalog) -> Vec<String> {
     cat.list_dirs("", Recursive::No)
@@ -80,47 +77,6 @@ fn parallel_tests_in_threads_never_collide() {
         }
     });
     assert!(dirs(env.catalog()).is_empty());
-}
-
-/// The child side of `namespaces_of_killed_processes_are_reaped`.
-#[test]
-fn child_holds_a_namespace_until_killed() {
-    let Ok(path) = std::env::var("TABULA_TESTKIT_CHILD_DB") else { return };
-    let cat = Catalog::open(&path).unwrap();
-    let ns = TestNamespace::new(&cat, "test_orphan").unwrap();
-    cat.create_table(ns.child("t").unwrap(), Schema::new().required("x", ColumnType::Int), IfExists::Error).unwrap();
-    println!("READY");
-    std::thread::sleep(Duration::from_secs(60));
-}
-
-#[test]
-fn namespaces_of_killed_processes_are_reaped() {
-    let env = TestEnv::new().unwrap();
-    let file = env.file().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "namespace::child_holds_a_namespace_until_killed", "--nocapture", "--test-threads=1"])
-        .env("TABULA_TESTKIT_CHILD_DB", &file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until the child holds its namespace, then kill it (SIGKILL: no destructor runs).
-    let started = Instant::now();
-    while !dirs(env.catalog()).iter().any(|d| d.starts_with("test_orphan_")) {
-        assert!(started.elapsed() < Duration::from_secs(30), "the child never created its namespace");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let leases: Vec<Lease> = env.catalog().get_table(LEASE_TABLE).unwrap().select_all().collect_as().unwrap();
-    assert_eq!(leases.len(), 1);
-    assert_eq!(leases[0].pid, i64::from(child.id()));
-    let reaped = reap_orphans(env.catalog()).unwrap();
-    assert_eq!(reaped, [leases[0].path.clone()]);
-    assert!(dirs(env.catalog()).is_empty(), "the orphan and its tables are gone");
-    let lease_rows =
-        env.catalog().get_table(LEASE_TABLE).unwrap().select_all().where_(col("pid").eq(leases[0].pid)).count();
-    assert_eq!(lease_rows.unwrap(), 0);
 }
 
 #[test]

@@ -1,0 +1,170 @@
+//! The engine's process scenarios: a writer killed at a random moment, concurrent writer
+//! processes whose commits are replayed, two processes appending events.
+
+use std::io::Write;
+
+use tabula::{col, row, Catalog, ColumnOptions, ColumnType, IfExists, Schema, Table, Udf, WriteResult};
+
+/// Rows of each insert of the crash scenario: one batch, all or nothing.
+pub const CRASH_BATCH: i64 = 5_000;
+
+/// `crash(batch, i, text)`, the table the crash scenario writes.
+pub fn crash_table(cat: &Catalog) -> tabula::Result<Table> {
+    cat.create_table(
+        "crash",
+        Schema::new()
+            .required("batch", ColumnType::Int)
+            .required("i", ColumnType::Int)
+            .required("text", ColumnType::String),
+        IfExists::Ignore,
+    )
+}
+
+/// Writes until killed, printing `start write|revert` before each call and
+/// `committed VERSION` after it: two large inserts, a computed column filled over every row,
+/// then a revert, round after round.
+pub fn crash_writer(path: &str, out: &mut impl Write) -> Result<(), Box<dyn std::error::Error>> {
+    let cat = Catalog::open(path)?;
+    let twice = Udf::new("twice", 1, |i: i64| i * 2);
+    cat.register(&twice);
+    let t = crash_table(&cat)?;
+    for round in 0.. {
+        let next = t.history()?.len() as i64;
+        // Tell the parent what is in flight: a revert lowers the version, a write raises it.
+        writeln!(out, "start {}", if round % 4 == 3 { "revert" } else { "write" })?;
+        out.flush()?;
+        let done = match round % 4 {
+            0 | 1 => t.insert(
+                (0..CRASH_BATCH)
+                    .map(|i| row! {"batch" => next, "i" => i, "text" => format!("row {i} of batch {next}")}),
+            )?,
+            2 => {
+                // Named after the version count, so a column left by a killed child never clashes.
+                let name = format!("c{next}");
+                t.add_computed_column(&name, twice.call([col("i")]), ColumnOptions::default())?
+            }
+            _ => {
+                let version = t.revert()?;
+                WriteResult { version, inserted: 0, updated: 0, deleted: 0 }
+            }
+        };
+        writeln!(out, "committed {}", done.version.0)?;
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// One operation of a concurrent writer, as logged with the version it made.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Op {
+    /// One row.
+    Insert {
+        /// The writer's number.
+        writer: i64,
+        /// The writer's call number.
+        seq: i64,
+        /// A value later calls change.
+        x: i64,
+    },
+    /// `x += add` where `seq % modulo == 0`.
+    Update {
+        /// Added to x.
+        add: i64,
+        /// Which rows.
+        modulo: i64,
+    },
+    /// Deletes where `x % modulo == rest` and `seq > 5`.
+    Delete {
+        /// Which rows.
+        modulo: i64,
+        /// Which rows.
+        rest: i64,
+    },
+}
+
+/// Applies one operation.
+pub fn apply(t: &Table, op: &Op) -> tabula::Result<WriteResult> {
+    match op {
+        Op::Insert { writer, seq, x } => t.insert([row! {"writer" => *writer, "seq" => *seq, "x" => *x}]),
+        Op::Update { add, modulo } => t.update([("x", col("x") + *add)], (col("seq") % *modulo).eq(0)),
+        Op::Delete { modulo, rest } => t.delete((col("x") % *modulo).eq(*rest).and(col("seq").gt(5))),
+    }
+}
+
+/// `shared(writer, seq, x)`, the table concurrent writers share.
+pub fn writer_table(cat: &Catalog) -> tabula::Result<Table> {
+    cat.create_table(
+        "shared",
+        Schema::new()
+            .required("writer", ColumnType::Int)
+            .required("seq", ColumnType::Int)
+            .required("x", ColumnType::Int),
+        IfExists::Ignore,
+    )
+}
+
+/// A tiny deterministic generator (xorshift) for operations and kill times.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// A number below `n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// Writer `id` makes `ops` random calls on `shared`, logging each one that changed something
+/// as a JSON line `{"version": V, "op": ...}` to `log`.
+pub fn concurrent_writer(
+    path: &str,
+    id: i64,
+    ops: u64,
+    log: &mut impl Write,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let cat = Catalog::open(path)?;
+    let t = writer_table(&cat)?;
+    let mut rng = Rng(0x9e37_79b9 + id.unsigned_abs());
+    for seq in 0..ops as i64 {
+        let op = match rng.below(10) {
+            0..=5 => Op::Insert { writer: id, seq, x: rng.below(100) as i64 },
+            6..=7 => Op::Update { add: rng.below(5) as i64 + 1, modulo: rng.below(4) as i64 + 2 },
+            _ => Op::Delete { modulo: 7, rest: rng.below(7) as i64 },
+        };
+        // Every failure is a clear, unexpected one: the child exits with it.
+        let done = apply(&t, &op).map_err(|e| format!("writer {id}: {op:?} failed: {e}"))?;
+        if done.inserted + done.updated + done.deleted > 0 {
+            writeln!(log, "{}", serde_json::json!({"version": done.version.0, "op": op}))?;
+        }
+    }
+    Ok(())
+}
+
+/// `app/events(writer, seq)`, the table the events scenario appends to.
+pub fn events_table(cat: &Catalog) -> tabula::Result<Table> {
+    cat.create_dir("app", IfExists::Ignore)?;
+    cat.create_table(
+        "app/events",
+        Schema::new().required("writer", ColumnType::String).required("seq", ColumnType::Int),
+        IfExists::Ignore,
+    )
+}
+
+/// Appends `n` events of `writer`, updating every tenth: `n + ceil(n / 10)` versions.
+pub fn write_events(path: &str, writer: &str, n: i64) -> tabula::Result<()> {
+    let cat = Catalog::open(path)?;
+    let t = events_table(&cat)?;
+    for i in 0..n {
+        t.insert([row! {"writer" => writer, "seq" => i}])?;
+        if i % 10 == 0 {
+            t.update([("seq", col("seq"))], col("writer").eq(writer).and(col("seq").eq(i)))?;
+        }
+    }
+    Ok(())
+}

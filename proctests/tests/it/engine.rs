@@ -1,0 +1,207 @@
+//! The engine under real processes: writers killed at random moments, concurrent writer
+//! processes checked against a replay of their commits, threads and processes appending.
+//! The long forms run with `TABULA_CRASH_KILLS=50` and `TABULA_WRITER_OPS=2000` (see
+//! RELIABILITY.md).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tabula::{col, Catalog, Version};
+use tabula_proctests::engine::{apply, crash_table, events_table, write_events, writer_table, Op, Rng, CRASH_BATCH};
+
+const CHILD: &str = env!("CARGO_BIN_EXE_proctest-child");
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn check_consistent(cat: &Catalog) {
+    cat.integrity_check().unwrap();
+    let t = cat.get_table("crash").unwrap();
+    // No partial rows: every batch is complete.
+    let mut per_batch = std::collections::BTreeMap::new();
+    for r in t.select([col("batch")]).stream().unwrap() {
+        *per_batch.entry(r.unwrap().get::<i64>("batch").unwrap()).or_insert(0i64) += 1;
+    }
+    assert!(per_batch.values().all(|n| *n == CRASH_BATCH), "a batch is incomplete: {per_batch:?}");
+    // The metadata agrees with the data: rows = inserted - deleted over the history.
+    let history = t.history().unwrap();
+    let expected: u64 = history.iter().map(|v| v.inserted - v.deleted).sum();
+    assert_eq!(t.count().unwrap(), expected);
+    // Computed columns are complete too.
+    for c in t.describe().unwrap().columns.iter().filter(|c| c.computed.is_some()) {
+        assert_eq!(t.select_all().where_(col(c.name.clone()).is_null()).count().unwrap(), 0, "{} has holes", c.name);
+    }
+}
+
+#[test]
+fn killed_writers_leave_a_consistent_catalog() {
+    let kills = env_number("TABULA_CRASH_KILLS", 3);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crash.db");
+    crash_table(&Catalog::open(&path).unwrap()).unwrap();
+    let mut rng = Rng(0x5eed_1234_abcd);
+    for kill in 0..kills {
+        let mut child = Command::new(CHILD)
+            .args(["crash", path.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        // Wait for the first commit of this child, then kill it at a random moment.
+        let started = Instant::now();
+        let (mut last, mut in_flight) = (None, String::new());
+        while last.is_none() {
+            let line = rx.recv_timeout(Duration::from_secs(60)).expect("the child never committed");
+            if let Some(v) = line.strip_prefix("committed ") {
+                last = v.parse::<u64>().ok();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(rng.below(400)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            if let Some(v) = line.strip_prefix("committed ") {
+                last = v.parse::<u64>().ok();
+                in_flight.clear();
+            } else if let Some(op) = line.strip_prefix("start ") {
+                in_flight = op.to_string();
+            }
+        }
+        let last = last.unwrap_or(0);
+        let cat = Catalog::open(&path).unwrap();
+        let version = cat.get_table("crash").unwrap().version().unwrap().0;
+        // At the last printed commit, or past the call in flight if it committed before its
+        // line was printed: a write raises the version, a revert lowers it.
+        let ok =
+            version == last || (in_flight == "write" && version > last) || (in_flight == "revert" && version < last);
+        assert!(ok, "kill {kill}: version {version}, last committed {last}, in flight: {in_flight:?}");
+        check_consistent(&cat);
+        assert!(started.elapsed() < Duration::from_secs(120));
+    }
+}
+
+fn contents(t: &tabula::Table) -> Vec<(i64, i64, i64)> {
+    let mut rows: Vec<(i64, i64, i64)> = t
+        .select_all()
+        .collect()
+        .unwrap()
+        .iter()
+        .map(|r| (r.get("writer").unwrap(), r.get("seq").unwrap(), r.get("x").unwrap()))
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn concurrent_writers_equal_a_replay_of_their_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    writer_table(&Catalog::open(&path).unwrap()).unwrap();
+    let ops = env_number("TABULA_WRITER_OPS", 60).to_string();
+    let writers: Vec<_> = (1..=3)
+        .map(|id| {
+            Command::new(CHILD)
+                .args(["writer", path.to_str().unwrap(), &id.to_string(), &ops])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for w in writers {
+        let out = w.wait_with_output().unwrap();
+        assert!(out.status.success(), "a writer failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let cat = Catalog::open(&path).unwrap();
+    cat.integrity_check().unwrap();
+    let t = cat.get_table("shared").unwrap();
+    // Replay every committed operation, in version order, on a fresh catalog.
+    let mut log: Vec<(u64, Op)> = Vec::new();
+    for id in 1..=3 {
+        for line in std::fs::read_to_string(format!("{}.log{id}", path.display())).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            log.push((v["version"].as_u64().unwrap(), serde_json::from_value(v["op"].clone()).unwrap()));
+        }
+    }
+    assert!(log.len() > 30, "the writers committed too little to test anything: {}", log.len());
+    log.sort_by_key(|(v, _)| *v);
+    let versions: Vec<u64> = log.iter().map(|(v, _)| *v).collect();
+    assert_eq!(
+        versions,
+        (1..=log.len() as u64).collect::<Vec<_>>(),
+        "every version was made by exactly one logged call"
+    );
+    let fresh = Catalog::in_memory().unwrap();
+    let replay = writer_table(&fresh).unwrap();
+    for (v, op) in &log {
+        assert_eq!(apply(&replay, op).unwrap().version, Version(*v));
+    }
+    assert_eq!(contents(&t), contents(&replay));
+}
+
+/// Every writer's events are there once, in order, and each call made one version.
+fn check_events(path: &std::path::Path, writers: &[&str], n: i64) {
+    let cat = Catalog::open(path).unwrap();
+    cat.integrity_check().unwrap();
+    let t = cat.get_table("app/events").unwrap();
+    for w in writers {
+        let seqs: Vec<i64> = t
+            .select([col("seq")])
+            .where_(col("writer").eq(*w))
+            .order_by(col("seq"))
+            .collect()
+            .unwrap()
+            .iter()
+            .map(|r| r.get("seq").unwrap())
+            .collect();
+        assert_eq!(seqs, (0..n).collect::<Vec<_>>(), "writer {w}");
+    }
+    let inserts = writers.len() as u64 * n as u64;
+    let updates = writers.len() as u64 * (n as u64).div_ceil(10);
+    assert_eq!(t.version().unwrap().0, inserts + updates, "one version per committed call");
+}
+
+#[test]
+fn handles_in_threads_serialize_their_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    events_table(&Catalog::open(&path).unwrap()).unwrap();
+    let writers = ["a", "b", "c", "d"];
+    std::thread::scope(|s| {
+        for w in writers {
+            let path = path.to_str().unwrap();
+            s.spawn(move || write_events(path, w, 50).unwrap());
+        }
+    });
+    check_events(&path, &writers, 50);
+}
+
+#[test]
+fn two_processes_write_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let children: Vec<_> = ["p1", "p2"]
+        .iter()
+        .map(|name| {
+            Command::new(CHILD)
+                .args(["events", path.to_str().unwrap(), name, "100"])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "a writer failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    check_events(&path, &["p1", "p2"], 100);
+}
