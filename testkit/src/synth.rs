@@ -187,16 +187,22 @@ fn kind_of(name: &str, ty: ColumnType) -> Kind {
 /// with the day it is generated.
 const REFERENCE_DAY: i32 = 20_454;
 
-/// A stable 64-bit hash (FNV-1a), for per-column seeds that never change.
+/// A stable 64-bit hash (the first 8 bytes of blake3 over the parts, each length-prefixed),
+/// for per-column seeds that never change.
 pub(crate) fn stable_hash(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = blake3::Hasher::new();
     for part in parts {
-        for b in *part {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
-        }
-        h = (h ^ 0xff).wrapping_mul(0x100_0000_01b3);
+        h.update(&(part.len() as u64).to_le_bytes());
+        h.update(part);
     }
-    h
+    let b = h.finalize();
+    u64::from_le_bytes(b.as_bytes()[..8].try_into().unwrap_or([0; 8]))
+}
+
+/// An index below `len` (`len > 0`), drawn as a `u64` so that it is the same on 32- and
+/// 64-bit targets (`gen_range` over `usize` samples a `u32` on one and a `u64` on the other).
+fn index(rng: &mut ChaCha8Rng, len: usize) -> usize {
+    rng.gen_range(0..len as u64) as usize
 }
 
 /// Generates rows for a schema; see the module docs.
@@ -287,7 +293,7 @@ impl Iterator for SynthRows {
 }
 
 fn pick<'a>(rng: &mut ChaCha8Rng, items: &[&'a str]) -> &'a str {
-    items[rng.gen_range(0..items.len())]
+    items[index(rng, items.len())]
 }
 
 fn digits(rng: &mut ChaCha8Rng, n: usize) -> String {
@@ -295,7 +301,7 @@ fn digits(rng: &mut ChaCha8Rng, n: usize) -> String {
 }
 
 fn sentence(rng: &mut ChaCha8Rng, min: usize, max: usize, period: bool) -> String {
-    let n = rng.gen_range(min..=max);
+    let n = min + index(rng, max - min + 1);
     let mut s = String::with_capacity(n * 8);
     for w in 0..n {
         let word = pick(rng, EN::LOREM_WORD);
@@ -378,7 +384,7 @@ impl ColumnGen {
                 }
             }
             (Kind::Age, _) => Value::Int(rng.gen_range(18..=90)),
-            (Kind::Quantity, _) => Value::Int([1, 1, 1, 1, 2, 2, 3, 4, 5, 10][rng.gen_range(0..10usize)]),
+            (Kind::Quantity, _) => Value::Int([1, 1, 1, 1, 2, 2, 3, 4, 5, 10][index(rng, 10)]),
             (_, ColumnType::Int) => Value::Int(rng.gen_range(0..1000)),
             (_, ColumnType::Float) => Value::Float((rng.gen_range(0.0..1000.0f64) * 100.0).round() / 100.0),
             (_, ColumnType::Bool) => Value::Bool(rng.gen_bool(0.5)),
@@ -403,8 +409,8 @@ fn generate(gen: &Gen, rng: &mut ChaCha8Rng, i: u64) -> Value {
         Gen::With(f) => f(rng, i),
         Gen::Corpus(sentences) if sentences.is_empty() => Value::Null,
         Gen::Corpus(sentences) => {
-            let n = rng.gen_range(1..=3usize);
-            let picked: Vec<&str> = (0..n).map(|_| sentences[rng.gen_range(0..sentences.len())].as_str()).collect();
+            let n = 1 + index(rng, 3);
+            let picked: Vec<&str> = (0..n).map(|_| sentences[index(rng, sentences.len())].as_str()).collect();
             Value::String(picked.join(" "))
         }
         Gen::Choice(items) => {
@@ -463,7 +469,7 @@ fn pattern(p: &str, rng: &mut ChaCha8Rng) -> String {
             match class {
                 Some(set) => {
                     let set = set.as_bytes();
-                    out.push(char::from(set[rng.gen_range(0..set.len())]));
+                    out.push(char::from(set[index(rng, set.len())]));
                 }
                 None => out.push(chars[i]),
             }

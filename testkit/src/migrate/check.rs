@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
-use std::hash::{Hash, Hasher};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -64,10 +63,10 @@ impl StateSnapshot {
     }
 }
 
+/// The stable hash of a value's text (the same in every Rust release and on every platform,
+/// so checksums in stored snapshots never drift).
 fn value_hash(v: &Value) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    v.to_string().hash(&mut h);
-    h.finish()
+    crate::synth::stable_hash(&[v.to_string().as_bytes()])
 }
 
 fn print_table(table: &Table) -> Result<TablePrint> {

@@ -303,3 +303,49 @@ fn an_application_without_rules_or_production_is_told_what_is_missing() {
     assert!(e.to_string().contains("gives no anonymization rules (App::anonymizer)"), "{e}");
     assert!(!dir.path().join("staging.db").exists(), "nothing was copied");
 }
+
+/// The JSON report as data and the markdown report as text, pinned: what changes between runs
+/// (paths, the namespace's name, times and speeds, process ids, file sizes) is redacted, the rest (every
+/// rule, count, diff and sample) must stay exactly as reviewed.
+#[test]
+fn the_reports_of_the_default_pipeline_are_pinned() {
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = staging::run(&docs_app::staging_app(), &opts(dir.path(), None, None)).unwrap();
+    let ns = outcome.namespace.clone();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+    let namespace = move |value: insta::internals::Content, _path: insta::internals::ContentPath<'_>| {
+        value.as_str().map_or(value.clone(), |s| s.replace(&ns, "[namespace]").into())
+    };
+    insta::assert_json_snapshot!("report_json", json, {
+        ".prod" => "[path]",
+        ".staging" => "[path]",
+        ".reports" => "[paths]",
+        ".timings" => "[timings]",
+        ".namespace" => "[namespace]",
+        ".anonymization.tables[].target" => insta::dynamic_redaction(namespace.clone()),
+        ".production.applied[].applied_us" => "[time]",
+        ".production.applied[].pid" => "[pid]",
+        ".production.applied[].host" => "[host]",
+        ".leak_scan.outputs[][1]" => "[bytes]",
+        ".leak_scan.outputs[0][0]" => "[path]",
+        ".migrations.steps[].millis" => "[ms]",
+        ".udfs[].new_us_per_row" => "[us]",
+        ".udfs[].old_us_per_row" => "[us]",
+        ".udfs[].recompute[].estimated_ms" => "[ms]",
+        ".udfs[].recompute[].table" => insta::dynamic_redaction(namespace.clone()),
+    });
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    let (out, ns) = (regex::escape(&dir.path().to_string_lossy()), regex::escape(&outcome.namespace));
+    insta::with_settings!({filters => vec![
+        (out.as_str(), "[out]"),
+        (ns.as_str(), "[namespace]"),
+        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z by process \d+ on '[^']*'", "[time] by [process]"),
+        (r"\| \d+ ms \|", "| [ms] |"),
+        (r"time per row: .*", "time per row: [us]"),
+        (r"about [0-9.]+ ms", "about [ms]"),
+        (r"(?m)^(- [^:\n]+): \d+ ms$", "$1: [ms]"),
+    ]}, {
+        insta::assert_snapshot!("report_md", md);
+    });
+}
