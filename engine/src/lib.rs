@@ -66,6 +66,7 @@ mod compute;
 mod error;
 mod expr;
 mod path;
+pub mod process;
 mod query;
 mod row;
 mod schema;

@@ -2,6 +2,14 @@
 //! and dropped with force when the test ends (also when it panics). A lease registry in the
 //! catalog records each namespace's owner (process id, host, times), so namespaces left
 //! behind by a killed test process are reaped by the next one.
+//!
+//! What each platform gets: where [`tabula::process`] can read the process table (Linux,
+//! macOS, Windows, FreeBSD), a killed test's namespace is reaped by the next test process on
+//! the same host, at most a minute later (each process reaps each catalog once a minute).
+//! From another host, or on a platform without a process table, it waits for its lease to
+//! expire (6 hours). Leases record the pid, not its start time, so if the pid of a killed
+//! test is reused by a live process before the next run, that namespace waits for its
+//! expiry too.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -58,7 +66,7 @@ impl TestNamespace {
         leases.insert_records([Lease {
             path: path.to_string(),
             pid: i64::from(std::process::id()),
-            host: host(),
+            host: tabula::process::host_name(),
             created_us: now,
             expires_us: now + LEASE_TTL.as_micros() as i64,
         }])?;
@@ -131,13 +139,6 @@ fn now_us() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as i64
 }
 
-pub(crate) fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default()
-}
-
 fn lease_table(catalog: &Catalog) -> Result<Table> {
     if let Ok(t) = catalog.get_table(LEASE_TABLE) {
         return Ok(t);
@@ -160,25 +161,21 @@ fn release(catalog: &Catalog, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// True when the lease's owner is certainly gone: a dead process on this host, or an
-/// expired lease.
-fn orphaned(lease: &Lease, now: i64, this_host: &str) -> bool {
-    if lease.expires_us < now {
-        return true;
-    }
-    lease.host == this_host
-        && cfg!(target_os = "linux")
-        && !std::path::Path::new(&format!("/proc/{}", lease.pid)).exists()
+/// True when the lease's owner is certainly gone: its process no longer runs (on its own
+/// host, on every platform [`tabula::process`] supports), or the lease expired.
+fn orphaned(lease: &Lease, now: i64) -> bool {
+    let owner = tabula::process::Holder { pid: lease.pid, started: 0, host: lease.host.clone() };
+    lease.expires_us < now || owner.is_gone() == Some(true)
 }
 
 /// Drops every namespace whose lease is orphaned (its process died or it expired); returns
 /// their paths. [`TestNamespace::new`] calls this once per process and catalog.
 pub fn reap_orphans(catalog: &Catalog) -> Result<Vec<String>> {
     let Ok(leases) = catalog.get_table(LEASE_TABLE) else { return Ok(Vec::new()) };
-    let (now, this_host) = (now_us(), host());
+    let now = now_us();
     let mut reaped = Vec::new();
     for lease in leases.select_all().collect_as::<Lease>()? {
-        if orphaned(&lease, now, &this_host) {
+        if orphaned(&lease, now) {
             match catalog.drop_dir(lease.path.as_str(), Force::Yes) {
                 Ok(()) => {}
                 Err(e) if e.code() == tabula::ErrorCode::NotFound => {}

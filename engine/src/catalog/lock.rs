@@ -5,8 +5,8 @@
 //! process start time and host, so a lock never needs a person to clear it:
 //! - on the holder's own host, a holder whose process is gone (or whose pid now belongs to
 //!   another process) has released it, whatever its lease says; a live holder keeps it;
-//! - from another host, or where processes cannot be checked (non-Linux), the lock is free
-//!   once its lease has expired. The holder renews the lease with [`CatalogLock::renew`].
+//! - from another host, or where processes cannot be checked (see [`crate::process`]), the
+//!   lock is free once its lease has expired. The holder renews the lease with [`CatalogLock::renew`].
 //!
 //! A holder may leave a note ([`CatalogLock::set_note`]): what it is in the middle of. The
 //! next holder after one that died reads it from [`CatalogLock::taken_over`] and can finish
@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::catalog::Catalog;
 use crate::error::{err, Result};
+use crate::process::Holder;
 use crate::store::{now_micros, LockRow};
 use crate::types::format_timestamp;
 use crate::ErrorCode;
@@ -135,12 +136,12 @@ impl Catalog {
 
     /// Takes the lock `name` if it is free (or its holder is gone), without waiting.
     pub fn try_lock(&self, name: &str, lease: Duration) -> Result<TryLock> {
-        let me = ProcessId::current();
-        let token = format!("{}-{}-{}-{}", me.pid, me.start, now_micros(), TOKENS.fetch_add(1, Ordering::Relaxed));
+        let me = Holder::current();
+        let token = format!("{}-{}-{}-{}", me.pid, me.started, now_micros(), TOKENS.fetch_add(1, Ordering::Relaxed));
         let taken = self.store().write(|tx| {
             let old = tx.lock_row(name)?;
             if let Some(old) = &old {
-                if !gone(old, &me) {
+                if !gone(old) {
                     return Ok(Err(LockHolder::from(old.clone())));
                 }
             }
@@ -149,7 +150,7 @@ impl Catalog {
                 name: name.to_string(),
                 token: token.clone(),
                 pid: me.pid,
-                process_start: me.start,
+                process_start: me.started,
                 host: me.host.clone(),
                 since_us: now,
                 expires_us: now.saturating_add(micros(lease)),
@@ -247,74 +248,9 @@ fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-/// True when the holder of `row` is certainly gone, seen from process `me`.
-fn gone(row: &LockRow, me: &ProcessId) -> bool {
-    if row.host == me.host {
-        if let Some(alive) = process_alive(row.pid, row.process_start) {
-            return !alive;
-        }
-    }
-    row.expires_us < now_micros()
-}
-
-/// This process as a lock holder: pid, start time (0 where unknown) and host.
-struct ProcessId {
-    pid: i64,
-    start: i64,
-    host: String,
-}
-
-impl ProcessId {
-    fn current() -> ProcessId {
-        let pid = std::process::id();
-        ProcessId { pid: i64::from(pid), start: process_start(i64::from(pid)).unwrap_or(0), host: host_name() }
-    }
-}
-
-/// The host's name (empty where it cannot be read).
-pub(crate) fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .or_else(|| std::env::var("COMPUTERNAME").ok())
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default()
-}
-
-/// The start time of process `pid` in clock ticks since boot (Linux), `None` when it does
-/// not exist or this platform cannot tell.
-fn process_start(pid: i64) -> Option<i64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces and parentheses): the 22nd field
-    // of the line, starttime, is the 20th after the closing parenthesis.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// Whether process `pid` started at `start` still runs: `None` where this platform cannot
-/// tell (then only the lease counts).
-fn process_alive(pid: i64, start: i64) -> Option<bool> {
-    if !cfg!(target_os = "linux") || !std::path::Path::new("/proc/self/stat").exists() {
-        return None;
-    }
-    Some(match process_start(pid) {
-        None => false,
-        Some(s) => start == 0 || s == start,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn this_process_is_alive_and_a_reused_pid_is_not() {
-        let me = ProcessId::current();
-        if process_alive(me.pid, me.start).is_none() {
-            return; // not Linux: only leases count, tested through expiry
-        }
-        assert_eq!(process_alive(me.pid, me.start), Some(true));
-        assert_eq!(process_alive(me.pid, me.start + 1), Some(false), "same pid, other start: another process");
-        assert_eq!(process_alive(i64::from(i32::MAX), 1), Some(false));
-    }
+/// True when the holder of `row` is certainly gone: its process no longer runs (checked on
+/// its own host), or its lease ran out.
+fn gone(row: &LockRow) -> bool {
+    let holder = Holder { pid: row.pid, started: row.process_start, host: row.host.clone() };
+    holder.is_gone().unwrap_or(row.expires_us < now_micros())
 }

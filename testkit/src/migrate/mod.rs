@@ -705,7 +705,7 @@ fn record(
         versions: serde_json::Value::Object(versions),
         fingerprint: step.fingerprint.clone(),
         pid: Some(i64::from(std::process::id())),
-        host: Some(crate::namespace::host()),
+        host: Some(tabula::process::host_name()),
     }])?;
     Ok(())
 }
