@@ -160,6 +160,43 @@ impl Udf {
         }
     }
 
+    /// Whether the UDF takes one row a call (a batch UDF takes many).
+    pub(crate) fn is_row(&self) -> bool {
+        matches!(self.inner.body, Body::Row(_))
+    }
+
+    /// Calls a row UDF on one row's arguments, as [`Udf::invoke`] does for each row (a batch
+    /// UDF is called with a batch of one).
+    pub(crate) fn invoke_row(&self, args: Vec<Value>) -> std::result::Result<Value, CellError> {
+        let inner = &self.inner;
+        let Body::Row(f) = &inner.body else {
+            return self.invoke(vec![args]).pop().unwrap_or(Ok(Value::Null));
+        };
+        if args.iter().zip(&inner.takes_null).any(|(a, takes)| a.is_null() && !takes) {
+            return Ok(Value::Null);
+        }
+        match catch_unwind(AssertUnwindSafe(|| f(args))) {
+            Ok(r) => self.checked(r),
+            Err(panic) => Err(CellError::new("UdfPanic", panic_message(&panic))),
+        }
+    }
+
+    /// A body's result as a cell: its error, or its value of the declared type.
+    fn checked(&self, r: std::result::Result<Value, String>) -> std::result::Result<Value, CellError> {
+        let inner = &self.inner;
+        let v = r.map_err(|m| CellError::new("UdfError", m))?;
+        let found = v.type_name();
+        crate::expr::func::normalize(v).coerce_to(inner.returns).map_err(|_| {
+            CellError::new(
+                "UdfTypeError",
+                format!(
+                    "{}@{} returned {found}, but it is declared to return {}",
+                    inner.name, inner.version, inner.returns
+                ),
+            )
+        })
+    }
+
     /// Calls the UDF on the argument values of many rows (moved in, so a typed UDF gets its
     /// `String`s without a copy). Null arguments (for parameters that do not take them) give
     /// null without a call; a panic is caught and becomes that row's error (every row's, for
@@ -167,32 +204,9 @@ impl Udf {
     pub fn invoke(&self, rows: Vec<Vec<Value>>) -> Vec<std::result::Result<Value, CellError>> {
         let inner = &self.inner;
         let skip = |args: &Vec<Value>| args.iter().zip(&inner.takes_null).any(|(a, takes)| a.is_null() && !takes);
-        let check = |r: std::result::Result<Value, String>| -> std::result::Result<Value, CellError> {
-            let v = r.map_err(|m| CellError::new("UdfError", m))?;
-            let found = v.type_name();
-            crate::expr::func::normalize(v).coerce_to(inner.returns).map_err(|_| {
-                CellError::new(
-                    "UdfTypeError",
-                    format!(
-                        "{}@{} returned {found}, but it is declared to return {}",
-                        inner.name, inner.version, inner.returns
-                    ),
-                )
-            })
-        };
+        let check = |r: std::result::Result<Value, String>| self.checked(r);
         match &inner.body {
-            Body::Row(f) => rows
-                .into_iter()
-                .map(|args| {
-                    if skip(&args) {
-                        return Ok(Value::Null);
-                    }
-                    match catch_unwind(AssertUnwindSafe(|| f(args))) {
-                        Ok(r) => check(r),
-                        Err(panic) => Err(CellError::new("UdfPanic", panic_message(&panic))),
-                    }
-                })
-                .collect(),
+            Body::Row(_) => rows.into_iter().map(|args| self.invoke_row(args)).collect(),
             Body::Batch(f) => {
                 let called: Vec<usize> = (0..rows.len()).filter(|i| !skip(&rows[*i])).collect();
                 let total = rows.len();

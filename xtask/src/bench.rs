@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::path::Path as FsPath;
 use std::time::Instant;
 
+use rusqlite::functions::FunctionFlags;
 use rusqlite::{params, Connection};
 use serde::Serialize;
 use tabula::{col, Catalog, ColumnOptions, ColumnType, Error, ErrorCode, IfExists, Result, Row, Schema, Udf, Value};
@@ -106,17 +107,18 @@ impl Bench {
         self.dir.path().join(format!("{what}-{}.db", self.counter))
     }
 
-    fn ratio(&mut self, workload: &str, tabula: Vec<f64>, raw: Vec<f64>, target: f64) {
+    fn ratio(&mut self, workload: &str, tabula: Vec<f64>, raw: Vec<f64>, target: impl Into<Option<f64>>) {
         let (t, r) = (median(tabula), median(raw));
         let ratio = r / t;
+        let target = target.into();
         self.lines.push(Line {
             workload: workload.to_string(),
             tabula_ms: t,
             raw_ms: Some(r),
             figure: ratio,
             unit: "ratio".into(),
-            target: format!("ratio >= {target}"),
-            pass: ratio >= target,
+            target: target.map_or("(reported)".into(), |target| format!("ratio >= {target}")),
+            pass: target.is_none_or(|target| ratio >= target),
         });
     }
 
@@ -184,7 +186,7 @@ impl Bench {
                 }
             }
         }
-        self.ratio("insert", t, r, 0.7);
+        self.ratio("insert", t, r, 0.85);
         Ok(())
     }
 
@@ -213,7 +215,7 @@ impl Bench {
                 t.push(time(|| q.collect())?.0);
             }
         }
-        self.ratio("filtered select (10%)", t, r, 0.7);
+        self.ratio("filtered select (10%)", t, r, 0.85);
         Ok(())
     }
 
@@ -261,25 +263,53 @@ impl Bench {
             t.push(a);
             r.push(b);
         }
-        self.ratio("SQL builtin computed column", t, r, 0.7);
+        self.ratio("SQL builtin computed column", t, r, 0.85);
         Ok(())
     }
 
+    /// A Rust function over every row, added as a column. The raw side is what a competent
+    /// engineer writes with rusqlite: the closure registered with `create_scalar_function`
+    /// (reading the text in place, without a copy) and one `UPDATE t SET words = f(text)`.
+    /// A second line compares with the row loop (read rows, update each by rowid), which
+    /// teaches what one statement saves.
     fn udf_column(&mut self) -> Result<()> {
-        let (mut t, mut r) = (Vec::new(), Vec::new());
+        let (mut t, mut r, mut l) = (Vec::new(), Vec::new(), Vec::new());
         let n = self.rows;
         let udf = Udf::new("word_count", 1, word_count);
+        let setup = |b: &mut Bench| -> Result<tabula::Table> {
+            let (cat, table) = b.tabula_table(n)?;
+            cat.register(&udf);
+            Ok(table)
+        };
+        let add = |table: &tabula::Table| {
+            table.add_computed_column("words", udf.call([col("text")]), ColumnOptions::default()).map(|_| ())
+        };
         for rep in 0..self.reps {
             let (a, b) = self.pair(
                 rep,
-                |b| {
-                    let (cat, table) = b.tabula_table(n)?;
-                    cat.register(&udf);
-                    Ok(table)
+                setup,
+                add,
+                |b| b.raw_table(n),
+                |conn| {
+                    let tx = conn.transaction().map_err(err)?;
+                    tx.create_scalar_function(
+                        "word_count",
+                        1,
+                        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+                        |ctx| Ok(ctx.get_raw(0).as_str().map_or(0, |s| s.split_whitespace().count() as i64)),
+                    )
+                    .map_err(err)?;
+                    tx.execute_batch("ALTER TABLE t ADD COLUMN words INTEGER; UPDATE t SET words = word_count(text);")
+                        .map_err(err)?;
+                    tx.commit().map_err(err)
                 },
-                |table| {
-                    table.add_computed_column("words", udf.call([col("text")]), ColumnOptions::default()).map(|_| ())
-                },
+            )?;
+            t.push(a);
+            r.push(b);
+            let (_, c) = self.pair(
+                rep,
+                setup,
+                add,
                 |b| b.raw_table(n),
                 |conn| {
                     let tx = conn.transaction().map_err(err)?;
@@ -297,10 +327,10 @@ impl Bench {
                     tx.commit().map_err(err)
                 },
             )?;
-            t.push(a);
-            r.push(b);
+            l.push(c);
         }
-        self.ratio("Rust-UDF computed column", t, r, 0.7);
+        self.ratio("Rust-UDF computed column (raw: scalar function + one UPDATE)", t.clone(), r, 0.8);
+        self.ratio("Rust-UDF computed column (raw: row loop, update by rowid)", t, l, None);
         Ok(())
     }
 

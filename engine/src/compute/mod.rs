@@ -18,7 +18,7 @@ use crate::expr::sql::{to_sql, Params};
 use crate::expr::Expr;
 use crate::row::Row;
 use crate::schema::{ColumnDef, OnError, TableSchema};
-use crate::store::{ended_at, Inserter, Kind, TableMeta, Tx, LIVE};
+use crate::store::{ended_at, Inserter, Kind, RowFunction, TableMeta, Tx, LIVE};
 use crate::types::{ColumnType, Value, Version};
 use crate::udf::{CellError, Registry};
 
@@ -75,14 +75,18 @@ fn settle(column: &ColumnDef, cells: Cells, describe_row: &dyn Fn(usize) -> Stri
                 .map(|v| (v, Value::Null))
                 .map_err(|why| err!(UdfFailed, "computed column '{}', {}: {why}", column.name, describe_row(i))),
             Err(e) if policy == OnError::Ignore => Ok((Value::Null, slot_text(&e))),
-            Err(e) => Err(err!(
-                UdfFailed,
-                "computed column '{}', {}: {e} (nothing was stored; use OnError::Ignore to keep the rows that work and record the errors)",
-                column.name,
-                describe_row(i)
-            )),
+            Err(e) => Err(abort_error(column, &describe_row(i), &e)),
         })
         .collect()
+}
+
+/// The error of a call that a failing cell of `column` aborts.
+fn abort_error(column: &ColumnDef, row: &str, e: &CellError) -> crate::Error {
+    err!(
+        UdfFailed,
+        "computed column '{}', {row}: {e} (nothing was stored; use OnError::Ignore to keep the rows that work and record the errors)",
+        column.name
+    )
 }
 
 fn describe_inputs(names: &[String], values: &[Value]) -> String {
@@ -136,7 +140,7 @@ impl<'t> RowWriter<'t> {
         }
         let stored: Vec<ColumnDef> = schema.columns.iter().filter(|c| !c.is_computed()).cloned().collect();
         let rust = schema.has_udf_columns();
-        let mut params = Params { values: vec![Value::Null; stored.len() + 1] };
+        let mut params = Params { values: vec![Value::Null; stored.len() + 1], udf_calls: None };
         let mut targets = vec!["_id".to_string(), "_vmin".into(), "_vmax".into()];
         let mut values = vec!["?1".to_string(), version.0.to_string(), LIVE.to_string()];
         let mut sql_of: HashMap<String, String> = HashMap::new();
@@ -480,6 +484,9 @@ pub(crate) fn recompute(
         return Ok(());
     }
     let pass = Pass::new(columns, schema, udfs)?;
+    if in_sql(columns, udfs) {
+        return recompute_in_sql(tx, meta, &pass, scope, udfs);
+    }
     let select: Vec<String> =
         std::iter::once("rowid".to_string()).chain(pass.inputs.iter().map(|c| format!("c{}", c.id.0))).collect();
     let fetch = |after: i64| {
@@ -495,6 +502,108 @@ pub(crate) fn recompute(
         let id = Value::Int(rowid);
         update.insert(values.iter().chain(std::iter::once(&id)))
     })
+}
+
+/// Whether `columns` can be filled by SQL statements that call their UDFs back: every UDF
+/// they call takes one row a call (batch UDFs want batches), and none reads an error slot
+/// (which Rust evaluation refuses next to a UDF, so inserts and fills agree).
+fn in_sql(columns: &[&ColumnDef], udfs: &Registry) -> bool {
+    columns.iter().all(|c| {
+        let Some(computed) = &c.computed else { return true };
+        let mut ok = true;
+        computed.expr.visit(&mut |e| match e {
+            Expr::Udf { name, version, params, returns, .. } => {
+                ok &= udfs.resolve(name, *version, params, *returns).is_ok_and(|u| u.is_row());
+            }
+            Expr::CellError { .. } => ok = false,
+            _ => {}
+        });
+        ok
+    })
+}
+
+/// Fills the pass's columns with one `UPDATE` each, in which SQLite calls every row UDF back
+/// as a function of the statement (`tbu_<k>(rowid, args...)`): one pass over the rows,
+/// written in place, as a hand-written `create_scalar_function` and `UPDATE` would. A cell
+/// whose UDF fails is null in the statement; under `OnError::Ignore` it then gets its error
+/// slot (and null, whatever the rest of the expression made of the null), and under `Abort`
+/// the statement stops at that row and the call fails naming it. Unlike Rust evaluation, an
+/// `if_` whose condition failed still evaluates its `else` branch; its value is discarded.
+fn recompute_in_sql(tx: &Tx, meta: &TableMeta, pass: &Pass, scope: Scope, udfs: &Registry) -> Result<()> {
+    use std::sync::Mutex;
+    let (schema, phys) = (&meta.schema, meta.phys());
+    for c in pass.columns {
+        let Some(computed) = &c.computed else { continue };
+        let mut params = Params { values: Vec::new(), udf_calls: Some(Vec::new()) };
+        let sql = sql_over_columns(schema, &computed.expr, &mut params)?;
+        let abort = computed.on_error == OnError::Abort;
+        let failed: Arc<Mutex<Vec<(i64, CellError)>>> = Arc::default();
+        let mut functions = Vec::new();
+        for (k, call) in params.udf_calls.take().unwrap_or_default().into_iter().enumerate() {
+            let udf = udfs.resolve(&call.name, call.version, &call.params, call.returns)?;
+            let failed = failed.clone();
+            functions.push(RowFunction {
+                name: format!("tbu_{k}"),
+                types: call.params,
+                call: Box::new(move |rowid, args| match udf.invoke_row(args) {
+                    Ok(v) => Ok(v),
+                    Err(e) => {
+                        let message = e.to_string();
+                        failed.lock().unwrap_or_else(|p| p.into_inner()).push((rowid, e));
+                        if abort {
+                            Err(message)
+                        } else {
+                            Ok(Value::Null)
+                        }
+                    }
+                }),
+            });
+        }
+        let update = format!("UPDATE {phys} SET c{} = {sql} WHERE {}", c.id.0, scope.condition());
+        let done = tx.with_functions(functions, |tx| tx.execute(&update, &params.values));
+        let failed = std::mem::take(&mut *failed.lock().unwrap_or_else(|p| p.into_inner()));
+        match (done, failed.first()) {
+            (Err(_), Some((rowid, e))) if abort => {
+                let row = describe_stored_row(tx, &phys, pass, scope, *rowid)?;
+                return Err(abort_error(c, &row, e));
+            }
+            (Err(e), _) => return Err(e),
+            (Ok(_), _) => {}
+        }
+        let mut seen = BTreeSet::new();
+        let mut mark = tx.inserter(&format!("UPDATE {phys} SET c{0} = NULL, e{0} = ?1 WHERE rowid = ?2", c.id.0))?;
+        for (rowid, e) in failed {
+            // The first failure of a row is its error (an expression may call several UDFs).
+            if seen.insert(rowid) {
+                mark.insert([&slot_text(&e), &Value::Int(rowid)])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// "row N (inputs)" of the stored row at `rowid`, N counting the rows of `scope` in rowid
+/// order (as a Rust pass numbers them).
+fn describe_stored_row(tx: &Tx, phys: &str, pass: &Pass, scope: Scope, rowid: i64) -> Result<String> {
+    let before = tx.query_i64(
+        &format!("SELECT count(*) FROM {phys} WHERE {} AND rowid < ?1", scope.condition()),
+        &[Value::Int(rowid)],
+    )?;
+    let select: Vec<String> = pass.inputs.iter().map(|c| format!("c{}", c.id.0)).collect();
+    let types: Vec<Option<ColumnType>> = pass.inputs.iter().map(|c| Some(c.ty)).collect();
+    let mut inputs = Vec::new();
+    if !select.is_empty() {
+        tx.query_each(
+            &format!("SELECT {} FROM {phys} WHERE rowid = ?1", select.join(", ")),
+            &[Value::Int(rowid)],
+            &types,
+            |values| {
+                inputs = values;
+                Ok(false)
+            },
+        )?;
+    }
+    Ok(format!("row {before} ({})", describe_inputs(&pass.names, &inputs)))
 }
 
 /// Which base row versions a view's own columns are computed for.

@@ -15,6 +15,19 @@ use crate::types::{ColumnType, Value};
 #[derive(Debug, Default)]
 pub(crate) struct Params {
     pub(crate) values: Vec<Value>,
+    /// When set, UDF calls translate to `tbu_<k>(rowid, args...)`, the k-th call collected
+    /// here, for the caller to register as functions of the statement; when not, a UDF call
+    /// cannot be translated.
+    pub(crate) udf_calls: Option<Vec<UdfCall>>,
+}
+
+/// A UDF call in an expression translated to SQL: which UDF it names.
+#[derive(Debug, Clone)]
+pub(crate) struct UdfCall {
+    pub(crate) name: String,
+    pub(crate) version: u32,
+    pub(crate) params: Vec<ColumnType>,
+    pub(crate) returns: ColumnType,
 }
 
 impl Params {
@@ -117,8 +130,20 @@ pub(crate) fn to_sql(
                 ErrorPart::Message => format!("substr({slot}, instr({slot}, ':') + 2)"),
             }
         }
-        Expr::Udf { name, version, .. } => {
-            return Err(err!(InvalidExpr, "{name}@{version} is a UDF; expressions with UDFs are evaluated in Rust"))
+        Expr::Udf { name, version, params: types, returns, args } => {
+            let Some(calls) = params.udf_calls.as_mut() else {
+                return Err(err!(
+                    InvalidExpr,
+                    "{name}@{version} is a UDF; expressions with UDFs are evaluated in Rust"
+                ));
+            };
+            let k = calls.len();
+            calls.push(UdfCall { name: name.clone(), version: *version, params: types.clone(), returns: *returns });
+            let mut parts = vec!["rowid".to_string()];
+            for a in args {
+                parts.push(sql(a, params)?);
+            }
+            format!("tbu_{k}({})", parts.join(", "))
         }
     })
 }

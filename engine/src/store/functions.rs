@@ -71,3 +71,49 @@ pub(super) fn encode(v: Value) -> SqlValue {
         Value::Bytes(b) => SqlValue::Blob(b),
     }
 }
+
+/// A Rust function that the SQL of one statement calls as `name(rowid, args...)`: the
+/// physical rowid of the row it is evaluated for, then its arguments decoded by `types`.
+/// Returning `Err` fails the statement with that message.
+pub(crate) struct RowFunction {
+    pub(crate) name: String,
+    pub(crate) types: Vec<ColumnType>,
+    pub(crate) call: Box<dyn FnMut(i64, Vec<Value>) -> Result<Value, String> + Send>,
+}
+
+impl super::Tx<'_> {
+    /// Runs `run` with `functions` registered on this transaction's connection, and removes
+    /// them after, whether `run` succeeds or not.
+    pub(crate) fn with_functions<T>(
+        &self,
+        functions: Vec<RowFunction>,
+        run: impl FnOnce(&Self) -> crate::error::Result<T>,
+    ) -> crate::error::Result<T> {
+        let names: Vec<(String, i32)> = functions.iter().map(|f| (f.name.clone(), f.types.len() as i32 + 1)).collect();
+        let mut registered = Ok(());
+        for RowFunction { name, types, mut call } in functions {
+            let flags = FunctionFlags::SQLITE_UTF8;
+            let added = self.tx.create_scalar_function(&name, types.len() as i32 + 1, flags, move |ctx| {
+                let rowid: i64 = ctx.get(0)?;
+                let mut args = Vec::with_capacity(types.len());
+                for (i, ty) in types.iter().enumerate() {
+                    args.push(decode(ctx.get_raw(i + 1), Some(*ty)).unwrap_or(Value::Null));
+                }
+                match call(rowid, args) {
+                    Ok(v) => Ok(ToSqlOutput::Owned(encode(v))),
+                    Err(message) => Err(rusqlite::Error::UserFunctionError(message.into())),
+                }
+            });
+            if let Err(e) = added {
+                registered = Err(self.fail(e));
+                break;
+            }
+        }
+        let out = registered.and_then(|()| run(self));
+        for (name, n) in names {
+            // Removing a function never fails but for a name that was never added.
+            let _ = self.tx.remove_function(&name, n);
+        }
+        out
+    }
+}

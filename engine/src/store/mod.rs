@@ -28,6 +28,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use crate::error::{err, Error, ErrorCode, Result};
 
 pub(crate) use codec::SqlValue;
+pub(crate) use functions::RowFunction;
 pub(crate) use locks::LockRow;
 pub(crate) use meta::{now_micros, EntryKind, Kind, TableMeta, VersionRecord, VIEW_COLUMN_IDS};
 pub(crate) use rows::{ended_at, Inserter, ENDED, LIVE};

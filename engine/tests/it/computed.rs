@@ -195,6 +195,63 @@ fn on_error_ignore_keeps_errors_readable_and_catches_panics() {
     assert_eq!(t.select_all().where_(col("n").eq(2)).count().unwrap(), 1);
 }
 
+/// Filling a column over existing rows (SQLite calls the UDF back from one UPDATE) and
+/// computing it for inserted rows (Rust evaluation, a batch at a time) give the same cells:
+/// values, nulls and errors, also where a failed UDF sits inside a larger expression, and a
+/// UDF in an `if_` branch is called only for the rows that take it.
+#[test]
+fn filled_and_inserted_cells_agree_and_branches_call_only_their_rows() {
+    let cat = catalog();
+    let p = picky();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let s = summarize(1, &calls);
+    cat.register(&p);
+    cat.register(&s);
+    let columns = [
+        // A failure inside coalesce: the cell is the error, not coalesce's fallback.
+        ("guarded", tabula::coalesce([p.call([col("text")]), lit(-1)])),
+        ("both", p.call([col("text")]) + col("stars")),
+        ("branch", if_(col("stars").ge(3)).then(s.call([col("text")])).else_(lit("low")).length()),
+    ];
+    let filled = notes(&cat, 12);
+    let ignore = || ColumnOptions { on_error: OnError::Ignore, ..Default::default() };
+    for (name, e) in &columns {
+        filled.add_computed_column(name, e.clone(), ignore()).unwrap();
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 4, "summarize ran for the 4 rows with stars >= 3 only");
+    let inserted = cat
+        .create_table(
+            "app/inserted",
+            Schema::new().required("text", ColumnType::String).nullable("stars", ColumnType::Int),
+            IfExists::Error,
+        )
+        .unwrap();
+    for (name, e) in &columns {
+        inserted.add_computed_column(name, e.clone(), ignore()).unwrap();
+    }
+    inserted.insert((0..12).map(|i| row! {"text" => format!("note number {i}"), "stars" => (i % 5) as i64})).unwrap();
+    let cells = |t: &Table| {
+        let mut out = Vec::new();
+        for (name, _) in &columns {
+            let select =
+                [col(*name).alias("v"), col(*name).errortype().alias("kind"), col(*name).errormsg().alias("why")];
+            out.push(t.select(select).collect().unwrap());
+        }
+        out
+    };
+    let (a, b) = (cells(&filled), cells(&inserted));
+    assert_eq!(a, b);
+    // Row 3 fails in picky: null with its error in both picky columns, whatever coalesce says.
+    for column in &a[..2] {
+        assert_eq!(column[3].get::<Option<i64>>("v").unwrap(), None);
+        assert_eq!(column[3].get::<String>("kind").unwrap(), "UdfError");
+        assert_eq!(column[2].get::<Option<String>>("kind").unwrap(), None);
+    }
+    assert_eq!(a[0][2].get::<i64>("v").unwrap(), 13);
+    assert_eq!(a[2][3].get::<i64>("v").unwrap(), 4, "NOTE");
+    assert_eq!(a[2][0].get::<i64>("v").unwrap(), 3, "low");
+}
+
 #[test]
 fn insert_with_a_failing_udf_under_abort_inserts_nothing() {
     let cat = catalog();
