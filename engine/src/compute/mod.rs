@@ -18,7 +18,7 @@ use crate::expr::sql::{to_sql, Params};
 use crate::expr::Expr;
 use crate::row::Row;
 use crate::schema::{ColumnDef, OnError, TableSchema};
-use crate::store::{ended_at, Inserter, Kind, RowFunction, TableMeta, Tx, LIVE};
+use crate::store::{ended_at, Appender, Kind, RowFunction, TableMeta, Tx, LIVE};
 use crate::types::{ColumnType, Value, Version};
 use crate::udf::{CellError, Registry};
 
@@ -110,14 +110,12 @@ fn describe_inputs(names: &[String], values: &[Value]) -> String {
 /// Inserts rows into one table in one version: checks and coerces each stored value, and
 /// computes the computed columns.
 pub(crate) struct RowWriter<'t> {
-    inserter: Inserter<'t>,
+    inserter: Appender<'t>,
     stored: Vec<ColumnDef>,
     /// Computed columns evaluated in Rust (all of them when any calls a UDF), in order.
     rust_columns: Vec<ColumnDef>,
     /// Names of every computed column (for the error when a row gives one).
     computed: Vec<String>,
-    /// The literal parameters of the computed columns' SQL, bound after the row's values.
-    literals: Vec<Value>,
     /// Where each value of the last row shape goes among `stored`.
     shape: Option<(Arc<[String]>, Vec<usize>)>,
     /// Rows checked but not yet written (Rust-evaluated tables write a batch at a time):
@@ -166,14 +164,14 @@ impl<'t> RowWriter<'t> {
                 sql_of.insert(c.name.clone(), format!("({sql})"));
             }
         }
-        let sql = format!("INSERT INTO {}({}) VALUES ({})", meta.phys(), targets.join(", "), values.join(", "));
+        let head = format!("INSERT INTO {}({}) VALUES ", meta.phys(), targets.join(", "));
         let literals = params.values.split_off(stored.len() + 1);
+        let width = stored.len() + 1 + 2 * rust_columns.len();
         Ok(RowWriter {
-            inserter: tx.inserter(&sql)?,
+            inserter: tx.appender(head, format!("({})", values.join(", ")), width, literals),
             stored,
             rust_columns,
             computed: schema.columns.iter().filter(|c| c.is_computed()).map(|c| c.name.clone()).collect(),
-            literals,
             shape: None,
             buf: Vec::new(),
             given: Vec::new(),
@@ -282,7 +280,7 @@ impl<'t> RowWriter<'t> {
         })?;
         self.count += 1;
         if self.rust_columns.is_empty() {
-            let done = self.inserter.insert(buf.iter().chain(&self.literals));
+            let done = self.inserter.push(buf.drain(..));
             // Keep the buffer (and its capacity) for the next row.
             self.buf = buf;
             return done;
@@ -318,8 +316,9 @@ impl<'t> RowWriter<'t> {
             names.push(c.name.clone());
         }
         let stored_len = self.stored.len() + 1;
-        for (row, slot) in rows.iter().zip(&slots) {
-            self.inserter.insert(row[..stored_len].iter().chain(slot))?;
+        for (mut row, slot) in rows.into_iter().zip(slots) {
+            row.truncate(stored_len);
+            self.inserter.push(row.into_iter().chain(slot))?;
         }
         Ok(())
     }
@@ -327,6 +326,7 @@ impl<'t> RowWriter<'t> {
     /// Ends the insert: updates `meta`'s counters and says what changed.
     pub(crate) fn finish(mut self, meta: &mut TableMeta) -> Result<Option<Change>> {
         self.flush()?;
+        self.inserter.write()?;
         if self.count == 0 {
             return Ok(None);
         }

@@ -31,7 +31,7 @@ pub(crate) use codec::SqlValue;
 pub(crate) use functions::RowFunction;
 pub(crate) use locks::LockRow;
 pub(crate) use meta::{now_micros, EntryKind, Kind, TableMeta, VersionRecord, VIEW_COLUMN_IDS};
-pub(crate) use rows::{ended_at, Inserter, ENDED, LIVE};
+pub(crate) use rows::{ended_at, Appender, ENDED, LIVE};
 
 /// The metadata format this build writes. Files with a larger number are refused.
 pub const FORMAT_VERSION: i64 = 1;
