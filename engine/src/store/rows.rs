@@ -89,7 +89,7 @@ impl<'t> Appender<'t> {
 
     /// Writes the rows not yet written.
     pub(crate) fn write(&mut self) -> Result<()> {
-        let rows = if self.width == 0 { 0 } else { self.pending.len() / self.width };
+        let rows = self.pending.len().checked_div(self.width).unwrap_or(0);
         if rows == 0 {
             return Ok(());
         }
