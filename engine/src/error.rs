@@ -51,6 +51,10 @@ pub enum ErrorCode {
     Conflict,
     /// Another writer held the catalog for longer than the busy timeout.
     Busy,
+    /// A call on a catalog handle was made from inside another call on the same handle on
+    /// the same thread (an insert pulling rows from a stream of the same handle): it would
+    /// wait for itself forever, so it fails at once.
+    Reentrant,
     /// SQLite or the file system failed.
     Storage,
     /// Rows could not be converted to or from a Rust type with serde.

@@ -286,6 +286,11 @@ impl Table {
 
     /// Inserts rows from a fallible source (a stream being read, a transformation that can
     /// fail): the first `Err` aborts the call, and nothing is inserted.
+    ///
+    /// The rows are pulled while this handle holds the catalog for the insert, so a stream
+    /// of the same handle cannot be read meanwhile: it fails at once with
+    /// [`ErrorCode::Reentrant`](crate::ErrorCode::Reentrant) (and nothing is inserted).
+    /// Stream from another handle of the same file, or collect the rows first.
     pub fn insert_results(&self, rows: impl IntoIterator<Item = Result<Row>>) -> Result<WriteResult> {
         let rows = rows.into_iter();
         let udfs = &self.catalog.inner.udfs;

@@ -20,6 +20,7 @@ mod meta;
 mod rows;
 
 use std::path::{Path as FsPath, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -53,6 +54,8 @@ pub(crate) struct Opening {
 /// One SQLite connection, shared by all clones of a `Catalog` handle.
 pub(crate) struct Store {
     conn: Mutex<Connection>,
+    /// The [`thread_token`] of the thread holding `conn` (0: none).
+    holder: AtomicU64,
     location: String,
     read_only: bool,
     read_mode: ReadMode,
@@ -72,6 +75,38 @@ pub enum ReadMode {
     /// From a private copy of the file and its write-ahead log, because its directory cannot
     /// be written and its log holds commits: a snapshot as of opening.
     Copy,
+}
+
+/// The connection of a store, held by one thread; releasing it clears the holder.
+struct Held<'a> {
+    guard: MutexGuard<'a, Connection>,
+    holder: &'a AtomicU64,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.holder.store(0, Ordering::Release);
+    }
+}
+
+impl std::ops::Deref for Held<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for Held<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.guard
+    }
+}
+
+/// A number for the current thread, never 0 and never reused.
+fn thread_token() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local!(static TOKEN: u64 = NEXT.fetch_add(1, Ordering::Relaxed));
+    TOKEN.with(|t| *t)
 }
 
 /// A transaction on the store; every catalog call runs inside exactly one.
@@ -199,7 +234,8 @@ impl Store {
         conn.execute_batch(&format!("PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF;"))
             .map_err(|e| storage(&location, e))?;
         functions::register(&conn).map_err(|e| storage(&location, e))?;
-        let store = Store { conn: Mutex::new(conn), location, read_only, read_mode, _copy: copy };
+        let store =
+            Store { conn: Mutex::new(conn), holder: AtomicU64::new(0), location, read_only, read_mode, _copy: copy };
         // An existing catalog is only read here, so opening one never waits for a writer;
         // a new one is initialized in a write transaction (two processes may race to it).
         let initialized = store.read(meta::has_meta)?;
@@ -226,10 +262,25 @@ impl Store {
         (self.location != ":memory:").then(|| PathBuf::from(&self.location))
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    /// The connection, for this thread. A thread that already holds it (a call made from
+    /// inside another call on this handle, such as an insert pulling rows from a stream of
+    /// the same handle) gets an error at once instead of waiting for itself forever.
+    fn lock(&self) -> Result<Held<'_>> {
+        let me = thread_token();
+        if self.holder.load(Ordering::Acquire) == me {
+            return Err(err!(
+                Reentrant,
+                "catalog '{}': a call on this handle was made while another call on the same handle runs on this \
+                 thread (for example, inserting rows read lazily from a stream of the same handle); collect the \
+                 rows first (`.collect()`), or read them through another handle (`Catalog::open` of the same file)",
+                self.location
+            ));
+        }
         // A panic while the lock was held unwound through the transaction, which rolled back,
         // so the connection is in a clean state: take it back.
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        let guard = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.holder.store(me, Ordering::Release);
+        Ok(Held { guard, holder: &self.holder })
     }
 
     /// Runs `f` in a write transaction (BEGIN IMMEDIATE: writers serialize, waiting up to the
@@ -242,7 +293,7 @@ impl Store {
                 self.location
             ));
         }
-        let mut conn = self.lock();
+        let mut conn = self.lock()?;
         let tx =
             conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| storage(&self.location, e))?;
         let tx = Tx { tx };
@@ -253,7 +304,7 @@ impl Store {
 
     /// Runs `f` in a read transaction: it sees one consistent state of the file.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
-        let mut conn = self.lock();
+        let mut conn = self.lock()?;
         let tx =
             conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(|e| storage(&self.location, e))?;
         let tx = Tx { tx };
@@ -265,14 +316,14 @@ impl Store {
 
     /// Copies the whole catalog into a file at `dest` with SQLite's online backup.
     pub(crate) fn backup_to(&self, dest: &FsPath) -> Result<()> {
-        let conn = self.lock();
+        let conn = self.lock()?;
         conn.backup(rusqlite::DatabaseName::Main, dest, None)
             .map_err(|e| storage(&self.location, e).context(format_args!("backup to '{}'", dest.display())))
     }
 
     /// Runs SQLite's integrity check; returns its findings (empty when the file is sound).
     pub(crate) fn integrity_check(&self) -> Result<Vec<String>> {
-        let conn = self.lock();
+        let conn = self.lock()?;
         let mut stmt = conn.prepare("PRAGMA integrity_check").map_err(|e| storage(&self.location, e))?;
         let rows = stmt
             .query_map([], |r| r.get::<_, String>(0))

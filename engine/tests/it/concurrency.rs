@@ -68,3 +68,31 @@ fn opening_a_catalog_does_not_wait_for_a_writer() {
         writer.join().unwrap().unwrap();
     });
 }
+
+/// Inserting rows pulled lazily from a stream of the same handle would wait for itself: it
+/// fails at once, changing nothing; a stream of another handle of the same file works.
+#[test]
+fn inserting_from_a_stream_of_the_same_handle_fails_at_once_and_another_handle_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let cat = Catalog::open(&path).unwrap();
+    let a = counter_table(&cat);
+    a.insert((0..3_000).map(|i| row! {"writer" => "a", "seq" => i})).unwrap();
+    let b = cat
+        .create_table(
+            "app/copy",
+            Schema::new().required("writer", ColumnType::String).required("seq", ColumnType::Int),
+            IfExists::Error,
+        )
+        .unwrap();
+    let started = std::time::Instant::now();
+    let msg =
+        crate::fails_cleanly(&cat, tabula::ErrorCode::Reentrant, || b.insert_results(a.select_all().stream().unwrap()));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "it failed at once");
+    assert!(msg.contains("collect the rows first") && msg.contains("another handle"), "{msg}");
+    // Through a second handle, the stream reads while the first writes.
+    let reader = Catalog::open(&path).unwrap().get_table("app/events").unwrap();
+    let done = b.insert_results(reader.select_all().stream().unwrap()).unwrap();
+    assert_eq!(done.inserted, 3_000);
+    assert_eq!(b.count().unwrap(), 3_000);
+}
