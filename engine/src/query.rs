@@ -13,6 +13,9 @@ use serde::de::DeserializeOwned;
 
 use crate::catalog::{all_columns, check_predicate, Table};
 use crate::compute::{sql_for_read, BATCH};
+
+/// Rows a preview (`head`, a limit) with a UDF filter evaluates beyond the ones it still needs.
+pub(crate) const PREVIEW_SLACK: u64 = 16;
 use crate::error::{err, Result};
 use crate::expr::eval::{eval, Batch};
 use crate::expr::sql::Params;
@@ -55,6 +58,8 @@ struct Plan {
     params: Params,
     version: Version,
     epoch: i64,
+    /// The base of a view.
+    view_base: Option<crate::types::TableId>,
 }
 
 impl Plan {
@@ -63,10 +68,26 @@ impl Plan {
         self.rust_filter.is_none() && self.outputs.iter().all(|o| matches!(o, Output::Fetched(_)))
     }
 
-    /// Turns fetched rows into result rows: the Rust filter, then the Rust outputs.
-    fn finish(&self, rows: Vec<Vec<Value>>, first_row: usize, udfs: &Registry) -> Result<Vec<Row>> {
+    /// Turns fetched rows into result rows: the Rust filter, then the Rust outputs of the
+    /// matching rows after the first `skip`, at most `take` of them (so a preview evaluates
+    /// UDF outputs only for the rows it returns). Returns them and how many rows matched.
+    fn finish(
+        &self,
+        rows: Vec<Vec<Value>>,
+        first_row: usize,
+        udfs: &Registry,
+        skip: u64,
+        take: Option<u64>,
+    ) -> Result<(Vec<Row>, u64)> {
+        let window = |rows: Vec<Vec<Value>>| -> (Vec<Vec<Value>>, u64) {
+            let matched = rows.len() as u64;
+            let skip = skip.min(matched) as usize;
+            let take = take.map_or(usize::MAX, |t| t.min(usize::MAX as u64) as usize);
+            (rows.into_iter().skip(skip).take(take).collect(), matched)
+        };
         if self.pure_sql() {
-            return Ok(rows.into_iter().map(|values| Row::new(self.names.clone(), values)).collect());
+            let (rows, matched) = window(rows);
+            return Ok((rows.into_iter().map(|values| Row::new(self.names.clone(), values)).collect(), matched));
         }
         let fail = |expr: &Expr, i: usize, e: crate::udf::CellError| {
             err!(UdfFailed, "row {}: `{expr}` failed: {e}", first_row + i)
@@ -84,6 +105,7 @@ impl Plan {
                 kept
             }
         };
+        let (rows, matched) = window(rows);
         let mut columns: Vec<Vec<Value>> = Vec::with_capacity(self.outputs.len());
         for output in &self.outputs {
             columns.push(match output {
@@ -111,7 +133,7 @@ impl Plan {
                 iters.iter_mut().map(|it| it.next().unwrap_or(Value::Null)).collect(),
             ));
         }
-        Ok(out)
+        Ok((out, matched))
     }
 }
 
@@ -160,10 +182,16 @@ impl Query {
     fn plan(&self, tx: &Tx, at: Option<Version>) -> Result<Plan> {
         let mut meta = self.table.meta(tx)?;
         let mut pinned = self.table.pinned;
-        if let (Some(v), Kind::Table) = (at, &meta.kind) {
-            meta.schema = tx.schema_at(meta.id, v)?;
-            meta.version = v;
-            pinned = Some(v);
+        let mut base_at = None;
+        match (at, &meta.kind) {
+            (Some(v), Kind::Table) => {
+                meta.schema = tx.schema_at(meta.id, v)?;
+                meta.version = v;
+                pinned = Some(v);
+            }
+            // A view's stream is pinned to its base's version.
+            (Some(v), Kind::View { .. }) => base_at = Some(v),
+            _ => {}
         }
         let meta = meta;
         let schema = &meta.schema;
@@ -196,7 +224,10 @@ impl Query {
             }
             names.push(name);
         }
-        let mut cond = meta.visible_sql(pinned);
+        let mut cond = match base_at {
+            Some(v) => meta.visible_sql_at_base(v),
+            None => meta.visible_sql(pinned),
+        };
         if let Kind::View { filter, .. } = &meta.kind {
             cond = format!("{cond} AND {}", sql_for_read(&meta, filter, &mut params)?);
         }
@@ -247,6 +278,10 @@ impl Query {
             params,
             version: meta.version,
             epoch: meta.epoch,
+            view_base: match &meta.kind {
+                Kind::View { base, .. } => Some(*base),
+                _ => None,
+            },
         })
     }
 
@@ -280,23 +315,29 @@ impl Query {
                 let (mut skip, want) = if pushed { (0, None) } else { (self.offset, limit) };
                 let mut batch = Vec::with_capacity(BATCH);
                 let mut fetched = 0usize;
+                // Rows a batch takes before the Rust filter runs on it: with a limit, no more
+                // than the rows still wanted plus PREVIEW_SLACK, so a preview with a UDF filter
+                // calls it on few more rows than it needs.
+                let size = |skip: u64, have: usize| match want {
+                    Some(w) => (skip + w.saturating_sub(have as u64) + PREVIEW_SLACK).min(BATCH as u64) as usize,
+                    None => BATCH,
+                };
+                let target = std::cell::Cell::new(size(skip, 0));
                 let mut flush =
                     |batch: &mut Vec<Vec<Value>>, out: &mut Vec<Row>, fetched: &mut usize| -> Result<bool> {
                         let n = batch.len();
-                        for row in plan.finish(std::mem::take(batch), *fetched, self.udfs())? {
-                            if skip > 0 {
-                                skip -= 1;
-                            } else if want.is_none_or(|w| (out.len() as u64) < w) {
-                                out.push(row);
-                            }
-                        }
+                        let take = want.map(|w| w.saturating_sub(out.len() as u64));
+                        let (rows, matched) = plan.finish(std::mem::take(batch), *fetched, self.udfs(), skip, take)?;
+                        skip = skip.saturating_sub(matched);
+                        out.extend(rows);
                         *fetched += n;
+                        target.set(size(skip, out.len()));
                         Ok(want.is_none_or(|w| (out.len() as u64) < w))
                     };
                 let mut more = true;
                 tx.query_each(&sql, &plan.params.values, &plan.fetch_types, |values| {
                     batch.push(values);
-                    if batch.len() >= BATCH {
+                    if batch.len() >= target.get() {
                         more = flush(&mut batch, &mut out, &mut fetched)?;
                     }
                     Ok(more)
@@ -331,7 +372,9 @@ impl Query {
             .collect()
     }
 
-    /// The first `n` matching rows: a preview that computes only those rows and writes nothing.
+    /// The first `n` matching rows: a preview that writes nothing and computes UDF outputs
+    /// only for those rows. A UDF filter runs on the rows needed to find them plus at most
+    /// 16 more.
     pub fn head(&self, n: u64) -> Result<Vec<Row>> {
         self.run(Some(self.limit.map_or(n, |l| l.min(n))))
     }
@@ -345,7 +388,13 @@ impl Query {
     pub fn count(&self) -> Result<u64> {
         let table = &self.table;
         if self.filter.as_ref().is_some_and(Expr::has_udf) {
-            return Ok(self.clone_with_items(vec![crate::lit(1)]).collect()?.len() as u64);
+            // The UDF filter runs in Rust: count the rows of a stream, a batch at a time.
+            let mut n = 0;
+            for row in self.clone_with_items(vec![crate::lit(1)]).stream()? {
+                row?;
+                n += 1;
+            }
+            return Ok(n);
         }
         table
             .catalog
@@ -368,11 +417,20 @@ impl Query {
 
     /// The matching rows as an iterator that reads them in batches of 1024, so the table is
     /// never held in memory (an ordered stream keeps only the sorted row ids, 8 bytes a row).
-    /// The stream reads the version that was current when it started, whatever is written
-    /// meanwhile; if the table is reverted past that version, the next batch is an error.
+    /// The stream reads the version that was current when it started (a view: its base's
+    /// version), whatever is written meanwhile; if the table (or a view's base) is reverted
+    /// past that version, the next batch is an error.
     pub fn stream(&self) -> Result<RowStream> {
-        let (version, epoch, order_ids, rust_filter) = self.table.catalog.store().read(|tx| {
+        let (version, epoch, base, order_ids, rust_filter) = self.table.catalog.store().read(|tx| {
             let plan = self.plan(tx, None)?;
+            // A view's stream reads its base as of now, whatever is written meanwhile.
+            let (version, base) = match plan.view_base {
+                Some(id) => {
+                    let base = tx.load_table(id, &self.table.path())?;
+                    (base.version, Some((id, base.epoch)))
+                }
+                None => (plan.version, None),
+            };
             let pushed = plan.rust_filter.is_none();
             let ids = if plan.order.is_empty() {
                 None
@@ -388,7 +446,7 @@ impl Query {
                 })?;
                 Some(ids)
             };
-            Ok((plan.version, plan.epoch, ids, !pushed))
+            Ok((version, plan.epoch, base, ids, !pushed))
         })?;
         // Limit and offset are already applied by SQL to the ordered ids, unless a Rust
         // filter must see the rows first.
@@ -397,6 +455,7 @@ impl Query {
             query: self.clone(),
             version,
             epoch,
+            base,
             order_ids,
             position: 0,
             last_rowid: 0,
@@ -413,8 +472,11 @@ impl Query {
 /// An iterator over the rows of a query, read in batches; see [`Query::stream`].
 pub struct RowStream {
     query: Query,
+    /// The version read: the table's, or a view's base's.
     version: Version,
     epoch: i64,
+    /// A view's base and its epoch when the stream started.
+    base: Option<(crate::types::TableId, i64)>,
     order_ids: Option<Vec<i64>>,
     position: usize,
     last_rowid: i64,
@@ -429,10 +491,14 @@ pub struct RowStream {
 impl RowStream {
     fn fetch(&mut self) -> Result<()> {
         let q = &self.query;
-        let (version, epoch) = (self.version, self.epoch);
-        let batch = q.table.catalog.store().read(|tx| {
+        let (version, epoch, base, skip) = (self.version, self.epoch, self.base, self.skip);
+        let (batch, matched) = q.table.catalog.store().read(|tx| {
             // A revert since the stream started may have removed the version it reads.
-            if q.table.meta(tx)?.epoch != epoch {
+            let base_reverted = match base {
+                Some((id, base_epoch)) => tx.load_table(id, &q.table.path())?.epoch != base_epoch,
+                None => false,
+            };
+            if q.table.meta(tx)?.epoch != epoch || base_reverted {
                 return Err(err!(
                     Conflict,
                     "table '{}' was reverted while this stream was reading it; start the query again",
@@ -479,15 +545,10 @@ impl RowStream {
             };
             let first = self.fetched;
             self.fetched += fetched;
-            plan.finish(rows.into_iter().map(|(_, v)| v).collect(), first, q.udfs())
+            plan.finish(rows.into_iter().map(|(_, v)| v).collect(), first, q.udfs(), skip, None)
         })?;
-        for row in batch {
-            if self.skip > 0 {
-                self.skip -= 1;
-            } else {
-                self.buffer.push_back(row);
-            }
-        }
+        self.skip = self.skip.saturating_sub(matched);
+        self.buffer.extend(batch);
         Ok(())
     }
 }

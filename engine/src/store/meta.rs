@@ -78,6 +78,12 @@ impl TableMeta {
         }
     }
 
+    /// The condition for a view's base rows as of base version `at` (a view stream reads
+    /// the base as it was when the stream started).
+    pub(crate) fn visible_sql_at_base(&self, at: Version) -> String {
+        format!("(b._vmin <= {0} AND b._vmax > {0})", at.0)
+    }
+
     /// The SQL reading column `name` (or its error slot, for `name#error`) in a read.
     pub(crate) fn column_sql(&self, name: &str) -> Option<String> {
         let (column, prefix) = match name.strip_suffix("#error") {
