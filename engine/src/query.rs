@@ -426,7 +426,7 @@ impl Query {
             // A view's stream reads its base as of now, whatever is written meanwhile.
             let (version, base) = match plan.view_base {
                 Some(id) => {
-                    let base = tx.load_table(id, &self.table.path())?;
+                    let base = tx.load_table(id, self.table.path())?;
                     (base.version, Some((id, base.epoch)))
                 }
                 None => (plan.version, None),
@@ -495,7 +495,7 @@ impl RowStream {
         let (batch, matched) = q.table.catalog.store().read(|tx| {
             // A revert since the stream started may have removed the version it reads.
             let base_reverted = match base {
-                Some((id, base_epoch)) => tx.load_table(id, &q.table.path())?.epoch != base_epoch,
+                Some((id, base_epoch)) => tx.load_table(id, q.table.path())?.epoch != base_epoch,
                 None => false,
             };
             if q.table.meta(tx)?.epoch != epoch || base_reverted {
