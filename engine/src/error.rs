@@ -4,6 +4,7 @@
 //! This module owns no I/O; `store` maps SQLite failures into these codes.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// What kind of failure an [`Error`] is. Stable: match on it, not on the message.
 #[non_exhaustive]
@@ -61,11 +62,20 @@ pub enum ErrorCode {
     Serde,
 }
 
-/// A Tabula error: a stable [`code`](Error::code) and a message meant for a person.
-#[derive(Debug, Clone, PartialEq)]
+/// A Tabula error: a stable [`code`](Error::code), a message meant for a person, and the
+/// underlying error where there is one (SQLite's, the file system's), as
+/// [`source`](std::error::Error::source). Two errors are equal when code and message are.
+#[derive(Debug, Clone)]
 pub struct Error {
     code: ErrorCode,
     message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl PartialEq for Error {
+    fn eq(&self, other: &Error) -> bool {
+        self.code == other.code && self.message == other.message
+    }
 }
 
 /// `Result` with [`Error`].
@@ -74,7 +84,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An error with this code and message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Error { code, message: message.into() }
+        Error { code, message: message.into(), source: None }
+    }
+
+    /// The same error, caused by `source` (kept for [`std::error::Error::source`]).
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
     }
 
     /// The stable kind of this error.
@@ -89,7 +105,7 @@ impl Error {
 
     /// The same error with `context: ` put before its message.
     pub fn context(self, context: impl fmt::Display) -> Self {
-        Error { code: self.code, message: format!("{context}: {}", self.message) }
+        Error { message: format!("{context}: {}", self.message), ..self }
     }
 }
 
@@ -99,7 +115,11 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// A name or text as an error message shows it: quoted, and when long, its start and its
 /// length, so a 10,000-character name does not make a 20 KB message.

@@ -62,6 +62,7 @@
 //!   on metadata that another handle or process has changed.
 
 mod catalog;
+mod change;
 mod compute;
 mod error;
 mod expr;
@@ -78,6 +79,7 @@ pub use catalog::{
     Catalog, CatalogLock, ColumnInfo, ColumnOptions, Create, Durability, Force, IfExists, LockHolder, LockOptions,
     OpenOptions, Recursive, Table, TableInfo, TableKind, TryLock, VersionInfo, WriteResult,
 };
+pub use change::ChangeKind;
 pub use error::{Error, ErrorCode, Result};
 pub use expr::{
     coalesce, col, concat, if_, lit, BinaryOp, ErrorPart, Expr, ExprType, Func, IfBuilder, ThenBuilder, UnaryOp,
@@ -88,4 +90,4 @@ pub use row::Row;
 pub use schema::{ColumnDef, Computed, OnError, Schema, TableSchema};
 pub use store::{ReadMode, FORMAT_VERSION};
 pub use types::{format_date, format_timestamp, ColumnId, ColumnType, FromValue, TableId, Value, Version};
-pub use udf::{CellError, IntoUdfFn, Udf, UdfReturn, UdfValue};
+pub use udf::{CellError, CellErrorKind, IntoUdfFn, Udf, UdfReturn, UdfValue};

@@ -52,10 +52,41 @@ struct Inner {
 /// `OnError::Ignore`, or reported as the error of the call under `OnError::Abort`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CellError {
-    /// A short kind: `UdfError`, `UdfPanic`, `UdfTypeError`, `UdfBatchError`.
-    pub kind: String,
+    /// What kind of failure.
+    pub kind: CellErrorKind,
     /// What happened.
     pub message: String,
+}
+
+/// The kind of a [`CellError`]; its text is what `errortype()` reads from a stored error slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CellErrorKind {
+    /// The UDF returned an error.
+    UdfError,
+    /// The UDF panicked (the panic was caught).
+    UdfPanic,
+    /// The UDF returned a value of another type than it declares.
+    UdfTypeError,
+    /// A batch UDF returned another number of results than it got rows.
+    UdfBatchError,
+}
+
+impl CellErrorKind {
+    /// The kind as stored in error slots and read by `errortype()`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CellErrorKind::UdfError => "UdfError",
+            CellErrorKind::UdfPanic => "UdfPanic",
+            CellErrorKind::UdfTypeError => "UdfTypeError",
+            CellErrorKind::UdfBatchError => "UdfBatchError",
+        }
+    }
+}
+
+impl fmt::Display for CellErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl fmt::Display for CellError {
@@ -65,8 +96,8 @@ impl fmt::Display for CellError {
 }
 
 impl CellError {
-    pub(crate) fn new(kind: &str, message: impl Into<String>) -> CellError {
-        CellError { kind: kind.to_string(), message: message.into() }
+    pub(crate) fn new(kind: CellErrorKind, message: impl Into<String>) -> CellError {
+        CellError { kind, message: message.into() }
     }
 }
 
@@ -177,18 +208,18 @@ impl Udf {
         }
         match catch_unwind(AssertUnwindSafe(|| f(args))) {
             Ok(r) => self.checked(r),
-            Err(panic) => Err(CellError::new("UdfPanic", panic_message(&panic))),
+            Err(panic) => Err(CellError::new(CellErrorKind::UdfPanic, panic_message(&panic))),
         }
     }
 
     /// A body's result as a cell: its error, or its value of the declared type.
     fn checked(&self, r: std::result::Result<Value, String>) -> std::result::Result<Value, CellError> {
         let inner = &self.inner;
-        let v = r.map_err(|m| CellError::new("UdfError", m))?;
+        let v = r.map_err(|m| CellError::new(CellErrorKind::UdfError, m))?;
         let found = v.type_name();
         crate::expr::func::normalize(v).coerce_to(inner.returns).map_err(|_| {
             CellError::new(
-                "UdfTypeError",
+                CellErrorKind::UdfTypeError,
                 format!(
                     "{}@{} returned {found}, but it is declared to return {}",
                     inner.name, inner.version, inner.returns
@@ -224,7 +255,7 @@ impl Udf {
                     }
                     Ok(results) => {
                         let e = CellError::new(
-                            "UdfBatchError",
+                            CellErrorKind::UdfBatchError,
                             format!(
                                 "{}@{} returned {} results for {} rows",
                                 inner.name,
@@ -238,7 +269,7 @@ impl Udf {
                         }
                     }
                     Err(panic) => {
-                        let e = CellError::new("UdfPanic", panic_message(&panic));
+                        let e = CellError::new(CellErrorKind::UdfPanic, panic_message(&panic));
                         for i in called {
                             out[i] = Err(e.clone());
                         }
@@ -459,8 +490,8 @@ mod tests {
         let out = f.invoke(vec![vec![Value::Int(2)], vec![Value::Null], vec![Value::Int(-1)], vec![Value::Int(13)]]);
         assert_eq!(out[0], Ok(Value::Int(4)));
         assert_eq!(out[1], Ok(Value::Null));
-        assert_eq!(out[2], Err(CellError::new("UdfError", "negative")));
-        assert_eq!(out[3], Err(CellError::new("UdfPanic", "panicked: unlucky")));
+        assert_eq!(out[2], Err(CellError::new(CellErrorKind::UdfError, "negative")));
+        assert_eq!(out[3], Err(CellError::new(CellErrorKind::UdfPanic, "panicked: unlucky")));
         let g = Udf::new("g", 1, |a: Option<String>, b: i64| a.map(|a| a.len() as i64 + b).unwrap_or(-1));
         assert_eq!(g.invoke(vec![vec![Value::Null, Value::Int(1)]]), vec![Ok(Value::Int(-1))]);
     }
@@ -469,10 +500,10 @@ mod tests {
     fn untyped_results_are_type_checked_and_batches_sized() {
         let bad = Udf::row("bad", 1, [ColumnType::Int], ColumnType::Int, |_| Ok(Value::from("x")));
         let out = bad.invoke(vec![vec![Value::Int(1)]]);
-        assert_eq!(out[0].as_ref().unwrap_err().kind, "UdfTypeError");
+        assert_eq!(out[0].as_ref().unwrap_err().kind, CellErrorKind::UdfTypeError);
         let short = Udf::batch("short", 1, [ColumnType::Int], ColumnType::Int, |_| vec![]);
         let out = short.invoke(vec![vec![Value::Int(1)], vec![Value::Null]]);
-        assert_eq!(out[0].as_ref().unwrap_err().kind, "UdfBatchError");
+        assert_eq!(out[0].as_ref().unwrap_err().kind, CellErrorKind::UdfBatchError);
         assert_eq!(out[1], Ok(Value::Null));
     }
 }

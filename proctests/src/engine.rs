@@ -33,22 +33,22 @@ pub fn crash_writer(path: &str, out: &mut impl Write) -> Result<(), Box<dyn std:
         // Tell the parent what is in flight: a revert lowers the version, a write raises it.
         writeln!(out, "start {}", if round % 4 == 3 { "revert" } else { "write" })?;
         out.flush()?;
-        let done = match round % 4 {
-            0 | 1 => t.insert(
-                (0..CRASH_BATCH)
-                    .map(|i| row! {"batch" => next, "i" => i, "text" => format!("row {i} of batch {next}")}),
-            )?,
+        let version = match round % 4 {
+            0 | 1 => {
+                t.insert(
+                    (0..CRASH_BATCH)
+                        .map(|i| row! {"batch" => next, "i" => i, "text" => format!("row {i} of batch {next}")}),
+                )?
+                .version
+            }
             2 => {
                 // Named after the version count, so a column left by a killed child never clashes.
                 let name = format!("c{next}");
-                t.add_computed_column(&name, twice.call([col("i")]), ColumnOptions::default())?
+                t.add_computed_column(&name, twice.call([col("i")]), ColumnOptions::default())?.version
             }
-            _ => {
-                let version = t.revert()?;
-                WriteResult { version, inserted: 0, updated: 0, deleted: 0 }
-            }
+            _ => t.revert()?,
         };
-        writeln!(out, "committed {}", done.version.0)?;
+        writeln!(out, "committed {}", version.0)?;
         out.flush()?;
     }
     Ok(())

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::catalog::{rows_writable, Change, IfExists, Table, WriteResult};
+use crate::change::ChangeKind;
 use crate::compute::{recompute, recompute_view, Scope, ViewRows};
 use crate::error::{err, Result};
 use crate::expr::Expr;
@@ -177,7 +178,7 @@ impl Table {
             }
             let verb = if replaced { "replace" } else { "add" };
             Ok(Some(Change::schema(
-                if replaced { "replace computed column" } else { "add computed column" },
+                if replaced { ChangeKind::ReplaceComputedColumn } else { ChangeKind::AddComputedColumn },
                 format!("{verb} computed column {name} = {expr}"),
             )))
         })
@@ -198,6 +199,7 @@ impl Table {
         self.write(|tx, meta, _| {
             rows_writable(meta)?;
             let nullable = default.is_null();
+            let mut replaced = false;
             if let Some(old) = meta.schema.column(name).cloned() {
                 let same = !old.is_computed() && old.ty == ty && old.nullable == nullable;
                 match if_exists {
@@ -222,6 +224,7 @@ impl Table {
                             ));
                         }
                         meta.schema.columns.retain(|c| c.name != name);
+                        replaced = true;
                     }
                 }
             } else {
@@ -244,7 +247,9 @@ impl Table {
             }
             meta.schema.columns.push(column);
             let what = if nullable { format!("{ty}?") } else { format!("{ty} = {default}") };
-            Ok(Some(Change::schema("add column", format!("add column {name} {what}"))))
+            let (kind, verb) =
+                if replaced { (ChangeKind::ReplaceColumn, "replace") } else { (ChangeKind::AddColumn, "add") };
+            Ok(Some(Change::schema(kind, format!("{verb} column {name} {what}"))))
         })
     }
 
@@ -271,7 +276,7 @@ impl Table {
                 ));
             }
             meta.schema.columns.retain(|c| c.name != name);
-            Ok(Some(Change::schema("drop column", format!("drop column {name}"))))
+            Ok(Some(Change::schema(ChangeKind::DropColumn, format!("drop column {name}"))))
         })
     }
 
@@ -302,7 +307,7 @@ impl Table {
                     comp.expr = comp.expr.rename_columns(&rename);
                 }
             }
-            Ok(Some(Change::schema("rename column", format!("rename column {from} to {to}"))))
+            Ok(Some(Change::schema(ChangeKind::RenameColumn, format!("rename column {from} to {to}"))))
         })
     }
 }

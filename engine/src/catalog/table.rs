@@ -7,6 +7,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::catalog::Catalog;
+use crate::change::ChangeKind;
 use crate::compute::{self, RowWriter};
 use crate::error::{err, Result};
 use crate::expr::sql::Params;
@@ -50,6 +51,8 @@ pub enum TableKind {
 pub struct WriteResult {
     /// The table's version after the call (unchanged when the call changed nothing).
     pub version: Version,
+    /// The kind of change the call's version made; `None` when it changed nothing.
+    pub change: Option<ChangeKind>,
     /// Rows inserted.
     pub inserted: u64,
     /// Rows updated.
@@ -112,8 +115,8 @@ pub struct VersionInfo {
     pub version: Version,
     /// When it was made, in microseconds since the epoch.
     pub created_at: i64,
-    /// The kind of change: `create`, `insert`, `update`, `delete`, `add column`, ...
-    pub change: String,
+    /// The kind of change.
+    pub change: ChangeKind,
     /// The change in words, e.g. `add computed column summary = summarize@1(text)`.
     pub detail: String,
     /// Rows inserted by this version.
@@ -205,7 +208,7 @@ impl Table {
             let next = Version(meta.last_version.0 + 1);
             let path = meta.path.clone();
             let Some(change) = f(tx, &mut meta, next).map_err(|e| e.context(format_args!("table '{path}'")))? else {
-                return Ok(WriteResult { version: meta.version, inserted: 0, updated: 0, deleted: 0 });
+                return Ok(WriteResult { version: meta.version, change: None, inserted: 0, updated: 0, deleted: 0 });
             };
             if let (Some((first, _)), Kind::Table) = (change.rowids, &meta.kind) {
                 maintain_views(tx, &meta, compute::ViewRows::From(first), udfs)
@@ -220,7 +223,7 @@ impl Table {
                 &VersionRecord {
                     version: next,
                     created_at: now_micros(),
-                    change: change.kind.to_string(),
+                    change: change.kind,
                     detail: change.detail,
                     inserted: change.inserted,
                     updated: change.updated,
@@ -231,6 +234,7 @@ impl Table {
             )?;
             Ok(WriteResult {
                 version: next,
+                change: Some(change.kind),
                 inserted: change.inserted,
                 updated: change.updated,
                 deleted: change.deleted,
@@ -378,7 +382,7 @@ impl Table {
                 return Ok(None);
             }
             let rowids = compute::rewrite_ended(tx, meta, version, &set, udfs)?;
-            Ok(Some(Change { kind: "update", detail, inserted: 0, updated: n, deleted: 0, rowids }))
+            Ok(Some(Change { kind: ChangeKind::Update, detail, inserted: 0, updated: n, deleted: 0, rowids }))
         })
     }
 
@@ -389,7 +393,7 @@ impl Table {
             check_predicate(&meta.schema, &where_)?;
             no_udf("the condition of an update or delete", &where_)?;
             let n = end_matching(tx, meta, version, &where_)?;
-            Ok((n > 0).then(|| Change::rows("delete", format!("delete where {where_}"), 0, 0, n)))
+            Ok((n > 0).then(|| Change::rows(ChangeKind::Delete, format!("delete where {where_}"), 0, 0, n)))
         })
     }
 
@@ -432,7 +436,7 @@ impl Table {
 
 /// What a mutating call did, for its version record.
 pub(crate) struct Change {
-    pub(crate) kind: &'static str,
+    pub(crate) kind: ChangeKind,
     pub(crate) detail: String,
     pub(crate) inserted: u64,
     pub(crate) updated: u64,
@@ -441,11 +445,11 @@ pub(crate) struct Change {
 }
 
 impl Change {
-    pub(crate) fn rows(kind: &'static str, detail: String, inserted: u64, updated: u64, deleted: u64) -> Change {
+    pub(crate) fn rows(kind: ChangeKind, detail: String, inserted: u64, updated: u64, deleted: u64) -> Change {
         Change { kind, detail, inserted, updated, deleted, rowids: None }
     }
 
-    pub(crate) fn schema(kind: &'static str, detail: String) -> Change {
+    pub(crate) fn schema(kind: ChangeKind, detail: String) -> Change {
         Change::rows(kind, detail, 0, 0, 0)
     }
 }

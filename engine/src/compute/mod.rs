@@ -12,6 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::catalog::Change;
+use crate::change::ChangeKind;
 use crate::error::{err, Result};
 use crate::expr::eval::{eval, Batch, Cells};
 use crate::expr::sql::{to_sql, Params};
@@ -334,7 +335,7 @@ impl<'t> RowWriter<'t> {
         let noun = if self.count == 1 { "row" } else { "rows" };
         Ok(Some(Change {
             rowids: self.inserter.rowids(),
-            ..Change::rows("insert", format!("insert {} {noun}", self.count), self.count, 0, 0)
+            ..Change::rows(ChangeKind::Insert, format!("insert {} {noun}", self.count), self.count, 0, 0)
         }))
     }
 }

@@ -3,6 +3,7 @@
 use rusqlite::{params, OptionalExtension};
 
 use super::{codec::sql_type, Tx, FORMAT_VERSION};
+use crate::change::ChangeKind;
 use crate::error::{err, Result};
 use crate::expr::Expr;
 use crate::path::Path;
@@ -104,7 +105,7 @@ pub(crate) fn phys_name(id: TableId) -> String {
 pub(crate) struct VersionRecord {
     pub(crate) version: Version,
     pub(crate) created_at: i64,
-    pub(crate) change: String,
+    pub(crate) change: ChangeKind,
     pub(crate) detail: String,
     pub(crate) inserted: u64,
     pub(crate) updated: u64,
@@ -120,7 +121,7 @@ impl VersionRecord {
         VersionRecord {
             version: Version(0),
             created_at: now_micros(),
-            change: "create".into(),
+            change: ChangeKind::Create,
             detail,
             inserted: 0,
             updated: 0,
@@ -198,7 +199,7 @@ pub(super) fn check_format(tx: &Tx, location: &str) -> Result<()> {
         .optional()
         .map_err(|e| match e.sqlite_error_code() {
             None => tx.fail(e),
-            Some(_) => err!(NotACatalog, "'{location}' is not a Tabula catalog ({e})"),
+            Some(_) => err!(NotACatalog, "'{location}' is not a Tabula catalog ({e})").with_source(e),
         })?;
     let found =
         found.ok_or_else(|| err!(NotACatalog, "'{location}' has no format version; it is not a Tabula catalog"))?;
@@ -538,7 +539,7 @@ impl Tx<'_> {
                     id.0,
                     rec.version.0 as i64,
                     rec.created_at,
-                    rec.change,
+                    rec.change.as_str(),
                     rec.detail,
                     rec.inserted as i64,
                     rec.updated as i64,
@@ -591,6 +592,16 @@ impl Tx<'_> {
         let mut out = Vec::new();
         for row in rows {
             let (version, created_at, change, detail, counts, range, schema) = row.map_err(|e| self.fail(e))?;
+            let change: String = change;
+            let change = ChangeKind::parse(&change).ok_or_else(|| {
+                err!(
+                    Storage,
+                    "version {version} of table {} records a change of kind '{}', which this Tabula does not know; \
+                     the catalog was written by a newer Tabula",
+                    id.0,
+                    crate::error::shown(&change)
+                )
+            })?;
             out.push(VersionRecord {
                 version: Version(version as u64),
                 created_at,

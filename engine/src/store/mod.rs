@@ -206,6 +206,7 @@ impl Store {
         probe.map_err(|e| match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::NotADatabase) => {
                 err!(NotACatalog, "'{location}' is not a Tabula catalog (not even an SQLite database); check the path")
+                    .with_source(e)
             }
             _ => storage(&location, e),
         })?;
@@ -407,7 +408,7 @@ pub(crate) fn storage(location: &str, e: rusqlite::Error) -> Error {
         ErrorCode::ReadOnly => " (the file or its directory is read-only; check permissions)",
         _ => "",
     };
-    Error::new(code, format!("catalog '{location}': {e}{hint}"))
+    Error::new(code, format!("catalog '{location}': {e}{hint}")).with_source(e)
 }
 
 impl Tx<'_> {

@@ -186,6 +186,9 @@ fn file_catalogs_persist_and_refuse_foreign_files() {
     std::fs::write(&text, content).unwrap();
     let e = Catalog::open(&text).unwrap_err();
     assert_eq!(e.code(), ErrorCode::NotACatalog, "{e}");
+    // SQLite's own error is kept as the source, for callers that log the chain.
+    let source = std::error::Error::source(&e).expect("the SQLite error is the source");
+    assert!(source.downcast_ref::<rusqlite::Error>().is_some(), "{source:?}");
     assert_eq!(std::fs::read_to_string(&text).unwrap(), content, "the foreign file is untouched");
 
     let other = dir.path().join("other.db");

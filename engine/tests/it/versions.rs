@@ -28,6 +28,38 @@ fn history_lists_every_version_newest_first() {
     ");
 }
 
+/// Every mutating call reports its kind of change, in its result and in the history, as a
+/// `ChangeKind` (what the testkit's destructive check matches on); a call that changes
+/// nothing reports none.
+#[test]
+fn every_call_reports_its_kind_of_change() {
+    use tabula::ChangeKind as K;
+    let cat = catalog();
+    let t = docs(&cat);
+    let replace = ColumnOptions::if_exists(IfExists::Replace);
+    let calls: Vec<(tabula::WriteResult, K)> = vec![
+        (t.update([("words", col("words") + 1)], col("draft")).unwrap(), K::Update),
+        (t.delete(col("words").gt(25)).unwrap(), K::Delete),
+        (t.insert([row! {"title" => "delta", "words" => 5, "draft" => true}]).unwrap(), K::Insert),
+        (t.add_column("tag", ColumnType::String, tabula::Value::Null, IfExists::Error).unwrap(), K::AddColumn),
+        (t.add_column("tag", ColumnType::String, "x", IfExists::Replace).unwrap(), K::ReplaceColumn),
+        (t.add_computed_column("long", col("words").gt(15), ColumnOptions::default()).unwrap(), K::AddComputedColumn),
+        (t.add_computed_column("long", col("words").gt(9), replace).unwrap(), K::ReplaceComputedColumn),
+        (t.rename_column("long", "is_long").unwrap(), K::RenameColumn),
+        (t.drop_column("tag").unwrap(), K::DropColumn),
+    ];
+    for (done, kind) in &calls {
+        assert_eq!(done.change, Some(*kind), "{done:?}");
+    }
+    let mut history: Vec<K> = t.history().unwrap().iter().map(|v| v.change).collect();
+    history.reverse();
+    let mut expected = vec![K::Create, K::Insert];
+    expected.extend(calls.iter().map(|(_, k)| *k));
+    assert_eq!(history, expected);
+    let nothing = t.delete(col("words").gt(1_000)).unwrap();
+    assert_eq!(nothing.change, None, "a call that changes nothing makes no version and reports no kind");
+}
+
 #[test]
 fn every_kind_of_change_reverts_exactly() {
     let cat = catalog();

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use serde::Serialize;
-use tabula::{col, Catalog, Force, IfExists, Path, Recursive, Result, Table, Value};
+use tabula::{col, Catalog, ChangeKind, Force, IfExists, Path, Recursive, Result, Table, Value};
 
 use super::{record, relative, run_step, versions, DataFn, Migration, MigrationCtx, Migrations};
 use crate::namespace::TestNamespace;
@@ -363,11 +363,20 @@ fn check_step(step: &Migration, catalog: &Catalog, ns: &Path) -> Result<StepRepo
         let table = catalog.get_table(ns.join_relative(t)?)?;
         for v in table.history()?.into_iter().rev() {
             if was.is_none_or(|w| v.version.0 > w) {
-                if matches!(v.change.as_str(), "drop column" | "replace computed column" | "delete") {
-                    destructive.push(format!("{t}: {}", v.detail));
-                }
-                if v.change == "update" {
-                    destructive.push(format!("{t}: {} (rewrites {} row(s))", v.detail, v.updated));
+                // Every kind is named, so a kind the engine adds cannot pass unjudged.
+                match v.change {
+                    ChangeKind::DropColumn
+                    | ChangeKind::ReplaceColumn
+                    | ChangeKind::ReplaceComputedColumn
+                    | ChangeKind::Delete => destructive.push(format!("{t}: {}", v.detail)),
+                    ChangeKind::Update => {
+                        destructive.push(format!("{t}: {} (rewrites {} row(s))", v.detail, v.updated))
+                    }
+                    ChangeKind::Create
+                    | ChangeKind::Insert
+                    | ChangeKind::AddColumn
+                    | ChangeKind::AddComputedColumn
+                    | ChangeKind::RenameColumn => {}
                 }
                 changes.push(format!("{t}: {}", v.detail));
             }

@@ -105,6 +105,27 @@ fn a_destructive_step_must_be_marked() {
     assert!(report.to_text().contains("destructive: notes: drop column text (allowed)"));
 }
 
+/// Replacing a stored column (`add_column` with `IfExists::Replace`) loses its values: it is
+/// destructive like a drop, though it is written as an add.
+#[test]
+fn replacing_a_stored_column_is_destructive() {
+    let cat = Catalog::in_memory().unwrap();
+    let step = Migration::new("0002_retype", |ctx| {
+        let t = ctx.table("notes")?;
+        if t.schema()?.column("text").is_some_and(|c| !c.nullable) {
+            // Same type, now nullable: the schema only widens, but every value is gone.
+            t.add_column("text", ColumnType::String, Value::Null, IfExists::Replace)?;
+        }
+        Ok(())
+    });
+    let steps = Migrations::new([create(), step]);
+    let report = MigrationCheck::new(&steps).applied_through("0001_notes").data(seed).run(&cat).unwrap();
+    assert_eq!(
+        report.failures(),
+        ["0002_retype: destructive but not marked as allowed (notes: replace column text String?); mark it with .allow_destructive() if that is intended"]
+    );
+}
+
 #[test]
 fn a_step_whose_revert_cannot_restore_the_data_fails() {
     let cat = Catalog::in_memory().unwrap();

@@ -1,0 +1,90 @@
+//! [`ChangeKind`]: what a table version changed, as history and write results report it.
+
+use serde::Serialize;
+
+/// The kind of change a table version made. The enum is exhaustive on purpose: code that
+/// decides what is destructive (the testkit's migration check) matches every kind, so a new
+/// kind cannot pass unnoticed. The version's `detail` says the change in words and its counts
+/// say how many rows it touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum ChangeKind {
+    /// The table (or view, or snapshot) was created: version 0.
+    Create,
+    /// Rows were inserted.
+    Insert,
+    /// Rows were updated (their old versions kept for older table versions).
+    Update,
+    /// Rows were deleted (kept for older table versions).
+    Delete,
+    /// A stored column was added.
+    AddColumn,
+    /// A stored column was replaced by a new one of the same name (`IfExists::Replace`): its
+    /// values are gone from the current version.
+    ReplaceColumn,
+    /// A computed column was added and computed for every row.
+    AddComputedColumn,
+    /// A computed column was replaced (and its dependents recomputed).
+    ReplaceComputedColumn,
+    /// A column was dropped.
+    DropColumn,
+    /// A column was renamed.
+    RenameColumn,
+}
+
+impl ChangeKind {
+    /// Every kind.
+    pub const ALL: [ChangeKind; 10] = [
+        ChangeKind::Create,
+        ChangeKind::Insert,
+        ChangeKind::Update,
+        ChangeKind::Delete,
+        ChangeKind::AddColumn,
+        ChangeKind::ReplaceColumn,
+        ChangeKind::AddComputedColumn,
+        ChangeKind::ReplaceComputedColumn,
+        ChangeKind::DropColumn,
+        ChangeKind::RenameColumn,
+    ];
+
+    /// The kind in words, as the catalog stores it (stable across versions).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Create => "create",
+            ChangeKind::Insert => "insert",
+            ChangeKind::Update => "update",
+            ChangeKind::Delete => "delete",
+            ChangeKind::AddColumn => "add column",
+            ChangeKind::ReplaceColumn => "replace column",
+            ChangeKind::AddComputedColumn => "add computed column",
+            ChangeKind::ReplaceComputedColumn => "replace computed column",
+            ChangeKind::DropColumn => "drop column",
+            ChangeKind::RenameColumn => "rename column",
+        }
+    }
+
+    /// The kind stored as `text`, if it is one.
+    pub fn parse(text: &str) -> Option<ChangeKind> {
+        ChangeKind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for ChangeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ChangeKind;
+
+    #[test]
+    fn every_kind_is_stored_as_distinct_text_and_parsed_back() {
+        let texts: std::collections::BTreeSet<&str> = ChangeKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(texts.len(), ChangeKind::ALL.len());
+        for k in ChangeKind::ALL {
+            assert_eq!(ChangeKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(ChangeKind::parse("vacuum"), None);
+    }
+}
