@@ -62,6 +62,21 @@ impl ChangeKind {
         }
     }
 
+    /// Whether a change of this kind may change the table's schema (the others change rows
+    /// only).
+    pub fn changes_schema(self) -> bool {
+        match self {
+            ChangeKind::Insert | ChangeKind::Update | ChangeKind::Delete => false,
+            ChangeKind::Create
+            | ChangeKind::AddColumn
+            | ChangeKind::ReplaceColumn
+            | ChangeKind::AddComputedColumn
+            | ChangeKind::ReplaceComputedColumn
+            | ChangeKind::DropColumn
+            | ChangeKind::RenameColumn => true,
+        }
+    }
+
     /// The kind stored as `text`, if it is one.
     pub fn parse(text: &str) -> Option<ChangeKind> {
         ChangeKind::ALL.into_iter().find(|k| k.as_str() == text)

@@ -416,21 +416,90 @@ impl Bench {
     }
 
     fn namespace_cycle(&mut self) -> Result<()> {
-        let path = self.path("ns");
-        let cat = Catalog::open(&path)?;
-        let mut times = Vec::new();
-        for _ in 0..200 {
-            times.push(
-                time(|| {
-                    let ns = TestNamespace::new(&cat, "bench")?;
-                    cat.create_table(ns.child("t")?, schema(), IfExists::Error)?;
-                    ns.close()
-                })?
-                .0,
-            );
-        }
+        let cycles = |cat: &Catalog| -> Result<Vec<f64>> {
+            let mut times = Vec::new();
+            for _ in 0..200 {
+                times.push(
+                    time(|| {
+                        let ns = TestNamespace::new(cat, "bench")?;
+                        cat.create_table(ns.child("t")?, schema(), IfExists::Error)?;
+                        ns.close()
+                    })?
+                    .0,
+                );
+            }
+            Ok(times)
+        };
+        let empty = Catalog::open(self.path("ns"))?;
+        let times = cycles(&empty)?;
         let m = median(times.clone());
         self.absolute("namespace cycle (file catalog)", times, m, "ms median", "<= 1 ms".into(), m <= 1.0);
+        // The same in a catalog of 5,000 tables in 50 directories: metadata calls use the
+        // paths' indexes, so the cycle must not grow with the catalog.
+        let full = Catalog::open(self.path("ns-full"))?;
+        for d in 0..50 {
+            full.create_dir(format!("app{d:02}"), IfExists::Error)?;
+            for t in 0..100 {
+                full.create_table(format!("app{d:02}/t{t:03}"), schema(), IfExists::Error)?;
+            }
+        }
+        let busy = cycles(&full)?;
+        let ratio = median(busy.clone()) / m;
+        self.absolute(
+            "namespace cycle in a catalog of 5,000 tables (vs empty)",
+            busy,
+            ratio,
+            "x the empty catalog's",
+            "<= 1.5x".into(),
+            ratio <= 1.5,
+        );
+        Ok(())
+    }
+
+    /// What a version costs a service that writes one row a call: 20,000 one-row inserts into
+    /// a 22-column table, against the same rows inserted by one call (one version), so the
+    /// difference is the versions' own bytes; and `history()` of those 20,000 versions.
+    fn version_cost(&mut self) -> Result<()> {
+        let n: u64 = if self.reps == 1 { 2_000 } else { 20_000 };
+        let mut schema = Schema::new();
+        for i in 0..22 {
+            schema = schema.nullable(format!("field_{i:02}"), ColumnType::String);
+        }
+        let row = |i: u64| tabula::row! {"field_00" => format!("request {i}"), "field_01" => "GET /api/items", "field_02" => "200"};
+        let size = |path: &FsPath| -> Result<u64> {
+            let conn = Connection::open(path).map_err(err)?;
+            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").map_err(err)?;
+            let pages: u64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0)).map_err(err)?;
+            let page: u64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).map_err(err)?;
+            Ok(pages * page)
+        };
+        let (one_path, many_path) = (self.path("one-version"), self.path("many-versions"));
+        let (one, many) = (Catalog::open(&one_path)?, Catalog::open(&many_path)?);
+        let t1 = one.create_table("requests", schema.clone(), IfExists::Error)?;
+        let tn = many.create_table("requests", schema, IfExists::Error)?;
+        let (base1, basen) = (size(&one_path)?, size(&many_path)?);
+        t1.insert((0..n).map(row))?;
+        let started = Instant::now();
+        for i in 0..n {
+            tn.insert([row(i)])?;
+        }
+        let insert_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let (rows_only, with_versions) = (size(&one_path)? - base1, size(&many_path)? - basen);
+        let per_version = with_versions.saturating_sub(rows_only) as f64 / n as f64;
+        self.absolute(
+            &format!("bytes a one-row insert version costs beyond its row ({n} versions, 22 columns)"),
+            vec![insert_ms],
+            per_version,
+            "bytes",
+            "< 200".into(),
+            per_version < 200.0,
+        );
+        let mut times = Vec::new();
+        for _ in 0..self.reps {
+            times.push(time(|| tn.history())?.0);
+        }
+        let m = median(times.clone());
+        self.absolute(&format!("history() of {n} versions"), times, m, "ms median", "(reported)".into(), true);
         Ok(())
     }
 
@@ -627,6 +696,7 @@ pub fn run(rows: u64, quick: bool, only: Option<&str>, root: &FsPath) -> Result<
         ("preview", Box::new(move |b: &mut Bench| b.preview(preview_sizes))),
         ("revert", Box::new(Bench::revert)),
         ("namespace-cycle", Box::new(Bench::namespace_cycle)),
+        ("version-cost", Box::new(Bench::version_cost)),
         ("apply-nothing-pending", Box::new(Bench::apply_nothing_pending)),
         ("template-copy", Box::new(Bench::template_copy)),
         ("synth", Box::new(Bench::synth)),

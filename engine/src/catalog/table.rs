@@ -229,7 +229,8 @@ impl Table {
                     updated: change.updated,
                     deleted: change.deleted,
                     rowids: change.rowids,
-                    schema: recorded,
+                    // A data change keeps the schema: its record refers to the one that holds it.
+                    schema: change.kind.changes_schema().then_some(recorded),
                 },
             )?;
             Ok(WriteResult {

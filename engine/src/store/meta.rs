@@ -112,7 +112,10 @@ pub(crate) struct VersionRecord {
     pub(crate) deleted: u64,
     /// The physical rowids this version wrote lie in `first_rowid..=last_rowid`.
     pub(crate) rowids: Option<(i64, i64)>,
-    pub(crate) schema: TableSchema,
+    /// The schema, for a version that changed it; `None` for a data change (the record then
+    /// points at the version that holds its schema, so it costs no schema's bytes). Not
+    /// loaded by [`Tx::versions`].
+    pub(crate) schema: Option<TableSchema>,
 }
 
 impl VersionRecord {
@@ -127,7 +130,7 @@ impl VersionRecord {
             updated: 0,
             deleted: 0,
             rowids: None,
-            schema,
+            schema: Some(schema),
         }
     }
 }
@@ -226,6 +229,11 @@ pub(crate) fn now_micros() -> i64 {
     i64::try_from(now.as_micros()).unwrap_or(i64::MAX)
 }
 
+/// The range of paths strictly below `dir`: `["dir/", "dir0")`.
+fn below(dir: &Path) -> (String, String) {
+    (format!("{dir}/"), format!("{dir}0"))
+}
+
 impl Tx<'_> {
     /// What `path` names, if anything.
     pub(crate) fn entry_kind(&self, path: &Path) -> Result<Option<EntryKind>> {
@@ -262,17 +270,19 @@ impl Tx<'_> {
 
     /// The entries below `dir` (children only, or every descendant), sorted by path.
     pub(crate) fn list_entries(&self, dir: &Path, recursive: bool) -> Result<Vec<(Path, EntryKind)>> {
-        let prefix = if dir.is_root() { String::new() } else { format!("{dir}/") };
+        // The paths below `dir/` are exactly those in ["dir/", "dir0"): '0' follows '/'. A
+        // range on the paths' unique indexes, so listing a namespace never scans the catalog.
+        let (low, high) = if dir.is_root() { (String::new(), "\u{10ffff}".to_string()) } else { below(dir) };
         let mut stmt = self
             .tx
             .prepare_cached(
-                "SELECT path, 0 FROM _tabula_dirs WHERE substr(path, 1, length(?1)) = ?1
-                 UNION ALL SELECT path, 1 FROM _tabula_tables WHERE substr(path, 1, length(?1)) = ?1
+                "SELECT path, 0 FROM _tabula_dirs WHERE path >= ?1 AND path < ?2
+                 UNION ALL SELECT path, 1 FROM _tabula_tables WHERE path >= ?1 AND path < ?2
                  ORDER BY 1",
             )
             .map_err(|e| self.fail(e))?;
         let rows = stmt
-            .query_map([&prefix], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .query_map([&low, &high], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
             .map_err(|e| self.fail(e))?;
         let mut out = Vec::new();
         for row in rows {
@@ -294,9 +304,9 @@ impl Tx<'_> {
                 .execute(
                     &format!(
                         "UPDATE {table} SET path = ?2 || substr(path, length(?1) + 1)
-                         WHERE path = ?1 OR substr(path, 1, length(?1) + 1) = ?1 || '/'"
+                         WHERE path = ?1 OR (path >= ?3 AND path < ?4)"
                     ),
-                    [&from_text, &to_text],
+                    [&from_text, &to_text, &below(from).0, &below(from).1],
                 )
                 .map_err(|e| self.fail(e))?;
         }
@@ -314,7 +324,11 @@ impl Tx<'_> {
         }
         ddl.push_str(&format!(");\nCREATE INDEX {phys}_ended ON {phys}(_vmax) WHERE {};", super::ENDED));
         self.tx.execute_batch(&ddl).map_err(|e| self.fail(e))?;
-        self.insert_version(id, &VersionRecord::first(format!("create table {path} ({schema})"), schema.clone()))?;
+        self.insert_version(
+            id,
+            &VersionRecord::first(format!("create table {path} ({schema})"), schema.clone()),
+            None,
+        )?;
         Ok(id)
     }
 
@@ -327,7 +341,7 @@ impl Tx<'_> {
                 .execute_batch(&format!("CREATE TABLE {}(_id INTEGER PRIMARY KEY)", phys_name(id)))
                 .map_err(|e| self.fail(e))?;
         }
-        self.insert_version(id, &VersionRecord::first(detail, TableSchema::default()))?;
+        self.insert_version(id, &VersionRecord::first(detail, TableSchema::default()), None)?;
         Ok(id)
     }
 
@@ -491,17 +505,37 @@ impl Tx<'_> {
         })
     }
 
-    /// The schema table `id` had at `version`.
+    /// The schema table `id` had at `version`: two lookups by key at most, however many
+    /// versions the table has.
     pub(crate) fn schema_at(&self, id: TableId, version: Version) -> Result<TableSchema> {
+        let mut text = self.schema_text(id, version)?;
+        if let Some(at) = schema_ref(&text, version)? {
+            text = self.schema_text(id, at)?;
+            if text.starts_with('@') {
+                return Err(err!(
+                    Storage,
+                    "version {at} refers to another version's schema too; the catalog may be damaged"
+                ));
+            }
+        }
+        serde_json::from_str(&text).map_err(|e| {
+            err!(Storage, "the stored schema of version {version} does not parse ({e}); the catalog may be damaged")
+        })
+    }
+
+    /// The version whose record holds the schema of `version`.
+    fn schema_version(&self, id: TableId, version: Version) -> Result<Version> {
+        Ok(schema_ref(&self.schema_text(id, version)?, version)?.unwrap_or(version))
+    }
+
+    /// The stored schema text of `version`: JSON, or `@N` for the schema of version N.
+    fn schema_text(&self, id: TableId, version: Version) -> Result<String> {
         let text: Option<String> = self
             .tx
             .prepare_cached("SELECT schema FROM _tabula_versions WHERE table_id = ?1 AND version = ?2")
             .and_then(|mut s| s.query_row(params![id.0, version.0 as i64], |r| r.get(0)).optional())
             .map_err(|e| self.fail(e))?;
-        let text = text.ok_or_else(|| err!(NotFound, "version {version} does not exist"))?;
-        serde_json::from_str(&text).map_err(|e| {
-            err!(Storage, "the stored schema of version {version} does not parse ({e}); the catalog may be damaged")
-        })
+        text.ok_or_else(|| err!(NotFound, "version {version} does not exist"))
     }
 
     /// Removes a table: its metadata, versions and rows.
@@ -526,9 +560,23 @@ impl Tx<'_> {
         self.tx.execute_batch(&ddl).map_err(|e| self.fail(e))
     }
 
-    fn insert_version(&self, id: TableId, rec: &VersionRecord) -> Result<()> {
-        let schema = serde_json::to_string(&rec.schema)
-            .map_err(|e| err!(Storage, "could not serialize the schema of version {} ({e})", rec.version))?;
+    /// Records a version. `current` is the table's version before it, whose schema a data
+    /// change keeps: its record then holds `@N`, N the version that stores that schema.
+    fn insert_version(&self, id: TableId, rec: &VersionRecord, current: Option<Version>) -> Result<()> {
+        let schema = match (&rec.schema, current) {
+            (Some(schema), _) => serde_json::to_string(schema)
+                .map_err(|e| err!(Storage, "could not serialize the schema of version {} ({e})", rec.version))?,
+            (None, Some(current)) => {
+                // A file of format 1 is read by Tabulas that expect JSON in every record:
+                // from its first reference on, it says it is format 2.
+                self.tx
+                    .prepare_cached("UPDATE _tabula_meta SET value = ?1 WHERE key = 'format_version' AND value = '1'")
+                    .and_then(|mut s| s.execute([FORMAT_VERSION.to_string()]))
+                    .map_err(|e| self.fail(e))?;
+                format!("@{}", self.schema_version(id, current)?.0)
+            }
+            (None, None) => return Err(err!(Storage, "version {} has no schema to refer to", rec.version)),
+        };
         self.tx
             .prepare_cached(
                 "INSERT INTO _tabula_versions(table_id, version, created_at, change, detail, inserted, updated, deleted,
@@ -556,7 +604,7 @@ impl Tx<'_> {
     /// Records a new version of `meta`'s table and makes it current; `meta` carries the
     /// counters (next row and column ids) as they are after the change.
     pub(crate) fn commit_version(&self, meta: &TableMeta, rec: &VersionRecord) -> Result<()> {
-        self.insert_version(meta.id, rec)?;
+        self.insert_version(meta.id, rec, Some(meta.version))?;
         self.tx
             .prepare_cached(
                 "UPDATE _tabula_tables SET version = ?2, next_row_id = ?3, next_col_id = ?4,
@@ -567,12 +615,12 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Every recorded version of table `id`, newest first.
+    /// Every recorded version of table `id`, newest first, without their schemas.
     pub(crate) fn versions(&self, id: TableId) -> Result<Vec<VersionRecord>> {
         let mut stmt = self
             .tx
             .prepare_cached(
-                "SELECT version, created_at, change, detail, inserted, updated, deleted, first_rowid, last_rowid, schema
+                "SELECT version, created_at, change, detail, inserted, updated, deleted, first_rowid, last_rowid
                  FROM _tabula_versions WHERE table_id = ?1 ORDER BY version DESC",
             )
             .map_err(|e| self.fail(e))?;
@@ -585,13 +633,12 @@ impl Tx<'_> {
                     r.get::<_, String>(3)?,
                     [r.get::<_, i64>(4)?, r.get::<_, i64>(5)?, r.get::<_, i64>(6)?],
                     (r.get::<_, Option<i64>>(7)?, r.get::<_, Option<i64>>(8)?),
-                    r.get::<_, String>(9)?,
                 ))
             })
             .map_err(|e| self.fail(e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (version, created_at, change, detail, counts, range, schema) = row.map_err(|e| self.fail(e))?;
+            let (version, created_at, change, detail, counts, range) = row.map_err(|e| self.fail(e))?;
             let change: String = change;
             let change = ChangeKind::parse(&change).ok_or_else(|| {
                 err!(
@@ -614,12 +661,23 @@ impl Tx<'_> {
                     (Some(a), Some(b)) => Some((a, b)),
                     _ => None,
                 },
-                schema: serde_json::from_str(&schema)
-                    .map_err(|e| err!(Storage, "stored schema of version {version} does not parse ({e})"))?,
+                schema: None,
             });
         }
         Ok(out)
     }
+}
+
+/// The version a stored `@N` schema text refers to, if it is one.
+fn schema_ref(text: &str, version: Version) -> Result<Option<Version>> {
+    let Some(n) = text.strip_prefix('@') else { return Ok(None) };
+    n.parse::<u64>().map(|n| Some(Version(n))).map_err(|_| {
+        err!(
+            Storage,
+            "the stored schema of version {version} is '{}'; the catalog may be damaged",
+            crate::error::shown(text)
+        )
+    })
 }
 
 fn column_ddl(c: &ColumnDef) -> String {

@@ -7,8 +7,11 @@
 //! - `_tabula_dirs(path)`: directories.
 //! - `_tabula_tables(id, path, kind, version, next_row_id, next_col_id, epoch, ...)`: one row
 //!   a table; `version` is the current version, `epoch` counts reverts.
-//! - `_tabula_versions(table_id, version, ...)`: one row a table version, with the schema of
-//!   that version (JSON), what changed, and the physical rowid range it wrote.
+//! - `_tabula_versions(table_id, version, ...)`: one row a table version: what changed, the
+//!   physical rowid range it wrote, and its schema: JSON for a version that changed the
+//!   schema (and version 0), `@N` for a data change, N the version whose record holds it
+//!   (format 2; format 1 stored JSON in every record, and a format 1 file becomes format 2
+//!   with its first data change).
 //! - `t<id>`: the rows of table `id`: `_id` (logical row id), `_vmin`, `_vmax` (the row
 //!   version is visible in versions `_vmin <= v < _vmax`; live rows have `_vmax = LIVE`), one
 //!   `c<column id>` a column and one `e<column id>` error slot a computed column.
@@ -35,7 +38,7 @@ pub(crate) use meta::{now_micros, EntryKind, Kind, TableMeta, VersionRecord, VIE
 pub(crate) use rows::{ended_at, Appender, ENDED, LIVE};
 
 /// The metadata format this build writes. Files with a larger number are refused.
-pub const FORMAT_VERSION: i64 = 1;
+pub const FORMAT_VERSION: i64 = 2;
 
 /// How a store is opened (the catalog module's `OpenOptions`, as the store needs them).
 #[derive(Debug, Clone, Copy)]

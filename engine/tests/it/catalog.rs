@@ -211,6 +211,85 @@ fn catalogs_from_a_newer_format_are_refused() {
     assert!(e.to_string().contains("format version 99") && e.to_string().contains("upgrade tabula"), "{e}");
 }
 
+/// A version that only changes rows stores no schema: its record refers to the version that
+/// holds it, so a service writing one row a call pays a few bytes a version, not a schema's.
+/// Every version still reads with its exact schema.
+#[test]
+fn data_versions_store_no_schema_and_every_version_reads_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cat.db");
+    let cat = Catalog::open(&path).unwrap();
+    let mut schema = Schema::new();
+    for i in 0..22 {
+        schema = schema.nullable(format!("column_number_{i}"), ColumnType::String);
+    }
+    let t = cat.create_table("wide", schema, IfExists::Error).unwrap();
+    for i in 0..200 {
+        t.insert([tabula::row! {"column_number_0" => format!("row {i}")}]).unwrap();
+    }
+    t.add_column("extra", ColumnType::Int, 7, IfExists::Error).unwrap();
+    for i in 0..100 {
+        t.update([("extra", tabula::lit(i))], tabula::col("column_number_0").eq("row 3")).unwrap();
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (data, bytes): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*), sum(length(schema)) FROM _tabula_versions WHERE change IN ('insert', 'update')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(data, 300);
+    assert!(bytes <= 300 * 4, "data versions hold {bytes} bytes of schema");
+    let format: String =
+        conn.query_row("SELECT value FROM _tabula_meta WHERE key = 'format_version'", [], |r| r.get(0)).unwrap();
+    assert_eq!(format, tabula::FORMAT_VERSION.to_string());
+    // Versions before and after the schema change read with their own schemas.
+    let before = cat.get_table("wide:150").unwrap();
+    assert!(before.schema().unwrap().column("extra").is_none());
+    assert_eq!(before.count().unwrap(), 150);
+    let after = cat.get_table("wide:260").unwrap();
+    assert_eq!(after.schema().unwrap().column("extra").map(|c| c.ty), Some(ColumnType::Int));
+    assert_eq!(t.history().unwrap().len(), 302);
+    // Reverting back over the schema change restores the schema before it.
+    t.revert_to(tabula::Version(150)).unwrap();
+    assert!(t.schema().unwrap().column("extra").is_none());
+    t.insert([tabula::row! {"column_number_1" => "after the revert"}]).unwrap();
+    assert_eq!(t.count().unwrap(), 151);
+}
+
+/// A catalog of format 1 (a schema in every version record) is read as it is and says it
+/// is format 2 from its first data change, so an older Tabula refuses it instead of
+/// misreading it.
+#[test]
+fn a_format_1_catalog_is_read_and_upgraded_by_its_first_data_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cat.db");
+    {
+        let cat = Catalog::open(&path).unwrap();
+        cat.create_dir("app", IfExists::Error).unwrap();
+        docs(&cat);
+    }
+    // Make it what format 1 wrote: JSON in every record (here version 1, an insert).
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let json: String =
+        conn.query_row("SELECT schema FROM _tabula_versions WHERE version = 0", [], |r| r.get(0)).unwrap();
+    conn.execute("UPDATE _tabula_versions SET schema = ?1 WHERE version = 1", [&json]).unwrap();
+    conn.execute("UPDATE _tabula_meta SET value = '1' WHERE key = 'format_version'", []).unwrap();
+    drop(conn);
+    let t = Catalog::open(&path).unwrap().get_table("app/docs").unwrap();
+    assert_eq!(t.count().unwrap(), 3);
+    t.insert([tabula::row! {"title" => "delta", "words" => 4, "draft" => true}]).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let format: String =
+        conn.query_row("SELECT value FROM _tabula_meta WHERE key = 'format_version'", [], |r| r.get(0)).unwrap();
+    assert_eq!(format, "2");
+    let reference: String =
+        conn.query_row("SELECT schema FROM _tabula_versions WHERE version = 2", [], |r| r.get(0)).unwrap();
+    assert_eq!(reference, "@1", "refers to the version holding the schema (a format 1 record)");
+    assert_eq!(Catalog::open(&path).unwrap().get_table("app/docs:2").unwrap().count().unwrap(), 4);
+}
+
 #[test]
 fn read_only_catalogs_refuse_writes() {
     let dir = tempfile::tempdir().unwrap();
