@@ -238,6 +238,51 @@ impl Bench {
         Ok(())
     }
 
+    /// The filtered select from one thread, then from two threads at once on clones of one
+    /// handle (this machine has 2 cores): reads run on their own connections, so two threads
+    /// should give nearly twice the throughput.
+    fn parallel_reads(&mut self) -> Result<()> {
+        let (_cat, table) = self.tabula_table(self.rows)?;
+        let (lo, hi) = ((self.rows / 5) as i64, (self.rows * 3 / 10) as i64);
+        let q = table.select([col("id"), col("text")]).where_(col("n").ge(lo).and(col("n").lt(hi)));
+        let per_thread = if self.reps == 1 { 5 } else { 40 };
+        let run = |q: &tabula::Query| -> Result<()> {
+            for _ in 0..per_thread {
+                q.collect()?;
+            }
+            Ok(())
+        };
+        let (mut one, mut two) = (Vec::new(), Vec::new());
+        for _ in 0..self.reps.min(5) {
+            one.push(time(|| run(&q))?.0);
+            two.push(
+                time(|| {
+                    std::thread::scope(|s| {
+                        let a = s.spawn(|| run(&q));
+                        let b = s.spawn(|| run(&q));
+                        let (a, b) = (a.join(), b.join());
+                        match (a, b) {
+                            (Ok(a), Ok(b)) => a.and(b),
+                            _ => Err(err("a reader thread panicked")),
+                        }
+                    })
+                })?
+                .0,
+            );
+        }
+        // Throughput: two threads did twice the work.
+        let speedup = 2.0 * median(one) / median(two.clone());
+        self.absolute(
+            "filtered select (10%), 2 threads vs 1 (throughput)",
+            two,
+            speedup,
+            "x",
+            ">= 1.6x".into(),
+            speedup >= 1.6,
+        );
+        Ok(())
+    }
+
     /// Times `tabula` and `raw`, each right after its own setup (so neither side is measured
     /// in the other's wake), alternating which side goes first.
     fn pair<S, R>(
@@ -691,6 +736,7 @@ pub fn run(rows: u64, quick: bool, only: Option<&str>, root: &FsPath) -> Result<
     let workloads: Vec<Workload> = vec![
         ("insert", Box::new(Bench::insert)),
         ("select", Box::new(Bench::select)),
+        ("parallel-reads", Box::new(Bench::parallel_reads)),
         ("builtin-column", Box::new(Bench::builtin_column)),
         ("udf-column", Box::new(Bench::udf_column)),
         ("preview", Box::new(move |b: &mut Bench| b.preview(preview_sizes))),

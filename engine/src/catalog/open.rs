@@ -102,8 +102,9 @@ impl OpenOptions {
 mod tests {
     use super::*;
 
+    /// `synchronous` of the connection that writes (what durability is about).
     fn synchronous(cat: &Catalog) -> i64 {
-        cat.store().read(|tx| tx.tx.query_row("PRAGMA synchronous", [], |r| r.get(0)).map_err(|e| tx.fail(e))).unwrap()
+        cat.store().write(|tx| tx.tx.query_row("PRAGMA synchronous", [], |r| r.get(0)).map_err(|e| tx.fail(e))).unwrap()
     }
 
     #[test]

@@ -54,8 +54,15 @@ pub(crate) struct Opening {
     pub(crate) busy_timeout: Duration,
 }
 
-/// One SQLite connection, shared by all clones of a `Catalog` handle.
+/// The connections of a catalog handle, shared by all its clones: one that writes (one
+/// write at a time), and, for a file, a pool of read-only connections, so that reads never
+/// wait for each other or for a write, and a read made during a write on the same thread
+/// (an insert pulling rows from a stream of the same handle) has a connection of its own.
 pub(crate) struct Store {
+    /// Read connections (none for an in-memory catalog, whose data no other connection sees).
+    /// Declared before `conn`, so they close first: the last connection to close folds the
+    /// write-ahead log into the file, and only the writer may.
+    readers: Option<Readers>,
     conn: Mutex<Connection>,
     /// The [`thread_token`] of the thread holding `conn` (0: none).
     holder: AtomicU64,
@@ -117,6 +124,42 @@ pub(crate) struct Tx<'a> {
     pub(crate) tx: rusqlite::Transaction<'a>,
 }
 
+/// A pool of read-only connections to one file.
+struct Readers {
+    /// What each opens: the file's path, or the URI the writer was opened with.
+    target: String,
+    busy_timeout: Duration,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// Idle read connections a pool keeps; more are opened when more threads read at once.
+const IDLE_READERS: usize = 4;
+
+impl Readers {
+    fn new(target: String, busy_timeout: Duration) -> Readers {
+        Readers { target, busy_timeout, idle: Mutex::new(Vec::new()) }
+    }
+
+    /// An idle connection, or a new one.
+    fn take(&self, location: &str) -> Result<Connection> {
+        if let Some(conn) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return Ok(conn);
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(&self.target, flags).map_err(|e| storage(location, e))?;
+        conn.busy_timeout(self.busy_timeout).map_err(|e| storage(location, e))?;
+        functions::register(&conn).map_err(|e| storage(location, e))?;
+        Ok(conn)
+    }
+
+    fn put(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating when absent) the catalog file at `path`. Anything but a regular file
     /// (a directory, a FIFO, a socket, a device) is refused before SQLite sees it, so a FIFO
@@ -150,12 +193,14 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | OpenFlags::SQLITE_OPEN_URI;
             let conn = Connection::open_with_flags(path, flags).map_err(|e| storage(&location, e))?;
-            return Store::init(conn, location, opening, true, ReadMode::Direct, None);
+            let readers = Readers::new(path.display().to_string(), opening.busy_timeout);
+            return Store::init(conn, location, opening, Some(readers), ReadMode::Direct, None);
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
-        let direct = Connection::open_with_flags(path, flags)
-            .map_err(|e| storage(&location, e))
-            .and_then(|conn| Store::init(conn, location.clone(), opening, true, ReadMode::Direct, None));
+        let direct = Connection::open_with_flags(path, flags).map_err(|e| storage(&location, e)).and_then(|conn| {
+            let readers = Readers::new(path.display().to_string(), opening.busy_timeout);
+            Store::init(conn, location.clone(), opening, Some(readers), ReadMode::Direct, None)
+        });
         let e = match direct {
             Err(e) if matches!(e.code(), ErrorCode::ReadOnly | ErrorCode::Storage) => e,
             other => return other,
@@ -166,7 +211,8 @@ impl Store {
         if std::fs::metadata(&wal).map(|m| m.len() == 0).unwrap_or(true) {
             let uri = format!("file:{}?immutable=1", uri_path(path));
             let conn = Connection::open_with_flags(&uri, flags).map_err(|_| e.clone())?;
-            return Store::init(conn, location, opening, true, ReadMode::Immutable, None);
+            let readers = Readers::new(uri, opening.busy_timeout);
+            return Store::init(conn, location, opening, Some(readers), ReadMode::Immutable, None);
         }
         let copy = tempfile::Builder::new()
             .prefix("tabula-read-only-")
@@ -178,7 +224,8 @@ impl Store {
                 .map_err(|io| err!(Storage, "catalog '{location}': copying '{}' to read it: {io}", from.display()))?;
         }
         let conn = Connection::open_with_flags(&db, flags).map_err(|e| storage(&location, e))?;
-        Store::init(conn, location, opening, true, ReadMode::Copy, Some(copy))
+        let readers = Readers::new(db.display().to_string(), opening.busy_timeout);
+        Store::init(conn, location, opening, Some(readers), ReadMode::Copy, Some(copy))
     }
 
     /// A private in-memory catalog.
@@ -191,14 +238,14 @@ impl Store {
             full_sync: false,
             busy_timeout: Duration::from_secs(30),
         };
-        Store::init(conn, ":memory:".into(), opening, false, ReadMode::Direct, None)
+        Store::init(conn, ":memory:".into(), opening, None, ReadMode::Direct, None)
     }
 
     fn init(
         conn: Connection,
         location: String,
         opening: Opening,
-        file: bool,
+        readers: Option<Readers>,
         read_mode: ReadMode,
         copy: Option<tempfile::TempDir>,
     ) -> Result<Store> {
@@ -213,7 +260,7 @@ impl Store {
             }
             _ => storage(&location, e),
         })?;
-        if file && !read_only {
+        if readers.is_some() && !read_only {
             // SQLite answers a journal-mode change with SQLITE_BUSY at once (no busy handler)
             // while another process holds a lock, as when two processes open a new file
             // together: retry up to the busy timeout.
@@ -238,8 +285,15 @@ impl Store {
         conn.execute_batch(&format!("PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF;"))
             .map_err(|e| storage(&location, e))?;
         functions::register(&conn).map_err(|e| storage(&location, e))?;
-        let store =
-            Store { conn: Mutex::new(conn), holder: AtomicU64::new(0), location, read_only, read_mode, _copy: copy };
+        let store = Store {
+            readers,
+            conn: Mutex::new(conn),
+            holder: AtomicU64::new(0),
+            location,
+            read_only,
+            read_mode,
+            _copy: copy,
+        };
         // An existing catalog is only read here, so opening one never waits for a writer;
         // a new one is initialized in a write transaction (two processes may race to it).
         let initialized = store.read(meta::has_meta)?;
@@ -306,15 +360,25 @@ impl Store {
         Ok(out)
     }
 
-    /// Runs `f` in a read transaction: it sees one consistent state of the file.
+    /// Runs `f` in a read transaction: it sees one consistent state of the file (the last
+    /// commit when it starts). On a file, it runs on a read connection of its own.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
+        if let Some(readers) = &self.readers {
+            let mut conn = readers.take(&self.location)?;
+            let out = Store::read_on(&mut conn, &self.location, f);
+            readers.put(conn);
+            return out;
+        }
         let mut conn = self.lock()?;
-        let tx =
-            conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(|e| storage(&self.location, e))?;
+        Store::read_on(&mut conn, &self.location, f)
+    }
+
+    fn read_on<T>(conn: &mut Connection, location: &str, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(|e| storage(location, e))?;
         let tx = Tx { tx };
         let out = f(&tx)?;
         // Nothing was written; ending the read transaction cannot lose anything.
-        tx.tx.rollback().map_err(|e| storage(&self.location, e))?;
+        tx.tx.rollback().map_err(|e| storage(location, e))?;
         Ok(out)
     }
 
