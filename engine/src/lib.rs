@@ -77,7 +77,7 @@ mod udf;
 
 pub use catalog::{
     Catalog, CatalogLock, ColumnInfo, ColumnOptions, Create, Durability, Force, IfExists, LockHolder, LockOptions,
-    OpenOptions, Recursive, Table, TableInfo, TableKind, TryLock, VersionInfo, WriteResult,
+    OpenOptions, Recursive, Retention, Table, TableInfo, TableKind, TryLock, VersionInfo, WriteResult,
 };
 pub use change::ChangeKind;
 pub use error::{Error, ErrorCode, Result};
@@ -88,6 +88,6 @@ pub use path::{IntoPath, Path};
 pub use query::{Query, RowStream};
 pub use row::Row;
 pub use schema::{ColumnDef, Computed, OnError, Schema, TableSchema};
-pub use store::{ReadMode, FORMAT_VERSION};
+pub use store::{CompactReport, ReadMode, FORMAT_VERSION};
 pub use types::{format_date, format_timestamp, ColumnId, ColumnType, FromValue, TableId, Value, Version};
 pub use udf::{CellError, CellErrorKind, IntoUdfFn, Udf, UdfReturn, UdfValue};

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use tabula::{col, row, Catalog, ColumnOptions, ColumnType, IfExists, Schema, Table, Udf, WriteResult};
+use tabula::{col, row, Catalog, ColumnOptions, ColumnType, IfExists, Retention, Schema, Table, Udf, WriteResult};
 
 /// Rows of each insert of the crash scenario: one batch, all or nothing.
 pub const CRASH_BATCH: i64 = 5_000;
@@ -22,7 +22,8 @@ pub fn crash_table(cat: &Catalog) -> tabula::Result<Table> {
 
 /// Writes until killed, printing `start write|revert` before each call and
 /// `committed VERSION` after it: two large inserts, a computed column filled over every row,
-/// then a revert, round after round.
+/// a revert, then a compaction (which rebuilds the table without the reverted column), round
+/// after round.
 pub fn crash_writer(path: &str, out: &mut impl Write) -> Result<(), Box<dyn std::error::Error>> {
     let cat = Catalog::open(path)?;
     let twice = Udf::new("twice", 1, |i: i64| i * 2);
@@ -30,10 +31,16 @@ pub fn crash_writer(path: &str, out: &mut impl Write) -> Result<(), Box<dyn std:
     let t = crash_table(&cat)?;
     for round in 0.. {
         let next = t.history()?.len() as i64;
-        // Tell the parent what is in flight: a revert lowers the version, a write raises it.
-        writeln!(out, "start {}", if round % 4 == 3 { "revert" } else { "write" })?;
+        // Tell the parent what is in flight: a revert lowers the version, a write raises it,
+        // a compaction leaves it.
+        let what = match round % 5 {
+            3 => "revert",
+            4 => "compact",
+            _ => "write",
+        };
+        writeln!(out, "start {what}")?;
         out.flush()?;
-        let version = match round % 4 {
+        let version = match round % 5 {
             0 | 1 => {
                 t.insert(
                     (0..CRASH_BATCH)
@@ -46,7 +53,12 @@ pub fn crash_writer(path: &str, out: &mut impl Write) -> Result<(), Box<dyn std:
                 let name = format!("c{next}");
                 t.add_computed_column(&name, twice.call([col("i")]), ColumnOptions::default())?.version
             }
-            _ => t.revert()?,
+            3 => t.revert()?,
+            // Drops the column the revert left behind: a rebuild of the whole table.
+            _ => {
+                t.compact(Retention::All)?;
+                t.version()?
+            }
         };
         writeln!(out, "committed {}", version.0)?;
         out.flush()?;

@@ -4,6 +4,7 @@
 //! process.
 
 mod columns;
+mod compact;
 mod lock;
 mod open;
 mod table;
@@ -19,6 +20,7 @@ use crate::store::{EntryKind, Store, Tx};
 use crate::udf::{Registry, Udf};
 
 pub use columns::ColumnOptions;
+pub use compact::Retention;
 pub use lock::{CatalogLock, LockHolder, LockOptions, TryLock};
 pub use open::{Create, Durability, OpenOptions};
 pub(crate) use table::{all_columns, check_predicate, maintain_views, rows_writable, Change};

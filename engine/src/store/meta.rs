@@ -668,6 +668,11 @@ impl Tx<'_> {
     }
 }
 
+/// Whether the only version record left is version 0.
+fn latest_is_zero(top: &[(i64, Option<i64>, Option<i64>)]) -> bool {
+    top.first().is_none_or(|(v, ..)| *v == 0)
+}
+
 /// The version a stored `@N` schema text refers to, if it is one.
 fn schema_ref(text: &str, version: Version) -> Result<Option<Version>> {
     let Some(n) = text.strip_prefix('@') else { return Ok(None) };
@@ -706,9 +711,10 @@ impl Tx<'_> {
             .collect::<rusqlite::Result<_>>()
             .map_err(|e| self.fail(e))?;
         let [(latest, first, last), (previous, ..)] = top[..] else {
+            let why = if latest_is_zero(&top) { "as created" } else { "its older versions were compacted away" };
             return Err(err!(
                 NothingToRevert,
-                "'{}' is at version {} (as created); there is nothing to revert",
+                "'{}' is at version {} ({why}); there is nothing to revert",
                 meta.path,
                 meta.version
             ));

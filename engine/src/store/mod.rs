@@ -17,6 +17,7 @@
 //!   `c<column id>` a column and one `e<column id>` error slot a computed column.
 
 mod codec;
+mod compact;
 mod functions;
 mod locks;
 mod meta;
@@ -32,6 +33,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use crate::error::{err, Error, ErrorCode, Result};
 
 pub(crate) use codec::SqlValue;
+pub use compact::CompactReport;
 pub(crate) use functions::RowFunction;
 pub(crate) use locks::LockRow;
 pub(crate) use meta::{now_micros, EntryKind, Kind, TableMeta, VersionRecord, VIEW_COLUMN_IDS};

@@ -84,6 +84,7 @@ fn killed_writers_leave_a_consistent_catalog() {
         let ok =
             version == last || (in_flight == "write" && version > last) || (in_flight == "revert" && version < last);
         assert!(ok, "kill {kill}: version {version}, last committed {last}, in flight: {in_flight:?}");
+        eprintln!("kill {kill}: in flight: {in_flight:?}, version {version}");
         check_consistent(&cat);
         assert!(started.elapsed() < Duration::from_secs(120));
     }

@@ -1,0 +1,156 @@
+//! Compaction: removes what no kept version needs. Versions older than the oldest kept one
+//! are forgotten (their records deleted, the oldest kept record made to hold its schema),
+//! row versions that ended at or before it are deleted (and a view's own values for them),
+//! snapshots that read those versions first get their own copy, and the physical table is
+//! rebuilt without the columns no kept version has (dropped ones, and ones whose versions
+//! were reverted), so a table that lives for years never reaches SQLite's column limit.
+//! Everything happens in the caller's one transaction: killed at any moment, the file is as
+//! before or as after.
+
+use std::collections::BTreeSet;
+
+use rusqlite::params;
+
+use super::codec::sql_type;
+use super::meta::{phys_name, Kind, TableMeta};
+use super::{Tx, ENDED};
+use crate::error::{err, Result};
+use crate::schema::TableSchema;
+use crate::types::Version;
+
+/// What a compaction removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct CompactReport {
+    /// The oldest version kept (the table can be read and reverted back to it, not past).
+    pub oldest_kept: Version,
+    /// Version records forgotten.
+    pub versions_removed: u64,
+    /// Row versions deleted (no kept version shows them).
+    pub rows_removed: u64,
+    /// Physical columns dropped (no kept version has them).
+    pub columns_removed: u64,
+}
+
+impl Tx<'_> {
+    /// Compacts table `meta` keeping every version from `keep_from` (an existing version, at
+    /// most the current one) on.
+    pub(crate) fn compact_table(&self, meta: &TableMeta, keep_from: Version) -> Result<CompactReport> {
+        if !matches!(meta.kind, Kind::Table) {
+            return Err(err!(InvalidArgument, "'{}' is a view or a snapshot; compact the table it reads", meta.path));
+        }
+        let id = meta.id;
+        let phys = meta.phys();
+        let k = keep_from.0 as i64;
+        // The oldest kept record must hold its schema itself: the record it refers to goes.
+        let schema = self.schema_at(id, keep_from)?;
+        let json = serde_json::to_string(&schema).map_err(|e| err!(Storage, "could not serialize a schema ({e})"))?;
+        // Snapshots of forgotten versions keep their rows; views drop their values for the
+        // row versions that go.
+        let dead = format!("_vmax <= {k} AND {ENDED}");
+        for (dep, path) in self.dependents(id)? {
+            match self.load_table(dep, &path)?.kind {
+                Kind::Snapshot { base: Some(base), at } if at < keep_from => {
+                    self.materialize_snapshot(dep, base, at)?
+                }
+                Kind::View { .. } => {
+                    self.tx
+                        .execute(
+                            &format!(
+                                "DELETE FROM {} WHERE _id IN (SELECT rowid FROM {phys} WHERE {dead})",
+                                phys_name(dep)
+                            ),
+                            [],
+                        )
+                        .map_err(|e| self.fail(e))?;
+                }
+                _ => {}
+            }
+        }
+        let removed_versions = self
+            .tx
+            .execute("DELETE FROM _tabula_versions WHERE table_id = ?1 AND version < ?2", params![id.0, k])
+            .map_err(|e| self.fail(e))? as u64;
+        if removed_versions > 0 {
+            self.tx
+                .execute(
+                    "UPDATE _tabula_versions SET schema = ?3 WHERE table_id = ?1 AND version = ?2",
+                    params![id.0, k, json],
+                )
+                .map_err(|e| self.fail(e))?;
+            // Records that referred to a forgotten version share the oldest kept schema.
+            self.tx
+                .execute(
+                    "UPDATE _tabula_versions SET schema = '@' || ?2 WHERE table_id = ?1 AND version > ?2
+                     AND substr(schema, 1, 1) = '@' AND CAST(substr(schema, 2) AS INTEGER) < ?2",
+                    params![id.0, k],
+                )
+                .map_err(|e| self.fail(e))?;
+        }
+        let rows_removed =
+            self.tx.execute(&format!("DELETE FROM {phys} WHERE {dead}"), []).map_err(|e| self.fail(e))? as u64;
+        let columns_removed = self.drop_dead_columns(meta)?;
+        Ok(CompactReport { oldest_kept: keep_from, versions_removed: removed_versions, rows_removed, columns_removed })
+    }
+
+    /// Rebuilds the physical table with only the columns some kept version has; returns how
+    /// many physical columns went.
+    fn drop_dead_columns(&self, meta: &TableMeta) -> Result<u64> {
+        let phys = meta.phys();
+        let mut kept: Vec<(String, &'static str)> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for schema in self.kept_schemas(meta)? {
+            for c in &schema.columns {
+                if seen.insert(c.id.0) {
+                    kept.push((format!("c{}", c.id.0), sql_type(c.ty)));
+                    if c.is_computed() {
+                        kept.push((format!("e{}", c.id.0), "TEXT"));
+                    }
+                }
+            }
+        }
+        let present: Vec<String> = {
+            let mut stmt = self.tx.prepare(&format!("PRAGMA table_info({phys})")).map_err(|e| self.fail(e))?;
+            let names = stmt.query_map([], |r| r.get::<_, String>(1)).map_err(|e| self.fail(e))?;
+            names.collect::<rusqlite::Result<_>>().map_err(|e| self.fail(e))?
+        };
+        let system = ["_id", "_vmin", "_vmax"];
+        let dead =
+            present.iter().filter(|p| !system.contains(&p.as_str()) && !kept.iter().any(|(k, _)| k == *p)).count();
+        if dead == 0 {
+            return Ok(0);
+        }
+        kept.retain(|(name, _)| present.contains(name));
+        let columns: Vec<&str> = kept.iter().map(|(n, _)| n.as_str()).collect();
+        let ddl: Vec<String> = kept.iter().map(|(n, ty)| format!(", {n} {ty}")).collect();
+        let list: String = columns.iter().map(|c| format!(", {c}")).collect();
+        let new = format!("{phys}_compacted");
+        self.tx
+            .execute_batch(&format!(
+                "CREATE TABLE {new}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL{ddl});
+                 INSERT INTO {new}(rowid, _id, _vmin, _vmax{list}) SELECT rowid, _id, _vmin, _vmax{list} FROM {phys} ORDER BY rowid;
+                 DROP TABLE {phys};
+                 ALTER TABLE {new} RENAME TO {phys};
+                 CREATE INDEX {phys}_ended ON {phys}(_vmax) WHERE {ENDED};",
+                ddl = ddl.concat()
+            ))
+            .map_err(|e| self.fail(e))?;
+        Ok(dead as u64)
+    }
+
+    /// The schemas of the kept versions (each stored once).
+    fn kept_schemas(&self, meta: &TableMeta) -> Result<Vec<TableSchema>> {
+        let mut stmt = self
+            .tx
+            .prepare("SELECT schema FROM _tabula_versions WHERE table_id = ?1 AND substr(schema, 1, 1) <> '@'")
+            .map_err(|e| self.fail(e))?;
+        let texts = stmt.query_map([meta.id.0], |r| r.get::<_, String>(0)).map_err(|e| self.fail(e))?;
+        let mut out = Vec::new();
+        for text in texts {
+            let text = text.map_err(|e| self.fail(e))?;
+            out.push(serde_json::from_str(&text).map_err(|e| {
+                err!(Storage, "a stored schema of '{}' does not parse ({e}); the catalog may be damaged", meta.path)
+            })?);
+        }
+        Ok(out)
+    }
+}
