@@ -398,27 +398,43 @@ impl Bench {
         Ok(())
     }
 
+    /// `head(3)` of a select with a UDF column, on a small and a large table: it must call
+    /// the UDF exactly 3 times on both (counted, so the check cannot be fooled by noise) and
+    /// take about the same time (median of many calls, within 2x, no absolute slack).
     fn preview(&mut self, sizes: [u64; 2]) -> Result<()> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
         let mut medians = Vec::new();
+        let mut calls_per_preview = Vec::new();
         for n in sizes {
             let (cat, table) = self.tabula_table(n)?;
-            let udf = Udf::new("word_count", 1, word_count);
+            let calls = Arc::new(AtomicUsize::new(0));
+            let counter = calls.clone();
+            let udf = Udf::new("word_count", 1, move |text: String| {
+                counter.fetch_add(1, Ordering::Relaxed);
+                word_count(text)
+            });
             cat.register(&udf);
+            let q = table.select([col("text"), udf.call([col("text")])]);
+            let reps = 51;
             let mut times = Vec::new();
-            for _ in 0..self.reps.max(5) {
-                times.push(time(|| table.select([col("text"), udf.call([col("text")])]).head(3))?.0);
+            for _ in 0..reps {
+                times.push(time(|| q.head(3))?.0);
             }
+            calls_per_preview.push(calls.load(Ordering::Relaxed) as f64 / reps as f64);
             medians.push(median(times));
         }
         let ratio = medians[1] / medians[0];
-        // "Within noise": sub-millisecond calls vary by a few hundred microseconds.
-        let pass = ratio < 2.0 || medians[1] - medians[0] < 0.5;
+        let pass = ratio < 2.0 && calls_per_preview.iter().all(|c| *c == 3.0);
         self.absolute(
             &format!("preview head(3) with a UDF, {}k vs {}k rows", sizes[0] / 1000, sizes[1] / 1000),
             vec![medians[1]],
             ratio,
-            &format!("x ({:.3} ms vs {:.3} ms)", medians[0], medians[1]),
-            "same time at both sizes".into(),
+            &format!(
+                "x ({:.3} ms vs {:.3} ms; UDF calls a preview: {} and {})",
+                medians[0], medians[1], calls_per_preview[0], calls_per_preview[1]
+            ),
+            "3 calls at both sizes, time within 2x".into(),
             pass,
         );
         Ok(())
