@@ -239,7 +239,9 @@ impl Query {
                 inputs.extend(filter.columns());
                 rust_filter = Some(filter.clone());
             } else {
-                cond = format!("{cond} AND {}", sql_for_read(&meta, filter, &mut params)?);
+                // The user's filter first: SQLite tests the terms in order, and the filter
+                // usually rejects more rows than the visibility test does.
+                cond = format!("({}) AND {cond}", sql_for_read(&meta, filter, &mut params)?);
             }
         }
         for input in inputs {
