@@ -89,6 +89,26 @@ impl std::fmt::Display for ChangeKind {
     }
 }
 
+/// What a mutating call did, for its version record.
+pub(crate) struct Change {
+    pub(crate) kind: ChangeKind,
+    pub(crate) detail: String,
+    pub(crate) inserted: u64,
+    pub(crate) updated: u64,
+    pub(crate) deleted: u64,
+    pub(crate) rowids: Option<(i64, i64)>,
+}
+
+impl Change {
+    pub(crate) fn rows(kind: ChangeKind, detail: String, inserted: u64, updated: u64, deleted: u64) -> Change {
+        Change { kind, detail, inserted, updated, deleted, rowids: None }
+    }
+
+    pub(crate) fn schema(kind: ChangeKind, detail: String) -> Change {
+        Change::rows(kind, detail, 0, 0, 0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::ChangeKind;

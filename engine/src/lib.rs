@@ -65,10 +65,10 @@ mod catalog;
 mod change;
 mod compute;
 mod error;
+mod eval;
 mod expr;
 mod path;
 pub mod process;
-mod query;
 mod row;
 mod schema;
 mod store;
@@ -77,17 +77,15 @@ mod udf;
 
 pub use catalog::{
     Catalog, CatalogLock, ColumnInfo, ColumnOptions, Create, Durability, Force, IfExists, LockHolder, LockOptions,
-    OpenOptions, Recursive, Retention, Table, TableInfo, TableKind, TryLock, VersionInfo, WriteResult,
+    OpenOptions, Query, Recursive, Retention, RowStream, Table, TableInfo, TableKind, TryLock, VersionInfo,
+    WriteResult,
 };
 pub use change::ChangeKind;
 pub use error::{Error, ErrorCode, Result};
-pub use expr::{
-    coalesce, col, concat, if_, lit, BinaryOp, ErrorPart, Expr, ExprType, Func, IfBuilder, ThenBuilder, UnaryOp,
-};
+pub use expr::{coalesce, col, concat, if_, lit, BinaryOp, ErrorPart, Expr, Func, IfBuilder, ThenBuilder, UnaryOp};
 pub use path::{IntoPath, Path};
-pub use query::{Query, RowStream};
 pub use row::Row;
-pub use schema::{ColumnDef, Computed, OnError, Schema, TableSchema};
+pub use schema::{ColumnDef, Computed, ExprType, OnError, Schema, TableSchema};
 pub use store::{CompactReport, ReadMode, FORMAT_VERSION};
 pub use types::{format_date, format_timestamp, ColumnId, ColumnType, FromValue, TableId, Value, Version};
 pub use udf::{CellError, CellErrorKind, IntoUdfFn, Udf, UdfReturn, UdfValue};

@@ -157,7 +157,7 @@ impl fmt::Display for Path {
 }
 
 impl std::str::FromStr for Path {
-    type Err = crate::Error;
+    type Err = crate::error::Error;
     fn from_str(s: &str) -> Result<Path> {
         Path::parse(s)
     }
@@ -198,7 +198,7 @@ impl IntoPath for &Path {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorCode;
+    use crate::error::ErrorCode;
 
     #[test]
     fn parses_and_displays_round_trip() {
@@ -252,7 +252,7 @@ mod fuzz {
         fn any_text_parses_or_is_refused(text in "\\PC{0,40}|[a-z/:0-9_]{0,30}") {
             match Path::parse(&text) {
                 Ok(p) => prop_assert_eq!(p.to_string(), text),
-                Err(e) => prop_assert_eq!(e.code(), crate::ErrorCode::InvalidPath),
+                Err(e) => prop_assert_eq!(e.code(), crate::error::ErrorCode::InvalidPath),
             }
         }
 

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::catalog::{rows_writable, Change, IfExists, Table, WriteResult};
+use crate::catalog::{rows_writable, IfExists, Table, WriteResult};
+use crate::change::Change;
 use crate::change::ChangeKind;
 use crate::compute::{recompute, recompute_view, Scope, ViewRows};
 use crate::error::{err, Result};

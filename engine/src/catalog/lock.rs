@@ -16,11 +16,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::catalog::Catalog;
+use crate::error::ErrorCode;
 use crate::error::{err, Result};
 use crate::process::Holder;
 use crate::store::{now_micros, LockRow};
 use crate::types::format_timestamp;
-use crate::ErrorCode;
 
 /// How long to wait for a lock and how long a lease lasts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

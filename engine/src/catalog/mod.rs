@@ -7,6 +7,7 @@ mod columns;
 mod compact;
 mod lock;
 mod open;
+mod query;
 mod table;
 mod versions;
 
@@ -23,7 +24,8 @@ pub use columns::ColumnOptions;
 pub use compact::Retention;
 pub use lock::{CatalogLock, LockHolder, LockOptions, TryLock};
 pub use open::{Create, Durability, OpenOptions};
-pub(crate) use table::{all_columns, check_predicate, maintain_views, rows_writable, Change};
+pub use query::{Query, RowStream};
+pub(crate) use table::{all_columns, check_predicate, maintain_views, rows_writable};
 pub use table::{ColumnInfo, Table, TableInfo, TableKind, VersionInfo, WriteResult};
 
 /// What a create call does when the path is already taken.
@@ -142,7 +144,7 @@ impl Catalog {
     /// How a catalog opened with [`Catalog::open_read_only`] is read: in place, as an
     /// immutable file, or from a private copy (when its directory cannot be written); see
     /// [`ReadMode`](crate::ReadMode). `Direct` for every other catalog.
-    pub fn read_mode(&self) -> crate::ReadMode {
+    pub fn read_mode(&self) -> crate::store::ReadMode {
         self.inner.store.read_mode()
     }
 
@@ -301,7 +303,7 @@ impl Catalog {
                         IfExists::Ignore => {
                             // Compare with the schema the table was created with: later
                             // migration steps may have changed it since.
-                            let created = tx.schema_at(id, crate::Version(0))?;
+                            let created = tx.schema_at(id, crate::types::Version(0))?;
                             if Schema::from_stored(&created) != schema {
                                 return Err(err!(
                                     AlreadyExists,
@@ -398,7 +400,7 @@ fn require_parent_dir(tx: &Tx, path: &Path) -> Result<()> {
     }
 }
 
-fn not_found_table(tx: &Tx, path: &Path) -> crate::Error {
+fn not_found_table(tx: &Tx, path: &Path) -> crate::error::Error {
     let hint = path
         .parent()
         .and_then(|dir| tx.list_entries(&dir, false).ok())
@@ -416,7 +418,7 @@ fn not_found_table(tx: &Tx, path: &Path) -> crate::Error {
 }
 
 /// Drops table `id` after its views and snapshots (which needs `Force::Yes` when it has any).
-fn drop_with_dependents(tx: &Tx, id: crate::TableId, path: &Path, force: Force) -> Result<()> {
+fn drop_with_dependents(tx: &Tx, id: crate::types::TableId, path: &Path, force: Force) -> Result<()> {
     let deps = tx.dependents(id)?;
     if !deps.is_empty() && force == Force::No {
         return Err(versions::dependents_error(path, &deps));

@@ -104,7 +104,7 @@ mod tests {
 
     /// `synchronous` of the connection that writes (what durability is about).
     fn synchronous(cat: &Catalog) -> i64 {
-        cat.store().write(|tx| tx.tx.query_row("PRAGMA synchronous", [], |r| r.get(0)).map_err(|e| tx.fail(e))).unwrap()
+        cat.store().synchronous().unwrap()
     }
 
     #[test]

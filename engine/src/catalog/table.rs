@@ -7,15 +7,15 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::catalog::Catalog;
-use crate::change::ChangeKind;
+use crate::catalog::Query;
+use crate::change::{Change, ChangeKind};
 use crate::compute::{self, RowWriter};
 use crate::error::{err, Result};
-use crate::expr::sql::Params;
 use crate::expr::{col, Expr};
 use crate::path::Path;
-use crate::query::Query;
 use crate::row::Row;
 use crate::schema::{ColumnDef, TableSchema};
+use crate::store::sql::Params;
 use crate::store::{now_micros, Kind, TableMeta, Tx, VersionRecord, LIVE, VIEW_COLUMN_IDS};
 use crate::types::{ColumnType, TableId, Version};
 
@@ -432,26 +432,6 @@ impl Table {
                 deleted: r.deleted,
             })
             .collect())
-    }
-}
-
-/// What a mutating call did, for its version record.
-pub(crate) struct Change {
-    pub(crate) kind: ChangeKind,
-    pub(crate) detail: String,
-    pub(crate) inserted: u64,
-    pub(crate) updated: u64,
-    pub(crate) deleted: u64,
-    pub(crate) rowids: Option<(i64, i64)>,
-}
-
-impl Change {
-    pub(crate) fn rows(kind: ChangeKind, detail: String, inserted: u64, updated: u64, deleted: u64) -> Change {
-        Change { kind, detail, inserted, updated, deleted, rowids: None }
-    }
-
-    pub(crate) fn schema(kind: ChangeKind, detail: String) -> Change {
-        Change::rows(kind, detail, 0, 0, 0)
     }
 }
 

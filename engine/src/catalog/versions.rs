@@ -175,7 +175,7 @@ fn claim(tx: &Tx, path: &Path, if_exists: IfExists, kind: &Kind) -> Result<Optio
 }
 
 /// The error for dropping something views or snapshots still read.
-pub(crate) fn dependents_error(path: &Path, deps: &[(crate::types::TableId, Path)]) -> crate::Error {
+pub(crate) fn dependents_error(path: &Path, deps: &[(crate::types::TableId, Path)]) -> crate::error::Error {
     let names: Vec<String> = deps.iter().map(|(_, p)| format!("'{p}'")).collect();
     err!(
         HasDependents,

@@ -11,14 +11,14 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::catalog::Change;
+use crate::change::Change;
 use crate::change::ChangeKind;
 use crate::error::{err, Result};
-use crate::expr::eval::{eval, Batch, Cells};
-use crate::expr::sql::{to_sql, Params};
+use crate::eval::{eval, Batch, Cells};
 use crate::expr::Expr;
 use crate::row::Row;
 use crate::schema::{ColumnDef, OnError, TableSchema};
+use crate::store::sql::{to_sql, Params};
 use crate::store::{ended_at, Appender, Kind, RowFunction, TableMeta, Tx, LIVE};
 use crate::types::{ColumnType, Value, Version};
 use crate::udf::{CellError, Registry};
@@ -82,7 +82,7 @@ fn settle(column: &ColumnDef, cells: Cells, describe_row: &dyn Fn(usize) -> Stri
 }
 
 /// The error of a call that a failing cell of `column` aborts.
-fn abort_error(column: &ColumnDef, row: &str, e: &CellError) -> crate::Error {
+fn abort_error(column: &ColumnDef, row: &str, e: &CellError) -> crate::error::Error {
     err!(
         UdfFailed,
         "computed column '{}', {row}: {e} (nothing was stored; use OnError::Ignore to keep the rows that work and record the errors)",
@@ -206,7 +206,7 @@ impl<'t> RowWriter<'t> {
         Ok(())
     }
 
-    fn unknown(&self, index: usize, name: &str) -> crate::Error {
+    fn unknown(&self, index: usize, name: &str) -> crate::error::Error {
         let computed = self.computed.iter().any(|c| c == name);
         err!(
             UnknownColumn,
@@ -616,7 +616,7 @@ pub(crate) enum ViewRows {
     From(i64),
     /// The rows ended at this version that have no values yet: a revert of that version is
     /// about to make them visible again.
-    EndedAt(crate::Version),
+    EndedAt(crate::types::Version),
 }
 
 /// Computes a view's own computed `columns` for the base row versions in `rows` that the

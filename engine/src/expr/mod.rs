@@ -5,10 +5,7 @@
 //! (`sql`), and its [`Display`](std::fmt::Display) is stable and readable: it is what errors,
 //! `describe()`, history and snapshots show.
 
-mod check;
-pub(crate) mod eval;
 pub(crate) mod func;
-pub(crate) mod sql;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -17,7 +14,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::{ColumnType, Value};
 
-pub use check::ExprType;
 pub use func::Func;
 
 /// An expression over the columns of one table.
@@ -150,7 +146,7 @@ pub enum BinaryOp {
 }
 
 impl BinaryOp {
-    fn symbol(self) -> &'static str {
+    pub(crate) fn symbol(self) -> &'static str {
         match self {
             BinaryOp::Add => "+",
             BinaryOp::Sub => "-",

@@ -9,8 +9,8 @@ use rusqlite::Connection;
 
 use super::codec::decode;
 use crate::expr::func::cast;
-use crate::expr::sql::parse_types;
 use crate::expr::Func;
+use crate::store::sql::parse_types;
 use crate::types::{ColumnType, Value};
 
 type Types = Vec<Option<ColumnType>>;

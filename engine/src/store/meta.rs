@@ -772,7 +772,7 @@ mod tests {
         let cat = Catalog::in_memory().unwrap();
         let t = cat.create_table("t", Schema::new().required("x", ColumnType::Int), IfExists::Error).unwrap();
         t.insert([row! {"x" => 1}]).unwrap();
-        t.update([("x", col("x") + 1)], crate::lit(true)).unwrap();
+        t.update([("x", col("x") + 1)], crate::expr::lit(true)).unwrap();
         let plans = cat
             .store()
             .read(|tx| {

@@ -22,6 +22,7 @@ mod functions;
 mod locks;
 mod meta;
 mod rows;
+pub(crate) mod sql;
 
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -123,7 +124,7 @@ fn thread_token() -> u64 {
 
 /// A transaction on the store; every catalog call runs inside exactly one.
 pub(crate) struct Tx<'a> {
-    pub(crate) tx: rusqlite::Transaction<'a>,
+    tx: rusqlite::Transaction<'a>,
 }
 
 /// A pool of read-only connections to one file.
@@ -305,6 +306,12 @@ impl Store {
             store.write(|tx| meta::init_or_check(tx, &store.location))?;
         }
         Ok(store)
+    }
+
+    /// `PRAGMA synchronous` of the writing connection (what durability sets).
+    #[cfg(test)]
+    pub(crate) fn synchronous(&self) -> Result<i64> {
+        self.write(|tx| tx.tx.query_row("PRAGMA synchronous", [], |r| r.get(0)).map_err(|e| tx.fail(e)))
     }
 
     /// How a read-only store was opened.

@@ -10,6 +10,7 @@ mod model;
 mod query;
 mod reliability;
 mod rows;
+mod tidy;
 mod versions;
 
 use tabula::{row, Catalog, ColumnType, IfExists, Recursive, Schema, Table};

@@ -3,6 +3,10 @@
 //!
 //! Pure data and checks; nothing here touches storage.
 
+mod check;
+
+pub use check::ExprType;
+
 use std::collections::BTreeSet;
 use std::fmt;
 

@@ -207,10 +207,10 @@ impl Expr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorCode;
     use crate::expr::{col, lit};
     use crate::schema::Schema;
     use crate::types::Value;
-    use crate::ErrorCode;
 
     fn schema() -> TableSchema {
         Schema::new()

@@ -17,10 +17,10 @@ use crate::compute::{sql_for_read, BATCH};
 /// Rows a preview (`head`, a limit) with a UDF filter evaluates beyond the ones it still needs.
 pub(crate) const PREVIEW_SLACK: u64 = 16;
 use crate::error::{err, Result};
-use crate::expr::eval::{eval, Batch};
-use crate::expr::sql::Params;
+use crate::eval::{eval, Batch};
 use crate::expr::Expr;
 use crate::row::Row;
+use crate::store::sql::Params;
 use crate::store::{Kind, Tx};
 use crate::types::{ColumnType, Value, Version};
 use crate::udf::Registry;
@@ -392,7 +392,7 @@ impl Query {
         if self.filter.as_ref().is_some_and(Expr::has_udf) {
             // The UDF filter runs in Rust: count the rows of a stream, a batch at a time.
             let mut n = 0;
-            for row in self.clone_with_items(vec![crate::lit(1)]).stream()? {
+            for row in self.clone_with_items(vec![crate::expr::lit(1)]).stream()? {
                 row?;
                 n += 1;
             }
