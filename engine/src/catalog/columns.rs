@@ -241,10 +241,7 @@ impl Table {
             };
             tx.add_physical_column(meta, &column)?;
             if !nullable {
-                tx.execute(
-                    &format!("UPDATE {} SET c{} = ?1 WHERE _vmax = {}", meta.phys(), column.id.0, crate::store::LIVE),
-                    std::slice::from_ref(&default),
-                )?;
+                tx.fill_live(meta, &column, &default)?;
             }
             meta.schema.columns.push(column);
             let what = if nullable { format!("{ty}?") } else { format!("{ty} = {default}") };

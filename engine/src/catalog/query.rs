@@ -12,7 +12,8 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use crate::catalog::{all_columns, check_predicate, Table};
-use crate::compute::{sql_for_read, BATCH};
+use crate::compute::BATCH;
+use crate::store::sql::sql_for_read;
 
 /// Rows a preview (`head`, a limit) with a UDF filter evaluates beyond the ones it still needs.
 pub(crate) const PREVIEW_SLACK: u64 = 16;

@@ -15,8 +15,7 @@ use crate::expr::{col, Expr};
 use crate::path::Path;
 use crate::row::Row;
 use crate::schema::{ColumnDef, TableSchema};
-use crate::store::sql::Params;
-use crate::store::{now_micros, Kind, TableMeta, Tx, VersionRecord, LIVE, VIEW_COLUMN_IDS};
+use crate::store::{now_micros, Kind, TableMeta, Tx, VersionRecord, VIEW_COLUMN_IDS};
 use crate::types::{ColumnType, TableId, Version};
 
 /// A handle on a table. Cheap to clone. It reads the table's metadata afresh in every call,
@@ -493,12 +492,7 @@ pub(crate) fn check_predicate(schema: &TableSchema, pred: &Expr) -> Result<()> {
 
 /// Ends (at `version`) the live row versions where `pred` holds; returns how many.
 fn end_matching(tx: &Tx, meta: &TableMeta, version: Version, pred: &Expr) -> Result<u64> {
-    let mut params = Params::default();
-    let cond = compute::sql_over_columns(&meta.schema, pred, &mut params)?;
-    tx.execute(
-        &format!("UPDATE {} SET _vmax = {} WHERE _vmax = {LIVE} AND {cond}", meta.phys(), version.0),
-        &params.values,
-    )
+    tx.end_rows(meta, version, pred)
 }
 
 impl Catalog {

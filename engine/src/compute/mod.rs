@@ -18,31 +18,13 @@ use crate::eval::{eval, Batch, Cells};
 use crate::expr::Expr;
 use crate::row::Row;
 use crate::schema::{ColumnDef, OnError, TableSchema};
-use crate::store::sql::{to_sql, Params};
+use crate::store::sql::{physical, sql_for_read, sql_over_columns, to_sql, Params};
 use crate::store::{ended_at, Appender, Kind, RowFunction, TableMeta, Tx, LIVE};
 use crate::types::{ColumnType, Value, Version};
 use crate::udf::{CellError, Registry};
 
 /// Rows evaluated together in Rust (and handed to batch UDFs at once).
 pub(crate) const BATCH: usize = 1024;
-
-/// `expr` as SQL over the physical columns of `schema`.
-pub(crate) fn sql_over_columns(schema: &TableSchema, expr: &Expr, params: &mut Params) -> Result<String> {
-    to_sql(expr, schema, &|name| physical(schema, name), params)
-}
-
-/// `expr` as SQL for a read of `meta`'s rows (columns qualified as `meta.source_sql()` names them).
-pub(crate) fn sql_for_read(meta: &TableMeta, expr: &Expr, params: &mut Params) -> Result<String> {
-    to_sql(expr, &meta.schema, &|name| meta.column_sql(name), params)
-}
-
-/// The physical column for a column name or the error slot (`name#error`) of one.
-fn physical(schema: &TableSchema, name: &str) -> Option<String> {
-    if let Some(column) = name.strip_suffix("#error") {
-        return schema.column(column).filter(|c| c.is_computed()).map(|c| format!("e{}", c.id.0));
-    }
-    schema.column(name).map(|c| format!("c{}", c.id.0))
-}
 
 /// Checks that `expr` may be assigned to `column` in an update.
 pub(crate) fn check_assignable(schema: &TableSchema, column: &ColumnDef, expr: &Expr) -> Result<()> {

@@ -1,9 +1,13 @@
 //! Physical row operations: prepared inserts, statements with bound [`Value`]s, and
 //! decoded row scans.
 
+use super::sql::{sql_over_columns, Params};
+use super::TableMeta;
 use super::{codec::decode, SqlValue, Tx};
 use crate::error::Result;
-use crate::types::{ColumnType, Value};
+use crate::expr::Expr;
+use crate::schema::ColumnDef;
+use crate::types::{ColumnType, Value, Version};
 
 /// `_vmax` of a live row version.
 pub(crate) const LIVE: i64 = i64::MAX;
@@ -168,6 +172,26 @@ fn renumber(sql: &str, out: &mut String, to: impl Fn(usize) -> usize) {
 }
 
 impl Tx<'_> {
+    /// Sets stored column `column` to `value` in every live row (a column added with a
+    /// default); returns how many rows.
+    pub(crate) fn fill_live(&self, meta: &TableMeta, column: &ColumnDef, value: &Value) -> Result<u64> {
+        self.execute(
+            &format!("UPDATE {} SET c{} = ?1 WHERE _vmax = {LIVE}", meta.phys(), column.id.0),
+            std::slice::from_ref(value),
+        )
+    }
+
+    /// Ends, at `version`, the live rows where `pred` holds (an expression without UDFs);
+    /// returns how many.
+    pub(crate) fn end_rows(&self, meta: &TableMeta, version: Version, pred: &Expr) -> Result<u64> {
+        let mut params = Params::default();
+        let cond = sql_over_columns(&meta.schema, pred, &mut params)?;
+        self.execute(
+            &format!("UPDATE {} SET _vmax = {} WHERE _vmax = {LIVE} AND {cond}", meta.phys(), version.0),
+            &params.values,
+        )
+    }
+
     /// Runs one statement with bound values; returns the number of rows it changed.
     pub(crate) fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
         let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.fail(e))?;

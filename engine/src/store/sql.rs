@@ -9,6 +9,7 @@
 use crate::error::{err, Result};
 use crate::expr::{BinaryOp, ErrorPart, Expr, Func, UnaryOp};
 use crate::schema::TableSchema;
+use crate::store::TableMeta;
 use crate::types::{ColumnType, Value};
 
 /// Collects the bound parameters of one SQL statement while expressions are translated.
@@ -172,6 +173,24 @@ pub(crate) fn parse_types(text: &str) -> Vec<Option<ColumnType>> {
             _ => None,
         })
         .collect()
+}
+
+/// `expr` as SQL over the physical columns of `schema`.
+pub(crate) fn sql_over_columns(schema: &TableSchema, expr: &Expr, params: &mut Params) -> Result<String> {
+    to_sql(expr, schema, &|name| physical(schema, name), params)
+}
+
+/// `expr` as SQL for a read of `meta`'s rows (columns qualified as `meta.source_sql()` names them).
+pub(crate) fn sql_for_read(meta: &TableMeta, expr: &Expr, params: &mut Params) -> Result<String> {
+    to_sql(expr, &meta.schema, &|name| meta.column_sql(name), params)
+}
+
+/// The physical column for a column name or the error slot (`name#error`) of one.
+pub(crate) fn physical(schema: &TableSchema, name: &str) -> Option<String> {
+    if let Some(column) = name.strip_suffix("#error") {
+        return schema.column(column).filter(|c| c.is_computed()).map(|c| format!("e{}", c.id.0));
+    }
+    schema.column(name).map(|c| format!("c{}", c.id.0))
 }
 
 #[cfg(test)]
