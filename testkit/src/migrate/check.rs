@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use serde::Serialize;
-use tabula::{col, Catalog, ChangeKind, Force, IfExists, Path, Recursive, Result, Table, Value};
+use tabula::{col, Catalog, ChangeKind, ColumnDef, ColumnType, Force, IfExists, Path, Recursive, Result, Table, Value};
 
 use super::{record, relative, run_step, versions, DataFn, Migration, MigrationCtx, Migrations};
 use crate::namespace::TestNamespace;
@@ -39,6 +39,10 @@ pub struct TablePrint {
     pub columns: BTreeMap<String, ColumnPrint>,
     /// The first rows, as text.
     pub sample: Vec<String>,
+    /// The columns as the engine stores them: what the schema diff compares (the text in
+    /// `schema` is what it shows).
+    #[serde(skip)]
+    pub(crate) defs: Vec<ColumnDef>,
 }
 
 /// The state of every table in a namespace.
@@ -71,13 +75,19 @@ fn value_hash(v: &Value) -> u64 {
 
 fn print_table(table: &Table) -> Result<TablePrint> {
     let info = table.describe()?;
-    let schema = info
-        .columns
+    let defs = table.schema()?.columns;
+    let schema = defs
         .iter()
         .map(|c| {
             let mut s = format!("{} {}{}", c.name, c.ty, if c.nullable { "?" } else { "" });
-            if let Some(e) = &c.computed {
-                write!(s, " = {e}").ok();
+            if let Some(computed) = &c.computed {
+                write!(s, " = {}", computed.expr).ok();
+                if computed.on_error == tabula::OnError::Ignore {
+                    s.push_str(" (errors kept)");
+                }
+            }
+            if let (Some(default), false) = (&c.default, c.is_computed()) {
+                write!(s, " default {default}").ok();
             }
             s
         })
@@ -122,7 +132,7 @@ fn print_table(table: &Table) -> Result<TablePrint> {
         rows = table.count()?;
     }
     let sample = table.select_all().head(SAMPLE_ROWS)?.iter().map(|r| short(&r.to_string())).collect();
-    Ok(TablePrint { schema, rows, columns, sample })
+    Ok(TablePrint { schema, rows, columns, sample, defs })
 }
 
 fn less(a: &Value, b: &Value) -> bool {
@@ -468,33 +478,40 @@ fn check_step(step: &Migration, catalog: &Catalog, ns: &Path) -> Result<StepRepo
     })
 }
 
-fn column_name(line: &str) -> &str {
-    line.split(' ').next().unwrap_or(line)
-}
-
+/// The schema diff of two states, computed on the column definitions (type, nullability,
+/// computed expression and its error policy, default), shown with their text; and the
+/// changes that narrow what a column holds (a type changed other than Int to Float, or a
+/// nullable column made required).
 fn schema_diff(before: &StateSnapshot, after: &StateSnapshot) -> (Vec<String>, Vec<String>) {
     let mut diff = Vec::new();
     let mut narrowed = Vec::new();
     let tables: BTreeSet<&String> = before.tables.keys().chain(after.tables.keys()).collect();
+    let columns = |p: Option<&TablePrint>| -> Vec<(ColumnDef, String)> {
+        p.map(|p| p.defs.iter().cloned().zip(p.schema.iter().cloned()).collect()).unwrap_or_default()
+    };
+    let same = |a: &ColumnDef, b: &ColumnDef| {
+        a.ty == b.ty && a.nullable == b.nullable && a.computed == b.computed && a.default == b.default
+    };
     for t in tables {
-        let empty = Vec::new();
-        let a = before.tables.get(t).map(|p| &p.schema).unwrap_or(&empty);
-        let b = after.tables.get(t).map(|p| &p.schema).unwrap_or(&empty);
-        for line in b {
-            match a.iter().find(|l| column_name(l) == column_name(line)) {
+        let (a, b) = (columns(before.tables.get(t)), columns(after.tables.get(t)));
+        for (new, line) in &b {
+            match a.iter().find(|(old, _)| old.name == new.name) {
                 None => diff.push(format!("+ {t}.{line}")),
-                Some(old) if old != line => {
-                    diff.push(format!("~ {t}.{old}  =>  {line}"));
-                    let ty = |l: &str| l.split(' ').nth(1).unwrap_or("").trim_end_matches('?').to_string();
-                    if ty(old) != ty(line) && !(ty(old) == "Int" && ty(line) == "Float") {
-                        narrowed.push(format!("{t}.{}: type {} -> {}", column_name(line), ty(old), ty(line)));
+                Some((old, old_line)) if !same(old, new) => {
+                    diff.push(format!("~ {t}.{old_line}  =>  {line}"));
+                    let widened = old.ty == ColumnType::Int && new.ty == ColumnType::Float;
+                    if old.ty != new.ty && !widened {
+                        narrowed.push(format!("{t}.{}: type {} -> {}", new.name, old.ty, new.ty));
+                    }
+                    if old.nullable && !new.nullable {
+                        narrowed.push(format!("{t}.{}: nullable -> required", new.name));
                     }
                 }
                 _ => {}
             }
         }
-        for line in a {
-            if !b.iter().any(|l| column_name(l) == column_name(line)) {
+        for (old, line) in &a {
+            if !b.iter().any(|(new, _)| new.name == old.name) {
                 diff.push(format!("- {t}.{line}"));
             }
         }

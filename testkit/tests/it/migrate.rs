@@ -126,6 +126,36 @@ fn replacing_a_stored_column_is_destructive() {
     );
 }
 
+/// The schema diff compares column definitions, not their text: a step that only changes a
+/// computed column's error policy shows.
+#[test]
+fn the_schema_diff_sees_what_text_would_hide() {
+    let cat = Catalog::in_memory().unwrap();
+    let len = Migration::new("0002_len", |ctx| {
+        ctx.table("notes")?.add_computed_column(
+            "len",
+            col("text").length(),
+            ColumnOptions::if_exists(IfExists::Ignore),
+        )?;
+        Ok(())
+    });
+    let keep_errors = Migration::new("0003_keep_errors", |ctx| {
+        let options = ColumnOptions { on_error: tabula::OnError::Ignore, if_exists: IfExists::Replace };
+        ctx.table("notes")?.add_computed_column("len", col("text").length(), options)?;
+        Ok(())
+    })
+    .allow_destructive();
+    let steps = Migrations::new([create(), len, keep_errors]);
+    let report = MigrationCheck::new(&steps).applied_through("0002_len").data(seed).run(&cat).unwrap();
+    let step = &report.steps[0];
+    assert_eq!(
+        step.schema_diff,
+        ["~ notes.len Int = length(text)  =>  len Int? = length(text) (errors kept)"],
+        "{}",
+        report.to_text()
+    );
+}
+
 #[test]
 fn a_step_whose_revert_cannot_restore_the_data_fails() {
     let cat = Catalog::in_memory().unwrap();
