@@ -58,9 +58,10 @@ pub(crate) struct Opening {
 }
 
 /// The connections of a catalog handle, shared by all its clones: one that writes (one
-/// write at a time), and, for a file, a pool of read-only connections, so that reads never
-/// wait for each other or for a write, and a read made during a write on the same thread
-/// (an insert pulling rows from a stream of the same handle) has a connection of its own.
+/// write at a time) and reads when it is free, and, for a file, a pool of read-only
+/// connections for the reads that find it busy: so reads never wait for each other or for
+/// a write, and a read made during a write on the same thread (an insert pulling rows from
+/// a stream of the same handle) has a connection of its own.
 pub(crate) struct Store {
     /// Read connections (none for an in-memory catalog, whose data no other connection sees).
     /// Declared before `conn`, so they close first: the last connection to close folds the
@@ -329,6 +330,21 @@ impl Store {
         (self.location != ":memory:").then(|| PathBuf::from(&self.location))
     }
 
+    /// The connection, if no thread holds it (this one included).
+    fn try_lock(&self) -> Option<Held<'_>> {
+        let me = thread_token();
+        if self.holder.load(Ordering::Acquire) == me {
+            return None;
+        }
+        let guard = match self.conn.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        self.holder.store(me, Ordering::Release);
+        Some(Held { guard, holder: &self.holder })
+    }
+
     /// The connection, for this thread. A thread that already holds it (a call made from
     /// inside another call on this handle, such as an insert pulling rows from a stream of
     /// the same handle) gets an error at once instead of waiting for itself forever.
@@ -373,6 +389,12 @@ impl Store {
     /// commit when it starts). On a file, it runs on a read connection of its own.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
         if let Some(readers) = &self.readers {
+            // The writer's connection when it is free: after a schema change (a new table,
+            // a column) every other connection reloads the whole schema, which in a catalog
+            // of thousands of tables costs more than the read. A read connection otherwise.
+            if let Some(mut conn) = self.try_lock() {
+                return Store::read_on(&mut conn, &self.location, f);
+            }
             let mut conn = readers.take(&self.location)?;
             let out = Store::read_on(&mut conn, &self.location, f);
             readers.put(conn);
