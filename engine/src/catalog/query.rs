@@ -13,7 +13,6 @@ use serde::de::DeserializeOwned;
 
 use crate::catalog::{all_columns, check_predicate, Table};
 use crate::compute::BATCH;
-use crate::store::sql::sql_for_read;
 
 /// Rows a preview (`head`, a limit) with a UDF filter evaluates beyond the ones it still needs.
 pub(crate) const PREVIEW_SLACK: u64 = 16;
@@ -21,8 +20,7 @@ use crate::error::{err, Result};
 use crate::eval::{eval, Batch};
 use crate::expr::Expr;
 use crate::row::Row;
-use crate::store::sql::Params;
-use crate::store::{Kind, Tx};
+use crate::store::{Kind, Scan, Seen, Tx};
 use crate::types::{ColumnType, Value, Version};
 use crate::udf::Registry;
 
@@ -49,14 +47,12 @@ enum Output {
 struct Plan {
     names: Arc<[String]>,
     outputs: Vec<Output>,
-    /// What SQL fetches: the SQL-evaluated outputs, then the inputs of Rust-evaluated ones.
-    fetch: String,
+    /// What the store reads: the SQL-evaluated outputs, then the inputs of Rust-evaluated
+    /// ones, in the scan's order.
+    scan: Scan,
     fetch_names: Vec<String>,
     fetch_types: Vec<Option<ColumnType>>,
     rust_filter: Option<Expr>,
-    from_where: String,
-    order: String,
-    params: Params,
     version: Version,
     epoch: i64,
     /// The base of a view.
@@ -197,13 +193,19 @@ impl Query {
         let meta = meta;
         let schema = &meta.schema;
         let items = if self.items.is_empty() { all_columns(schema) } else { self.items.clone() };
-        let mut params = Params::default();
+        let seen = match base_at {
+            Some(v) => Seen::BaseAt(v),
+            None => Seen::Current(pinned),
+        };
+        // Pieces are added to the scan in this order (outputs, view filter, filter, inputs,
+        // order keys), which numbers their literals.
+        let mut scan = Scan::new(&meta, seen)?;
         let mut names: Vec<String> = Vec::with_capacity(items.len());
-        let mut fetch = Vec::new();
         let mut fetch_names = Vec::new();
         let mut fetch_types = Vec::new();
         let mut outputs = Vec::with_capacity(items.len());
         let mut inputs: Vec<String> = Vec::new();
+        let mut sql_items = Vec::new();
         for item in &items {
             let name = item.output_name();
             if names.contains(&name) {
@@ -218,19 +220,15 @@ impl Query {
                 inputs.extend(item.columns());
                 outputs.push(Output::Eval(item.unaliased().clone(), ty));
             } else {
-                outputs.push(Output::Fetched(fetch.len()));
-                fetch.push(sql_for_read(&meta, item, &mut params)?);
-                fetch_names.push(format!("\u{0}{}", fetch.len()));
+                outputs.push(Output::Fetched(sql_items.len()));
+                sql_items.push(item);
+                fetch_names.push(format!("\u{0}{}", sql_items.len()));
                 fetch_types.push(ty);
             }
             names.push(name);
         }
-        let mut cond = match base_at {
-            Some(v) => meta.visible_sql_at_base(v),
-            None => meta.visible_sql(pinned),
-        };
-        if let Kind::View { filter, .. } = &meta.kind {
-            cond = format!("{cond} AND {}", sql_for_read(&meta, filter, &mut params)?);
+        for item in sql_items {
+            scan.fetch(&meta, item)?;
         }
         let mut rust_filter = None;
         if let Some(filter) = &self.filter {
@@ -240,25 +238,22 @@ impl Query {
                 inputs.extend(filter.columns());
                 rust_filter = Some(filter.clone());
             } else {
-                // The user's filter first: SQLite tests the terms in order, and the filter
-                // usually rejects more rows than the visibility test does.
-                cond = format!("({}) AND {cond}", sql_for_read(&meta, filter, &mut params)?);
+                scan.filter(&meta, filter)?;
             }
         }
         for input in inputs {
             if !fetch_names.contains(&input) {
                 let column = schema.column(&input).ok_or_else(|| err!(UnknownColumn, "no column '{input}'"))?;
-                fetch.push(meta.column_sql(&input).unwrap_or_else(|| "NULL".into()));
+                scan.fetch_column(&meta, &input);
                 fetch_types.push(Some(column.ty));
                 fetch_names.push(input);
             }
         }
-        if fetch.is_empty() {
-            fetch.push("NULL".into());
+        if scan.fetched() == 0 {
+            scan.fetch_null();
             fetch_names.push("\u{0}none".into());
             fetch_types.push(None);
         }
-        let mut order = Vec::new();
         for (key, desc) in &self.order {
             key.check(schema)?;
             if key.has_udf() {
@@ -267,18 +262,15 @@ impl Query {
                     "order_by `{key}`: sorting by a UDF is not supported; add it as a computed column and sort by that"
                 ));
             }
-            order.push(format!("{}{}", sql_for_read(&meta, key, &mut params)?, if *desc { " DESC" } else { "" }));
+            scan.order_by(&meta, key, *desc)?;
         }
         Ok(Plan {
             names: names.into(),
             outputs,
-            fetch: fetch.join(", "),
+            scan,
             fetch_names,
             fetch_types,
             rust_filter,
-            from_where: format!("FROM {} WHERE {cond}", meta.source_sql()),
-            order: if order.is_empty() { String::new() } else { format!(" ORDER BY {}", order.join(", ")) },
-            params,
             version: meta.version,
             epoch: meta.epoch,
             view_base: match &meta.kind {
@@ -286,14 +278,6 @@ impl Query {
                 _ => None,
             },
         })
-    }
-
-    fn limit_sql(limit: Option<u64>, offset: u64) -> String {
-        match (limit, offset) {
-            (None, 0) => String::new(),
-            (None, off) => format!(" LIMIT -1 OFFSET {off}"),
-            (Some(n), off) => format!(" LIMIT {} OFFSET {off}", n.min(i64::MAX as u64)),
-        }
     }
 
     fn run(&self, limit: Option<u64>) -> Result<Vec<Row>> {
@@ -305,11 +289,10 @@ impl Query {
                 let plan = self.plan(tx, None)?;
                 // With a Rust filter, limit and offset apply after it.
                 let pushed = plan.rust_filter.is_none();
-                let tail = if pushed { Query::limit_sql(limit, self.offset) } else { String::new() };
-                let sql = format!("SELECT {} {}{}{tail}", plan.fetch, plan.from_where, plan.order);
+                let (sql_limit, sql_offset) = if pushed { (limit, self.offset) } else { (None, 0) };
                 let mut out = Vec::new();
                 if plan.pure_sql() {
-                    tx.query_each(&sql, &plan.params.values, &plan.fetch_types, |values| {
+                    tx.scan_rows(&plan.scan, sql_limit, sql_offset, &plan.fetch_types, |values| {
                         out.push(Row::new(plan.names.clone(), values));
                         Ok(true)
                     })?;
@@ -338,7 +321,7 @@ impl Query {
                         Ok(want.is_none_or(|w| (out.len() as u64) < w))
                     };
                 let mut more = true;
-                tx.query_each(&sql, &plan.params.values, &plan.fetch_types, |values| {
+                tx.scan_rows(&plan.scan, sql_limit, sql_offset, &plan.fetch_types, |values| {
                     batch.push(values);
                     if batch.len() >= target.get() {
                         more = flush(&mut batch, &mut out, &mut fetched)?;
@@ -404,12 +387,7 @@ impl Query {
             .store()
             .read(|tx| {
                 let plan = self.plan(tx, None)?;
-                let sql = format!(
-                    "SELECT count(*) FROM (SELECT 1 {}{})",
-                    plan.from_where,
-                    Query::limit_sql(self.limit, self.offset)
-                );
-                Ok(tx.query_i64(&sql, &plan.params.values)? as u64)
+                tx.scan_count(&plan.scan, self.limit, self.offset)
             })
             .map_err(|e| e.context(format_args!("count '{}'", table.display_path())))
     }
@@ -435,19 +413,11 @@ impl Query {
                 None => (plan.version, None),
             };
             let pushed = plan.rust_filter.is_none();
-            let ids = if plan.order.is_empty() {
-                None
+            let ids = if plan.scan.is_ordered() {
+                let (limit, offset) = if pushed { (self.limit, self.offset) } else { (None, 0) };
+                Some(tx.scan_ordered_ids(&plan.scan, limit, offset)?)
             } else {
-                let tail = if pushed { Query::limit_sql(self.limit, self.offset) } else { String::new() };
-                let sql = format!("SELECT b.rowid {}{}{tail}", plan.from_where, plan.order);
-                let mut ids = Vec::new();
-                tx.query_each(&sql, &plan.params.values, &[Some(ColumnType::Int)], |v| {
-                    if let Some(Value::Int(id)) = v.first() {
-                        ids.push(*id);
-                    }
-                    Ok(true)
-                })?;
-                Some(ids)
+                None
             };
             Ok((version, plan.epoch, base, ids, !pushed))
         })?;
@@ -524,9 +494,7 @@ impl RowStream {
                     let wanted = &ids[self.position..end];
                     self.position = end;
                     if !wanted.is_empty() {
-                        let list = wanted.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-                        let sql = format!("SELECT b.rowid, {} {} AND b.rowid IN ({list})", plan.fetch, plan.from_where);
-                        tx.query_each(&sql, &plan.params.values, &types, &mut collect)?;
+                        tx.scan_ids(&plan.scan, wanted, &types, &mut collect)?;
                         let mut by_id: std::collections::HashMap<i64, Vec<Value>> = rows.drain(..).collect();
                         rows.extend(wanted.iter().filter_map(|id| by_id.remove(id).map(|v| (*id, v))));
                     }
@@ -534,11 +502,7 @@ impl RowStream {
                     wanted.len()
                 }
                 None => {
-                    let sql = format!(
-                        "SELECT b.rowid, {} {} AND b.rowid > {} ORDER BY b.rowid LIMIT {BATCH}",
-                        plan.fetch, plan.from_where, self.last_rowid
-                    );
-                    tx.query_each(&sql, &plan.params.values, &types, &mut collect)?;
+                    tx.scan_after(&plan.scan, self.last_rowid, BATCH, &types, &mut collect)?;
                     if let Some((id, _)) = rows.last() {
                         self.last_rowid = *id;
                     }

@@ -22,6 +22,7 @@ mod functions;
 mod locks;
 mod meta;
 mod rows;
+mod scan;
 pub(crate) mod sql;
 
 use std::path::{Path as FsPath, PathBuf};
@@ -39,6 +40,7 @@ pub(crate) use functions::RowFunction;
 pub(crate) use locks::LockRow;
 pub(crate) use meta::{now_micros, EntryKind, Kind, TableMeta, VersionRecord, VIEW_COLUMN_IDS};
 pub(crate) use rows::{ended_at, Appender, ENDED, LIVE};
+pub(crate) use scan::{Scan, Seen};
 
 /// The metadata format this build writes. Files with a larger number are refused.
 pub const FORMAT_VERSION: i64 = 2;

@@ -1,0 +1,183 @@
+//! Reads of a table's rows as the store runs them: a [`Scan`] is built from typed pieces
+//! (what to fetch, which rows, in which order) and run by the transaction as a plain read,
+//! a count, the ordered row ids, the rows with some ids, or the rows after a row id. Only
+//! this module knows how a read is written in SQL.
+
+use super::meta::TableMeta;
+use super::sql::{sql_for_read, Params};
+use super::Tx;
+use crate::error::Result;
+use crate::expr::Expr;
+use crate::types::{ColumnType, Value, Version};
+
+/// One read of a table (or view, or snapshot): fetched expressions, the rows it sees, an
+/// order. Literals are bound parameters, numbered as the pieces are added.
+pub(crate) struct Scan {
+    fetch: Vec<String>,
+    source: String,
+    cond: String,
+    order: Vec<String>,
+    params: Params,
+}
+
+/// Which versions of the rows a scan sees.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Seen {
+    /// What the table shows now (a snapshot: its version; a pinned handle: `pinned`).
+    Current(Option<Version>),
+    /// A view's base as of this base version (a pinned view stream).
+    BaseAt(Version),
+}
+
+impl Scan {
+    /// A scan of `meta`'s rows as `seen`, its view filter included.
+    pub(crate) fn new(meta: &TableMeta, seen: Seen) -> Result<Scan> {
+        let cond = match seen {
+            Seen::Current(pinned) => meta.visible_sql(pinned),
+            Seen::BaseAt(v) => meta.visible_sql_at_base(v),
+        };
+        let mut scan =
+            Scan { fetch: Vec::new(), source: meta.source_sql(), cond, order: Vec::new(), params: Params::default() };
+        if let super::Kind::View { filter, .. } = &meta.kind {
+            let filter = sql_for_read(meta, filter, &mut scan.params)?;
+            scan.cond = format!("{} AND {filter}", scan.cond);
+        }
+        Ok(scan)
+    }
+
+    /// Fetches `expr` (no UDF) as the next result column.
+    pub(crate) fn fetch(&mut self, meta: &TableMeta, expr: &Expr) -> Result<()> {
+        let sql = sql_for_read(meta, expr, &mut self.params)?;
+        self.fetch.push(sql);
+        Ok(())
+    }
+
+    /// Fetches stored column `name` as the next result column (null if it has none).
+    pub(crate) fn fetch_column(&mut self, meta: &TableMeta, name: &str) {
+        self.fetch.push(meta.column_sql(name).unwrap_or_else(|| "NULL".into()));
+    }
+
+    /// Fetches a null (a scan that needs no column still returns one per row).
+    pub(crate) fn fetch_null(&mut self) {
+        self.fetch.push("NULL".into());
+    }
+
+    /// How many result columns the scan fetches.
+    pub(crate) fn fetched(&self) -> usize {
+        self.fetch.len()
+    }
+
+    /// Keeps only the rows where `expr` (no UDF) holds. It is tested before the rows'
+    /// visibility: SQLite tests the terms in order, and a filter usually rejects more rows.
+    pub(crate) fn filter(&mut self, meta: &TableMeta, expr: &Expr) -> Result<()> {
+        let sql = sql_for_read(meta, expr, &mut self.params)?;
+        self.cond = format!("({sql}) AND {}", self.cond);
+        Ok(())
+    }
+
+    /// Orders by `expr` (no UDF), after the keys before it.
+    pub(crate) fn order_by(&mut self, meta: &TableMeta, expr: &Expr, desc: bool) -> Result<()> {
+        let sql = sql_for_read(meta, expr, &mut self.params)?;
+        self.order.push(format!("{sql}{}", if desc { " DESC" } else { "" }));
+        Ok(())
+    }
+
+    /// Whether the scan has an order.
+    pub(crate) fn is_ordered(&self) -> bool {
+        !self.order.is_empty()
+    }
+
+    fn from_where(&self) -> String {
+        format!("FROM {} WHERE {}", self.source, self.cond)
+    }
+
+    fn order_sql(&self) -> String {
+        if self.order.is_empty() {
+            String::new()
+        } else {
+            format!(" ORDER BY {}", self.order.join(", "))
+        }
+    }
+}
+
+fn limit_sql(limit: Option<u64>, offset: u64) -> String {
+    match (limit, offset) {
+        (None, 0) => String::new(),
+        (None, off) => format!(" LIMIT -1 OFFSET {off}"),
+        (Some(n), off) => format!(" LIMIT {} OFFSET {off}", n.min(i64::MAX as u64)),
+    }
+}
+
+impl Tx<'_> {
+    /// The scan's rows in its order, after `offset`, at most `limit`; each decoded by
+    /// `types` (one a fetched column) and handed to `each` until it returns `Ok(false)`.
+    pub(crate) fn scan_rows(
+        &self,
+        scan: &Scan,
+        limit: Option<u64>,
+        offset: u64,
+        types: &[Option<ColumnType>],
+        each: impl FnMut(Vec<Value>) -> Result<bool>,
+    ) -> Result<()> {
+        let sql = format!(
+            "SELECT {} {}{}{}",
+            scan.fetch.join(", "),
+            scan.from_where(),
+            scan.order_sql(),
+            limit_sql(limit, offset)
+        );
+        self.query_each(&sql, &scan.params.values, types, each)
+    }
+
+    /// How many rows the scan has after `offset`, at most `limit`.
+    pub(crate) fn scan_count(&self, scan: &Scan, limit: Option<u64>, offset: u64) -> Result<u64> {
+        let sql = format!("SELECT count(*) FROM (SELECT 1 {}{})", scan.from_where(), limit_sql(limit, offset));
+        Ok(self.query_i64(&sql, &scan.params.values)? as u64)
+    }
+
+    /// The physical row ids of the scan's rows in its order (8 bytes a row: what an ordered
+    /// stream keeps).
+    pub(crate) fn scan_ordered_ids(&self, scan: &Scan, limit: Option<u64>, offset: u64) -> Result<Vec<i64>> {
+        let sql = format!("SELECT b.rowid {}{}{}", scan.from_where(), scan.order_sql(), limit_sql(limit, offset));
+        let mut ids = Vec::new();
+        self.query_each(&sql, &scan.params.values, &[Some(ColumnType::Int)], |v| {
+            if let Some(Value::Int(id)) = v.first() {
+                ids.push(*id);
+            }
+            Ok(true)
+        })?;
+        Ok(ids)
+    }
+
+    /// The scan's rows among physical row ids `ids` (in no particular order), each as its
+    /// row id then the fetched columns (`types` starts with the row id's).
+    pub(crate) fn scan_ids(
+        &self,
+        scan: &Scan,
+        ids: &[i64],
+        types: &[Option<ColumnType>],
+        each: impl FnMut(Vec<Value>) -> Result<bool>,
+    ) -> Result<()> {
+        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let sql = format!("SELECT b.rowid, {} {} AND b.rowid IN ({list})", scan.fetch.join(", "), scan.from_where());
+        self.query_each(&sql, &scan.params.values, types, each)
+    }
+
+    /// The scan's next `batch` rows after physical row id `after`, in row id order, each as
+    /// its row id then the fetched columns (`types` starts with the row id's).
+    pub(crate) fn scan_after(
+        &self,
+        scan: &Scan,
+        after: i64,
+        batch: usize,
+        types: &[Option<ColumnType>],
+        each: impl FnMut(Vec<Value>) -> Result<bool>,
+    ) -> Result<()> {
+        let sql = format!(
+            "SELECT b.rowid, {} {} AND b.rowid > {after} ORDER BY b.rowid LIMIT {batch}",
+            scan.fetch.join(", "),
+            scan.from_where()
+        );
+        self.query_each(&sql, &scan.params.values, types, each)
+    }
+}
