@@ -87,7 +87,7 @@ impl Scan {
         !self.order.is_empty()
     }
 
-    fn from_where(&self) -> String {
+    fn rows_sql(&self) -> String {
         format!("FROM {} WHERE {}", self.source, self.cond)
     }
 
@@ -122,7 +122,7 @@ impl Tx<'_> {
         let sql = format!(
             "SELECT {} {}{}{}",
             scan.fetch.join(", "),
-            scan.from_where(),
+            scan.rows_sql(),
             scan.order_sql(),
             limit_sql(limit, offset)
         );
@@ -131,14 +131,14 @@ impl Tx<'_> {
 
     /// How many rows the scan has after `offset`, at most `limit`.
     pub(crate) fn scan_count(&self, scan: &Scan, limit: Option<u64>, offset: u64) -> Result<u64> {
-        let sql = format!("SELECT count(*) FROM (SELECT 1 {}{})", scan.from_where(), limit_sql(limit, offset));
+        let sql = format!("SELECT count(*) FROM (SELECT 1 {}{})", scan.rows_sql(), limit_sql(limit, offset));
         Ok(self.query_i64(&sql, &scan.params.values)? as u64)
     }
 
     /// The physical row ids of the scan's rows in its order (8 bytes a row: what an ordered
     /// stream keeps).
     pub(crate) fn scan_ordered_ids(&self, scan: &Scan, limit: Option<u64>, offset: u64) -> Result<Vec<i64>> {
-        let sql = format!("SELECT b.rowid {}{}{}", scan.from_where(), scan.order_sql(), limit_sql(limit, offset));
+        let sql = format!("SELECT b.rowid {}{}{}", scan.rows_sql(), scan.order_sql(), limit_sql(limit, offset));
         let mut ids = Vec::new();
         self.query_each(&sql, &scan.params.values, &[Some(ColumnType::Int)], |v| {
             if let Some(Value::Int(id)) = v.first() {
@@ -159,7 +159,7 @@ impl Tx<'_> {
         each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        let sql = format!("SELECT b.rowid, {} {} AND b.rowid IN ({list})", scan.fetch.join(", "), scan.from_where());
+        let sql = format!("SELECT b.rowid, {} {} AND b.rowid IN ({list})", scan.fetch.join(", "), scan.rows_sql());
         self.query_each(&sql, &scan.params.values, types, each)
     }
 
@@ -176,7 +176,7 @@ impl Tx<'_> {
         let sql = format!(
             "SELECT b.rowid, {} {} AND b.rowid > {after} ORDER BY b.rowid LIMIT {batch}",
             scan.fetch.join(", "),
-            scan.from_where()
+            scan.rows_sql()
         );
         self.query_each(&sql, &scan.params.values, types, each)
     }
