@@ -6,11 +6,12 @@ use std::collections::BTreeSet;
 use crate::catalog::{rows_writable, IfExists, Table, WriteResult};
 use crate::change::Change;
 use crate::change::ChangeKind;
-use crate::compute::{recompute, recompute_view, Scope, ViewRows};
+use crate::compute::{recompute, recompute_view};
 use crate::error::{err, Result};
 use crate::expr::Expr;
 use crate::schema::{ColumnDef, Computed, OnError};
 use crate::store::{Kind, TableMeta, Tx, VIEW_COLUMN_IDS};
+use crate::store::{Scope, ViewRows};
 use crate::types::{ColumnId, ColumnType, Value};
 
 /// Options of [`Table::add_computed_column`].

@@ -210,7 +210,7 @@ impl Table {
                 return Ok(WriteResult { version: meta.version, change: None, inserted: 0, updated: 0, deleted: 0 });
             };
             if let (Some((first, _)), Kind::Table) = (change.rowids, &meta.kind) {
-                maintain_views(tx, &meta, compute::ViewRows::From(first), udfs)
+                maintain_views(tx, &meta, crate::store::ViewRows::From(first), udfs)
                     .map_err(|e| e.context(format_args!("table '{path}'")))?;
             }
             let mut recorded = meta.schema.clone();
@@ -463,7 +463,7 @@ pub(crate) fn rows_writable(meta: &TableMeta) -> Result<()> {
 pub(crate) fn maintain_views(
     tx: &Tx,
     meta: &TableMeta,
-    rows: compute::ViewRows,
+    rows: crate::store::ViewRows,
     udfs: &crate::udf::Registry,
 ) -> Result<()> {
     for (view, path) in tx.dependents(meta.id)? {

@@ -6,10 +6,10 @@
 //! of the base leaves them right; a snapshot that would lose its rows gets its own copy first.
 
 use crate::catalog::{Catalog, IfExists, Table};
-use crate::compute::ViewRows;
 use crate::error::{err, Result};
 use crate::expr::Expr;
 use crate::path::{IntoPath, Path};
+use crate::store::ViewRows;
 use crate::store::{EntryKind, Kind, Tx};
 use crate::types::Version;
 

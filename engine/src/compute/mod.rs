@@ -8,7 +8,7 @@
 //! [`BATCH`] rows, so batch UDFs see many rows at once and memory stays flat. Per-cell
 //! failures follow the column's [`OnError`]. This module goes through `store` for all I/O.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::change::Change;
@@ -18,8 +18,7 @@ use crate::eval::{eval, Batch, Cells};
 use crate::expr::Expr;
 use crate::row::Row;
 use crate::schema::{ColumnDef, OnError, TableSchema};
-use crate::store::sql::{physical, sql_for_read, sql_over_columns, to_sql, Params};
-use crate::store::{ended_at, Appender, Kind, RowFunction, TableMeta, Tx, LIVE};
+use crate::store::{Appender, RowFunction, Scope, TableMeta, Tx, ViewRows};
 use crate::types::{ColumnType, Value, Version};
 use crate::udf::{CellError, Registry};
 
@@ -119,41 +118,11 @@ impl<'t> RowWriter<'t> {
         if schema.has_udf_columns() {
             udfs.check_schema(schema).map_err(|e| e.context("insert refused"))?;
         }
-        let stored: Vec<ColumnDef> = schema.columns.iter().filter(|c| !c.is_computed()).cloned().collect();
-        let rust = schema.has_udf_columns();
-        let mut params = Params { values: vec![Value::Null; stored.len() + 1], udf_calls: None };
-        let mut targets = vec!["_id".to_string(), "_vmin".into(), "_vmax".into()];
-        let mut values = vec!["?1".to_string(), version.0.to_string(), LIVE.to_string()];
-        let mut sql_of: HashMap<String, String> = HashMap::new();
-        for (i, c) in stored.iter().enumerate() {
-            targets.push(format!("c{}", c.id.0));
-            values.push(format!("?{}", i + 2));
-            sql_of.insert(c.name.clone(), format!("?{}", i + 2));
-        }
-        let mut rust_columns = Vec::new();
-        for c in schema.computed_order() {
-            let Some(computed) = &c.computed else { continue };
-            targets.push(format!("c{}", c.id.0));
-            if rust {
-                // Placeholders after the stored values: value and error slot of each column.
-                let at = stored.len() + 2 + 2 * rust_columns.len();
-                values.push(format!("?{at}"));
-                targets.push(format!("e{}", c.id.0));
-                values.push(format!("?{}", at + 1));
-                rust_columns.push(c.clone());
-            } else {
-                let sql = to_sql(&computed.expr, schema, &|name| sql_of.get(name).cloned(), &mut params)?;
-                values.push(sql.clone());
-                sql_of.insert(c.name.clone(), format!("({sql})"));
-            }
-        }
-        let head = format!("INSERT INTO {}({}) VALUES ", meta.phys(), targets.join(", "));
-        let literals = params.values.split_off(stored.len() + 1);
-        let width = stored.len() + 1 + 2 * rust_columns.len();
+        let plan = tx.insert_plan(meta, version, schema.has_udf_columns())?;
         Ok(RowWriter {
-            inserter: tx.appender(head, format!("({})", values.join(", ")), width, literals),
-            stored,
-            rust_columns,
+            inserter: plan.appender,
+            stored: plan.stored,
+            rust_columns: plan.rust_columns,
             computed: schema.columns.iter().filter(|c| c.is_computed()).map(|c| c.name.clone()).collect(),
             shape: None,
             buf: Vec::new(),
@@ -322,23 +291,9 @@ impl<'t> RowWriter<'t> {
     }
 }
 
-/// Which rows a recompute touches.
-#[derive(Clone, Copy)]
-pub(crate) enum Scope {
-    /// Every live row.
-    Live,
-    /// The row versions written after this physical rowid (by the current call).
-    After(i64),
-}
-
-impl Scope {
-    fn condition(self) -> String {
-        match self {
-            Scope::Live => format!("_vmax = {LIVE}"),
-            Scope::After(rowid) => format!("rowid > {rowid}"),
-        }
-    }
-}
+/// Where a pass gets its rows: `fetch(after, each)` hands `each` the rows (`rowid,
+/// inputs...`) after physical row `after`, in rowid order, at most [`BATCH`] of them.
+type Fetch<'a> = dyn Fn(i64, &mut dyn FnMut(Vec<Value>) -> Result<bool>) -> Result<()> + 'a;
 
 /// One pass of Rust evaluation over computed columns (in dependency order): the stored
 /// inputs they read, fetched a batch of rows at a time, and the columns evaluated in order,
@@ -373,34 +328,21 @@ impl<'a> Pass<'a> {
         Ok(Pass { columns, inputs, names })
     }
 
-    /// The types a fetch of `rowid, inputs...` decodes with.
-    fn fetch_types(&self) -> Vec<Option<ColumnType>> {
-        std::iter::once(Some(ColumnType::Int)).chain(self.inputs.iter().map(|c| Some(c.ty))).collect()
-    }
-
-    /// `c<id> / e<id>` of every computed column, in order.
-    fn targets(&self) -> Vec<String> {
-        self.columns.iter().flat_map(|c| [format!("c{}", c.id.0), format!("e{}", c.id.0)]).collect()
-    }
-
-    /// Runs the pass over every batch `fetch(after)` returns (rows `rowid, inputs...` with
-    /// rowids above `after`, in rowid order, at most [`BATCH`]), handing `store` each row's
-    /// rowid and `[value, error slot]` of every column.
+    /// Runs the pass over every batch `fetch(after, each)` gives (rows `rowid, inputs...`
+    /// with rowids above `after`, in rowid order, at most [`BATCH`]), handing `store` each
+    /// row's rowid and `[value, error slot]` of every column.
     fn run(
         &self,
-        tx: &Tx,
-        fetch: &dyn Fn(i64) -> String,
-        params: &[Value],
+        fetch: &Fetch<'_>,
         udfs: &Registry,
         what: &str,
         mut store: impl FnMut(i64, &[Value]) -> Result<()>,
     ) -> Result<()> {
-        let types = self.fetch_types();
         let (mut last, mut seen) = (i64::MIN, 0usize);
         loop {
             let mut rowids = Vec::with_capacity(BATCH);
             let mut rows: Vec<Vec<Value>> = Vec::with_capacity(BATCH);
-            tx.query_each(&fetch(last), params, &types, |mut values| {
+            fetch(last, &mut |mut values| {
                 if let Value::Int(id) = values.remove(0) {
                     rowids.push(id);
                 }
@@ -451,18 +393,11 @@ pub(crate) fn recompute(
     udfs: &Registry,
 ) -> Result<()> {
     let schema = &meta.schema;
-    let phys = meta.phys();
     if !columns.iter().any(|c| c.computed.as_ref().is_some_and(|comp| comp.expr.has_udf())) {
         // Every column filled here is a fresh physical column (added, or given a new id by a
         // replace), so its error slot is already null: only the value is written.
         for c in columns {
-            let Some(computed) = &c.computed else { continue };
-            let mut params = Params::default();
-            let sql = sql_over_columns(schema, &computed.expr, &mut params)?;
-            tx.execute(
-                &format!("UPDATE {phys} SET c{0} = {sql} WHERE {1}", c.id.0, scope.condition()),
-                &params.values,
-            )?;
+            tx.fill_computed(meta, c, scope)?;
         }
         return Ok(());
     }
@@ -470,18 +405,11 @@ pub(crate) fn recompute(
     if in_sql(columns, udfs) {
         return recompute_in_sql(tx, meta, &pass, scope, udfs);
     }
-    let select: Vec<String> =
-        std::iter::once("rowid".to_string()).chain(pass.inputs.iter().map(|c| format!("c{}", c.id.0))).collect();
-    let fetch = |after: i64| {
-        format!(
-            "SELECT {} FROM {phys} WHERE {} AND rowid > {after} ORDER BY rowid LIMIT {BATCH}",
-            select.join(", "),
-            scope.condition()
-        )
+    let fetch = |after: i64, each: &mut dyn FnMut(Vec<Value>) -> Result<bool>| {
+        tx.fetch_inputs(meta, &pass.inputs, scope, after, BATCH, each)
     };
-    let sets: Vec<String> = pass.targets().iter().map(|t| format!("{t} = ?")).collect();
-    let mut update = tx.inserter(&format!("UPDATE {phys} SET {} WHERE rowid = ?", sets.join(", ")))?;
-    pass.run(tx, &fetch, &[], udfs, "row", |rowid, values| {
+    let mut update = tx.cell_writer(meta, pass.columns)?;
+    pass.run(&fetch, udfs, "row", |rowid, values| {
         let id = Value::Int(rowid);
         update.insert(values.iter().chain(std::iter::once(&id)))
     })
@@ -514,18 +442,14 @@ fn in_sql(columns: &[&ColumnDef], udfs: &Registry) -> bool {
 /// `if_` whose condition failed still evaluates its `else` branch; its value is discarded.
 fn recompute_in_sql(tx: &Tx, meta: &TableMeta, pass: &Pass, scope: Scope, udfs: &Registry) -> Result<()> {
     use std::sync::Mutex;
-    let (schema, phys) = (&meta.schema, meta.phys());
     for c in pass.columns {
         let Some(computed) = &c.computed else { continue };
-        let mut params = Params { values: Vec::new(), udf_calls: Some(Vec::new()) };
-        let sql = sql_over_columns(schema, &computed.expr, &mut params)?;
         let abort = computed.on_error == OnError::Abort;
         let failed: Arc<Mutex<Vec<(i64, CellError)>>> = Arc::default();
-        let mut functions = Vec::new();
-        for (k, call) in params.udf_calls.take().unwrap_or_default().into_iter().enumerate() {
+        let done = tx.fill_computed_calling(meta, c, scope, |k, call| {
             let udf = udfs.resolve(&call.name, call.version, &call.params, call.returns)?;
             let failed = failed.clone();
-            functions.push(RowFunction {
+            Ok(RowFunction {
                 name: format!("tbu_{k}"),
                 types: call.params,
                 call: Box::new(move |rowid, args| match udf.invoke_row(args) {
@@ -540,65 +464,26 @@ fn recompute_in_sql(tx: &Tx, meta: &TableMeta, pass: &Pass, scope: Scope, udfs: 
                         }
                     }
                 }),
-            });
-        }
-        let update = format!("UPDATE {phys} SET c{} = {sql} WHERE {}", c.id.0, scope.condition());
-        let done = tx.with_functions(functions, |tx| tx.execute(&update, &params.values));
+            })
+        });
         let failed = std::mem::take(&mut *failed.lock().unwrap_or_else(|p| p.into_inner()));
         match (done, failed.first()) {
             (Err(_), Some((rowid, e))) if abort => {
-                let row = describe_stored_row(tx, &phys, pass, scope, *rowid)?;
+                let before = tx.count_before(meta, scope, *rowid)?;
+                let inputs = tx.read_cells(meta, &pass.inputs, *rowid)?;
+                let row = format!("row {before} ({})", describe_inputs(&pass.names, &inputs));
                 return Err(abort_error(c, &row, e));
             }
             (Err(e), _) => return Err(e),
-            (Ok(_), _) => {}
+            (Ok(()), _) => {}
         }
+        // The first failure of a row is its error (an expression may call several UDFs).
         let mut seen = BTreeSet::new();
-        let mut mark = tx.inserter(&format!("UPDATE {phys} SET c{0} = NULL, e{0} = ?1 WHERE rowid = ?2", c.id.0))?;
-        for (rowid, e) in failed {
-            // The first failure of a row is its error (an expression may call several UDFs).
-            if seen.insert(rowid) {
-                mark.insert([&slot_text(&e), &Value::Int(rowid)])?;
-            }
-        }
+        let errors =
+            failed.into_iter().filter(|(rowid, _)| seen.insert(*rowid)).map(|(rowid, e)| (rowid, slot_text(&e)));
+        tx.set_cell_errors(meta, c, errors)?;
     }
     Ok(())
-}
-
-/// "row N (inputs)" of the stored row at `rowid`, N counting the rows of `scope` in rowid
-/// order (as a Rust pass numbers them).
-fn describe_stored_row(tx: &Tx, phys: &str, pass: &Pass, scope: Scope, rowid: i64) -> Result<String> {
-    let before = tx.query_i64(
-        &format!("SELECT count(*) FROM {phys} WHERE {} AND rowid < ?1", scope.condition()),
-        &[Value::Int(rowid)],
-    )?;
-    let select: Vec<String> = pass.inputs.iter().map(|c| format!("c{}", c.id.0)).collect();
-    let types: Vec<Option<ColumnType>> = pass.inputs.iter().map(|c| Some(c.ty)).collect();
-    let mut inputs = Vec::new();
-    if !select.is_empty() {
-        tx.query_each(
-            &format!("SELECT {} FROM {phys} WHERE rowid = ?1", select.join(", ")),
-            &[Value::Int(rowid)],
-            &types,
-            |values| {
-                inputs = values;
-                Ok(false)
-            },
-        )?;
-    }
-    Ok(format!("row {before} ({})", describe_inputs(&pass.names, &inputs)))
-}
-
-/// Which base row versions a view's own columns are computed for.
-#[derive(Clone, Copy)]
-pub(crate) enum ViewRows {
-    /// Every live row the view shows.
-    Live,
-    /// The live rows written by the current call (physical rowids from this one on).
-    From(i64),
-    /// The rows ended at this version that have no values yet: a revert of that version is
-    /// about to make them visible again.
-    EndedAt(crate::types::Version),
 }
 
 /// Computes a view's own computed `columns` for the base row versions in `rows` that the
@@ -610,36 +495,12 @@ pub(crate) fn recompute_view(
     rows: ViewRows,
     udfs: &Registry,
 ) -> Result<()> {
-    let Kind::View { filter, .. } = &meta.kind else {
-        return Err(err!(InvalidArgument, "'{}' is not a view", meta.path));
-    };
     let pass = Pass::new(columns, &meta.schema, udfs)?;
-    let mut params = Params::default();
-    let shown = sql_for_read(meta, filter, &mut params)?;
-    let which = match rows {
-        ViewRows::Live => meta.visible_sql(None),
-        ViewRows::From(first) => format!("{} AND b.rowid >= {first}", meta.visible_sql(None)),
-        ViewRows::EndedAt(v) => format!("b.{} AND s._id IS NULL", ended_at(&v.0.to_string())),
+    let fetch = |after: i64, each: &mut dyn FnMut(Vec<Value>) -> Result<bool>| {
+        tx.fetch_view_inputs(meta, &pass.inputs, rows, after, BATCH, each)
     };
-    let mut select = vec!["b.rowid".to_string()];
-    select.extend(pass.inputs.iter().filter_map(|c| meta.column_sql(&c.name)));
-    let fetch = |after: i64| {
-        format!(
-            "SELECT {} FROM {} WHERE {which} AND {shown} AND b.rowid > {after} ORDER BY b.rowid LIMIT {BATCH}",
-            select.join(", "),
-            meta.source_sql(),
-        )
-    };
-    let targets = pass.targets();
-    let updates: Vec<String> = targets.iter().map(|t| format!("{t} = excluded.{t}")).collect();
-    let mut upsert = tx.inserter(&format!(
-        "INSERT INTO {}(_id, {}) VALUES ({}) ON CONFLICT(_id) DO UPDATE SET {}",
-        meta.phys(),
-        targets.join(", "),
-        vec!["?"; targets.len() + 1].join(", "),
-        updates.join(", ")
-    ))?;
-    pass.run(tx, &fetch, &params.values, udfs, "base row", |rowid, values| {
+    let mut upsert = tx.view_writer(meta, pass.columns)?;
+    pass.run(&fetch, udfs, "base row", |rowid, values| {
         let id = Value::Int(rowid);
         upsert.insert(std::iter::once(&id).chain(values))
     })
@@ -656,7 +517,6 @@ pub(crate) fn rewrite_ended(
     udfs: &Registry,
 ) -> Result<Option<(i64, i64)>> {
     let schema = &meta.schema;
-    let phys = meta.phys();
     let changed: BTreeSet<String> = set.iter().map(|(n, _)| n.clone()).collect();
     let downstream = schema.downstream_of(&changed);
     let in_rust = downstream.iter().any(|c| c.computed.as_ref().is_some_and(|comp| comp.expr.has_udf()));
@@ -671,54 +531,13 @@ pub(crate) fn rewrite_ended(
     }
     let recompute_in_sql: BTreeSet<&str> =
         if in_rust { BTreeSet::new() } else { downstream.iter().map(|c| c.name.as_str()).collect() };
-    let before = tx.query_i64(&format!("SELECT coalesce(max(rowid), 0) FROM {phys}"), &[])?;
-    let mut params = Params::default();
-    let old = |name: &str| physical(schema, name);
-    let mut new_sql: HashMap<String, String> = HashMap::new();
-    let mut targets = vec!["_id".to_string(), "_vmin".into(), "_vmax".into()];
-    let mut values = vec!["_id".to_string(), version.0.to_string(), LIVE.to_string()];
-    let mut copied_slots = Vec::new();
-    for c in schema.columns.iter().filter(|c| !c.is_computed()) {
-        let sql = match set.iter().find(|(n, _)| *n == c.name) {
-            Some((_, expr)) => to_sql(expr, schema, &old, &mut params)?,
-            None => format!("c{}", c.id.0),
-        };
-        targets.push(format!("c{}", c.id.0));
-        values.push(sql.clone());
-        new_sql.insert(c.name.clone(), format!("({sql})"));
-    }
-    for c in schema.computed_order() {
-        let Some(computed) = &c.computed else { continue };
-        let sql = if recompute_in_sql.contains(c.name.as_str()) {
-            let resolve = |name: &str| new_sql.get(name).cloned().or_else(|| old(name));
-            to_sql(&computed.expr, schema, &resolve, &mut params)?
-        } else {
-            copied_slots.push(format!("e{}", c.id.0));
-            format!("c{}", c.id.0)
-        };
-        targets.push(format!("c{}", c.id.0));
-        values.push(sql.clone());
-        new_sql.insert(c.name.clone(), format!("({sql})"));
-    }
-    targets.extend(copied_slots.iter().cloned());
-    values.extend(copied_slots);
-    tx.execute(
-        &format!(
-            "INSERT INTO {phys}({}) SELECT {} FROM {phys} WHERE {}",
-            targets.join(", "),
-            values.join(", "),
-            ended_at(&version.0.to_string())
-        ),
-        &params.values,
-    )?;
-    let after = tx.query_i64(&format!("SELECT coalesce(max(rowid), 0) FROM {phys}"), &[])?;
+    let (before, after) = tx.rewrite_ended(meta, version, set, &recompute_in_sql)?;
     for (name, _) in set {
         let Some(c) = schema.column(name) else { continue };
         if c.nullable {
             continue;
         }
-        let nulls =
-            tx.query_i64(&format!("SELECT count(*) FROM {phys} WHERE rowid > {before} AND c{} IS NULL", c.id.0), &[])?;
+        let nulls = tx.nulls_after(meta, c, before)?;
         if nulls > 0 {
             return Err(err!(
                 NotNull,

@@ -18,6 +18,7 @@
 
 mod codec;
 mod compact;
+mod fill;
 mod functions;
 mod locks;
 mod meta;
@@ -36,6 +37,7 @@ use crate::error::{err, Error, ErrorCode, Result};
 
 pub(crate) use codec::SqlValue;
 pub use compact::CompactReport;
+pub(crate) use fill::{Scope, ViewRows};
 pub(crate) use functions::RowFunction;
 pub(crate) use locks::LockRow;
 pub(crate) use meta::{now_micros, EntryKind, Kind, TableMeta, VersionRecord, VIEW_COLUMN_IDS};

@@ -1,6 +1,7 @@
 //! Tidy checks of the engine's sources (in the manner of rust-analyzer's `tidy.rs`): the
 //! module layering has no cycle, modules name each other by their own paths (not through
-//! the `lib.rs` façade, which would hide a dependency), and only `store/` touches SQLite.
+//! the `lib.rs` façade, which would hide a dependency), and only `store/` names rusqlite
+//! or builds SQL.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -162,11 +163,6 @@ fn has_sql(line: &str) -> bool {
     line.split('"').skip(1).step_by(2).any(|literal| STATEMENTS.iter().any(|s| literal.contains(s)))
 }
 
-/// Files outside `store/` that still build SQL: the debt of the store seam (issue "The
-/// engine's seam"), to move into typed store operations. The test fails when a file not
-/// listed here builds SQL, and when a listed one no longer does (then strike it).
-const SQL_OUTSIDE_STORE: [&str; 1] = ["compute/mod.rs"];
-
 #[test]
 fn only_the_store_touches_sqlite() {
     let mut rusqlite = Vec::new();
@@ -186,9 +182,5 @@ fn only_the_store_touches_sqlite() {
         }
     }
     assert!(rusqlite.is_empty(), "rusqlite is named outside store/: {rusqlite:?}");
-    let listed: BTreeSet<String> = SQL_OUTSIDE_STORE.iter().map(|s| s.to_string()).collect();
-    let new: Vec<&String> = sql.difference(&listed).collect();
-    assert!(new.is_empty(), "SQL built outside store/ (add a store operation instead): {new:?}");
-    let paid: Vec<&String> = listed.difference(&sql).collect();
-    assert!(paid.is_empty(), "these files no longer build SQL; strike them from SQL_OUTSIDE_STORE: {paid:?}");
+    assert!(sql.is_empty(), "SQL is built outside store/ (add a store operation instead): {sql:?}");
 }

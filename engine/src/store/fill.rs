@@ -1,0 +1,321 @@
+//! Writes of computed values and row versions, as the store runs them: the insert statement
+//! of a table (stored values bound, SQL-computable columns computed by SQLite), filling a
+//! computed column in place (in SQL, or with UDFs SQLite calls back), fetching the inputs
+//! of a Rust-evaluated fill a batch at a time and writing its cells back, a view's own
+//! values, and the new versions of updated rows. Only this module knows how they are
+//! written in SQL.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::functions::RowFunction;
+use super::rows::{ended_at, Appender, Inserter, LIVE};
+use super::sql::{physical, sql_for_read, sql_over_columns, to_sql, Params, UdfCall};
+use super::{Kind, TableMeta, Tx};
+use crate::error::{err, Result};
+use crate::expr::Expr;
+use crate::schema::ColumnDef;
+use crate::types::{ColumnType, Value, Version};
+
+/// Which row versions of a table a fill touches.
+#[derive(Clone, Copy)]
+pub(crate) enum Scope {
+    /// Every live row.
+    Live,
+    /// The row versions written after this physical rowid (by the current call).
+    After(i64),
+}
+
+impl Scope {
+    fn condition(self) -> String {
+        match self {
+            Scope::Live => format!("_vmax = {LIVE}"),
+            Scope::After(rowid) => format!("rowid > {rowid}"),
+        }
+    }
+}
+
+/// Which base row versions a view's own columns are computed for.
+#[derive(Clone, Copy)]
+pub(crate) enum ViewRows {
+    /// Every live row the view shows.
+    Live,
+    /// The live rows written by the current call (physical rowids from this one on).
+    From(i64),
+    /// The rows ended at this version that have no values yet: a revert of that version is
+    /// about to make them visible again.
+    EndedAt(Version),
+}
+
+/// How a table's rows are inserted: an [`Appender`] whose rows are `[logical id, stored
+/// values..., (value, error slot) of each Rust-computed column...]`; the other computed
+/// columns are computed by SQLite in the statement.
+pub(crate) struct InsertPlan<'t> {
+    pub(crate) appender: Appender<'t>,
+    /// The stored columns, in the order their values are given.
+    pub(crate) stored: Vec<ColumnDef>,
+    /// The computed columns evaluated in Rust (all of them when `rust`), in order.
+    pub(crate) rust_columns: Vec<ColumnDef>,
+}
+
+impl<'t> Tx<'t> {
+    /// The insert of rows into `meta`'s table at `version`. With `rust`, every computed
+    /// column's value and error slot are given with the row; without, SQLite computes them.
+    pub(crate) fn insert_plan(&'t self, meta: &TableMeta, version: Version, rust: bool) -> Result<InsertPlan<'t>> {
+        let schema = &meta.schema;
+        let stored: Vec<ColumnDef> = schema.columns.iter().filter(|c| !c.is_computed()).cloned().collect();
+        let mut params = Params { values: vec![Value::Null; stored.len() + 1], udf_calls: None };
+        let mut targets = vec!["_id".to_string(), "_vmin".into(), "_vmax".into()];
+        let mut values = vec!["?1".to_string(), version.0.to_string(), LIVE.to_string()];
+        let mut sql_of: HashMap<String, String> = HashMap::new();
+        for (i, c) in stored.iter().enumerate() {
+            targets.push(format!("c{}", c.id.0));
+            values.push(format!("?{}", i + 2));
+            sql_of.insert(c.name.clone(), format!("?{}", i + 2));
+        }
+        let mut rust_columns = Vec::new();
+        for c in schema.computed_order() {
+            let Some(computed) = &c.computed else { continue };
+            targets.push(format!("c{}", c.id.0));
+            if rust {
+                // Placeholders after the stored values: value and error slot of each column.
+                let at = stored.len() + 2 + 2 * rust_columns.len();
+                values.push(format!("?{at}"));
+                targets.push(format!("e{}", c.id.0));
+                values.push(format!("?{}", at + 1));
+                rust_columns.push(c.clone());
+            } else {
+                let sql = to_sql(&computed.expr, schema, &|name| sql_of.get(name).cloned(), &mut params)?;
+                values.push(sql.clone());
+                sql_of.insert(c.name.clone(), format!("({sql})"));
+            }
+        }
+        let head = format!("INSERT INTO {}({}) VALUES ", meta.phys(), targets.join(", "));
+        let literals = params.values.split_off(stored.len() + 1);
+        let width = stored.len() + 1 + 2 * rust_columns.len();
+        let appender = self.appender(head, format!("({})", values.join(", ")), width, literals);
+        Ok(InsertPlan { appender, stored, rust_columns })
+    }
+
+    /// Fills computed `column` (no UDF) in the rows of `scope` with one statement. The
+    /// column is a fresh physical column, so its error slot is already null.
+    pub(crate) fn fill_computed(&self, meta: &TableMeta, column: &ColumnDef, scope: Scope) -> Result<()> {
+        let Some(computed) = &column.computed else { return Ok(()) };
+        let mut params = Params::default();
+        let sql = sql_over_columns(&meta.schema, &computed.expr, &mut params)?;
+        let phys = meta.phys();
+        self.execute(
+            &format!("UPDATE {phys} SET c{} = {sql} WHERE {}", column.id.0, scope.condition()),
+            &params.values,
+        )?;
+        Ok(())
+    }
+
+    /// Fills computed `column` in the rows of `scope` with one statement in which SQLite
+    /// calls each UDF of its expression back: `function(k, call)` makes the function of the
+    /// k-th UDF call (its arguments: the row's physical rowid, then the call's arguments).
+    pub(crate) fn fill_computed_calling(
+        &self,
+        meta: &TableMeta,
+        column: &ColumnDef,
+        scope: Scope,
+        mut function: impl FnMut(usize, UdfCall) -> Result<RowFunction>,
+    ) -> Result<()> {
+        let Some(computed) = &column.computed else { return Ok(()) };
+        let mut params = Params { values: Vec::new(), udf_calls: Some(Vec::new()) };
+        let sql = sql_over_columns(&meta.schema, &computed.expr, &mut params)?;
+        let mut functions = Vec::new();
+        for (k, call) in params.udf_calls.take().unwrap_or_default().into_iter().enumerate() {
+            functions.push(function(k, call)?);
+        }
+        let update = format!("UPDATE {} SET c{} = {sql} WHERE {}", meta.phys(), column.id.0, scope.condition());
+        self.with_functions(functions, |tx| tx.execute(&update, &params.values)).map(|_| ())
+    }
+
+    /// Sets `column` to null with error slot `error` in each physical row `rowid`.
+    pub(crate) fn set_cell_errors(
+        &'t self,
+        meta: &TableMeta,
+        column: &ColumnDef,
+        errors: impl IntoIterator<Item = (i64, Value)>,
+    ) -> Result<()> {
+        let mut mark =
+            self.inserter(&format!("UPDATE {} SET c{1} = NULL, e{1} = ?1 WHERE rowid = ?2", meta.phys(), column.id.0))?;
+        for (rowid, error) in errors {
+            mark.insert([&error, &Value::Int(rowid)])?;
+        }
+        Ok(())
+    }
+
+    /// How many rows of `scope` come before physical row `rowid` (a fill numbers its rows so).
+    pub(crate) fn count_before(&self, meta: &TableMeta, scope: Scope, rowid: i64) -> Result<i64> {
+        self.query_i64(
+            &format!("SELECT count(*) FROM {} WHERE {} AND rowid < ?1", meta.phys(), scope.condition()),
+            &[Value::Int(rowid)],
+        )
+    }
+
+    /// The stored values of `columns` in physical row `rowid` (empty when it has none).
+    pub(crate) fn read_cells(&self, meta: &TableMeta, columns: &[&ColumnDef], rowid: i64) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        if columns.is_empty() {
+            return Ok(out);
+        }
+        let select: Vec<String> = columns.iter().map(|c| format!("c{}", c.id.0)).collect();
+        let types: Vec<Option<ColumnType>> = columns.iter().map(|c| Some(c.ty)).collect();
+        self.query_each(
+            &format!("SELECT {} FROM {} WHERE rowid = ?1", select.join(", "), meta.phys()),
+            &[Value::Int(rowid)],
+            &types,
+            |values| {
+                out = values;
+                Ok(false)
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// The next `batch` rows of `scope` after physical row `after`, in rowid order: each
+    /// row's rowid, then the stored values of `inputs`.
+    pub(crate) fn fetch_inputs(
+        &self,
+        meta: &TableMeta,
+        inputs: &[&ColumnDef],
+        scope: Scope,
+        after: i64,
+        batch: usize,
+        each: impl FnMut(Vec<Value>) -> Result<bool>,
+    ) -> Result<()> {
+        let select: Vec<String> =
+            std::iter::once("rowid".to_string()).chain(inputs.iter().map(|c| format!("c{}", c.id.0))).collect();
+        let types: Vec<Option<ColumnType>> =
+            std::iter::once(Some(ColumnType::Int)).chain(inputs.iter().map(|c| Some(c.ty))).collect();
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {} AND rowid > {after} ORDER BY rowid LIMIT {batch}",
+            select.join(", "),
+            meta.phys(),
+            scope.condition()
+        );
+        self.query_each(&sql, &[], &types, each)
+    }
+
+    /// Writes `(value, error slot)` of each of `columns` into a physical row:
+    /// `insert(values..., rowid)`.
+    pub(crate) fn cell_writer(&'t self, meta: &TableMeta, columns: &[&ColumnDef]) -> Result<Inserter<'t>> {
+        let sets: Vec<String> =
+            columns.iter().flat_map(|c| [format!("c{0} = ?", c.id.0), format!("e{0} = ?", c.id.0)]).collect();
+        self.inserter(&format!("UPDATE {} SET {} WHERE rowid = ?", meta.phys(), sets.join(", ")))
+    }
+
+    /// The next `batch` base rows of view `meta` in `rows` after base row `after`, in
+    /// rowid order: each row's base rowid, then the values of `inputs`.
+    pub(crate) fn fetch_view_inputs(
+        &self,
+        meta: &TableMeta,
+        inputs: &[&ColumnDef],
+        rows: ViewRows,
+        after: i64,
+        batch: usize,
+        each: impl FnMut(Vec<Value>) -> Result<bool>,
+    ) -> Result<()> {
+        let Kind::View { filter, .. } = &meta.kind else {
+            return Err(err!(InvalidArgument, "'{}' is not a view", meta.path));
+        };
+        let mut params = Params::default();
+        let shown = sql_for_read(meta, filter, &mut params)?;
+        let which = match rows {
+            ViewRows::Live => meta.visible_sql(None),
+            ViewRows::From(first) => format!("{} AND b.rowid >= {first}", meta.visible_sql(None)),
+            ViewRows::EndedAt(v) => format!("b.{} AND s._id IS NULL", ended_at(&v.0.to_string())),
+        };
+        let mut select = vec!["b.rowid".to_string()];
+        select.extend(inputs.iter().filter_map(|c| meta.column_sql(&c.name)));
+        let types: Vec<Option<ColumnType>> =
+            std::iter::once(Some(ColumnType::Int)).chain(inputs.iter().map(|c| Some(c.ty))).collect();
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {which} AND {shown} AND b.rowid > {after} ORDER BY b.rowid LIMIT {batch}",
+            select.join(", "),
+            meta.source_sql(),
+        );
+        self.query_each(&sql, &params.values, &types, each)
+    }
+
+    /// Writes a view's own `(value, error slot)` of each of `columns` for a base row:
+    /// `insert(base rowid, values...)`, replacing what the row had.
+    pub(crate) fn view_writer(&'t self, meta: &TableMeta, columns: &[&ColumnDef]) -> Result<Inserter<'t>> {
+        let targets: Vec<String> =
+            columns.iter().flat_map(|c| [format!("c{}", c.id.0), format!("e{}", c.id.0)]).collect();
+        let updates: Vec<String> = targets.iter().map(|t| format!("{t} = excluded.{t}")).collect();
+        self.inserter(&format!(
+            "INSERT INTO {}(_id, {}) VALUES ({}) ON CONFLICT(_id) DO UPDATE SET {}",
+            meta.phys(),
+            targets.join(", "),
+            vec!["?"; targets.len() + 1].join(", "),
+            updates.join(", ")
+        ))
+    }
+
+    /// Writes new versions (at `version`) of the rows just ended at `version`, with `set`
+    /// applied; the computed columns in `in_sql` are recomputed by SQLite in the statement,
+    /// the others copied (a Rust fill recomputes them after). Returns the physical rowids
+    /// before and after the rows written.
+    pub(crate) fn rewrite_ended(
+        &self,
+        meta: &TableMeta,
+        version: Version,
+        set: &[(String, Expr)],
+        in_sql: &BTreeSet<&str>,
+    ) -> Result<(i64, i64)> {
+        let schema = &meta.schema;
+        let phys = meta.phys();
+        let before = self.query_i64(&format!("SELECT coalesce(max(rowid), 0) FROM {phys}"), &[])?;
+        let mut params = Params::default();
+        let old = |name: &str| physical(schema, name);
+        let mut new_sql: HashMap<String, String> = HashMap::new();
+        let mut targets = vec!["_id".to_string(), "_vmin".into(), "_vmax".into()];
+        let mut values = vec!["_id".to_string(), version.0.to_string(), LIVE.to_string()];
+        let mut copied_slots = Vec::new();
+        for c in schema.columns.iter().filter(|c| !c.is_computed()) {
+            let sql = match set.iter().find(|(n, _)| *n == c.name) {
+                Some((_, expr)) => to_sql(expr, schema, &old, &mut params)?,
+                None => format!("c{}", c.id.0),
+            };
+            targets.push(format!("c{}", c.id.0));
+            values.push(sql.clone());
+            new_sql.insert(c.name.clone(), format!("({sql})"));
+        }
+        for c in schema.computed_order() {
+            let Some(computed) = &c.computed else { continue };
+            let sql = if in_sql.contains(c.name.as_str()) {
+                let resolve = |name: &str| new_sql.get(name).cloned().or_else(|| old(name));
+                to_sql(&computed.expr, schema, &resolve, &mut params)?
+            } else {
+                copied_slots.push(format!("e{}", c.id.0));
+                format!("c{}", c.id.0)
+            };
+            targets.push(format!("c{}", c.id.0));
+            values.push(sql.clone());
+            new_sql.insert(c.name.clone(), format!("({sql})"));
+        }
+        targets.extend(copied_slots.iter().cloned());
+        values.extend(copied_slots);
+        self.execute(
+            &format!(
+                "INSERT INTO {phys}({}) SELECT {} FROM {phys} WHERE {}",
+                targets.join(", "),
+                values.join(", "),
+                ended_at(&version.0.to_string())
+            ),
+            &params.values,
+        )?;
+        let after = self.query_i64(&format!("SELECT coalesce(max(rowid), 0) FROM {phys}"), &[])?;
+        Ok((before, after))
+    }
+
+    /// How many rows written after physical row `before` have `column` null.
+    pub(crate) fn nulls_after(&self, meta: &TableMeta, column: &ColumnDef, before: i64) -> Result<i64> {
+        self.query_i64(
+            &format!("SELECT count(*) FROM {} WHERE rowid > {before} AND c{} IS NULL", meta.phys(), column.id.0),
+            &[],
+        )
+    }
+}
