@@ -377,7 +377,7 @@ impl Table {
                 "update {} where {where_}",
                 set.iter().map(|(n, e)| format!("{n} = {e}")).collect::<Vec<_>>().join(", ")
             );
-            let n = end_matching(tx, meta, version, &where_)?;
+            let n = tx.end_rows(meta, version, &where_)?;
             if n == 0 {
                 return Ok(None);
             }
@@ -392,7 +392,7 @@ impl Table {
             rows_writable(meta)?;
             check_predicate(&meta.schema, &where_)?;
             no_udf("the condition of an update or delete", &where_)?;
-            let n = end_matching(tx, meta, version, &where_)?;
+            let n = tx.end_rows(meta, version, &where_)?;
             Ok((n > 0).then(|| Change::rows(ChangeKind::Delete, format!("delete where {where_}"), 0, 0, n)))
         })
     }
@@ -488,11 +488,6 @@ pub(crate) fn check_predicate(schema: &TableSchema, pred: &Expr) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Ends (at `version`) the live row versions where `pred` holds; returns how many.
-fn end_matching(tx: &Tx, meta: &TableMeta, version: Version, pred: &Expr) -> Result<u64> {
-    tx.end_rows(meta, version, pred)
 }
 
 impl Catalog {

@@ -98,18 +98,17 @@ impl<'t> Appender<'t> {
             return Ok(());
         }
         let tx: &'t Tx<'t> = self.tx;
+        let full = rows == self.per_statement;
+        if full && self.full.is_none() {
+            self.full = Some(tx.tx.prepare_cached(&self.statement(rows)).map_err(|e| tx.fail(e))?);
+        }
         let mut partial;
-        let stmt = if rows == self.per_statement {
-            if self.full.is_none() {
-                self.full = Some(tx.tx.prepare_cached(&self.statement(rows)).map_err(|e| tx.fail(e))?);
+        let stmt = match self.full.as_mut().filter(|_| full) {
+            Some(stmt) => stmt,
+            None => {
+                partial = tx.tx.prepare_cached(&self.statement(rows)).map_err(|e| tx.fail(e))?;
+                &mut partial
             }
-            match self.full.as_mut() {
-                Some(stmt) => stmt,
-                None => return Ok(()),
-            }
-        } else {
-            partial = tx.tx.prepare_cached(&self.statement(rows)).map_err(|e| tx.fail(e))?;
-            &mut partial
         };
         for (i, v) in self.pending.iter().chain(&self.literals).enumerate() {
             stmt.raw_bind_parameter(i + 1, SqlValue(v)).map_err(|e| tx.fail(e))?;

@@ -290,6 +290,29 @@ fn a_format_1_catalog_is_read_and_upgraded_by_its_first_data_change() {
     assert_eq!(Catalog::open(&path).unwrap().get_table("app/docs:2").unwrap().count().unwrap(), 4);
 }
 
+/// Version records this Tabula cannot read give clear errors naming what is wrong: a change
+/// kind from a newer Tabula, a schema reference that is not a version number.
+#[test]
+fn damaged_or_newer_version_records_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cat.db");
+    {
+        let cat = Catalog::open(&path).unwrap();
+        cat.create_dir("app", IfExists::Error).unwrap();
+        docs(&cat).insert([tabula::row! {"title" => "delta", "words" => 4, "draft" => true}]).unwrap();
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("UPDATE _tabula_versions SET change = 'vacuum' WHERE version = 1", []).unwrap();
+    let cat = Catalog::open(&path).unwrap();
+    let e = cat.get_table("app/docs").unwrap().history().unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Storage, "{e}");
+    assert!(e.to_string().contains("'\"vacuum\"'") && e.to_string().contains("newer Tabula"), "{e}");
+    conn.execute("UPDATE _tabula_versions SET schema = '@x' WHERE version = 2", []).unwrap();
+    let e = cat.get_table("app/docs").unwrap().schema().unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Storage, "{e}");
+    assert!(e.to_string().contains("version 2") && e.to_string().contains("damaged"), "{e}");
+}
+
 #[test]
 fn read_only_catalogs_refuse_writes() {
     let dir = tempfile::tempdir().unwrap();

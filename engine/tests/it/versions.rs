@@ -281,6 +281,10 @@ fn compaction_keeps_every_kept_version_exactly() {
     assert_eq!((again.versions_removed, again.rows_removed, again.columns_removed), (0, 0, 0));
     let e = fails_cleanly(&cat, ErrorCode::InvalidArgument, || t.compact(Retention::keep_versions(0)));
     assert!(e.contains("keep at least 1"), "{e}");
+    // A view has no rows of its own to shed: compact the table it reads.
+    let view = cat.create_view("app/long", &t, col("words").gt(5), IfExists::Error).unwrap();
+    let e = fails_cleanly(&cat, ErrorCode::InvalidArgument, || view.compact(Retention::All));
+    assert!(e.contains("compact the table it reads"), "{e}");
 }
 
 /// The columns of reverted versions are dead even when every version is kept: compaction
