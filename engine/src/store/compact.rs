@@ -11,8 +11,7 @@ use std::collections::BTreeSet;
 
 use rusqlite::params;
 
-use super::codec::sql_type;
-use super::meta::{phys_name, Kind, TableMeta};
+use super::meta::{physical_columns, Kind, TableMeta};
 use super::{Tx, ENDED};
 use crate::error::{err, Result};
 use crate::schema::TableSchema;
@@ -57,7 +56,7 @@ impl Tx<'_> {
                         .execute(
                             &format!(
                                 "DELETE FROM {} WHERE _id IN (SELECT rowid FROM {phys} WHERE {dead})",
-                                phys_name(dep)
+                                self.phys_of(dep)?
                             ),
                             [],
                         )
@@ -99,20 +98,10 @@ impl Tx<'_> {
         let mut kept: Vec<(String, &'static str)> = Vec::new();
         let mut seen = BTreeSet::new();
         for schema in self.kept_schemas(meta)? {
-            for c in &schema.columns {
-                if seen.insert(c.id.0) {
-                    kept.push((format!("c{}", c.id.0), sql_type(c.ty)));
-                    if c.is_computed() {
-                        kept.push((format!("e{}", c.id.0), "TEXT"));
-                    }
-                }
-            }
+            let new: Vec<_> = schema.columns.into_iter().filter(|c| seen.insert(c.id.0)).collect();
+            kept.extend(physical_columns(&new));
         }
-        let present: Vec<String> = {
-            let mut stmt = self.tx.prepare(&format!("PRAGMA table_info({phys})")).map_err(|e| self.fail(e))?;
-            let names = stmt.query_map([], |r| r.get::<_, String>(1)).map_err(|e| self.fail(e))?;
-            names.collect::<rusqlite::Result<_>>().map_err(|e| self.fail(e))?
-        };
+        let present: Vec<String> = self.present_columns(&phys)?.into_iter().map(|(name, _)| name).collect();
         let system = ["_id", "_vmin", "_vmax"];
         let dead =
             present.iter().filter(|p| !system.contains(&p.as_str()) && !kept.iter().any(|(k, _)| k == *p)).count();

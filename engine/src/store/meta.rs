@@ -47,22 +47,30 @@ pub(crate) struct TableMeta {
     /// The highest version number this table ever had (numbers are never reused).
     pub(crate) last_version: Version,
     pub(crate) kind: Kind,
+    /// The physical table of this table's own rows (or a view's own columns).
+    pub(crate) phys: String,
+    /// The physical table of a view's or snapshot's base.
+    pub(crate) base_phys: Option<String>,
 }
 
 impl TableMeta {
     /// The physical table name (of this table's own rows, or a view's own columns).
     pub(crate) fn phys(&self) -> String {
-        phys_name(self.id)
+        self.phys.clone()
     }
 
     /// What a read selects from; row columns are qualified with `b.` (and `s.` for a
     /// view's own columns).
     pub(crate) fn source_sql(&self) -> String {
         match &self.kind {
-            Kind::Table | Kind::Snapshot { base: None, .. } => format!("{} b", self.phys()),
-            Kind::Snapshot { base: Some(base), .. } => format!("{} b", phys_name(*base)),
-            Kind::View { base, .. } => format!("{} b LEFT JOIN {} s ON s._id = b.rowid", phys_name(*base), self.phys()),
+            Kind::Table | Kind::Snapshot { base: None, .. } => format!("{} b", self.phys),
+            Kind::Snapshot { base: Some(_), .. } => format!("{} b", self.base_phys()),
+            Kind::View { .. } => format!("{} b LEFT JOIN {} s ON s._id = b.rowid", self.base_phys(), self.phys),
         }
+    }
+
+    fn base_phys(&self) -> &str {
+        self.base_phys.as_deref().unwrap_or(&self.phys)
     }
 
     /// The condition for the row versions a read sees; `pinned` is the version of a table
@@ -96,8 +104,36 @@ impl TableMeta {
     }
 }
 
-pub(crate) fn phys_name(id: TableId) -> String {
+/// The name a new table's physical table gets: `t<id>`. A table that reuses a spare physical
+/// table (see [`Tx::create_table`]) records the spare's name instead, under `phys:<id>` in
+/// `_tabula_meta`; [`Tx::phys_of`] reads it.
+fn phys_name(id: TableId) -> String {
     format!("t{}", id.0)
+}
+
+/// At most this many physical tables of dropped tables wait to be reused.
+const SPARE_TABLES: i64 = 64;
+
+/// The physical columns of a table with `columns`: `c<id>` a column, `e<id>` an error slot.
+pub(crate) fn physical_columns(columns: &[ColumnDef]) -> Vec<(String, &'static str)> {
+    let mut out = Vec::new();
+    for c in columns {
+        out.push((format!("c{}", c.id.0), sql_type(c.ty)));
+        if c.is_computed() {
+            out.push((format!("e{}", c.id.0), "TEXT"));
+        }
+    }
+    out
+}
+
+/// What a spare physical table is filed under: its columns after the system ones, in order.
+fn signature<'a>(columns: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    columns.into_iter().map(|(name, ty)| format!("{name} {ty}")).collect::<Vec<_>>().join(",")
+}
+
+/// The `_tabula_meta` keys of the spare tables with `signature`: `[spare:<sig>/, spare:<sig>0)`.
+fn spare_range(signature: &str) -> (String, String) {
+    (format!("spare:{signature}/"), format!("spare:{signature}0"))
 }
 
 /// One table version as recorded.
@@ -316,14 +352,18 @@ impl Tx<'_> {
     /// Creates the metadata, version 0 and the physical table of a new table.
     pub(crate) fn create_table(&self, path: &Path, schema: &TableSchema) -> Result<TableId> {
         let id = self.insert_table_row(path, &Kind::Table, schema.columns.len() as i64)?;
-        let phys = phys_name(id);
-        let mut ddl =
-            format!("CREATE TABLE {phys}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL");
-        for c in &schema.columns {
-            ddl.push_str(&format!(", {}", column_ddl(c)));
+        let columns = physical_columns(&schema.columns);
+        if !self.reuse_spare(id, &columns)? {
+            let phys = phys_name(id);
+            let ddl: String = columns.iter().map(|(name, ty)| format!(", {name} {ty}")).collect();
+            self.tx
+                .execute_batch(&format!(
+                    "CREATE TABLE {phys}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL{ddl});
+                     CREATE INDEX {phys}_ended ON {phys}(_vmax) WHERE {};",
+                    super::ENDED
+                ))
+                .map_err(|e| self.fail(e))?;
         }
-        ddl.push_str(&format!(");\nCREATE INDEX {phys}_ended ON {phys}(_vmax) WHERE {};", super::ENDED));
-        self.tx.execute_batch(&ddl).map_err(|e| self.fail(e))?;
         self.insert_version(
             id,
             &VersionRecord::first(format!("create table {path} ({schema})"), schema.clone()),
@@ -386,26 +426,21 @@ impl Tx<'_> {
     pub(crate) fn materialize_snapshot(&self, snapshot: TableId, base: TableId, at: Version) -> Result<()> {
         let schema = self.schema_at(base, at)?;
         let phys = phys_name(snapshot);
-        let mut ddl =
-            format!("CREATE TABLE {phys}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL");
-        let mut cols = Vec::new();
-        for c in &schema.columns {
-            ddl.push_str(&format!(", {}", column_ddl(c)));
-            cols.push(format!("c{}", c.id.0));
-            if c.is_computed() {
-                cols.push(format!("e{}", c.id.0));
-            }
-        }
-        ddl.push(')');
-        self.tx.execute_batch(&ddl).map_err(|e| self.fail(e))?;
-        let list = cols.iter().map(|c| format!(", {c}")).collect::<String>();
+        let columns = physical_columns(&schema.columns);
+        let ddl: String = columns.iter().map(|(name, ty)| format!(", {name} {ty}")).collect();
+        self.tx
+            .execute_batch(&format!(
+                "CREATE TABLE {phys}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL{ddl})"
+            ))
+            .map_err(|e| self.fail(e))?;
+        let list = columns.iter().map(|(c, _)| format!(", {c}")).collect::<String>();
         self.tx
             .execute_batch(&format!(
                 "INSERT INTO {phys}(_id, _vmin, _vmax{list}) SELECT _id, 0, {live}{list} FROM {base} \
                  WHERE _vmin <= {v} AND _vmax > {v} ORDER BY rowid;
                  UPDATE _tabula_tables SET base_id = NULL WHERE id = {id};",
                 live = super::LIVE,
-                base = phys_name(base),
+                base = self.phys_of(base)?,
                 v = at.0,
                 id = snapshot.0
             ))
@@ -465,6 +500,7 @@ impl Tx<'_> {
             })?;
         let version = Version(version as u64);
         let mut schema = self.schema_at(id, version)?;
+        let mut base_phys = None;
         let kind = match kind.as_str() {
             "view" => {
                 let base = TableId(
@@ -478,6 +514,7 @@ impl Tx<'_> {
                 schema.columns = base_meta.schema.columns;
                 schema.columns.retain(|c| !own.iter().any(|o| o.name == c.name));
                 schema.columns.extend(own);
+                base_phys = Some(base_meta.phys);
                 Kind::View { base, filter }
             }
             "snapshot" => {
@@ -485,6 +522,7 @@ impl Tx<'_> {
                 match base {
                     Some(base) => {
                         schema = self.schema_at(TableId(base), at)?;
+                        base_phys = Some(self.phys_of(TableId(base))?);
                         Kind::Snapshot { base: Some(TableId(base)), at }
                     }
                     None => Kind::Snapshot { base: None, at },
@@ -502,6 +540,8 @@ impl Tx<'_> {
             epoch,
             last_version: Version(last_version as u64),
             kind,
+            phys: self.phys_of(id)?,
+            base_phys,
         })
     }
 
@@ -538,15 +578,93 @@ impl Tx<'_> {
         text.ok_or_else(|| err!(NotFound, "version {version} does not exist"))
     }
 
-    /// Removes a table: its metadata, versions and rows.
+    /// Removes a table: its metadata, versions and rows. The physical table of a table's own
+    /// rows is emptied and kept as a spare for the next new table with the same columns (a
+    /// test namespace's tables are dropped and made again each test; SQLite's `CREATE` and
+    /// `DROP` cost in proportion to the whole schema, a reuse costs no DDL), up to
+    /// [`SPARE_TABLES`]; others are dropped.
     pub(crate) fn drop_table(&self, id: TableId) -> Result<()> {
+        let phys = self.phys_of(id)?;
+        let kind: Option<String> = self
+            .tx
+            .prepare_cached("SELECT kind FROM _tabula_tables WHERE id = ?1")
+            .and_then(|mut s| s.query_row([id.0], |r| r.get(0)).optional())
+            .map_err(|e| self.fail(e))?;
         self.tx
-            .execute_batch(&format!(
-                "DELETE FROM _tabula_tables WHERE id = {0}; DELETE FROM _tabula_versions WHERE table_id = {0};
-                 DROP TABLE IF EXISTS {1};",
-                id.0,
-                phys_name(id)
-            ))
+            .prepare_cached("DELETE FROM _tabula_tables WHERE id = ?1")
+            .and_then(|mut s| s.execute([id.0]))
+            .and_then(|_| self.tx.prepare_cached("DELETE FROM _tabula_versions WHERE table_id = ?1"))
+            .and_then(|mut s| s.execute([id.0]))
+            .and_then(|_| self.tx.prepare_cached("DELETE FROM _tabula_meta WHERE key = 'phys:' || ?1"))
+            .and_then(|mut s| s.execute([id.0]))
+            .map_err(|e| self.fail(e))?;
+        let spares: i64 = self
+            .tx
+            .prepare_cached("SELECT count(*) FROM _tabula_meta WHERE key >= 'spare:' AND key < 'spare;'")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(|e| self.fail(e))?;
+        if kind.as_deref() == Some("table") && spares < SPARE_TABLES {
+            let present = self.present_columns(&phys)?;
+            if present.len() >= 3 && present[..3].iter().map(|(n, _)| n.as_str()).eq(["_id", "_vmin", "_vmax"]) {
+                let sig = signature(present[3..].iter().map(|(n, t)| (n.as_str(), t.as_str())));
+                self.tx.execute(&format!("DELETE FROM {phys}"), []).map_err(|e| self.fail(e))?;
+                self.tx
+                    .prepare_cached("INSERT INTO _tabula_meta(key, value) VALUES (?1, '')")
+                    .and_then(|mut s| s.execute([format!("{}{phys}", spare_range(&sig).0)]))
+                    .map_err(|e| self.fail(e))?;
+                return Ok(());
+            }
+        }
+        self.tx.execute_batch(&format!("DROP TABLE IF EXISTS {phys}")).map_err(|e| self.fail(e))
+    }
+
+    /// Makes the new table `id` keep its rows in a spare physical table with exactly
+    /// `columns`, if there is one; false when there is none.
+    fn reuse_spare(&self, id: TableId, columns: &[(String, &'static str)]) -> Result<bool> {
+        let (from, to) = spare_range(&signature(columns.iter().map(|(n, t)| (n.as_str(), *t))));
+        let key: Option<String> = self
+            .tx
+            .prepare_cached("SELECT key FROM _tabula_meta WHERE key >= ?1 AND key < ?2 LIMIT 1")
+            .and_then(|mut s| s.query_row([&from, &to], |r| r.get(0)).optional())
+            .map_err(|e| self.fail(e))?;
+        let Some(key) = key else { return Ok(false) };
+        let phys = &key[from.len()..];
+        self.require_format(3)?;
+        self.tx
+            .prepare_cached("DELETE FROM _tabula_meta WHERE key = ?1")
+            .and_then(|mut s| s.execute([&key]))
+            .and_then(|_| self.tx.prepare_cached("INSERT INTO _tabula_meta(key, value) VALUES ('phys:' || ?1, ?2)"))
+            .and_then(|mut s| s.execute(params![id.0, phys]))
+            .map_err(|e| self.fail(e))?;
+        Ok(true)
+    }
+
+    /// The physical table holding table `id`'s rows (or a view's own columns).
+    pub(crate) fn phys_of(&self, id: TableId) -> Result<String> {
+        let mapped: Option<String> = self
+            .tx
+            .prepare_cached("SELECT value FROM _tabula_meta WHERE key = 'phys:' || ?1")
+            .and_then(|mut s| s.query_row([id.0], |r| r.get(0)).optional())
+            .map_err(|e| self.fail(e))?;
+        Ok(mapped.unwrap_or_else(|| phys_name(id)))
+    }
+
+    /// The columns of physical table `phys` as declared: (name, type).
+    pub(crate) fn present_columns(&self, phys: &str) -> Result<Vec<(String, String)>> {
+        let mut stmt = self.tx.prepare(&format!("PRAGMA table_info({phys})")).map_err(|e| self.fail(e))?;
+        let rows = stmt.query_map([], |r| Ok((r.get(1)?, r.get(2)?))).map_err(|e| self.fail(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.fail(e))
+    }
+
+    /// Marks the file as needing format `n` at least (a build that reads only older formats
+    /// then refuses it, instead of misreading it).
+    fn require_format(&self, n: i64) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE _tabula_meta SET value = ?1 WHERE key = 'format_version' AND CAST(value AS INTEGER) < ?1",
+            )
+            .and_then(|mut s| s.execute([n.to_string()]))
+            .map(|_| ())
             .map_err(|e| self.fail(e))
     }
 
@@ -569,10 +687,7 @@ impl Tx<'_> {
             (None, Some(current)) => {
                 // A file of format 1 is read by Tabulas that expect JSON in every record:
                 // from its first reference on, it says it is format 2.
-                self.tx
-                    .prepare_cached("UPDATE _tabula_meta SET value = ?1 WHERE key = 'format_version' AND value = '1'")
-                    .and_then(|mut s| s.execute([FORMAT_VERSION.to_string()]))
-                    .map_err(|e| self.fail(e))?;
+                self.require_format(2)?;
                 format!("@{}", self.schema_version(id, current)?.0)
             }
             (None, None) => return Err(err!(Storage, "version {} has no schema to refer to", rec.version)),
@@ -685,14 +800,6 @@ fn schema_ref(text: &str, version: Version) -> Result<Option<Version>> {
     })
 }
 
-fn column_ddl(c: &ColumnDef) -> String {
-    let mut ddl = format!("c{} {}", c.id.0, sql_type(c.ty));
-    if c.is_computed() {
-        ddl.push_str(&format!(", e{} TEXT", c.id.0));
-    }
-    ddl
-}
-
 impl Tx<'_> {
     /// Undoes the latest version of `meta`'s table: deletes the row versions it wrote,
     /// reopens the ones it ended, and makes the version before it current. Snapshots that
@@ -728,7 +835,10 @@ impl Tx<'_> {
                     Kind::View { .. } => {
                         if let (Some(a), Some(b)) = (first, last) {
                             self.tx
-                                .execute(&format!("DELETE FROM {} WHERE _id BETWEEN ?1 AND ?2", phys_name(dep)), [a, b])
+                                .execute(
+                                    &format!("DELETE FROM {} WHERE _id BETWEEN ?1 AND ?2", self.phys_of(dep)?),
+                                    [a, b],
+                                )
                                 .map_err(|e| self.fail(e))?;
                         }
                     }

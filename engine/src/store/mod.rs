@@ -3,7 +3,10 @@
 //! operations of versioned tables.
 //!
 //! Layout of a catalog file (format version [`FORMAT_VERSION`]):
-//! - `_tabula_meta(key, value)`: `format_version`.
+//! - `_tabula_meta(key, value)`: `format_version`; `phys:<id>` for a table that keeps its
+//!   rows in a reused physical table (its name); `spare:<columns>/<name>` for each emptied
+//!   physical table of a dropped table waiting for a new table with exactly those columns
+//!   (format 3; a format 2 file becomes format 3 at its first reuse).
 //! - `_tabula_dirs(path)`: directories.
 //! - `_tabula_tables(id, path, kind, version, next_row_id, next_col_id, epoch, ...)`: one row
 //!   a table; `version` is the current version, `epoch` counts reverts.
@@ -12,9 +15,10 @@
 //!   schema (and version 0), `@N` for a data change, N the version whose record holds it
 //!   (format 2; format 1 stored JSON in every record, and a format 1 file becomes format 2
 //!   with its first data change).
-//! - `t<id>`: the rows of table `id`: `_id` (logical row id), `_vmin`, `_vmax` (the row
-//!   version is visible in versions `_vmin <= v < _vmax`; live rows have `_vmax = LIVE`), one
-//!   `c<column id>` a column and one `e<column id>` error slot a computed column.
+//! - `t<id>` (or the reused table that `phys:<id>` names): the rows of table `id`: `_id`
+//!   (logical row id), `_vmin`, `_vmax` (the row version is visible in versions
+//!   `_vmin <= v < _vmax`; live rows have `_vmax = LIVE`), one `c<column id>` a column and
+//!   one `e<column id>` error slot a computed column.
 
 mod codec;
 mod compact;
@@ -45,7 +49,7 @@ pub(crate) use rows::{ended_at, Appender, ENDED, LIVE};
 pub(crate) use scan::{Scan, Seen};
 
 /// The metadata format this build writes. Files with a larger number are refused.
-pub const FORMAT_VERSION: i64 = 2;
+pub const FORMAT_VERSION: i64 = 3;
 
 /// How a store is opened (the catalog module's `OpenOptions`, as the store needs them).
 #[derive(Debug, Clone, Copy)]

@@ -362,3 +362,117 @@ fn the_busy_timeout_is_the_one_asked_for() {
     holder.execute_batch("ROLLBACK").unwrap();
     cat.create_dir("other", IfExists::Error).unwrap();
 }
+
+/// The schema cookie: SQLite adds one for every `CREATE`, `DROP` or `ALTER`.
+fn ddl_count(path: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(path).unwrap().query_row("PRAGMA schema_version", [], |r| r.get(0)).unwrap()
+}
+
+/// A test namespace's tables are made and dropped each test; SQLite's DDL costs in proportion
+/// to the whole schema, so a new table reuses the emptied physical table of a dropped one with
+/// the same columns. Nothing of the old table may show through: rows, versions, column types.
+#[test]
+fn a_new_table_reuses_a_dropped_tables_storage_and_sees_nothing_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cat.db");
+    let cat = Catalog::open(&path).unwrap();
+    cat.create_dir("ns", IfExists::Error).unwrap();
+    let schema = || Schema::new().required("k", ColumnType::Int).nullable("s", ColumnType::String);
+    let cycle = |i: i64| {
+        let t = cat.create_table("ns/t", schema(), IfExists::Error).unwrap();
+        assert_eq!(t.count().unwrap(), 0, "cycle {i}: the new table starts empty");
+        assert_eq!(t.history().unwrap().len(), 1, "cycle {i}: only its own creation");
+        t.insert([tabula::row! {"k" => i, "s" => format!("cycle {i}")}]).unwrap();
+        t.insert([tabula::row! {"k" => i + 100, "s" => None::<String>}]).unwrap();
+        t.delete(tabula::col("k").eq(i + 100)).unwrap();
+        let rows = t.select_all().collect().unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].get::<String>("s").unwrap(), format!("cycle {i}"));
+        cat.drop_table("ns/t", Force::No).unwrap();
+    };
+    cycle(0);
+    let after_first = ddl_count(&path);
+    for i in 1..20 {
+        cycle(i);
+    }
+    assert_eq!(ddl_count(&path), after_first, "19 more cycles ran no DDL");
+
+    // Other column types get a table of their own: an Int column's INTEGER affinity would
+    // turn the text "007" into 7.
+    let u = cat
+        .create_table(
+            "ns/u",
+            Schema::new().required("k", ColumnType::String).nullable("s", ColumnType::Int),
+            IfExists::Error,
+        )
+        .unwrap();
+    assert!(ddl_count(&path) > after_first, "a table of other types is created, not reused");
+    u.insert([tabula::row! {"k" => "007", "s" => 7}]).unwrap();
+    assert_eq!(u.select_all().collect().unwrap()[0].get::<String>("k").unwrap(), "007");
+}
+
+/// Everything that names a table's physical storage works on a reused one: views, snapshots
+/// that take their own copy when the base is reverted past them, revert, and compaction,
+/// which rebuilds the physical table under its (reused) name.
+#[test]
+fn views_snapshots_revert_and_compaction_work_on_a_reused_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cat.db");
+    let cat = Catalog::open(&path).unwrap();
+    cat.create_dir("app", IfExists::Error).unwrap();
+    docs(&cat);
+    cat.drop_table("app/docs", Force::No).unwrap();
+    let before = ddl_count(&path);
+    let t = docs(&cat);
+    assert_eq!(ddl_count(&path), before, "the new app/docs reuses the old one's physical table");
+    let v = cat.create_view("app/long", &t, tabula::col("words").gt(15), IfExists::Error).unwrap();
+    v.add_computed_column("twice", tabula::col("words") * 2, tabula::ColumnOptions::default()).unwrap();
+    let snap = cat.create_snapshot("app/snap", &t, IfExists::Error).unwrap();
+    t.insert([tabula::row! {"title" => "delta", "words" => 40, "score" => None::<f64>, "draft" => false}]).unwrap();
+    assert_eq!(v.count().unwrap(), 3);
+    t.revert().unwrap();
+    t.revert().unwrap(); // past the snapshot's version: it takes its own copy
+    assert_eq!(t.count().unwrap(), 0);
+    assert_eq!(snap.count().unwrap(), 3, "the snapshot kept its rows");
+    assert_eq!(v.count().unwrap(), 0);
+    t.insert([tabula::row! {"title" => "eps", "words" => 50, "score" => 1.0, "draft" => true}]).unwrap();
+    t.add_column("gone", ColumnType::Int, None::<i64>, IfExists::Error).unwrap();
+    t.drop_column("gone").unwrap();
+    let report = t.compact(tabula::Retention::Versions(1)).unwrap();
+    assert_eq!(report.columns_removed, 1, "{report:?}");
+    t.insert([tabula::row! {"title" => "zeta", "words" => 60, "score" => 2.0, "draft" => false}]).unwrap();
+    let titles: Vec<String> =
+        t.select_all().collect().unwrap().iter().map(|r| r.get::<String>("title").unwrap()).collect();
+    assert_eq!(titles, ["eps", "zeta"]);
+    assert_eq!(
+        v.select_all().collect().unwrap().iter().map(|r| r.get::<i64>("twice").unwrap()).collect::<Vec<_>>(),
+        [100, 120]
+    );
+}
+
+/// At most 64 dropped tables' storage waits for reuse; the rest is dropped. A file of format
+/// 2 stays readable by the Tabula that wrote it until its first reuse, which makes it format 3.
+#[test]
+fn spare_tables_are_bounded_and_a_reuse_upgrades_the_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cat.db");
+    let cat = Catalog::open(&path).unwrap();
+    cat.create_dir("app", IfExists::Error).unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let count = |sql: &str| -> i64 { raw.query_row(sql, [], |r| r.get(0)).unwrap() };
+    for i in 0..70 {
+        cat.create_table(format!("app/t{i}"), one_col(), IfExists::Error).unwrap();
+    }
+    raw.execute("UPDATE _tabula_meta SET value = '2' WHERE key = 'format_version'", []).unwrap();
+    for i in 0..70 {
+        cat.drop_table(format!("app/t{i}"), Force::No).unwrap();
+    }
+    assert_eq!(count("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name GLOB 't[0-9]*'"), 64);
+    let format = || -> String {
+        raw.query_row("SELECT value FROM _tabula_meta WHERE key = 'format_version'", [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(format(), "2", "dropping alone keeps the format");
+    cat.create_table("app/new", one_col(), IfExists::Error).unwrap().insert([tabula::row! {"x" => 1}]).unwrap();
+    assert_eq!(format(), "3");
+    assert_eq!(count("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name GLOB 't[0-9]*'"), 64);
+}

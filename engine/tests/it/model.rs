@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use tabula::{col, row, Catalog, ColumnOptions, ColumnType, IfExists, Schema, Table, Udf, Value, Version};
+use tabula::{col, lit, row, Catalog, ColumnOptions, ColumnType, Force, IfExists, Schema, Table, Udf, Value, Version};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -110,13 +110,14 @@ impl World {
         let cat = Catalog::in_memory().unwrap();
         let inc = Udf::new("inc", 1, |x: i64| x.checked_add(1).ok_or("overflow"));
         cat.register(&inc);
-        let t = cat
-            .create_table(
-                "t",
-                Schema::new().required("k", ColumnType::Int).nullable("x", ColumnType::Int),
-                IfExists::Error,
-            )
-            .unwrap();
+        let schema = || Schema::new().required("k", ColumnType::Int).nullable("x", ColumnType::Int);
+        // The table keeps its rows in the physical table of a dropped one (as a test
+        // namespace's tables do): nothing of that one may show through in any version.
+        let dropped = cat.create_table("dropped", schema(), IfExists::Error).unwrap();
+        dropped.insert((0..5).map(|i| row! {"k" => 1000 + i, "x" => i})).unwrap();
+        dropped.update([("x", lit(99))], col("k").gt(1002)).unwrap();
+        cat.drop_table("dropped", Force::No).unwrap();
+        let t = cat.create_table("t", schema(), IfExists::Error).unwrap();
         let view = cat.create_view("v", &t, col("x").gt(10), IfExists::Error).unwrap();
         view.add_computed_column("vx", col("x") + 100, ColumnOptions::default()).unwrap();
         let first = ModelVersion {
