@@ -63,6 +63,8 @@ pub(crate) struct Opening {
     pub(crate) full_sync: bool,
     /// How long a writer waits for another before failing with [`ErrorCode::Busy`].
     pub(crate) busy_timeout: Duration,
+    /// `PRAGMA mmap_size` of every connection: how many bytes of the file reads map.
+    pub(crate) mmap_size: u64,
 }
 
 /// The connections of a catalog handle, shared by all its clones: one that writes (one
@@ -141,6 +143,7 @@ struct Readers {
     /// What each opens: the file's path, or the URI the writer was opened with.
     target: String,
     busy_timeout: Duration,
+    mmap_size: u64,
     idle: Mutex<Vec<Connection>>,
 }
 
@@ -148,8 +151,13 @@ struct Readers {
 const IDLE_READERS: usize = 4;
 
 impl Readers {
-    fn new(target: String, busy_timeout: Duration) -> Readers {
-        Readers { target, busy_timeout, idle: Mutex::new(Vec::new()) }
+    fn new(target: String, opening: &Opening) -> Readers {
+        Readers {
+            target,
+            busy_timeout: opening.busy_timeout,
+            mmap_size: opening.mmap_size,
+            idle: Mutex::new(Vec::new()),
+        }
     }
 
     /// An idle connection, or a new one.
@@ -160,6 +168,7 @@ impl Readers {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(&self.target, flags).map_err(|e| storage(location, e))?;
         conn.busy_timeout(self.busy_timeout).map_err(|e| storage(location, e))?;
+        conn.execute_batch(&format!("PRAGMA mmap_size={}", self.mmap_size)).map_err(|e| storage(location, e))?;
         functions::register(&conn).map_err(|e| storage(location, e))?;
         Ok(conn)
     }
@@ -205,12 +214,12 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | OpenFlags::SQLITE_OPEN_URI;
             let conn = Connection::open_with_flags(path, flags).map_err(|e| storage(&location, e))?;
-            let readers = Readers::new(path.display().to_string(), opening.busy_timeout);
+            let readers = Readers::new(path.display().to_string(), &opening);
             return Store::init(conn, location, opening, Some(readers), ReadMode::Direct, None);
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
         let direct = Connection::open_with_flags(path, flags).map_err(|e| storage(&location, e)).and_then(|conn| {
-            let readers = Readers::new(path.display().to_string(), opening.busy_timeout);
+            let readers = Readers::new(path.display().to_string(), &opening);
             Store::init(conn, location.clone(), opening, Some(readers), ReadMode::Direct, None)
         });
         let e = match direct {
@@ -223,7 +232,7 @@ impl Store {
         if std::fs::metadata(&wal).map(|m| m.len() == 0).unwrap_or(true) {
             let uri = format!("file:{}?immutable=1", uri_path(path));
             let conn = Connection::open_with_flags(&uri, flags).map_err(|_| e.clone())?;
-            let readers = Readers::new(uri, opening.busy_timeout);
+            let readers = Readers::new(uri, &opening);
             return Store::init(conn, location, opening, Some(readers), ReadMode::Immutable, None);
         }
         let copy = tempfile::Builder::new()
@@ -236,7 +245,7 @@ impl Store {
                 .map_err(|io| err!(Storage, "catalog '{location}': copying '{}' to read it: {io}", from.display()))?;
         }
         let conn = Connection::open_with_flags(&db, flags).map_err(|e| storage(&location, e))?;
-        let readers = Readers::new(db.display().to_string(), opening.busy_timeout);
+        let readers = Readers::new(db.display().to_string(), &opening);
         Store::init(conn, location, opening, Some(readers), ReadMode::Copy, Some(copy))
     }
 
@@ -249,6 +258,7 @@ impl Store {
             must_be_new: false,
             full_sync: false,
             busy_timeout: Duration::from_secs(30),
+            mmap_size: 0,
         };
         Store::init(conn, ":memory:".into(), opening, None, ReadMode::Direct, None)
     }
@@ -294,8 +304,11 @@ impl Store {
             }
         }
         let sync = if opening.full_sync { "FULL" } else { "NORMAL" };
-        conn.execute_batch(&format!("PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF;"))
-            .map_err(|e| storage(&location, e))?;
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF; PRAGMA mmap_size={};",
+            opening.mmap_size
+        ))
+        .map_err(|e| storage(&location, e))?;
         functions::register(&conn).map_err(|e| storage(&location, e))?;
         let store = Store {
             readers,
@@ -317,10 +330,21 @@ impl Store {
         Ok(store)
     }
 
-    /// `PRAGMA synchronous` of the writing connection (what durability sets).
+    /// `PRAGMA <name>` of the writing connection and of a pool reader (what options set).
     #[cfg(test)]
-    pub(crate) fn synchronous(&self) -> Result<i64> {
-        self.write(|tx| tx.tx.query_row("PRAGMA synchronous", [], |r| r.get(0)).map_err(|e| tx.fail(e)))
+    pub(crate) fn pragma(&self, name: &str) -> Result<(i64, Option<i64>)> {
+        let sql = format!("PRAGMA {name}");
+        let writer = self.write(|tx| tx.tx.query_row(&sql, [], |r| r.get(0)).map_err(|e| tx.fail(e)))?;
+        let reader = match &self.readers {
+            Some(readers) => {
+                let conn = readers.take(&self.location)?;
+                let value = conn.query_row(&sql, [], |r| r.get(0)).map_err(|e| storage(&self.location, e))?;
+                readers.put(conn);
+                Some(value)
+            }
+            None => None,
+        };
+        Ok((writer, reader))
     }
 
     /// How a read-only store was opened.
