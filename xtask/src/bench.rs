@@ -67,7 +67,7 @@ fn text(i: u64) -> String {
 /// defaults (its fastest settings, so neither side wins by configuration).
 fn raw_open(path: &FsPath) -> Result<Connection> {
     let conn = Connection::open(path).map_err(err)?;
-    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA mmap_size=268435456;")
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA mmap_size=67108864;")
         .map_err(err)?;
     Ok(conn)
 }

@@ -35,7 +35,7 @@ pub enum Durability {
 
 /// How many bytes of a catalog file reads map into memory by default; see
 /// [`OpenOptions::memory_map`].
-const DEFAULT_MEMORY_MAP: u64 = 256 << 20;
+const DEFAULT_MEMORY_MAP: u64 = 64 << 20;
 
 /// How [`Catalog`] files are opened: `OpenOptions::new().durability(Durability::Full).open(path)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +55,7 @@ impl Default for OpenOptions {
 
 impl OpenOptions {
     /// The defaults: create when missing, [`Durability::Normal`], a 30 s busy timeout, read
-    /// and write, the first 256 MiB of the file mapped for reading.
+    /// and write, the first 64 MiB of the file mapped for reading.
     pub fn new() -> OpenOptions {
         OpenOptions {
             create: Create::IfMissing,
@@ -91,7 +91,9 @@ impl OpenOptions {
     /// shares, so mapping makes reads faster and lets reads on several threads scale (two
     /// threads: 1.5x one thread's throughput unmapped, 1.8x mapped). The price: an I/O error
     /// on a mapped page (a failing disk, a network file system going away) stops the process
-    /// with `SIGBUS` instead of returning an error. Set 0 for a catalog on such storage.
+    /// with `SIGBUS` instead of returning an error (set 0 for a catalog on such storage),
+    /// and the mapped pages count in the process's RSS (they are the OS's file cache, which
+    /// it can drop at any time): the default of 64 MiB bounds that.
     pub fn memory_map(mut self, bytes: u64) -> OpenOptions {
         self.memory_map = bytes;
         self
@@ -134,7 +136,7 @@ mod tests {
     fn memory_map_sets_every_connections_mmap_size() {
         let dir = tempfile::tempdir().unwrap();
         let default = Catalog::open(dir.path().join("a.db")).unwrap();
-        assert_eq!(default.store().pragma("mmap_size").unwrap(), (256 << 20, Some(256 << 20)));
+        assert_eq!(default.store().pragma("mmap_size").unwrap(), (64 << 20, Some(64 << 20)));
         let off = OpenOptions::new().memory_map(0).open(dir.path().join("b.db")).unwrap();
         assert_eq!(off.store().pragma("mmap_size").unwrap(), (0, Some(0)));
     }
