@@ -208,7 +208,8 @@ impl fmt::Display for Value {
             Value::String(s) => write!(f, "{s:?}"),
             Value::Timestamp(t) => write!(f, "timestamp '{}'", format_timestamp(*t)),
             Value::Date(d) => write!(f, "date '{}'", format_date(*d)),
-            Value::Json(j) => write!(f, "json '{j}'"),
+            // A quote inside is doubled, so the text form parses back.
+            Value::Json(j) => write!(f, "json '{}'", j.to_string().replace('\'', "''")),
             Value::Bytes(b) => {
                 f.write_str("x'")?;
                 for byte in b.iter().take(32) {
