@@ -1,0 +1,432 @@
+//! `tabula`: look inside a Tabula catalog without writing Rust. Lists, describes, shows and
+//! exports tables, reverts a table, compacts and checks a catalog.
+//!
+//! Reads open the catalog read-only, so they change nothing. A write that computes a UDF
+//! column (an import into such a table) needs the UDF's code, which lives in the application:
+//! the CLI says so and changes nothing.
+
+mod output;
+
+use std::collections::BTreeSet;
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use tabula::{col, Catalog, ErrorCode, Expr, Recursive, Retention, Table, TableKind, Version};
+
+use output::{Format, Pager};
+
+/// Look inside a Tabula catalog: list, describe, show, export, revert, compact, check.
+#[derive(Debug, Parser)]
+#[command(name = "tabula", version, propagate_version = true)]
+struct Cli {
+    /// The catalog file.
+    #[arg(short, long, env = "TABULA_CATALOG", global = true, value_name = "FILE")]
+    catalog: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Directories and tables, with their kind, row counts and versions.
+    Ls {
+        /// The directory to list (the root when left out).
+        dir: Option<String>,
+        /// Everything below it too.
+        #[arg(short, long)]
+        recursive: bool,
+    },
+    /// A table's columns: types, computed expressions (with their UDF name@version), on_error.
+    Describe {
+        /// The table (`dir/table`, or `dir/table:VERSION`).
+        table: String,
+    },
+    /// A table's versions: when, what kind of change, rows inserted, updated and deleted.
+    History {
+        /// The table.
+        table: String,
+    },
+    /// Rows, streamed: an aligned table a page at a time, or JSON, JSON lines or CSV.
+    Show {
+        /// The table (`dir/table`, or `dir/table:VERSION` for an older version).
+        table: String,
+        /// Only rows where this holds, in the text form `describe` prints: `words > 10 and not draft`.
+        #[arg(long = "where", value_name = "EXPR")]
+        filter: Option<String>,
+        /// Only these columns (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        columns: Vec<String>,
+        /// At most this many rows.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// How rows are printed.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Every row of a table, for a file: JSON lines (the default) or CSV.
+    Export {
+        /// The table (`dir/table`, or `dir/table:VERSION`).
+        table: String,
+        /// Only rows where this holds.
+        #[arg(long = "where", value_name = "EXPR")]
+        filter: Option<String>,
+        /// The file format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
+    },
+    /// Inserts JSON lines (one object a row) into a table, as one version.
+    Import {
+        /// The table.
+        table: String,
+        /// The file to read (standard input when left out).
+        file: Option<PathBuf>,
+    },
+    /// Undoes a table's latest version, or every version after `--to`.
+    Revert {
+        /// The table.
+        table: String,
+        /// The version to go back to (the one before the latest when left out).
+        #[arg(long, value_name = "VERSION")]
+        to: Option<u64>,
+        /// Do it without asking (needed when standard input is not a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Removes what no kept version needs: old row versions, dropped columns' storage.
+    Compact {
+        /// One table (every table when left out).
+        table: Option<String>,
+        /// Keep only the newest N versions of each table (every version when left out).
+        #[arg(long, value_name = "N")]
+        keep: Option<u64>,
+    },
+    /// Checks the file's integrity and lists the UDFs its computed columns need.
+    Check,
+    /// Prints a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+/// Why a command failed: one line for the user, exit code 2.
+#[derive(Debug)]
+enum Failure {
+    Tabula(tabula::Error),
+    Usage(String),
+    Io(io::Error),
+}
+
+impl From<tabula::Error> for Failure {
+    fn from(e: tabula::Error) -> Failure {
+        Failure::Tabula(e)
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Failure {
+        Failure::Io(e)
+    }
+}
+
+type Result<T> = std::result::Result<T, Failure>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        // `tabula show ... | head`: the reader has what it wanted.
+        Err(Failure::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(failure) => {
+            let message = match failure {
+                Failure::Tabula(e) => e.to_string(),
+                Failure::Usage(message) => message,
+                Failure::Io(e) => format!("I/O error: {e}"),
+            };
+            eprintln!("tabula: {}", message.replace('\n', " "));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "tabula", &mut out);
+        }
+        Command::Ls { dir, recursive } => ls(&read(&cli.catalog)?, dir.as_deref().unwrap_or(""), recursive, &mut out)?,
+        Command::Describe { table } => describe(&read(&cli.catalog)?.get_table(table.as_str())?, &mut out)?,
+        Command::History { table } => history(&read(&cli.catalog)?.get_table(table.as_str())?, &mut out)?,
+        Command::Show { table, filter, columns, limit, format } => {
+            let cat = read(&cli.catalog)?;
+            show(&cat.get_table(table.as_str())?, filter.as_deref(), &columns, limit, format, &mut out)?
+        }
+        Command::Export { table, filter, format } => {
+            let format = match format {
+                ExportFormat::Jsonl => Format::Jsonl,
+                ExportFormat::Csv => Format::Csv,
+            };
+            show(&read(&cli.catalog)?.get_table(table.as_str())?, filter.as_deref(), &[], None, format, &mut out)?
+        }
+        Command::Import { table, file } => import(&write(&cli.catalog)?.get_table(table.as_str())?, file, &mut out)?,
+        Command::Revert { table, to, yes } => {
+            revert(&write(&cli.catalog)?.get_table(table.as_str())?, to, yes, &mut out)?
+        }
+        Command::Compact { table, keep } => compact(&write(&cli.catalog)?, table.as_deref(), keep, &mut out)?,
+        Command::Check => check(&read(&cli.catalog)?, &mut out)?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn catalog_path(path: &Option<PathBuf>) -> Result<&PathBuf> {
+    path.as_ref().ok_or_else(|| Failure::Usage("which catalog? pass --catalog FILE or set TABULA_CATALOG".into()))
+}
+
+/// The catalog, read-only: a read cannot change it.
+fn read(path: &Option<PathBuf>) -> Result<Catalog> {
+    Ok(Catalog::open_read_only(catalog_path(path)?)?)
+}
+
+/// The catalog, for a write; it must exist.
+fn write(path: &Option<PathBuf>) -> Result<Catalog> {
+    Ok(Catalog::open_existing(catalog_path(path)?)?)
+}
+
+fn kind_name(kind: TableKind) -> &'static str {
+    match kind {
+        TableKind::Table => "table",
+        TableKind::View => "view",
+        TableKind::Snapshot => "snapshot",
+    }
+}
+
+fn ls(cat: &Catalog, dir: &str, recursive: bool, out: &mut impl Write) -> Result<()> {
+    let recursive = if recursive { Recursive::Yes } else { Recursive::No };
+    let mut lines: Vec<(String, [String; 4])> = Vec::new();
+    for d in cat.list_dirs(dir, recursive)? {
+        lines.push((d.to_string(), ["dir".into(), format!("{d}/"), String::new(), String::new()]));
+    }
+    for path in cat.list_tables(dir, recursive)? {
+        let t = cat.get_table(&path)?;
+        let kind = kind_name(t.kind()?).to_string();
+        lines.push((path.to_string(), [kind, path.to_string(), t.count()?.to_string(), t.version()?.to_string()]));
+    }
+    lines.sort();
+    let rows: Vec<[String; 4]> = lines.into_iter().map(|(_, cells)| cells).collect();
+    output::aligned(out, &["kind", "path", "rows", "version"], &rows)?;
+    Ok(())
+}
+
+fn describe(t: &Table, out: &mut impl Write) -> Result<()> {
+    let info = t.describe()?;
+    let kind = kind_name(t.kind()?);
+    writeln!(
+        out,
+        "{kind} {} (version {}{})",
+        info.path,
+        info.version,
+        if info.read_only { ", read-only" } else { "" }
+    )?;
+    let mut rows = Vec::new();
+    for c in t.schema()?.columns {
+        let ty = format!("{}{}", c.ty, if c.nullable { "?" } else { "" });
+        let (definition, on_error) = match &c.computed {
+            Some(computed) => (format!("= {}", computed.expr), format!("{:?}", computed.on_error).to_lowercase()),
+            None => (c.default.as_ref().map(|d| format!("default {d}")).unwrap_or_default(), String::new()),
+        };
+        rows.push([c.name, ty, definition, on_error]);
+    }
+    output::aligned(out, &["column", "type", "definition", "on_error"], &rows)?;
+    Ok(())
+}
+
+fn history(t: &Table, out: &mut impl Write) -> Result<()> {
+    let rows: Vec<[String; 7]> = t
+        .history()?
+        .into_iter()
+        .map(|v| {
+            [
+                v.version.to_string(),
+                tabula::format_timestamp(v.created_at),
+                v.change.to_string(),
+                v.inserted.to_string(),
+                v.updated.to_string(),
+                v.deleted.to_string(),
+                v.detail,
+            ]
+        })
+        .collect();
+    output::aligned(out, &["version", "time", "change", "inserted", "updated", "deleted", "detail"], &rows)?;
+    Ok(())
+}
+
+fn show(
+    t: &Table,
+    filter: Option<&str>,
+    columns: &[String],
+    limit: Option<u64>,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<()> {
+    let mut q = if columns.is_empty() { t.select_all() } else { t.select(columns.iter().map(col)) };
+    if let Some(text) = filter {
+        q = q.where_(Expr::parse(text)?);
+    }
+    if let Some(n) = limit {
+        q = q.limit(n);
+    }
+    let mut pager = Pager::new(format, out);
+    for row in q.stream()? {
+        pager.push(row?)?;
+    }
+    pager.finish()?;
+    Ok(())
+}
+
+fn import(t: &Table, file: Option<PathBuf>, out: &mut impl Write) -> Result<()> {
+    let input: Box<dyn BufRead> = match &file {
+        Some(path) => Box::new(io::BufReader::new(
+            std::fs::File::open(path).map_err(|e| Failure::Usage(format!("cannot read '{}': {e}", path.display())))?,
+        )),
+        None => Box::new(io::stdin().lock()),
+    };
+    let mut records = Vec::new();
+    for (i, line) in input.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|e| Failure::Usage(format!("line {}: not a JSON object ({e}); nothing was imported", i + 1)))?;
+        records.push(record);
+    }
+    let result = t.insert_records(records).map_err(|e| match e.code() {
+        ErrorCode::UdfNotRegistered => Failure::Usage(format!(
+            "{e}; a write that computes a UDF column must run in the application (or its xtask), where the UDF is registered; nothing was imported"
+        )),
+        _ => Failure::Tabula(e),
+    })?;
+    writeln!(out, "imported {} rows into {} (version {})", result.inserted, t.path(), result.version)?;
+    Ok(())
+}
+
+fn revert(t: &Table, to: Option<u64>, yes: bool, out: &mut impl Write) -> Result<()> {
+    let history = t.history()?;
+    let current = t.version()?;
+    let target = match to {
+        Some(v) => Version(v),
+        None => history.iter().rev().map(|v| v.version).find(|v| *v < current).ok_or_else(|| {
+            Failure::Usage(format!("{} is at its first version ({current}); there is nothing to revert", t.path()))
+        })?,
+    };
+    let undone: Vec<_> = history.iter().filter(|v| v.version > target).collect();
+    let summary: Vec<String> = undone.iter().map(|v| format!("version {} ({})", v.version, v.detail)).collect();
+    if !yes {
+        if !io::stdin().is_terminal() {
+            return Err(Failure::Usage(format!(
+                "revert {} to version {target} undoes {}; pass --yes to confirm (standard input is not a terminal)",
+                t.path(),
+                summary.join(", ")
+            )));
+        }
+        eprint!("Revert {} to version {target}, undoing {}? [y/N] ", t.path(), summary.join(", "));
+        let mut answer = String::new();
+        io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Err(Failure::Usage("not reverted".into()));
+        }
+    }
+    let now = t.revert_to(target)?;
+    writeln!(out, "reverted {} to version {now}; undid:", t.path())?;
+    for line in summary {
+        writeln!(out, "  {line}")?;
+    }
+    Ok(())
+}
+
+fn compact(cat: &Catalog, table: Option<&str>, keep: Option<u64>, out: &mut impl Write) -> Result<()> {
+    let retention = keep.map_or(Retention::All, Retention::Versions);
+    let reports = match table {
+        Some(path) => {
+            let t = cat.get_table(path)?;
+            vec![(t.path().clone(), t.compact(retention)?)]
+        }
+        None => cat.compact(retention)?,
+    };
+    let rows: Vec<[String; 5]> = reports
+        .into_iter()
+        .map(|(path, r)| {
+            [
+                path.to_string(),
+                r.oldest_kept.to_string(),
+                r.versions_removed.to_string(),
+                r.rows_removed.to_string(),
+                r.columns_removed.to_string(),
+            ]
+        })
+        .collect();
+    output::aligned(
+        out,
+        &["table", "oldest kept", "versions removed", "row versions removed", "columns removed"],
+        &rows,
+    )?;
+    Ok(())
+}
+
+fn check(cat: &Catalog, out: &mut impl Write) -> Result<()> {
+    cat.integrity_check()?;
+    let tables = cat.list_tables("", Recursive::Yes)?;
+    writeln!(out, "integrity: ok ({} tables, format {})", tables.len(), tabula::FORMAT_VERSION)?;
+    let mut needs = Vec::new();
+    for path in &tables {
+        for c in cat.get_table(path)?.schema()?.columns {
+            let mut udfs = BTreeSet::new();
+            if let Some(computed) = &c.computed {
+                collect_udfs(&computed.expr, &mut udfs);
+            }
+            for udf in udfs {
+                needs.push([udf, format!("{path}.{}", c.name)]);
+            }
+        }
+    }
+    if needs.is_empty() {
+        writeln!(out, "UDFs needed: none")?;
+    } else {
+        writeln!(out, "UDFs the application must register to write these tables:")?;
+        output::aligned(out, &["udf", "column"], &needs)?;
+    }
+    Ok(())
+}
+
+fn collect_udfs(e: &Expr, into: &mut BTreeSet<String>) {
+    match e {
+        Expr::Udf { name, version, args, .. } => {
+            into.insert(format!("{name}@{version}"));
+            args.iter().for_each(|a| collect_udfs(a, into));
+        }
+        Expr::Unary { arg, .. } => collect_udfs(arg, into),
+        Expr::Binary { left, right, .. } => {
+            collect_udfs(left, into);
+            collect_udfs(right, into);
+        }
+        Expr::Func { args, .. } => args.iter().for_each(|a| collect_udfs(a, into)),
+        Expr::If { cond, then, otherwise } => {
+            for part in [cond, then, otherwise] {
+                collect_udfs(part, into);
+            }
+        }
+        Expr::Cast { expr, .. } | Expr::Alias { expr, .. } => collect_udfs(expr, into),
+        Expr::Column(_) | Expr::Literal(_) | Expr::CellError { .. } => {}
+    }
+}
