@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
-use tabula::{col, Catalog, ErrorCode, Expr, Recursive, Retention, Table, TableKind, Version};
+use tabula::{col, Catalog, ColumnDef, ErrorCode, Expr, Recursive, Retention, RowChange, Table, TableKind, Version};
 
 use output::{Format, Pager};
 
@@ -47,6 +47,19 @@ enum Command {
     History {
         /// The table.
         table: String,
+    },
+    /// What changed between two versions of a table: its columns, and the rows added,
+    /// removed and changed (an updated row is one change).
+    Diff {
+        /// The table.
+        table: String,
+        /// The earlier version.
+        from: u64,
+        /// The later version (an earlier one reads the diff backwards).
+        to: u64,
+        /// Text, or one JSON document.
+        #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+        format: DiffFormat,
     },
     /// Rows, streamed: an aligned table a page at a time, or JSON, JSON lines or CSV.
     Show {
@@ -111,6 +124,12 @@ enum Command {
     },
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DiffFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ExportFormat {
     Jsonl,
@@ -167,6 +186,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Ls { dir, recursive } => ls(&read(&cli.catalog)?, dir.as_deref().unwrap_or(""), recursive, &mut out)?,
         Command::Describe { table } => describe(&read(&cli.catalog)?.get_table(table.as_str())?, &mut out)?,
         Command::History { table } => history(&read(&cli.catalog)?.get_table(table.as_str())?, &mut out)?,
+        Command::Diff { table, from, to, format } => {
+            diff(&read(&cli.catalog)?, &table, Version(from), Version(to), format, &mut out)?
+        }
         Command::Show { table, filter, columns, limit, format } => {
             let cat = read(&cli.catalog)?;
             show(&cat.get_table(table.as_str())?, filter.as_deref(), &columns, limit, format, &mut out)?
@@ -193,9 +215,10 @@ fn catalog_path(path: &Option<PathBuf>) -> Result<&PathBuf> {
     path.as_ref().ok_or_else(|| Failure::Usage("which catalog? pass --catalog FILE or set TABULA_CATALOG".into()))
 }
 
-/// The catalog, read-only: a read cannot change it.
+/// The catalog, read-only: a read cannot change it. Unmapped: one pass over a table gains
+/// little from mapping, and the memory `tabula show` uses stays what it holds (a page).
 fn read(path: &Option<PathBuf>) -> Result<Catalog> {
-    Ok(Catalog::open_read_only(catalog_path(path)?)?)
+    Ok(Catalog::options().read_only().memory_map(0).open(catalog_path(path)?)?)
 }
 
 /// The catalog, for a write; it must exist.
@@ -294,6 +317,128 @@ fn show(
     Ok(())
 }
 
+/// A column as the schema diff shows it: `name Type? = expr` or `name Type default v`.
+fn column_text(c: &ColumnDef) -> String {
+    let mut text = format!("{} {}{}", c.name, c.ty, if c.nullable { "?" } else { "" });
+    if let Some(computed) = &c.computed {
+        text.push_str(&format!(" = {}", computed.expr));
+    }
+    if let Some(default) = &c.default {
+        text.push_str(&format!(" default {default}"));
+    }
+    text
+}
+
+fn diff(
+    cat: &Catalog,
+    table: &str,
+    from: Version,
+    to: Version,
+    format: DiffFormat,
+    out: &mut impl Write,
+) -> Result<()> {
+    let t = cat.get_table(table)?;
+    let schema = |v: Version| -> Result<Vec<ColumnDef>> {
+        let at = format!("{}:{v}", t.path());
+        Ok(cat.get_table(at.as_str())?.schema()?.columns)
+    };
+    let (before, after) = (schema(from)?, schema(to)?);
+    let mut columns: Vec<(char, String)> = Vec::new();
+    for c in &after {
+        match before.iter().find(|b| b.name == c.name) {
+            None => columns.push(('+', column_text(c))),
+            Some(b) if column_text(b) != column_text(c) => {
+                columns.push(('~', format!("{} -> {}", column_text(b), column_text(c))))
+            }
+            Some(_) => {}
+        }
+    }
+    for b in before.iter().filter(|b| !after.iter().any(|c| c.name == b.name)) {
+        columns.push(('-', column_text(b)));
+    }
+    let json = format == DiffFormat::Json;
+    if json {
+        let schema: Vec<serde_json::Value> = columns
+            .iter()
+            .map(|(sign, text)| serde_json::json!({"change": change_name(*sign), "column": text}))
+            .collect();
+        write!(
+            out,
+            "{{\"table\": {}, \"from\": {}, \"to\": {}, \"columns\": {}, \"rows\": [",
+            serde_json::Value::String(t.path().to_string()),
+            from.0,
+            to.0,
+            serde_json::Value::Array(schema)
+        )?;
+    } else {
+        writeln!(out, "{} {from} -> {to}", t.path())?;
+        writeln!(out, "columns:{}", if columns.is_empty() { " unchanged" } else { "" })?;
+        for (sign, text) in &columns {
+            writeln!(out, "  {sign} {text}")?;
+        }
+        writeln!(out, "rows:")?;
+    }
+    let mut counts = [0u64; 3];
+    let mut io_error = None;
+    t.diff(from, to, |change| {
+        let written = if json {
+            let entry = match &change {
+                RowChange::Added(row) => serde_json::json!({"change": "added", "row": row.to_json()}),
+                RowChange::Removed(row) => serde_json::json!({"change": "removed", "row": row.to_json()}),
+                RowChange::Changed { before, after } => {
+                    serde_json::json!({"change": "changed", "before": before.to_json(), "after": after.to_json()})
+                }
+            };
+            let first = counts.iter().sum::<u64>() == 0;
+            write!(out, "{}{entry}", if first { "\n  " } else { ",\n  " })
+        } else {
+            match &change {
+                RowChange::Added(row) => writeln!(out, "  + {row}"),
+                RowChange::Removed(row) => writeln!(out, "  - {row}"),
+                RowChange::Changed { before, after } => {
+                    let cells: Vec<String> = after
+                        .iter()
+                        .filter_map(|(name, v)| match before.value(name) {
+                            Some(old) if old != v => Some(format!("{name}: {old} -> {v}")),
+                            _ => None,
+                        })
+                        .collect();
+                    writeln!(out, "  ~ {before}\n      {}", cells.join(", "))
+                }
+            }
+        };
+        counts[match change {
+            RowChange::Added(_) => 0,
+            RowChange::Removed(_) => 1,
+            RowChange::Changed { .. } => 2,
+        }] += 1;
+        match written {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                io_error = Some(e);
+                Ok(false)
+            }
+        }
+    })?;
+    if let Some(e) = io_error {
+        return Err(Failure::Io(e));
+    }
+    if json {
+        writeln!(out, "{}]}}", if counts.iter().sum::<u64>() == 0 { "" } else { "\n" })?;
+    } else {
+        writeln!(out, "({} added, {} removed, {} changed)", counts[0], counts[1], counts[2])?;
+    }
+    Ok(())
+}
+
+fn change_name(sign: char) -> &'static str {
+    match sign {
+        '+' => "added",
+        '-' => "removed",
+        _ => "changed",
+    }
+}
+
 fn import(t: &Table, file: Option<PathBuf>, out: &mut impl Write) -> Result<()> {
     let input: Box<dyn BufRead> = match &file {
         Some(path) => Box::new(io::BufReader::new(
@@ -326,7 +471,8 @@ fn revert(t: &Table, to: Option<u64>, yes: bool, out: &mut impl Write) -> Result
     let current = t.version()?;
     let target = match to {
         Some(v) => Version(v),
-        None => history.iter().rev().map(|v| v.version).find(|v| *v < current).ok_or_else(|| {
+        // History is newest first: the newest version before the current one.
+        None => history.iter().map(|v| v.version).find(|v| *v < current).ok_or_else(|| {
             Failure::Usage(format!("{} is at its first version ({current}); there is nothing to revert", t.path()))
         })?,
     };
@@ -387,7 +533,13 @@ fn compact(cat: &Catalog, table: Option<&str>, keep: Option<u64>, out: &mut impl
 fn check(cat: &Catalog, out: &mut impl Write) -> Result<()> {
     cat.integrity_check()?;
     let tables = cat.list_tables("", Recursive::Yes)?;
-    writeln!(out, "integrity: ok ({} tables, format {})", tables.len(), tabula::FORMAT_VERSION)?;
+    writeln!(
+        out,
+        "integrity: ok ({} tables; file format {}, this tabula reads up to {})",
+        tables.len(),
+        cat.format_version()?,
+        tabula::FORMAT_VERSION
+    )?;
     let mut needs = Vec::new();
     for path in &tables {
         for c in cat.get_table(path)?.schema()?.columns {

@@ -112,9 +112,13 @@ fn revert_asks_for_confirmation_and_says_what_it_undid() {
     let e = fails(tabula(&cat).args(["revert", "app/docs"]));
     assert!(e.contains("pass --yes") && e.contains("version 3 (add computed column shout"), "{e}");
     assert_eq!(state(&cat), before, "nothing reverted without --yes");
-    let out = stdout(tabula(&cat).args(["revert", "app/docs", "--to", "1", "--yes"]));
-    assert!(out.starts_with("reverted app/docs to version 1; undid:\n  version 3 (add computed column shout"), "{out}");
-    assert!(out.contains("\n  version 2 (add computed column long = words > 15)\n"), "{out}");
+    // Without --to, only the latest version goes.
+    let out = stdout(tabula(&cat).args(["revert", "app/docs", "--yes"]));
+    assert_eq!(
+        out,
+        "reverted app/docs to version 2; undid:\n  version 3 (add computed column shout = shout@1(title))\n"
+    );
+    insta::assert_snapshot!("revert", stdout(tabula(&cat).args(["revert", "app/docs", "--to", "1", "--yes"])));
     let t = Catalog::open_read_only(&cat).unwrap().get_table("app/docs").unwrap();
     assert_eq!(t.version().unwrap().0, 1);
     assert!(t.schema().unwrap().column("long").is_none());
@@ -171,15 +175,62 @@ fn import_inserts_json_lines_and_refuses_a_udf_write_it_cannot_run() {
 fn compact_check_and_completions() {
     let dir = tempfile::tempdir().unwrap();
     let cat = catalog(dir.path());
-    let check = stdout(tabula(&cat).args(["check"]));
-    assert!(check.starts_with("integrity: ok (2 tables, format "), "{check}");
-    assert!(check.contains("shout@1  app/docs.shout"), "{check}");
+    insta::assert_snapshot!("check", stdout(tabula(&cat).args(["check"])));
     let t = Catalog::open(&cat).unwrap().get_table("app/docs").unwrap();
     t.delete(col("words").eq(10)).unwrap();
-    let out = stdout(tabula(&cat).args(["compact", "app/docs", "--keep", "1"]));
-    assert!(out.lines().nth(1).unwrap().starts_with("app/docs  4 "), "{out}");
+    insta::assert_snapshot!("compact", stdout(tabula(&cat).args(["compact", "app/docs", "--keep", "1"])));
     assert_eq!(t.count().unwrap(), 2);
     assert!(t.history().unwrap().len() == 1);
     let bash = stdout(Command::cargo_bin("tabula").unwrap().args(["completions", "bash"]));
     assert!(bash.contains("_tabula()") && bash.contains("describe"), "{bash}");
+}
+
+#[test]
+fn diff_shows_columns_and_rows_changed_between_two_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = catalog(dir.path());
+    let t = Catalog::open(&cat).unwrap().get_table("app/docs").unwrap();
+    t.update([("words", col("words") + 1)], col("title").eq("alpha")).unwrap(); // v4
+    t.delete(col("title").eq("gamma")).unwrap(); // v5
+    insta::assert_snapshot!("diff", stdout(tabula(&cat).args(["diff", "app/docs", "1", "5"])));
+    let json = stdout(tabula(&cat).args(["diff", "app/docs", "5", "1", "--format", "json"]));
+    let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(parsed["columns"].as_array().unwrap().len(), 2, "{json}");
+    assert_eq!(
+        parsed["rows"][1],
+        serde_json::json!({"change": "added", "row": {"title": "gamma", "words": 30, "draft": true}})
+    );
+    let unchanged = stdout(tabula(&cat).args(["diff", "app/docs", "3", "3", "--format", "json"]));
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&unchanged).unwrap()["rows"], serde_json::json!([]));
+    assert!(fails(tabula(&cat).args(["diff", "app/docs", "1", "9"])).contains("no version 9"));
+}
+
+/// The README's session, run: each `$ tabula ...` line against the catalog it describes,
+/// its output compared with the lines that follow it. The README cannot drift from the CLI.
+#[test]
+fn the_readme_session_is_what_the_cli_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = catalog(dir.path());
+    let t = Catalog::open(&cat).unwrap().get_table("app/docs").unwrap();
+    t.update([("words", col("words") + 1)], col("title").eq("alpha")).unwrap();
+    t.delete(col("title").eq("gamma")).unwrap();
+
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let start = readme.find("$ export TABULA_CATALOG=app.db").expect("the README's CLI session");
+    let session = &readme[start..start + readme[start..].find("```").unwrap()];
+    let mut commands = 0;
+    for block in session.split("$ tabula ").skip(1) {
+        let (command, expected) = block.split_once('\n').unwrap();
+        let mut args = Vec::new();
+        for (i, part) in command.split('\'').enumerate() {
+            if i % 2 == 1 {
+                args.push(part.to_string());
+            } else {
+                args.extend(part.split_whitespace().map(str::to_string));
+            }
+        }
+        assert_eq!(stdout(tabula(&cat).args(&args)), expected, "README: $ tabula {command}");
+        commands += 1;
+    }
+    assert_eq!(commands, 5);
 }

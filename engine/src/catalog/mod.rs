@@ -5,6 +5,7 @@
 
 mod columns;
 mod compact;
+mod diff;
 mod lock;
 mod open;
 mod query;
@@ -22,6 +23,7 @@ use crate::udf::{Registry, Udf};
 
 pub use columns::ColumnOptions;
 pub use compact::Retention;
+pub use diff::RowChange;
 pub use lock::{CatalogLock, LockHolder, LockOptions, TryLock};
 pub use open::{Create, Durability, OpenOptions};
 pub use query::{Query, RowStream};
@@ -363,6 +365,13 @@ impl Catalog {
             let id = tx.table_id(&path)?.ok_or_else(|| not_found_table(tx, &path))?;
             drop_with_dependents(tx, id, &path, force)
         })
+    }
+
+    /// The format version of the catalog's file: at most [`FORMAT_VERSION`](crate::FORMAT_VERSION)
+    /// (a newer file is refused when opened); an older file is upgraded by the first write
+    /// that needs the newer format.
+    pub fn format_version(&self) -> Result<i64> {
+        self.store().read(|tx| tx.format_version())
     }
 
     /// Runs SQLite's integrity check on the catalog file; an error lists what it found.

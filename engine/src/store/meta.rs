@@ -230,6 +230,17 @@ pub(super) fn init_or_check(tx: &Tx, location: &str) -> Result<()> {
     Ok(())
 }
 
+impl Tx<'_> {
+    /// The format version the file says it has.
+    pub(crate) fn format_version(&self) -> Result<i64> {
+        let text: String = self
+            .tx
+            .query_row("SELECT value FROM _tabula_meta WHERE key = 'format_version'", [], |r| r.get(0))
+            .map_err(|e| self.fail(e))?;
+        text.parse().map_err(|_| err!(NotACatalog, "the format version '{text}' is not a number"))
+    }
+}
+
 /// Checks that the catalog's format is one this build reads.
 pub(super) fn check_format(tx: &Tx, location: &str) -> Result<()> {
     let found: Option<String> = tx

@@ -180,4 +180,39 @@ impl Tx<'_> {
         );
         self.query_each(&sql, &scan.params.values, types, each)
     }
+
+    /// The row versions of table `meta` visible at exactly one of versions `lo` and `hi`
+    /// (`lo < hi`): what differs between them. In row identity order, a row's `lo` version
+    /// before its `hi` one; each handed to `each` as its row identity, whether it is the
+    /// `hi` version, and the physical `columns` (`c<id>` with its type).
+    pub(crate) fn scan_changes(
+        &self,
+        meta: &TableMeta,
+        lo: Version,
+        hi: Version,
+        columns: &[(u32, ColumnType)],
+        mut each: impl FnMut(i64, bool, Vec<Value>) -> Result<bool>,
+    ) -> Result<()> {
+        let at = |v: Version| format!("(_vmin <= {0} AND _vmax > {0})", v.0);
+        let fetch: String = columns.iter().map(|(id, _)| format!(", c{id}")).collect();
+        let sql = format!(
+            "SELECT _id, {hi_seen}{fetch} FROM {phys} WHERE {lo_seen} != {hi_seen} ORDER BY _id, _vmin",
+            hi_seen = at(hi),
+            lo_seen = at(lo),
+            phys = meta.phys
+        );
+        let mut types = vec![Some(ColumnType::Int), Some(ColumnType::Bool)];
+        types.extend(columns.iter().map(|(_, ty)| Some(*ty)));
+        self.query_each(&sql, &[], &types, |mut values| {
+            let rest = values.split_off(2);
+            match (&values[0], &values[1]) {
+                (Value::Int(id), Value::Bool(at_hi)) => each(*id, *at_hi, rest),
+                _ => Err(crate::error::err!(
+                    Storage,
+                    "a row of '{}' has no identity; the catalog may be damaged",
+                    meta.path
+                )),
+            }
+        })
+    }
 }

@@ -472,7 +472,9 @@ fn spare_tables_are_bounded_and_a_reuse_upgrades_the_format() {
         raw.query_row("SELECT value FROM _tabula_meta WHERE key = 'format_version'", [], |r| r.get(0)).unwrap()
     };
     assert_eq!(format(), "2", "dropping alone keeps the format");
+    assert_eq!(cat.format_version().unwrap(), 2);
     cat.create_table("app/new", one_col(), IfExists::Error).unwrap().insert([tabula::row! {"x" => 1}]).unwrap();
     assert_eq!(format(), "3");
+    assert_eq!(cat.format_version().unwrap(), 3);
     assert_eq!(count("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name GLOB 't[0-9]*'"), 64);
 }

@@ -313,3 +313,115 @@ fn compaction_drops_dead_columns_so_a_table_takes_new_ones_forever() {
     assert_eq!(t.select([col("still_works")]).collect().unwrap().len(), 3);
     assert_eq!(t.history().unwrap().len(), 2);
 }
+
+/// Every change between two versions, as `diff` reports it.
+fn diff_lines(t: &tabula::Table, from: u64, to: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    t.diff(Version(from), Version(to), |change| {
+        out.push(match change {
+            tabula::RowChange::Added(r) => format!("+ {r}"),
+            tabula::RowChange::Removed(r) => format!("- {r}"),
+            tabula::RowChange::Changed { before, after } => format!("~ {before} -> {after}"),
+        });
+        Ok(true)
+    })
+    .unwrap();
+    out
+}
+
+#[test]
+fn diff_reports_rows_added_removed_and_changed_between_any_two_versions() {
+    let cat = catalog();
+    let t = docs(&cat); // v1: alpha 10, beta 20, gamma 30
+    t.update([("words", col("words") + 1)], col("title").eq("beta")).unwrap(); // v2
+    t.delete(col("title").eq("gamma")).unwrap(); // v3
+    t.insert([row! {"title" => "delta", "words" => 40, "score" => None::<f64>, "draft" => true}]).unwrap(); // v4
+    t.insert([row! {"title" => "eps", "words" => 50, "score" => None::<f64>, "draft" => true}]).unwrap(); // v5
+    t.delete(col("title").eq("eps")).unwrap(); // v6: eps came and went
+    t.add_column("lang", ColumnType::String, "en", IfExists::Error).unwrap(); // v7
+    t.update([("words", col("words"))], col("title").eq("alpha")).unwrap(); // v8: same values
+    assert_eq!(
+        diff_lines(&t, 1, 6),
+        [
+            "~ {title: \"beta\", words: 20, score: null, draft: true} -> {title: \"beta\", words: 21, score: null, draft: true}",
+            "- {title: \"gamma\", words: 30, score: 2.5, draft: false}",
+            "+ {title: \"delta\", words: 40, score: null, draft: true}",
+        ]
+    );
+    // Backwards, added and removed swap; each side shows its own columns.
+    assert_eq!(
+        diff_lines(&t, 8, 1),
+        [
+            "~ {title: \"beta\", words: 21, score: null, draft: true, lang: \"en\"} -> {title: \"beta\", words: 20, score: null, draft: true}",
+            "+ {title: \"gamma\", words: 30, score: 2.5, draft: false}",
+            "- {title: \"delta\", words: 40, score: null, draft: true, lang: \"en\"}",
+        ]
+    );
+    assert!(diff_lines(&t, 7, 8).is_empty(), "an update to the same values changes nothing");
+    assert!(diff_lines(&t, 4, 4).is_empty());
+    let mut seen = 0;
+    t.diff(Version(1), Version(6), |_| {
+        seen += 1;
+        Ok(false)
+    })
+    .unwrap();
+    assert_eq!(seen, 1, "false stops the diff");
+
+    let e = t.diff(Version(1), Version(9), |_| Ok(true)).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NotFound);
+    assert!(e.to_string().contains("no version 9"), "{e}");
+    let v = cat.create_view("app/v", &t, col("words").gt(0), IfExists::Error).unwrap();
+    assert_eq!(v.diff(Version(0), Version(0), |_| Ok(true)).unwrap_err().code(), ErrorCode::InvalidArgument);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+    /// Applying `diff(a, b)` to the rows of version a gives the rows of version b, for every
+    /// pair of versions of a random history of inserts, updates and deletes.
+    #[test]
+    fn applying_a_diff_to_one_version_gives_the_other(
+        ops in proptest::collection::vec((0u8..3, 0i64..12, -5i64..5), 1..12)
+    ) {
+        let cat = catalog();
+        let t = cat
+            .create_table("app/t", tabula::Schema::new().required("k", ColumnType::Int).nullable("x", ColumnType::Int), IfExists::Error)
+            .unwrap();
+        let mut next = 0;
+        for (op, k, x) in ops {
+            match op {
+                0 => {
+                    t.insert((0..k % 3 + 1).map(|i| row! {"k" => next + i, "x" => x})).unwrap();
+                    next += k % 3 + 1;
+                }
+                1 => { t.update([("x", col("x") + x)], col("k").le(k)).unwrap(); }
+                _ => { t.delete(col("k").eq(k)).unwrap(); }
+            }
+        }
+        let last = t.version().unwrap().0;
+        let rows = |v: u64| -> std::collections::BTreeMap<i64, String> {
+            cat.get_table(format!("app/t:{v}").as_str()).unwrap().select_all().collect().unwrap()
+                .into_iter().map(|r| (r.get::<i64>("k").unwrap(), r.to_string())).collect()
+        };
+        for a in 0..=last {
+            for b in 0..=last {
+                let mut applied = rows(a);
+                t.diff(Version(a), Version(b), |change| {
+                    match change {
+                        tabula::RowChange::Added(r) => {
+                            assert!(applied.insert(r.get::<i64>("k")?, r.to_string()).is_none(), "added twice: {r}");
+                        }
+                        tabula::RowChange::Removed(r) => {
+                            assert_eq!(applied.remove(&r.get::<i64>("k")?), Some(r.to_string()));
+                        }
+                        tabula::RowChange::Changed { before, after } => {
+                            assert_ne!(before, after);
+                            assert_eq!(applied.insert(after.get::<i64>("k")?, after.to_string()), Some(before.to_string()));
+                        }
+                    }
+                    Ok(true)
+                }).unwrap();
+                proptest::prop_assert_eq!(applied, rows(b), "diff {} -> {}", a, b);
+            }
+        }
+    }
+}
