@@ -115,7 +115,8 @@ enum Command {
         #[arg(long, value_name = "N")]
         keep: Option<u64>,
     },
-    /// Checks the file's integrity and lists the UDFs its computed columns need.
+    /// Checks the file (SQLite's integrity, no dangling objects) and lists the UDFs its
+    /// computed columns need. Exits 1 when it finds a problem.
     Check,
     /// Prints a shell completion script.
     Completions {
@@ -139,6 +140,8 @@ enum ExportFormat {
 /// Why a command failed: one line for the user, exit code 2.
 #[derive(Debug)]
 enum Failure {
+    /// `check` found problems (exit code 1).
+    Check(String),
     Tabula(tabula::Error),
     Usage(String),
     Io(io::Error),
@@ -164,8 +167,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // `tabula show ... | head`: the reader has what it wanted.
         Err(Failure::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(Failure::Check(message)) => {
+            eprintln!("tabula: check failed: {}", message.replace('\n', " "));
+            ExitCode::from(1)
+        }
         Err(failure) => {
             let message = match failure {
+                Failure::Check(message) => message,
                 Failure::Tabula(e) => e.to_string(),
                 Failure::Usage(message) => message,
                 Failure::Io(e) => format!("I/O error: {e}"),
@@ -531,7 +539,7 @@ fn compact(cat: &Catalog, table: Option<&str>, keep: Option<u64>, out: &mut impl
 }
 
 fn check(cat: &Catalog, out: &mut impl Write) -> Result<()> {
-    cat.integrity_check()?;
+    cat.integrity_check().map_err(|e| Failure::Check(e.to_string()))?;
     let tables = cat.list_tables("", Recursive::Yes)?;
     writeln!(
         out,

@@ -61,6 +61,11 @@ fn fails(cmd: &mut Command) -> String {
     err.trim_end().to_string()
 }
 
+/// Runs SQL on the catalog file behind Tabula's back (to damage it).
+fn rusqlite_exec(cat: &Path, sql: &str) {
+    rusqlite::Connection::open(cat).unwrap().execute_batch(sql).unwrap();
+}
+
 /// Everything a reader can see, to show that a failed command changed nothing.
 fn state(cat: &Path) -> String {
     let cat = Catalog::open_read_only(cat).unwrap();
@@ -181,6 +186,12 @@ fn compact_check_and_completions() {
     insta::assert_snapshot!("compact", stdout(tabula(&cat).args(["compact", "app/docs", "--keep", "1"])));
     assert_eq!(t.count().unwrap(), 2);
     assert!(t.history().unwrap().len() == 1);
+    // A physical table that belongs to no table: check fails with exit code 1, naming it.
+    rusqlite_exec(&cat, "CREATE TABLE t777(x)");
+    let out = tabula(&cat).args(["check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("check failed") && err.contains("physical table t777 belongs to no table"), "{err}");
     let bash = stdout(Command::cargo_bin("tabula").unwrap().args(["completions", "bash"]));
     assert!(bash.contains("_tabula()") && bash.contains("describe"), "{bash}");
 }

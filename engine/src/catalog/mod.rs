@@ -374,7 +374,10 @@ impl Catalog {
         self.store().read(|tx| tx.format_version())
     }
 
-    /// Runs SQLite's integrity check on the catalog file; an error lists what it found.
+    /// Checks the catalog file: SQLite's integrity check, then Tabula's storage model (no
+    /// physical table without its table or table without its physical table, no view or
+    /// snapshot whose base is gone, no version records of a missing table, every table's
+    /// current version recorded). An error lists everything it found.
     pub fn integrity_check(&self) -> Result<()> {
         let problems = self.store().integrity_check()?;
         if problems.is_empty() {

@@ -1,5 +1,7 @@
 //! Tabula's own metadata tables: format version, directories, tables and table versions.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use rusqlite::{params, OptionalExtension};
 
 use super::{codec::sql_type, Tx, FORMAT_VERSION};
@@ -231,6 +233,72 @@ pub(super) fn init_or_check(tx: &Tx, location: &str) -> Result<()> {
 }
 
 impl Tx<'_> {
+    /// What in the file breaks the storage model (empty when nothing does): physical tables
+    /// no table owns, tables without their physical table or their current version's
+    /// record, views and snapshots whose base is gone, version records of no table, spare
+    /// entries naming no physical table. Each finding names the object.
+    pub(crate) fn dangling_objects(&self) -> Result<Vec<String>> {
+        let strings = |sql: &str| -> Result<Vec<(String, String)>> {
+            let mut stmt = self.tx.prepare(sql).map_err(|e| self.fail(e))?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| self.fail(e))?;
+            rows.collect::<rusqlite::Result<_>>().map_err(|e| self.fail(e))
+        };
+        let physical: BTreeSet<String> =
+            strings("SELECT name, '' FROM sqlite_master WHERE type = 'table' AND name GLOB 't[0-9]*'")?
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect();
+        let mapped: BTreeMap<String, String> =
+            strings("SELECT substr(key, 6), value FROM _tabula_meta WHERE key GLOB 'phys:*'")?.into_iter().collect();
+        let spares: Vec<String> = strings("SELECT key, '' FROM _tabula_meta WHERE key GLOB 'spare:*'")?
+            .into_iter()
+            .filter_map(|(key, _)| key.rsplit_once('/').map(|(_, phys)| phys.to_string()))
+            .collect();
+        let mut problems = Vec::new();
+        let mut owned = BTreeSet::new();
+        let tables = strings(
+            "SELECT id || ' ' || kind || ' ' || coalesce(base_id, '-'), path FROM _tabula_tables ORDER BY path",
+        )?;
+        let ids: BTreeSet<&str> = tables.iter().filter_map(|(key, _)| key.split(' ').next()).collect();
+        for (key, path) in &tables {
+            let mut parts = key.split(' ');
+            let (id, kind, base) =
+                (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or("-"));
+            let phys = mapped.get(id).cloned().unwrap_or_else(|| format!("t{id}"));
+            let needs_own = kind != "snapshot" || base == "-";
+            if needs_own && !physical.contains(&phys) {
+                problems.push(format!("{kind} '{path}' has no physical table {phys}"));
+            }
+            if physical.contains(&phys) {
+                owned.insert(phys);
+            }
+            if base != "-" && !ids.contains(base) {
+                problems.push(format!("{kind} '{path}' reads table id {base}, which does not exist"));
+            }
+        }
+        for phys in &spares {
+            if !physical.contains(phys) {
+                problems.push(format!("spare physical table {phys} does not exist"));
+            }
+            owned.insert(phys.clone());
+        }
+        for phys in physical.difference(&owned) {
+            problems.push(format!("physical table {phys} belongs to no table"));
+        }
+        for (id, n) in strings(
+            "SELECT CAST(table_id AS TEXT), CAST(count(*) AS TEXT) FROM _tabula_versions WHERE table_id NOT IN (SELECT id FROM _tabula_tables) GROUP BY table_id",
+        )? {
+            problems.push(format!("{n} version records belong to table id {id}, which does not exist"));
+        }
+        for (path, version) in strings(
+            "SELECT path, CAST(version AS TEXT) FROM _tabula_tables t WHERE NOT EXISTS
+             (SELECT 1 FROM _tabula_versions v WHERE v.table_id = t.id AND v.version = t.version)",
+        )? {
+            problems.push(format!("'{path}' has no record of its current version {version}"));
+        }
+        Ok(problems)
+    }
+
     /// The format version the file says it has.
     pub(crate) fn format_version(&self) -> Result<i64> {
         let text: String = self

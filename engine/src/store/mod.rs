@@ -452,16 +452,23 @@ impl Store {
             .map_err(|e| storage(&self.location, e).context(format_args!("backup to '{}'", dest.display())))
     }
 
-    /// Runs SQLite's integrity check; returns its findings (empty when the file is sound).
+    /// Runs SQLite's integrity check, then checks the storage model (no dangling objects);
+    /// returns the findings (empty when the file is sound).
     pub(crate) fn integrity_check(&self) -> Result<Vec<String>> {
-        let conn = self.lock()?;
-        let mut stmt = conn.prepare("PRAGMA integrity_check").map_err(|e| storage(&self.location, e))?;
-        let rows = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(|e| storage(&self.location, e))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| storage(&self.location, e))?;
-        Ok(rows.into_iter().filter(|r| r != "ok").collect())
+        let mut findings: Vec<String> = {
+            let conn = self.lock()?;
+            let mut stmt = conn.prepare("PRAGMA integrity_check").map_err(|e| storage(&self.location, e))?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(|e| storage(&self.location, e))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(|e| storage(&self.location, e))?;
+            rows.into_iter().filter(|r| r != "ok").collect()
+        };
+        if findings.is_empty() {
+            findings = self.read(|tx| tx.dangling_objects())?;
+        }
+        Ok(findings)
     }
 }
 
