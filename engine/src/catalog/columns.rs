@@ -255,8 +255,21 @@ impl Table {
     /// Drops a column (metadata only, so reverting it is instant). Refused while computed
     /// columns read it; the error names them.
     pub fn drop_column(&self, name: &str) -> Result<WriteResult> {
+        self.drop_column_inner(name, false)
+    }
+
+    /// Drops the column if the table has it, as [`drop_column`](Self::drop_column) does;
+    /// without it, makes no version (`WriteResult::change` is `None`).
+    pub fn drop_column_if_exists(&self, name: &str) -> Result<WriteResult> {
+        self.drop_column_inner(name, true)
+    }
+
+    fn drop_column_inner(&self, name: &str, missing_ok: bool) -> Result<WriteResult> {
         self.write(|tx, meta, _| {
             rows_writable(meta)?;
+            if missing_ok && meta.schema.column(name).is_none() {
+                return Ok(None);
+            }
             require_column(meta, name)?;
             let readers = view_readers(tx, meta, &BTreeSet::from([name.to_string()]))?;
             if !readers.is_empty() {

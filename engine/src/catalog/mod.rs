@@ -201,15 +201,49 @@ impl Catalog {
         })
     }
 
+    /// Creates the directory `path` and every missing directory above it, in one
+    /// transaction; what exists already is kept (as `std::fs::create_dir_all`). A table on
+    /// the way is an error.
+    pub fn create_dir_all(&self, path: impl IntoPath) -> Result<()> {
+        let path = unversioned(path.into_path()?, "create_dir_all")?;
+        let mut chain = vec![path.clone()];
+        while let Some(parent) = chain.last().and_then(Path::parent).filter(|p| !p.is_root()) {
+            chain.push(parent);
+        }
+        self.store().write(|tx| {
+            for dir in chain.iter().rev().filter(|d| !d.is_root()) {
+                match tx.entry_kind(dir)? {
+                    Some(EntryKind::Dir) => {}
+                    Some(EntryKind::Table) => {
+                        return Err(err!(WrongKind, "'{dir}' is a table, so '{path}' cannot be a directory"))
+                    }
+                    None => tx.insert_dir(dir)?,
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Drops the directory `path`. A non-empty one needs `Force::Yes`, and the error lists
     /// what is inside.
     pub fn drop_dir(&self, path: impl IntoPath, force: Force) -> Result<()> {
+        self.drop_dir_inner(path, force, false).map(|_| ())
+    }
+
+    /// Drops the directory `path` if there is one, as [`drop_dir`](Self::drop_dir) does;
+    /// returns whether it did. For teardowns that run whether or not setup got that far.
+    pub fn drop_dir_if_exists(&self, path: impl IntoPath, force: Force) -> Result<bool> {
+        self.drop_dir_inner(path, force, true)
+    }
+
+    fn drop_dir_inner(&self, path: impl IntoPath, force: Force, missing_ok: bool) -> Result<bool> {
         let path = unversioned(path.into_path()?, "drop_dir")?;
         if path.is_root() {
             return Err(err!(InvalidPath, "the root directory cannot be dropped; drop the directories inside it"));
         }
         self.store().write(|tx| {
             match tx.entry_kind(&path)? {
+                None if missing_ok => return Ok(false),
                 None => return Err(err!(NotFound, "directory '{path}' does not exist")),
                 Some(EntryKind::Table) => {
                     return Err(err!(WrongKind, "'{path}' is a table, not a directory (use drop_table)"))
@@ -225,7 +259,8 @@ impl Catalog {
                 ));
             }
             drop_contents(tx, &path)?;
-            tx.delete_dir(&path)
+            tx.delete_dir(&path)?;
+            Ok(true)
         })
     }
 
@@ -357,13 +392,29 @@ impl Catalog {
     /// Drops the table (or view, or snapshot) at `path` with all its versions. Views and
     /// snapshots of it are dropped too with `Force::Yes`; without, the error names them.
     pub fn drop_table(&self, path: impl IntoPath, force: Force) -> Result<()> {
+        self.drop_table_inner(path, force, false).map(|_| ())
+    }
+
+    /// Drops the table (or view, or snapshot) at `path` if there is one, as
+    /// [`drop_table`](Self::drop_table) does; returns whether it did. A directory at `path`
+    /// is still an error: only absence is ignored.
+    pub fn drop_table_if_exists(&self, path: impl IntoPath, force: Force) -> Result<bool> {
+        self.drop_table_inner(path, force, true)
+    }
+
+    fn drop_table_inner(&self, path: impl IntoPath, force: Force, missing_ok: bool) -> Result<bool> {
         let path = unversioned(path.into_path()?, "drop_table")?;
         self.store().write(|tx| {
             if tx.entry_kind(&path)? == Some(EntryKind::Dir) {
                 return Err(err!(WrongKind, "'{path}' is a directory, not a table (use drop_dir)"));
             }
-            let id = tx.table_id(&path)?.ok_or_else(|| not_found_table(tx, &path))?;
-            drop_with_dependents(tx, id, &path, force)
+            let id = match tx.table_id(&path)? {
+                Some(id) => id,
+                None if missing_ok => return Ok(false),
+                None => return Err(not_found_table(tx, &path)),
+            };
+            drop_with_dependents(tx, id, &path, force)?;
+            Ok(true)
         })
     }
 

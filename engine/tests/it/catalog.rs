@@ -520,3 +520,39 @@ fn integrity_check_finds_dangling_objects_and_names_them() {
     let e = cat.integrity_check().unwrap_err().to_string();
     assert!(e.contains(&format!("snapshot 'app/s' reads table id {docs_id}, which does not exist")), "{e}");
 }
+
+/// A test's setup and teardown run whether or not the last run got that far: drops that
+/// are no-ops when there is nothing to drop, and `create_dir_all`. Only absence is ignored:
+/// the wrong kind of object is still an error.
+#[test]
+fn teardown_drops_are_idempotent_and_create_dir_all_makes_parents() {
+    let cat = catalog();
+    cat.create_dir_all("app/a/b/c").unwrap();
+    cat.create_dir_all("app/a/b/c").unwrap();
+    cat.create_dir_all("top/level").unwrap();
+    assert_eq!(
+        names(cat.list_dirs("", Recursive::Yes).unwrap()),
+        ["app", "app/a", "app/a/b", "app/a/b/c", "top", "top/level"]
+    );
+    let t = docs(&cat);
+    let msg = fails_cleanly(&cat, ErrorCode::WrongKind, || cat.create_dir_all("app/docs/sub/x"));
+    assert!(msg.contains("'app/docs' is a table"), "{msg}");
+
+    let before = state(&cat);
+    assert!(!cat.drop_table_if_exists("app/nope", Force::No).unwrap());
+    assert!(!cat.drop_dir_if_exists("nope/deeper", Force::Yes).unwrap());
+    let unchanged = t.drop_column_if_exists("nope").unwrap();
+    assert_eq!((unchanged.change, unchanged.version), (None, t.version().unwrap()));
+    assert_eq!(state(&cat), before, "dropping nothing changes nothing");
+    fails_cleanly(&cat, ErrorCode::WrongKind, || cat.drop_table_if_exists("app/a", Force::No));
+    fails_cleanly(&cat, ErrorCode::WrongKind, || cat.drop_dir_if_exists("app/docs", Force::No));
+    fails_cleanly(&cat, ErrorCode::DirNotEmpty, || cat.drop_dir_if_exists("app", Force::No));
+
+    assert_eq!(t.drop_column_if_exists("score").unwrap().change, Some(tabula::ChangeKind::DropColumn));
+    assert!(t.schema().unwrap().column("score").is_none());
+    assert!(cat.drop_table_if_exists("app/docs", Force::No).unwrap());
+    assert!(!cat.drop_table_if_exists("app/docs", Force::No).unwrap());
+    assert!(cat.drop_dir_if_exists("app", Force::Yes).unwrap());
+    assert!(!cat.drop_dir_if_exists("app", Force::Yes).unwrap());
+    assert_eq!(names(cat.list_dirs("", Recursive::Yes).unwrap()), ["top", "top/level"]);
+}
