@@ -138,17 +138,26 @@ fn claim(tx: &Tx, path: &Path, if_exists: IfExists, kind: &Kind) -> Result<Optio
             let existing = tx.load_table(id, path)?;
             let same = match (&existing.kind, kind) {
                 (Kind::View { base: a, filter: f }, Kind::View { base: b, filter: g }) => a == b && f == g,
-                (Kind::Snapshot { .. }, Kind::Snapshot { .. }) => true,
+                // A snapshot is the same only of the same table at the same version (one that
+                // took its own copy was reverted past: its version cannot be asked for again).
+                (Kind::Snapshot { base: a, at: v }, Kind::Snapshot { base: b, at: w }) => {
+                    a.is_some() && a == b && v == w
+                }
                 _ => false,
             };
             match if_exists {
                 IfExists::Ignore if same => return Ok(Some(id)),
                 IfExists::Error | IfExists::Ignore => {
+                    let difference = if same {
+                        String::new()
+                    } else {
+                        format!(" as {}; asked for {}", describe_kind(tx, &existing.kind), describe_kind(tx, kind))
+                    };
                     return Err(err!(
                         AlreadyExists,
-                        "'{path}' already exists{} (use IfExists::Replace to recreate it)",
-                        if same { "" } else { " and is different from what was asked for" }
-                    ))
+                        "'{path}' already exists{difference} (use IfExists::Replace to recreate it{})",
+                        if same { "" } else { "; IfExists::Ignore keeps only an identical one" }
+                    ));
                 }
                 IfExists::Replace | IfExists::ReplaceForce => {
                     let deps = tx.dependents(id)?;
@@ -172,6 +181,19 @@ fn claim(tx: &Tx, path: &Path, if_exists: IfExists, kind: &Kind) -> Result<Optio
         }
     }
     Ok(None)
+}
+
+/// What a view or snapshot is, in words: `a snapshot of 'app/docs' at version 3`.
+fn describe_kind(tx: &Tx, kind: &Kind) -> String {
+    let name = |id: crate::types::TableId| {
+        tx.load_table(id, &Path::root()).map_or_else(|_| format!("table id {}", id.0), |m| format!("'{}'", m.path))
+    };
+    match kind {
+        Kind::Table => "a table".into(),
+        Kind::View { base, filter } => format!("a view of {} where {filter}", name(*base)),
+        Kind::Snapshot { base: Some(base), at } => format!("a snapshot of {} at version {at}", name(*base)),
+        Kind::Snapshot { base: None, at } => format!("a snapshot of version {at} of a table since reverted past it"),
+    }
 }
 
 /// The error for dropping something views or snapshots still read.

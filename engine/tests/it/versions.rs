@@ -217,7 +217,10 @@ fn views_and_snapshots_are_idempotent_to_create() {
     assert_eq!(again.count().unwrap(), v.count().unwrap());
     let msg =
         fails_cleanly(&cat, ErrorCode::AlreadyExists, || cat.create_view("app/v", &t, !col("draft"), IfExists::Ignore));
-    assert!(msg.contains("different"), "{msg}");
+    assert!(
+        msg.contains("as a view of 'app/docs' where draft; asked for a view of 'app/docs' where not draft"),
+        "{msg}"
+    );
     cat.create_view("app/v", &t, !col("draft"), IfExists::Replace).unwrap();
     assert_eq!(cat.get_table("app/v").unwrap().count().unwrap(), 2);
     fails_cleanly(&cat, ErrorCode::InvalidExpr, || cat.create_view("app/w", &t, col("words"), IfExists::Error));
@@ -424,4 +427,34 @@ proptest::proptest! {
             }
         }
     }
+}
+
+/// `IfExists::Ignore` keeps an existing snapshot only when it is the one asked for: of the
+/// same table at the same version. Anything else is an error saying what is there and what
+/// was asked for.
+#[test]
+fn ignore_never_hides_a_different_snapshot() {
+    let cat = catalog();
+    let t = docs(&cat);
+    let other =
+        cat.create_table("app/other", tabula::Schema::new().required("x", ColumnType::Int), IfExists::Error).unwrap();
+    let snap = cat.create_snapshot("app/s", &t, IfExists::Error).unwrap();
+    let again = cat.create_snapshot("app/s", &t, IfExists::Ignore).unwrap();
+    assert_eq!(again.count().unwrap(), snap.count().unwrap(), "the identical snapshot is kept");
+    let msg = fails_cleanly(&cat, ErrorCode::AlreadyExists, || cat.create_snapshot("app/s", &other, IfExists::Ignore));
+    assert!(
+        msg.contains("as a snapshot of 'app/docs' at version 1; asked for a snapshot of 'app/other' at version 0"),
+        "{msg}"
+    );
+    t.insert([row! {"title" => "delta", "words" => 40, "score" => None::<f64>, "draft" => true}]).unwrap();
+    let msg = fails_cleanly(&cat, ErrorCode::AlreadyExists, || cat.create_snapshot("app/s", &t, IfExists::Ignore));
+    assert!(msg.contains("asked for a snapshot of 'app/docs' at version 2"), "{msg}");
+    let msg =
+        fails_cleanly(&cat, ErrorCode::AlreadyExists, || cat.create_view("app/s", &t, col("draft"), IfExists::Ignore));
+    assert!(msg.contains("asked for a view of 'app/docs' where draft"), "{msg}");
+    // Reverted past, the snapshot holds its own copy and can never be asked for again.
+    t.revert().unwrap();
+    t.revert().unwrap();
+    let msg = fails_cleanly(&cat, ErrorCode::AlreadyExists, || cat.create_snapshot("app/s", &t, IfExists::Ignore));
+    assert!(msg.contains("a snapshot of version 1 of a table since reverted past it"), "{msg}");
 }
