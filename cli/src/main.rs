@@ -38,7 +38,8 @@ enum Command {
         #[arg(short, long)]
         recursive: bool,
     },
-    /// A table's columns: types, computed expressions (with their UDF name@version), on_error.
+    /// A table's columns: types, computed expressions (with their UDF name@version), on_error,
+    /// and the views and snapshots that read it.
     Describe {
         /// The table (`dir/table`, or `dir/table:VERSION`).
         table: String,
@@ -279,6 +280,10 @@ fn describe(t: &Table, out: &mut impl Write) -> Result<()> {
         rows.push([c.name, ty, definition, on_error]);
     }
     output::aligned(out, &["column", "type", "definition", "on_error"], &rows)?;
+    let dependents: Vec<String> = t.dependents()?.iter().map(|p| p.to_string()).collect();
+    if !dependents.is_empty() {
+        writeln!(out, "read by: {}", dependents.join(", "))?;
+    }
     Ok(())
 }
 

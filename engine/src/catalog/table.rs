@@ -251,6 +251,15 @@ impl Table {
         self.catalog.inner.udfs.check_schema(&schema).map(|_| ())
     }
 
+    /// The views and snapshots that read this table, by path: what dropping it with
+    /// `Force::Yes` drops too.
+    pub fn dependents(&self) -> Result<Vec<Path>> {
+        self.catalog.store().read(|tx| {
+            let meta = self.meta(tx)?;
+            Ok(tx.dependents(meta.id)?.into_iter().map(|(_, path)| path).collect())
+        })
+    }
+
     /// The table's current version (or the pinned one).
     pub fn version(&self) -> Result<Version> {
         self.catalog.store().read(|tx| Ok(self.meta(tx)?.version))

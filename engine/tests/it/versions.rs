@@ -441,6 +441,10 @@ fn ignore_never_hides_a_different_snapshot() {
     let snap = cat.create_snapshot("app/s", &t, IfExists::Error).unwrap();
     let again = cat.create_snapshot("app/s", &t, IfExists::Ignore).unwrap();
     assert_eq!(again.count().unwrap(), snap.count().unwrap(), "the identical snapshot is kept");
+    cat.create_view("app/v", &t, col("draft"), IfExists::Error).unwrap();
+    let readers: Vec<String> = t.dependents().unwrap().iter().map(|p| p.to_string()).collect();
+    assert_eq!(readers, ["app/s", "app/v"]);
+    assert!(other.dependents().unwrap().is_empty());
     let msg = fails_cleanly(&cat, ErrorCode::AlreadyExists, || cat.create_snapshot("app/s", &other, IfExists::Ignore));
     assert!(
         msg.contains("as a snapshot of 'app/docs' at version 1; asked for a snapshot of 'app/other' at version 0"),
