@@ -78,15 +78,9 @@ impl Table {
                             )),
                             None => Err(err!(
                                 AlreadyExists,
-                                "column '{name}' exists as a stored column, not a computed one; choose another name"
+                                "column '{name}' exists as a stored column, not a computed one; choose another name, or use IfExists::Replace to replace it with the computed column (a revert brings its stored values back)"
                             )),
                         };
-                    }
-                    IfExists::Replace | IfExists::ReplaceForce if !old.is_computed() => {
-                        return Err(err!(
-                            InvalidArgument,
-                            "column '{name}' is a stored column; IfExists::Replace only replaces computed columns (drop it first to replace its data)"
-                        ))
                     }
                     // Replacing a column with its own definition recomputes nothing and makes
                     // no version: a migration step that replaces is idempotent as written,
@@ -140,7 +134,7 @@ impl Table {
                     ));
                 }
             }
-            let replaced = match meta.schema.position(name) {
+            match meta.schema.position(name) {
                 Some(at) => {
                     meta.schema.columns[at] = column.clone();
                     // Columns that read this one are recomputed into new columns too, so the
@@ -163,13 +157,9 @@ impl Table {
                         tx.add_physical_column(meta, &fresh)?;
                         meta.schema.columns[at] = fresh;
                     }
-                    true
                 }
-                None => {
-                    meta.schema.columns.push(column.clone());
-                    false
-                }
-            };
+                None => meta.schema.columns.push(column.clone()),
+            }
             let mut todo = vec![&column];
             let downstream = meta.schema.downstream_of(&BTreeSet::from([name.to_string()]));
             todo.extend(downstream.iter().copied());
@@ -178,11 +168,19 @@ impl Table {
             } else {
                 recompute(tx, meta, &todo, Scope::Live, udfs)?;
             }
-            let verb = if replaced { "replace" } else { "add" };
-            Ok(Some(Change::schema(
-                if replaced { ChangeKind::ReplaceComputedColumn } else { ChangeKind::AddComputedColumn },
-                format!("{verb} computed column {name} = {expr}"),
-            )))
+            // A stored column's values are gone from this version on (a revert brings them
+            // back): a replace of data, which migration checks flag, not a recompute.
+            Ok(Some(match existing {
+                Some(old) if !old.is_computed() => Change::schema(
+                    ChangeKind::ReplaceColumn,
+                    format!("replace stored column {name} with computed column {name} = {expr}"),
+                ),
+                Some(_) => Change::schema(
+                    ChangeKind::ReplaceComputedColumn,
+                    format!("replace computed column {name} = {expr}"),
+                ),
+                None => Change::schema(ChangeKind::AddComputedColumn, format!("add computed column {name} = {expr}")),
+            }))
         })
     }
 

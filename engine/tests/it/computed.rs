@@ -8,7 +8,7 @@ use tabula::{
     Value, Version,
 };
 
-use crate::{catalog, fails_cleanly};
+use crate::{catalog, docs, fails_cleanly};
 
 fn notes(cat: &Catalog, n: usize) -> Table {
     let t = cat
@@ -479,4 +479,44 @@ fn replacing_a_column_with_its_own_definition_is_a_no_op() {
     // Another on_error is another definition: that one recomputes.
     let ignore_errors = ColumnOptions { if_exists: IfExists::Replace, on_error: tabula::OnError::Ignore };
     assert!(t.add_computed_column("summary", v2.call([col("text")]), ignore_errors).unwrap().version > first.version);
+}
+
+/// A stored column can be replaced by a computed one (as in Pixeltable): one version, its
+/// readers recomputed, recorded as a replace of data (which migration checks flag), and a
+/// revert brings the stored values back.
+#[test]
+fn a_stored_column_is_replaced_by_a_computed_one_and_revert_restores_it() {
+    let cat = catalog();
+    let t = docs(&cat);
+    t.add_column("label", ColumnType::String, "x", IfExists::Error).unwrap();
+    t.update([("label", lit("hand-written"))], col("title").eq("beta")).unwrap();
+    t.add_computed_column("shout", col("label").upper(), ColumnOptions::default()).unwrap();
+    let before = t.version().unwrap();
+    let labels = |t: &tabula::Table, c: &str| -> Vec<String> {
+        t.select([col(c)])
+            .order_by(col("words"))
+            .collect()
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String>(c).unwrap())
+            .collect()
+    };
+    assert_eq!(labels(&t, "shout"), ["X", "HAND-WRITTEN", "X"]);
+
+    let w = t.add_computed_column("label", col("title").lower(), ColumnOptions::if_exists(IfExists::Replace)).unwrap();
+    assert_eq!(w.version.0, before.0 + 1, "one version");
+    assert_eq!(w.change, Some(tabula::ChangeKind::ReplaceColumn));
+    assert_eq!(labels(&t, "label"), ["alpha", "beta", "gamma"]);
+    assert_eq!(labels(&t, "shout"), ["ALPHA", "BETA", "GAMMA"], "its reader is recomputed");
+    assert!(t.schema().unwrap().column("label").unwrap().is_computed());
+
+    t.revert().unwrap();
+    assert_eq!(labels(&t, "label"), ["x", "hand-written", "x"]);
+    assert_eq!(labels(&t, "shout"), ["X", "HAND-WRITTEN", "X"]);
+    assert!(!t.schema().unwrap().column("label").unwrap().is_computed());
+    t.insert([
+        tabula::row! {"title" => "delta", "words" => 40, "score" => None::<f64>, "draft" => true, "label" => "typed"},
+    ])
+    .unwrap();
+    assert_eq!(labels(&t, "label").last().unwrap(), "typed", "it is a stored column again");
 }

@@ -233,7 +233,8 @@ impl World {
                         assert_eq!(result.unwrap().version, Version(self.current().number));
                         return;
                     }
-                    (None, _) | (Some(ColDef::Computed { .. }), true) => {
+                    // A replace takes over a stored column too (its values come back on revert).
+                    (None, _) | (Some(_), true) => {
                         result.unwrap();
                     }
                     _ => {
