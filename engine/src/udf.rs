@@ -69,6 +69,9 @@ pub enum CellErrorKind {
     UdfTypeError,
     /// A batch UDF returned another number of results than it got rows.
     UdfBatchError,
+    /// A computed column this one reads failed for the row, so this one was not computed
+    /// (its UDF not called); the message names the column where the failure started.
+    UpstreamError,
 }
 
 impl CellErrorKind {
@@ -79,6 +82,7 @@ impl CellErrorKind {
             CellErrorKind::UdfPanic => "UdfPanic",
             CellErrorKind::UdfTypeError => "UdfTypeError",
             CellErrorKind::UdfBatchError => "UdfBatchError",
+            CellErrorKind::UpstreamError => "UpstreamError",
         }
     }
 }

@@ -63,6 +63,60 @@ fn settle(column: &ColumnDef, cells: Cells, describe_row: &dyn Fn(usize) -> Stri
 }
 
 /// The error of a call that a failing cell of `column` aborts.
+/// The error slot a cell inherits when computed column `input`, which it reads, failed with
+/// `slot`: an `UpstreamError` naming the column where the failure started (what the store
+/// writes in SQL for the same case).
+fn inherited(input: &str, slot: &str) -> Value {
+    if slot.starts_with("UpstreamError: ") {
+        Value::String(slot.to_string())
+    } else {
+        Value::String(format!("UpstreamError: column '{input}' failed: {slot}"))
+    }
+}
+
+/// Evaluates computed `column` over a batch (`rows` named `names`) and applies its error
+/// policy: `(value, error slot)` a row. `errors` holds each row's error slots of the
+/// computed columns named `error_names`: a row where one the column reads failed inherits
+/// that error, and the expression (its UDFs) is not run for it.
+fn evaluate(
+    column: &ColumnDef,
+    schema: &TableSchema,
+    batch: &Batch<'_>,
+    error_names: &[String],
+    errors: &[Vec<Value>],
+    udfs: &Registry,
+    describe_row: &dyn Fn(usize) -> String,
+) -> Result<Vec<(Value, Value)>> {
+    let Some(computed) = &column.computed else { return Ok(vec![(Value::Null, Value::Null); batch.rows.len()]) };
+    let reads: Vec<usize> = schema
+        .failing_inputs(&computed.expr)
+        .iter()
+        .filter_map(|c| error_names.iter().position(|n| *n == c.name))
+        .collect();
+    let upstream: Vec<Option<Value>> = errors
+        .iter()
+        .map(|slots| {
+            reads.iter().find_map(|&j| match &slots[j] {
+                Value::String(slot) => Some(inherited(&error_names[j], slot)),
+                _ => None,
+            })
+        })
+        .collect();
+    if upstream.iter().all(Option::is_none) {
+        let cells = eval(&computed.expr, batch, udfs)?;
+        return settle(column, cells, describe_row);
+    }
+    let clean: Vec<usize> = (0..batch.rows.len()).filter(|&i| upstream[i].is_none()).collect();
+    let rows: Vec<Vec<Value>> = clean.iter().map(|&i| batch.rows[i].clone()).collect();
+    let cells = eval(&computed.expr, &Batch { names: batch.names, rows: &rows }, udfs)?;
+    let settled = settle(column, cells, &|k| describe_row(clean[k]))?;
+    let mut out: Vec<(Value, Value)> = upstream.into_iter().map(|u| (Value::Null, u.unwrap_or(Value::Null))).collect();
+    for (i, cell) in clean.into_iter().zip(settled) {
+        out[i] = cell;
+    }
+    Ok(out)
+}
+
 fn abort_error(column: &ColumnDef, row: &str, e: &CellError) -> crate::error::Error {
     err!(
         UdfFailed,
@@ -96,6 +150,8 @@ pub(crate) struct RowWriter<'t> {
     stored: Vec<ColumnDef>,
     /// Computed columns evaluated in Rust (all of them when any calls a UDF), in order.
     rust_columns: Vec<ColumnDef>,
+    /// The table's schema (which columns a computed column inherits failures from).
+    schema: TableSchema,
     /// Names of every computed column (for the error when a row gives one).
     computed: Vec<String>,
     /// Where each value of the last row shape goes among `stored`.
@@ -123,6 +179,7 @@ impl<'t> RowWriter<'t> {
             inserter: plan.appender,
             stored: plan.stored,
             rust_columns: plan.rust_columns,
+            schema: schema.clone(),
             computed: schema.columns.iter().filter(|c| c.is_computed()).map(|c| c.name.clone()).collect(),
             shape: None,
             buf: Vec::new(),
@@ -255,17 +312,23 @@ impl<'t> RowWriter<'t> {
         let mut rows = std::mem::take(&mut self.pending);
         let indexes = std::mem::take(&mut self.pending_index);
         let mut slots: Vec<Vec<Value>> = vec![Vec::with_capacity(2 * self.rust_columns.len()); rows.len()];
+        // Each row's error slots of the columns computed so far, to pass failures on.
+        let mut error_names: Vec<String> = Vec::new();
+        let mut errors: Vec<Vec<Value>> = vec![Vec::new(); rows.len()];
         for c in &self.rust_columns {
-            let Some(computed) = &c.computed else { continue };
-            let cells = eval(&computed.expr, &Batch { names: &names, rows: &rows }, self.udfs)?;
             let describe = |i: usize| format!("row {}", indexes[i]);
-            let settled = settle(c, cells, &describe)?;
-            for ((row, slot), (value, error)) in rows.iter_mut().zip(slots.iter_mut()).zip(settled) {
+            let batch = Batch { names: &names, rows: &rows };
+            let settled = evaluate(c, &self.schema, &batch, &error_names, &errors, self.udfs, &describe)?;
+            for (((row, slot), errs), (value, error)) in
+                rows.iter_mut().zip(slots.iter_mut()).zip(errors.iter_mut()).zip(settled)
+            {
                 row.push(value.clone());
                 slot.push(value);
+                errs.push(error.clone());
                 slot.push(error);
             }
             names.push(c.name.clone());
+            error_names.push(c.name.clone());
         }
         let stored_len = self.stored.len() + 1;
         for (mut row, slot) in rows.into_iter().zip(slots) {
@@ -300,8 +363,11 @@ type Fetch<'a> = dyn Fn(i64, &mut dyn FnMut(Vec<Value>) -> Result<bool>) -> Resu
 /// each seeing the ones before it.
 struct Pass<'a> {
     columns: &'a [&'a ColumnDef],
+    schema: &'a TableSchema,
     inputs: Vec<&'a ColumnDef>,
     names: Vec<String>,
+    /// The computed columns among `inputs`, whose error slots are fetched too.
+    failing: Vec<&'a ColumnDef>,
 }
 
 impl<'a> Pass<'a> {
@@ -325,7 +391,8 @@ impl<'a> Pass<'a> {
             }
         }
         let names = inputs.iter().map(|c| c.name.clone()).collect();
-        Ok(Pass { columns, inputs, names })
+        let failing = inputs.iter().copied().filter(|c| c.is_computed()).collect();
+        Ok(Pass { columns, schema, inputs, names, failing })
     }
 
     /// Runs the pass over every batch `fetch(after, each)` gives (rows `rowid, inputs...`
@@ -351,24 +418,31 @@ impl<'a> Pass<'a> {
             })?;
             let Some(&end) = rowids.last() else { return Ok(()) };
             let mut names = self.names.clone();
+            // Each row's error slots of the computed inputs (fetched after the inputs), then
+            // of the columns computed so far.
+            let mut error_names: Vec<String> = self.failing.iter().map(|c| c.name.clone()).collect();
+            let mut errors: Vec<Vec<Value>> = rows.iter_mut().map(|r| r.split_off(self.inputs.len())).collect();
             // `[value, error]` of every column, row after row (one allocation a batch).
             let width = 2 * self.columns.len();
             let mut out: Vec<Value> = vec![Value::Null; width * rows.len()];
             for (k, c) in self.columns.iter().enumerate() {
-                let Some(computed) = &c.computed else { continue };
-                let cells = eval(&computed.expr, &Batch { names: &names, rows: &rows }, udfs)?;
                 let describe = |i: usize| format!("{what} {} ({})", seen + i, describe_inputs(&self.names, &rows[i]));
-                let settled = settle(c, cells, &describe)?;
+                let batch = Batch { names: &names, rows: &rows };
+                let settled = evaluate(c, self.schema, &batch, &error_names, &errors, udfs, &describe)?;
                 let later = k + 1 < self.columns.len();
-                for (i, (row, (value, error))) in rows.iter_mut().zip(settled).enumerate() {
+                for (i, ((row, errs), (value, error))) in
+                    rows.iter_mut().zip(errors.iter_mut()).zip(settled).enumerate()
+                {
                     if later {
                         // The columns after this one may read it.
                         row.push(value.clone());
+                        errs.push(error.clone());
                     }
                     out[i * width + 2 * k] = value;
                     out[i * width + 2 * k + 1] = error;
                 }
                 names.push(c.name.clone());
+                error_names.push(c.name.clone());
             }
             for (rowid, o) in rowids.iter().zip(out.chunks(width.max(1))) {
                 store(*rowid, o)?;
@@ -406,7 +480,7 @@ pub(crate) fn recompute(
         return recompute_in_sql(tx, meta, &pass, scope, udfs);
     }
     let fetch = |after: i64, each: &mut dyn FnMut(Vec<Value>) -> Result<bool>| {
-        tx.fetch_inputs(meta, &pass.inputs, scope, after, BATCH, each)
+        tx.fetch_inputs(meta, &pass.inputs, &pass.failing, scope, after, BATCH, each)
     };
     let mut update = tx.cell_writer(meta, pass.columns)?;
     pass.run(&fetch, udfs, "row", |rowid, values| {
@@ -497,7 +571,7 @@ pub(crate) fn recompute_view(
 ) -> Result<()> {
     let pass = Pass::new(columns, &meta.schema, udfs)?;
     let fetch = |after: i64, each: &mut dyn FnMut(Vec<Value>) -> Result<bool>| {
-        tx.fetch_view_inputs(meta, &pass.inputs, rows, after, BATCH, each)
+        tx.fetch_view_inputs(meta, &pass.inputs, &pass.failing, rows, after, BATCH, each)
     };
     let mut upsert = tx.view_writer(meta, pass.columns)?;
     pass.run(&fetch, udfs, "base row", |rowid, values| {

@@ -188,6 +188,25 @@ impl TableSchema {
             .collect()
     }
 
+    /// The computed columns whose failure `expr` inherits: those it reads by value and does
+    /// not inspect with `errortype()`/`errormsg()` (an expression that looks at a column's
+    /// error handles it itself). A row where one of them failed gets an upstream error
+    /// instead of a value, and `expr` (its UDFs) is not run for it.
+    pub(crate) fn failing_inputs(&self, expr: &Expr) -> Vec<&ColumnDef> {
+        let mut inspected = BTreeSet::new();
+        expr.visit(&mut |e| {
+            if let Expr::CellError { column, .. } = e {
+                inspected.insert(column.clone());
+            }
+        });
+        expr.columns()
+            .iter()
+            .filter(|name| !inspected.contains(*name))
+            .filter_map(|name| self.column(name))
+            .filter(|c| c.is_computed())
+            .collect()
+    }
+
     /// Every column that depends, directly or through other computed columns, on any of
     /// `changed`, in an order where each comes after the columns it reads.
     pub fn downstream_of(&self, changed: &BTreeSet<String>) -> Vec<&ColumnDef> {

@@ -13,7 +13,7 @@ use super::sql::{physical, sql_for_read, sql_over_columns, to_sql, Params, UdfCa
 use super::{Kind, TableMeta, Tx};
 use crate::error::{err, Result};
 use crate::expr::Expr;
-use crate::schema::ColumnDef;
+use crate::schema::{ColumnDef, TableSchema};
 use crate::types::{ColumnType, Value, Version};
 
 /// Which row versions of a table a fill touches.
@@ -57,6 +57,27 @@ pub(crate) struct InsertPlan<'t> {
     pub(crate) rust_columns: Vec<ColumnDef>,
 }
 
+/// The error slot a computed column with expression `expr` inherits, as SQL over the error
+/// slots of the computed columns it reads (`slot` gives one's SQL in the statement): the
+/// first of them that failed, as an `UpstreamError` naming the column where the failure
+/// started (what `compute::inherited` writes in Rust); NULL when none failed. `None` when
+/// the expression reads no computed column by value.
+fn inherited_error(schema: &TableSchema, expr: &Expr, slot: &dyn Fn(&ColumnDef) -> String) -> Option<String> {
+    let arms: Vec<String> = schema
+        .failing_inputs(expr)
+        .into_iter()
+        .map(|c| {
+            let s = slot(c);
+            format!(
+                "WHEN {s} IS NOT NULL THEN (CASE WHEN substr({s}, 1, 15) = 'UpstreamError: ' THEN {s} \
+                 ELSE 'UpstreamError: column ''{}'' failed: ' || {s} END)",
+                c.name
+            )
+        })
+        .collect();
+    (!arms.is_empty()).then(|| format!("(CASE {} END)", arms.join(" ")))
+}
+
 impl<'t> Tx<'t> {
     /// The insert of rows into `meta`'s table at `version`. With `rust`, every computed
     /// column's value and error slot are given with the row; without, SQLite computes them.
@@ -96,17 +117,18 @@ impl<'t> Tx<'t> {
         Ok(InsertPlan { appender, stored, rust_columns })
     }
 
-    /// Fills computed `column` (no UDF) in the rows of `scope` with one statement. The
-    /// column is a fresh physical column, so its error slot is already null.
+    /// Fills computed `column` (no UDF) in the rows of `scope` with one statement: its value,
+    /// or where a computed column it reads failed, null and the inherited error.
     pub(crate) fn fill_computed(&self, meta: &TableMeta, column: &ColumnDef, scope: Scope) -> Result<()> {
         let Some(computed) = &column.computed else { return Ok(()) };
         let mut params = Params::default();
         let sql = sql_over_columns(&meta.schema, &computed.expr, &mut params)?;
-        let phys = meta.phys();
-        self.execute(
-            &format!("UPDATE {phys} SET c{} = {sql} WHERE {}", column.id.0, scope.condition()),
-            &params.values,
-        )?;
+        let id = column.id.0;
+        let sets = match inherited_error(&meta.schema, &computed.expr, &|c| format!("e{}", c.id.0)) {
+            None => format!("c{id} = {sql}, e{id} = NULL"),
+            Some(error) => format!("c{id} = CASE WHEN {error} IS NULL THEN {sql} END, e{id} = {error}"),
+        };
+        self.execute(&format!("UPDATE {} SET {sets} WHERE {}", meta.phys(), scope.condition()), &params.values)?;
         Ok(())
     }
 
@@ -127,8 +149,20 @@ impl<'t> Tx<'t> {
         for (k, call) in params.udf_calls.take().unwrap_or_default().into_iter().enumerate() {
             functions.push(function(k, call)?);
         }
-        let update = format!("UPDATE {} SET c{} = {sql} WHERE {}", meta.phys(), column.id.0, scope.condition());
-        self.with_functions(functions, |tx| tx.execute(&update, &params.values)).map(|_| ())
+        let (phys, id, scope) = (meta.phys(), column.id.0, scope.condition());
+        // Rows where a computed column it reads failed inherit that error; the UDFs are not
+        // called for them.
+        let inherited = inherited_error(&meta.schema, &computed.expr, &|c| format!("e{}", c.id.0));
+        let clean = inherited.as_ref().map(|e| format!(" AND {e} IS NULL")).unwrap_or_default();
+        let update = format!("UPDATE {phys} SET c{id} = {sql}, e{id} = NULL WHERE {scope}{clean}");
+        self.with_functions(functions, |tx| tx.execute(&update, &params.values))?;
+        if let Some(error) = inherited {
+            self.execute(
+                &format!("UPDATE {phys} SET c{id} = NULL, e{id} = {error} WHERE {scope} AND {error} IS NOT NULL"),
+                &[],
+            )?;
+        }
+        Ok(())
     }
 
     /// Sets `column` to null with error slot `error` in each physical row `rowid`.
@@ -175,20 +209,26 @@ impl<'t> Tx<'t> {
     }
 
     /// The next `batch` rows of `scope` after physical row `after`, in rowid order: each
-    /// row's rowid, then the stored values of `inputs`.
+    /// row's rowid, the stored values of `inputs`, then the error slots of `failing`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn fetch_inputs(
         &self,
         meta: &TableMeta,
         inputs: &[&ColumnDef],
+        failing: &[&ColumnDef],
         scope: Scope,
         after: i64,
         batch: usize,
         each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
-        let select: Vec<String> =
-            std::iter::once("rowid".to_string()).chain(inputs.iter().map(|c| format!("c{}", c.id.0))).collect();
-        let types: Vec<Option<ColumnType>> =
-            std::iter::once(Some(ColumnType::Int)).chain(inputs.iter().map(|c| Some(c.ty))).collect();
+        let select: Vec<String> = std::iter::once("rowid".to_string())
+            .chain(inputs.iter().map(|c| format!("c{}", c.id.0)))
+            .chain(failing.iter().map(|c| format!("e{}", c.id.0)))
+            .collect();
+        let types: Vec<Option<ColumnType>> = std::iter::once(Some(ColumnType::Int))
+            .chain(inputs.iter().map(|c| Some(c.ty)))
+            .chain(failing.iter().map(|_| Some(ColumnType::String)))
+            .collect();
         let sql = format!(
             "SELECT {} FROM {} WHERE {} AND rowid > {after} ORDER BY rowid LIMIT {batch}",
             select.join(", "),
@@ -207,11 +247,14 @@ impl<'t> Tx<'t> {
     }
 
     /// The next `batch` base rows of view `meta` in `rows` after base row `after`, in
-    /// rowid order: each row's base rowid, then the values of `inputs`.
+    /// rowid order: each row's base rowid, the values of `inputs`, then the error slots of
+    /// `failing`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn fetch_view_inputs(
         &self,
         meta: &TableMeta,
         inputs: &[&ColumnDef],
+        failing: &[&ColumnDef],
         rows: ViewRows,
         after: i64,
         batch: usize,
@@ -228,9 +271,14 @@ impl<'t> Tx<'t> {
             ViewRows::EndedAt(v) => format!("b.{} AND s._id IS NULL", ended_at(&v.0.to_string())),
         };
         let mut select = vec!["b.rowid".to_string()];
-        select.extend(inputs.iter().filter_map(|c| meta.column_sql(&c.name)));
-        let types: Vec<Option<ColumnType>> =
-            std::iter::once(Some(ColumnType::Int)).chain(inputs.iter().map(|c| Some(c.ty))).collect();
+        select.extend(inputs.iter().map(|c| meta.column_sql(&c.name).unwrap_or_else(|| "NULL".into())));
+        select.extend(
+            failing.iter().map(|c| meta.column_sql(&format!("{}#error", c.name)).unwrap_or_else(|| "NULL".into())),
+        );
+        let types: Vec<Option<ColumnType>> = std::iter::once(Some(ColumnType::Int))
+            .chain(inputs.iter().map(|c| Some(c.ty)))
+            .chain(failing.iter().map(|_| Some(ColumnType::String)))
+            .collect();
         let sql = format!(
             "SELECT {} FROM {} WHERE {which} AND {shown} AND b.rowid > {after} ORDER BY b.rowid LIMIT {batch}",
             select.join(", "),
@@ -283,11 +331,26 @@ impl<'t> Tx<'t> {
             values.push(sql.clone());
             new_sql.insert(c.name.clone(), format!("({sql})"));
         }
+        // Each computed column's error slot in the new row, as SQL over the old one.
+        let mut error_sql: HashMap<String, String> = HashMap::new();
         for c in schema.computed_order() {
             let Some(computed) = &c.computed else { continue };
             let sql = if in_sql.contains(c.name.as_str()) {
                 let resolve = |name: &str| new_sql.get(name).cloned().or_else(|| old(name));
-                to_sql(&computed.expr, schema, &resolve, &mut params)?
+                let sql = to_sql(&computed.expr, schema, &resolve, &mut params)?;
+                let slot = |u: &ColumnDef| error_sql.get(&u.name).cloned().unwrap_or_else(|| format!("e{}", u.id.0));
+                match inherited_error(schema, &computed.expr, &slot) {
+                    Some(error) => {
+                        targets.push(format!("e{}", c.id.0));
+                        values.push(error.clone());
+                        error_sql.insert(c.name.clone(), error.clone());
+                        format!("CASE WHEN {error} IS NULL THEN {sql} END")
+                    }
+                    None => {
+                        error_sql.insert(c.name.clone(), "NULL".into());
+                        sql
+                    }
+                }
             } else {
                 copied_slots.push(format!("e{}", c.id.0));
                 format!("c{}", c.id.0)

@@ -520,3 +520,135 @@ fn a_stored_column_is_replaced_by_a_computed_one_and_revert_restores_it() {
     .unwrap();
     assert_eq!(labels(&t, "label").last().unwrap(), "typed", "it is a stored column again");
 }
+
+/// Counts the calls of a UDF.
+fn counted(name: &str, f: impl Fn(i64) -> Result<i64, String> + Send + Sync + 'static) -> (Udf, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let udf = Udf::new(name, 1, move |n: i64| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        f(n)
+    });
+    (udf, calls)
+}
+
+/// `(value, errortype, errormsg)` of `column`, in `n` order.
+fn cells(t: &Table, column: &str) -> Vec<(Option<i64>, Option<String>, Option<String>)> {
+    t.select([col(column).alias("v"), col(column).errortype().alias("kind"), col(column).errormsg().alias("why")])
+        .order_by(col("k"))
+        .collect()
+        .unwrap()
+        .iter()
+        .map(|r| (r.get("v").unwrap(), r.get("kind").unwrap(), r.get("why").unwrap()))
+        .collect()
+}
+
+/// A failed cell passes its failure on (as in Pixeltable): every computed column that reads
+/// it gets an `UpstreamError` naming the column where the failure started, and its UDF is
+/// not called for that row, whatever path computed it: an insert, a fill in SQL, a fill
+/// calling a row UDF back, a batch UDF, an update, a view. An `Abort` column does not abort
+/// on an inherited failure.
+#[test]
+fn a_failed_cell_passes_its_failure_on_to_the_columns_that_read_it() {
+    let cat = catalog();
+    let t = cat
+        .create_table(
+            "app/t",
+            Schema::new().required("k", ColumnType::Int).required("n", ColumnType::Int).nullable("m", ColumnType::Int),
+            IfExists::Error,
+        )
+        .unwrap();
+    let (root, _) = counted("root", |n| if n < 0 { Err(format!("negative {n}")) } else { Ok(n) });
+    let (child, child_calls) = counted("child", |n| Ok(n + 1000));
+    let batch_calls = Arc::new(AtomicUsize::new(0));
+    let seen = batch_calls.clone();
+    let batch = Udf::batch("twice", 1, [ColumnType::Int], ColumnType::Int, move |rows| {
+        seen.fetch_add(rows.len(), Ordering::SeqCst);
+        rows.iter()
+            .map(|r| match r[0] {
+                Value::Int(n) => Ok(Value::Int(2 * n)),
+                _ => Err("not an int".into()),
+            })
+            .collect()
+    });
+    for u in [&root, &child, &batch] {
+        cat.register(u);
+    }
+    let ignore = ColumnOptions { on_error: OnError::Ignore, ..Default::default() };
+    t.add_computed_column("i1", root.call([col("n")]), ignore).unwrap();
+    t.add_computed_column("i2", col("i1") * 2, ColumnOptions::default()).unwrap();
+    t.add_computed_column("i3", child.call([col("i2")]), ColumnOptions::default()).unwrap();
+    // The insert computes everything in Rust.
+    t.insert([row! {"k" => 1, "n" => 1}, row! {"k" => 2, "n" => -2}, row! {"k" => 3, "n" => 3}]).unwrap();
+    assert_eq!(child_calls.load(Ordering::SeqCst), 2, "no call for the failed row");
+    let failed =
+        (None, Some("UpstreamError".to_string()), Some("column 'i1' failed: UdfError: negative -2".to_string()));
+    assert_eq!(cells(&t, "i1")[1], (None, Some("UdfError".into()), Some("negative -2".into())));
+    assert_eq!(cells(&t, "i2"), [(Some(2), None, None), failed.clone(), (Some(6), None, None)]);
+    assert_eq!(cells(&t, "i3")[1], failed, "the failure's origin, not the column before");
+
+    // Filled over existing rows: in SQL, with a row UDF called back, with a batch UDF.
+    t.add_computed_column("s", col("i2") + 1, ColumnOptions::default()).unwrap();
+    child_calls.store(0, Ordering::SeqCst);
+    t.add_computed_column("c", child.call([col("i2")]), ColumnOptions::default()).unwrap();
+    assert_eq!(child_calls.load(Ordering::SeqCst), 2);
+    t.add_computed_column("b", batch.call([col("i3")]), ColumnOptions::default()).unwrap();
+    assert_eq!(batch_calls.load(Ordering::SeqCst), 2);
+    for column in ["s", "c", "b"] {
+        assert_eq!(cells(&t, column)[1], failed, "{column}");
+        assert!(cells(&t, column)[0].0.is_some(), "{column}");
+    }
+
+    // An update that fixes the root clears the failure downstream; one that breaks it
+    // passes it on.
+    t.update([("n", lit(5))], col("k").eq(2)).unwrap();
+    t.update([("n", lit(-7))], col("k").eq(3)).unwrap();
+    assert_eq!(cells(&t, "i1")[1], (Some(5), None, None), "the fixed root's error slot is cleared");
+    let broken =
+        (None, Some("UpstreamError".to_string()), Some("column 'i1' failed: UdfError: negative -7".to_string()));
+    for column in ["i2", "i3", "s", "c", "b"] {
+        let got = cells(&t, column);
+        assert!(got[1].0.is_some() && got[1].1.is_none(), "{column}: {:?}", got[1]);
+        assert_eq!(got[2], broken, "{column}");
+    }
+    // An update of another column rewrites rows in SQL; the failures stay.
+    t.add_computed_column("sm", col("i1") + col("m"), ColumnOptions::default()).unwrap();
+    t.update([("m", lit(1))], lit(true)).unwrap();
+    assert_eq!(cells(&t, "sm"), [(Some(2), None, None), (Some(6), None, None), broken.clone()]);
+    assert_eq!(cells(&t, "i2")[2], broken);
+
+    // A view's own column inherits from the base.
+    let v = cat.create_view("app/v", &t, lit(true), IfExists::Error).unwrap();
+    v.add_computed_column("vc", child.call([col("i2")]), ColumnOptions::default()).unwrap();
+    assert_eq!(cells(&v, "vc")[2], broken);
+    // Reverting the updates brings back the cells as they were, errors included.
+    cat.drop_table("app/v", tabula::Force::No).unwrap();
+    t.revert_to(Version(7)).unwrap();
+    assert_eq!(cells(&t, "i2"), [(Some(2), None, None), failed, (Some(6), None, None)]);
+}
+
+/// An update that makes a failed cell succeed clears its error slot (the new row version
+/// once kept the old version's error next to the new value).
+#[test]
+fn a_recomputed_cell_that_succeeds_has_no_error() {
+    let cat = catalog();
+    let t = cat
+        .create_table(
+            "app/t",
+            Schema::new().required("k", ColumnType::Int).required("n", ColumnType::Int),
+            IfExists::Error,
+        )
+        .unwrap();
+    let (root, _) = counted("root", |n| if n < 0 { Err(format!("negative {n}")) } else { Ok(n) });
+    cat.register(&root);
+    t.add_computed_column(
+        "i1",
+        root.call([col("n")]),
+        ColumnOptions { on_error: OnError::Ignore, ..Default::default() },
+    )
+    .unwrap();
+    t.insert([row! {"k" => 1, "n" => -2}]).unwrap();
+    assert_eq!(cells(&t, "i1"), [(None, Some("UdfError".into()), Some("negative -2".into()))]);
+    t.update([("n", lit(5))], lit(true)).unwrap();
+    assert_eq!(cells(&t, "i1"), [(Some(5), None, None)]);
+}
