@@ -97,11 +97,14 @@ pub(crate) struct Change {
     pub(crate) updated: u64,
     pub(crate) deleted: u64,
     pub(crate) rowids: Option<(i64, i64)>,
+    /// For rows rewritten by an update: the columns whose values may differ from the row
+    /// versions they replace (set, and computed downstream of those). `None`: new rows.
+    pub(crate) changed: Option<std::collections::BTreeSet<String>>,
 }
 
 impl Change {
     pub(crate) fn rows(kind: ChangeKind, detail: String, inserted: u64, updated: u64, deleted: u64) -> Change {
-        Change { kind, detail, inserted, updated, deleted, rowids: None }
+        Change { kind, detail, inserted, updated, deleted, rowids: None, changed: None }
     }
 
     pub(crate) fn schema(kind: ChangeKind, detail: String) -> Change {

@@ -15,7 +15,7 @@ use crate::expr::{col, Expr};
 use crate::path::Path;
 use crate::row::Row;
 use crate::schema::{ColumnDef, TableSchema};
-use crate::store::{now_micros, Kind, TableMeta, Tx, VersionRecord, VIEW_COLUMN_IDS};
+use crate::store::{now_micros, Kind, TableMeta, Tx, VersionRecord, ViewRows, VIEW_COLUMN_IDS};
 use crate::types::{ColumnType, TableId, Version};
 
 /// A handle on a table. Cheap to clone. It reads the table's metadata afresh in every call,
@@ -210,7 +210,11 @@ impl Table {
                 return Ok(WriteResult { version: meta.version, change: None, inserted: 0, updated: 0, deleted: 0 });
             };
             if let (Some((first, _)), Kind::Table) = (change.rowids, &meta.kind) {
-                maintain_views(tx, &meta, crate::store::ViewRows::From(first), udfs)
+                let rows = match &change.changed {
+                    None => ViewRows::From(first),
+                    Some(_) => ViewRows::Rewritten { first, version: next },
+                };
+                maintain_views(tx, &meta, rows, change.changed.as_ref(), udfs)
                     .map_err(|e| e.context(format_args!("table '{path}'")))?;
             }
             let mut recorded = meta.schema.clone();
@@ -391,7 +395,8 @@ impl Table {
                 return Ok(None);
             }
             let rowids = compute::rewrite_ended(tx, meta, version, &set, udfs)?;
-            Ok(Some(Change { kind: ChangeKind::Update, detail, inserted: 0, updated: n, deleted: 0, rowids }))
+            changed.extend(meta.schema.downstream_of(&changed).iter().map(|c| c.name.clone()));
+            Ok(Some(Change { rowids, changed: Some(changed), ..Change::rows(ChangeKind::Update, detail, 0, n, 0) }))
         })
     }
 
@@ -469,18 +474,38 @@ pub(crate) fn rows_writable(meta: &TableMeta) -> Result<()> {
 
 /// Computes the own computed columns of every view of `meta`'s table for the base row
 /// versions in `rows` (those the current call wrote, or those a revert is about to reopen).
+/// For rows an update rewrote (`changed`: the base columns whose values may differ), a
+/// view column that reads none of them, directly or through the view's other columns,
+/// keeps the value it had for the row version replaced: its UDF is not called again.
 pub(crate) fn maintain_views(
     tx: &Tx,
     meta: &TableMeta,
-    rows: crate::store::ViewRows,
+    rows: ViewRows,
+    changed: Option<&BTreeSet<String>>,
     udfs: &crate::udf::Registry,
 ) -> Result<()> {
     for (view, path) in tx.dependents(meta.id)? {
         let view_meta = tx.load_table(view, &path)?;
         let own: Vec<&ColumnDef> = view_meta.schema.columns.iter().filter(|c| c.id.0 >= VIEW_COLUMN_IDS).collect();
-        if matches!(view_meta.kind, Kind::View { .. }) && !own.is_empty() {
-            compute::recompute_view(tx, &view_meta, &own, rows, udfs)
-                .map_err(|e| e.context(format_args!("view '{path}'")))?;
+        if !matches!(view_meta.kind, Kind::View { .. }) || own.is_empty() {
+            continue;
+        }
+        let in_view = |e: crate::error::Error| e.context(format_args!("view '{path}'"));
+        match (rows, changed) {
+            (ViewRows::Rewritten { first, version }, Some(changed)) => {
+                let stale: Vec<&ColumnDef> =
+                    view_meta.schema.downstream_of(changed).into_iter().filter(|c| c.id.0 >= VIEW_COLUMN_IDS).collect();
+                let kept: Vec<&ColumnDef> =
+                    own.iter().copied().filter(|c| !stale.iter().any(|s| s.id == c.id)).collect();
+                // Kept values move to the new row versions; rows new to the view get every
+                // column; the rest only the columns whose inputs changed.
+                tx.copy_view_cells(&view_meta, &kept, first, version).map_err(in_view)?;
+                compute::recompute_view(tx, &view_meta, &own, ViewRows::Missing(first), udfs).map_err(in_view)?;
+                if !stale.is_empty() {
+                    compute::recompute_view(tx, &view_meta, &stale, ViewRows::Present(first), udfs).map_err(in_view)?;
+                }
+            }
+            _ => compute::recompute_view(tx, &view_meta, &own, rows, udfs).map_err(in_view)?,
         }
     }
     Ok(())

@@ -59,7 +59,7 @@ impl Table {
                 if let Kind::Table = meta.kind {
                     // Rows this revert reopens may predate a view's own columns.
                     let udfs = &self.catalog.inner.udfs;
-                    crate::catalog::maintain_views(tx, &meta, ViewRows::EndedAt(meta.version), udfs)?;
+                    crate::catalog::maintain_views(tx, &meta, ViewRows::EndedAt(meta.version), None, udfs)?;
                 }
                 tx.revert_latest(&meta)?;
                 meta = self.meta(tx)?;

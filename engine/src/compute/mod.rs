@@ -349,6 +349,7 @@ impl<'t> RowWriter<'t> {
         let noun = if self.count == 1 { "row" } else { "rows" };
         Ok(Some(Change {
             rowids: self.inserter.rowids(),
+            changed: None,
             ..Change::rows(ChangeKind::Insert, format!("insert {} {noun}", self.count), self.count, 0, 0)
         }))
     }

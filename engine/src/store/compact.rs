@@ -119,7 +119,7 @@ impl Tx<'_> {
                  INSERT INTO {new}(rowid, _id, _vmin, _vmax{list}) SELECT rowid, _id, _vmin, _vmax{list} FROM {phys} ORDER BY rowid;
                  DROP TABLE {phys};
                  ALTER TABLE {new} RENAME TO {phys};
-                 CREATE INDEX {phys}_ended ON {phys}(_vmax) WHERE {ENDED};",
+                 CREATE INDEX {phys}_ended ON {phys}(_vmax, _id) WHERE {ENDED};",
                 ddl = ddl.concat()
             ))
             .map_err(|e| self.fail(e))?;

@@ -438,7 +438,7 @@ impl Tx<'_> {
             self.tx
                 .execute_batch(&format!(
                     "CREATE TABLE {phys}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL{ddl});
-                     CREATE INDEX {phys}_ended ON {phys}(_vmax) WHERE {};",
+                     CREATE INDEX {phys}_ended ON {phys}(_vmax, _id) WHERE {};",
                     super::ENDED
                 ))
                 .map_err(|e| self.fail(e))?;

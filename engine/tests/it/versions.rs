@@ -462,3 +462,68 @@ fn ignore_never_hides_a_different_snapshot() {
     let msg = fails_cleanly(&cat, ErrorCode::AlreadyExists, || cat.create_snapshot("app/s", &t, IfExists::Ignore));
     assert!(msg.contains("a snapshot of version 1 of a table since reverted past it"), "{msg}");
 }
+
+/// Updating a base column recomputes only the view columns that read it, directly or
+/// through a base computed column or another view column; the others keep their values
+/// and their UDFs are not called. A row the update brings into the view gets every column.
+#[test]
+fn a_base_update_recomputes_only_the_view_columns_it_affects() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let cat = catalog();
+    let t = cat
+        .create_table(
+            "app/t",
+            tabula::Schema::new()
+                .required("k", ColumnType::Int)
+                .required("a", ColumnType::Int)
+                .required("b", ColumnType::Int),
+            IfExists::Error,
+        )
+        .unwrap();
+    t.add_computed_column("a2", col("a") * 2, ColumnOptions::default()).unwrap();
+    t.insert((0..10).map(|k| row! {"k" => k, "a" => k, "b" => k % 2})).unwrap();
+    let counted = |name: &str| {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let udf = Udf::new(name, 1, move |n: i64| -> i64 {
+            seen.fetch_add(1, Ordering::SeqCst);
+            n + 1000
+        });
+        cat.register(&udf);
+        (udf, calls)
+    };
+    let (fa, calls_a) = counted("fa");
+    let (fb, calls_b) = counted("fb");
+    let (fc, calls_c) = counted("fc");
+    let v = cat.create_view("app/v", &t, col("b").eq(0), IfExists::Error).unwrap();
+    v.add_computed_column("va", fa.call([col("a2")]), ColumnOptions::default()).unwrap();
+    v.add_computed_column("vk", fb.call([col("k")]), ColumnOptions::default()).unwrap();
+    v.add_computed_column("vva", fc.call([col("va")]), ColumnOptions::default()).unwrap();
+    let reset = || [&calls_a, &calls_b, &calls_c].map(|c| c.swap(0, Ordering::SeqCst));
+    assert_eq!(reset(), [5, 5, 5]);
+
+    // a changes for 2 rows in the view: va (through a2) and vva (through va) only.
+    t.update([("a", col("a") + 100)], col("k").le(2).and(col("b").eq(0))).unwrap();
+    assert_eq!(reset(), [2, 0, 2]);
+    // b changes for rows outside the view and keeps them out: no call at all.
+    t.update([("b", lit(3))], col("b").eq(1)).unwrap();
+    assert_eq!(reset(), [0, 0, 0]);
+    // b changes for 2 rows and brings them into the view: every column for those two.
+    t.update([("b", lit(0))], col("k").ge(8)).unwrap();
+    assert_eq!(reset(), [1, 1, 1], "k = 8 was already in the view; k = 9 enters it");
+    let rows: Vec<(i64, i64, i64, i64)> = v
+        .select([col("k"), col("va"), col("vk"), col("vva")])
+        .order_by(col("k"))
+        .collect()
+        .unwrap()
+        .iter()
+        .map(|r| (r.get("k").unwrap(), r.get("va").unwrap(), r.get("vk").unwrap(), r.get("vva").unwrap()))
+        .collect();
+    let want = |k: i64, a: i64| (k, 2 * a + 1000, k + 1000, 2 * a + 2000);
+    assert_eq!(rows, [want(0, 100), want(2, 102), want(4, 4), want(6, 6), want(8, 8), want(9, 9)]);
+    // Older versions read as they were; revert brings them back.
+    t.revert_to(Version(2)).unwrap();
+    assert_eq!(v.count().unwrap(), 5);
+    assert_eq!(v.select([col("va")]).order_by(col("k")).collect().unwrap()[1].get::<i64>("va").unwrap(), 1004);
+}
