@@ -13,7 +13,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
-use tabula::{col, Catalog, ColumnDef, ErrorCode, Expr, Recursive, Retention, RowChange, Table, TableKind, Version};
+use tabula::{
+    col, Catalog, ColumnDef, ErrorCode, Expr, ListingKind, Recursive, Retention, RowChange, Table, TableKind, Version,
+};
 
 use output::{Format, Pager};
 
@@ -30,7 +32,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Directories and tables, with their kind, row counts and versions.
+    /// Directories and tables, with their kind, row counts, versions and error cells.
     Ls {
         /// The directory to list (the root when left out).
         dir: Option<String>,
@@ -245,18 +247,21 @@ fn kind_name(kind: TableKind) -> &'static str {
 
 fn ls(cat: &Catalog, dir: &str, recursive: bool, out: &mut impl Write) -> Result<()> {
     let recursive = if recursive { Recursive::Yes } else { Recursive::No };
-    let mut lines: Vec<(String, [String; 4])> = Vec::new();
-    for d in cat.list_dirs(dir, recursive)? {
-        lines.push((d.to_string(), ["dir".into(), format!("{d}/"), String::new(), String::new()]));
-    }
-    for path in cat.list_tables(dir, recursive)? {
-        let t = cat.get_table(&path)?;
-        let kind = kind_name(t.kind()?).to_string();
-        lines.push((path.to_string(), [kind, path.to_string(), t.count()?.to_string(), t.version()?.to_string()]));
-    }
-    lines.sort();
-    let rows: Vec<[String; 4]> = lines.into_iter().map(|(_, cells)| cells).collect();
-    output::aligned(out, &["kind", "path", "rows", "version"], &rows)?;
+    let show = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+    let rows: Vec<[String; 5]> = cat
+        .ls(dir, recursive)?
+        .into_iter()
+        .map(|l| {
+            let (kind, path) = match l.kind {
+                ListingKind::Dir => ("dir", format!("{}/", l.path)),
+                ListingKind::Table => ("table", l.path.to_string()),
+                ListingKind::View => ("view", l.path.to_string()),
+                ListingKind::Snapshot => ("snapshot", l.path.to_string()),
+            };
+            [kind.to_string(), path, show(l.rows), show(l.version.map(|v| v.0)), show(l.error_cells)]
+        })
+        .collect();
+    output::aligned(out, &["kind", "path", "rows", "version", "errors"], &rows)?;
     Ok(())
 }
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use crate::error::{err, Result};
 use crate::path::{IntoPath, Path};
 use crate::schema::Schema;
-use crate::store::{EntryKind, Store, Tx};
+use crate::store::{EntryKind, Kind, Store, Tx};
 use crate::udf::{Registry, Udf};
 
 pub use columns::ColumnOptions;
@@ -29,6 +29,35 @@ pub use open::{Create, Durability, OpenOptions};
 pub use query::{Query, RowStream};
 pub(crate) use table::{all_columns, check_predicate, maintain_views, rows_writable};
 pub use table::{ColumnInfo, Table, TableInfo, TableKind, VersionInfo, WriteResult};
+
+/// One entry of [`Catalog::ls`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing {
+    /// Its path.
+    pub path: Path,
+    /// What it is.
+    pub kind: ListingKind,
+    /// A table's (view's, snapshot's) current version; `None` for a directory.
+    pub version: Option<crate::types::Version>,
+    /// The rows it shows; `None` for a directory.
+    pub rows: Option<u64>,
+    /// How many of its computed cells hold an error (kept under `OnError::Ignore`, or
+    /// inherited); `None` for a directory.
+    pub error_cells: Option<u64>,
+}
+
+/// What a [`Listing`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListingKind {
+    /// A directory.
+    Dir,
+    /// A table.
+    Table,
+    /// A view.
+    View,
+    /// A snapshot.
+    Snapshot,
+}
 
 /// What a create call does when the path is already taken.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -272,6 +301,43 @@ impl Catalog {
     /// The tables below `path` (`""` for the root), sorted.
     pub fn list_tables(&self, path: impl IntoPath, recursive: Recursive) -> Result<Vec<Path>> {
         self.list(path, recursive, EntryKind::Table)
+    }
+
+    /// What is below `path` (`""` for the root), sorted by path, as one consistent read:
+    /// directories, and tables, views and snapshots with their version, row count and
+    /// how many of their computed cells hold an error (what `tabula ls` prints).
+    pub fn ls(&self, path: impl IntoPath, recursive: Recursive) -> Result<Vec<Listing>> {
+        let path = unversioned(path.into_path()?, "ls")?;
+        self.store().read(|tx| {
+            match tx.entry_kind(&path)? {
+                Some(EntryKind::Dir) => {}
+                Some(EntryKind::Table) => return Err(err!(WrongKind, "'{path}' is a table, not a directory")),
+                None => return Err(err!(NotFound, "directory '{path}' does not exist")),
+            }
+            let mut out = Vec::new();
+            for (entry, kind) in tx.list_entries(&path, recursive == Recursive::Yes)? {
+                if kind == EntryKind::Dir {
+                    out.push(Listing { path: entry, kind: ListingKind::Dir, version: None, rows: None, error_cells: None });
+                    continue;
+                }
+                let id = tx.table_id(&entry)?.ok_or_else(|| err!(NotFound, "'{entry}' vanished"))?;
+                let meta = tx.load_table(id, &entry)?;
+                let (rows, errors) = tx.rows_and_errors(&meta)?;
+                let kind = match meta.kind {
+                    Kind::Table => ListingKind::Table,
+                    Kind::View { .. } => ListingKind::View,
+                    Kind::Snapshot { .. } => ListingKind::Snapshot,
+                };
+                out.push(Listing {
+                    path: entry,
+                    kind,
+                    version: Some(meta.version),
+                    rows: Some(rows),
+                    error_cells: Some(errors),
+                });
+            }
+            Ok(out)
+        })
     }
 
     fn list(&self, path: impl IntoPath, recursive: Recursive, kind: EntryKind) -> Result<Vec<Path>> {

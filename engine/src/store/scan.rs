@@ -215,4 +215,31 @@ impl Tx<'_> {
             }
         })
     }
+
+    /// How many rows `meta` shows now, and how many of their computed cells hold an error.
+    pub(crate) fn rows_and_errors(&self, meta: &TableMeta) -> Result<(u64, u64)> {
+        let scan = Scan::new(meta, Seen::Current(None))?;
+        let slots: Vec<String> = meta
+            .schema
+            .columns
+            .iter()
+            .filter(|c| c.is_computed())
+            .filter_map(|c| meta.column_sql(&format!("{}#error", c.name)))
+            .map(|slot| format!("({slot} IS NOT NULL)"))
+            .collect();
+        let errors = if slots.is_empty() { "0".to_string() } else { format!("coalesce(sum({}), 0)", slots.join(" + ")) };
+        let mut out = (0, 0);
+        self.query_each(
+            &format!("SELECT count(*), {errors} {}", scan.rows_sql()),
+            &scan.params.values,
+            &[Some(ColumnType::Int), Some(ColumnType::Int)],
+            |v| {
+                if let [Value::Int(rows), Value::Int(errors)] = v.as_slice() {
+                    out = (*rows as u64, *errors as u64);
+                }
+                Ok(false)
+            },
+        )?;
+        Ok(out)
+    }
 }

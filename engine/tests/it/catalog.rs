@@ -556,3 +556,38 @@ fn teardown_drops_are_idempotent_and_create_dir_all_makes_parents() {
     assert!(!cat.drop_dir_if_exists("app", Force::Yes).unwrap());
     assert_eq!(names(cat.list_dirs("", Recursive::Yes).unwrap()), ["top", "top/level"]);
 }
+
+/// `ls` lists a directory tree in one read: kinds, versions, rows, and error cells (kept and
+/// inherited failures alike).
+#[test]
+fn ls_lists_kinds_versions_rows_and_error_cells() {
+    use tabula::{col, ListingKind, OnError};
+    let cat = catalog();
+    cat.create_dir_all("app/sub").unwrap();
+    let t = docs(&cat);
+    let picky = tabula::Udf::new("picky", 1, |n: i64| if n > 25 { Err("too many words".to_string()) } else { Ok(n) });
+    cat.register(&picky);
+    let ignore = tabula::ColumnOptions { on_error: OnError::Ignore, ..Default::default() };
+    t.add_computed_column("w", picky.call([col("words")]), ignore).unwrap();
+    t.add_computed_column("w2", col("w") * 2, tabula::ColumnOptions::default()).unwrap();
+    cat.create_view("app/sub/long", &t, col("words").gt(15), IfExists::Error).unwrap();
+    cat.create_snapshot("app/snap", &t, IfExists::Error).unwrap();
+    let line = |l: &tabula::Listing| {
+        format!("{} {:?} {:?} {:?} {:?}", l.path, l.kind, l.version.map(|v| v.0), l.rows, l.error_cells)
+    };
+    let all: Vec<String> = cat.ls("", Recursive::Yes).unwrap().iter().map(line).collect();
+    assert_eq!(
+        all,
+        [
+            "app Dir None None None",
+            "app/docs Table Some(3) Some(3) Some(2)",
+            "app/snap Snapshot Some(0) Some(3) Some(2)",
+            "app/sub Dir None None None",
+            "app/sub/long View Some(0) Some(2) Some(2)",
+        ]
+    );
+    let top = cat.ls("app", Recursive::No).unwrap();
+    assert_eq!(top.iter().map(|l| l.kind).collect::<Vec<_>>(), [ListingKind::Table, ListingKind::Snapshot, ListingKind::Dir]);
+    fails_cleanly(&cat, ErrorCode::WrongKind, || cat.ls("app/docs", Recursive::No));
+    fails_cleanly(&cat, ErrorCode::NotFound, || cat.ls("nope", Recursive::No));
+}
