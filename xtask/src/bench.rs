@@ -404,6 +404,47 @@ impl Bench {
     /// `head(3)` of a select with a UDF column, on a small and a large table: it must call
     /// the UDF exactly 3 times on both (counted, so the check cannot be fooled by noise) and
     /// take about the same time (median of many calls, within 2x, no absolute slack).
+    /// An expensive UDF (a 2 ms call, standing in for an API) with 32 calls in flight over
+    /// 5,000 rows, against the ideal `rows x 2 ms / 32`; the serial time is measured on a
+    /// tenth of the rows and scaled.
+    fn udf_concurrency(&mut self) -> Result<()> {
+        let rows: u64 = if self.reps == 1 { 1_000 } else { 5_000 };
+        let call = std::time::Duration::from_millis(2);
+        let reps = self.reps.min(3);
+        let slow = |b: &mut Bench, n: u64| -> Result<(Catalog, tabula::Table)> {
+            let cat = Catalog::open(b.path("udf-concurrency"))?;
+            let t = cat.create_table("t", Schema::new().required("n", ColumnType::Int), IfExists::Error)?;
+            t.insert((0..n as i64).map(|n| tabula::row! {"n" => n}))?;
+            Ok((cat, t))
+        };
+        let api = move |n: i64| {
+            std::thread::sleep(call);
+            n
+        };
+        let mut times = Vec::new();
+        for _ in 0..reps {
+            let (cat, t) = slow(self, rows)?;
+            let udf = Udf::new("api", 1, api).concurrency(32);
+            cat.register(&udf);
+            times.push(time(|| t.add_computed_column("x", udf.call([col("n")]), ColumnOptions::default()))?.0);
+        }
+        let (cat, t) = slow(self, rows / 10)?;
+        let udf = Udf::new("api", 1, api);
+        cat.register(&udf);
+        let serial = 10.0 * time(|| t.add_computed_column("x", udf.call([col("n")]), ColumnOptions::default()))?.0;
+        let ideal = rows as f64 * call.as_secs_f64() * 1000.0 / 32.0;
+        let ratio = median(times.clone()) / ideal;
+        self.absolute(
+            &format!("2 ms UDF, {rows} rows, concurrency 32 (serial: {serial:.0} ms)"),
+            times,
+            ratio,
+            &format!("x the ideal {ideal:.0} ms"),
+            "<= 1.3x".into(),
+            ratio <= 1.3,
+        );
+        Ok(())
+    }
+
     fn preview(&mut self, sizes: [u64; 2]) -> Result<()> {
         use std::sync::atomic::{AtomicUsize, Ordering};
         use std::sync::Arc;
@@ -758,6 +799,7 @@ pub fn run(rows: u64, quick: bool, only: Option<&str>, root: &FsPath) -> Result<
         ("parallel-reads", Box::new(Bench::parallel_reads)),
         ("builtin-column", Box::new(Bench::builtin_column)),
         ("udf-column", Box::new(Bench::udf_column)),
+        ("udf-concurrency", Box::new(Bench::udf_concurrency)),
         ("preview", Box::new(move |b: &mut Bench| b.preview(preview_sizes))),
         ("revert", Box::new(Bench::revert)),
         ("namespace-cycle", Box::new(Bench::namespace_cycle)),

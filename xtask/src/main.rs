@@ -29,7 +29,7 @@ enum Task {
         #[arg(long)]
         quick: bool,
         /// Only the workloads whose name contains this (insert, select, builtin-column,
-        /// udf-column, preview, revert, namespace-cycle, apply-nothing-pending, template-copy,
+        /// udf-column, udf-concurrency, preview, revert, namespace-cycle, apply-nothing-pending, template-copy,
         /// synth, anonymize, peak-rss).
         #[arg(long)]
         only: Option<String>,

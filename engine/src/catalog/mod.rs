@@ -317,7 +317,13 @@ impl Catalog {
             let mut out = Vec::new();
             for (entry, kind) in tx.list_entries(&path, recursive == Recursive::Yes)? {
                 if kind == EntryKind::Dir {
-                    out.push(Listing { path: entry, kind: ListingKind::Dir, version: None, rows: None, error_cells: None });
+                    out.push(Listing {
+                        path: entry,
+                        kind: ListingKind::Dir,
+                        version: None,
+                        rows: None,
+                        error_cells: None,
+                    });
                     continue;
                 }
                 let id = tx.table_id(&entry)?.ok_or_else(|| err!(NotFound, "'{entry}' vanished"))?;

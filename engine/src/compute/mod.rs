@@ -491,7 +491,8 @@ pub(crate) fn recompute(
 }
 
 /// Whether `columns` can be filled by SQL statements that call their UDFs back: every UDF
-/// they call takes one row a call (batch UDFs want batches), and none reads an error slot
+/// they call takes one row a call (batch UDFs want batches, concurrent ones several rows at
+/// once), and none reads an error slot
 /// (which Rust evaluation refuses next to a UDF, so inserts and fills agree).
 fn in_sql(columns: &[&ColumnDef], udfs: &Registry) -> bool {
     columns.iter().all(|c| {
@@ -499,7 +500,10 @@ fn in_sql(columns: &[&ColumnDef], udfs: &Registry) -> bool {
         let mut ok = true;
         computed.expr.visit(&mut |e| match e {
             Expr::Udf { name, version, params, returns, .. } => {
-                ok &= udfs.resolve(name, *version, params, *returns).is_ok_and(|u| u.is_row());
+                // SQLite calls a function one row at a time: a UDF allowed several calls in
+                // flight is evaluated in Rust batches.
+                ok &=
+                    udfs.resolve(name, *version, params, *returns).is_ok_and(|u| u.is_row() && u.max_in_flight() == 1);
             }
             Expr::CellError { .. } => ok = false,
             _ => {}

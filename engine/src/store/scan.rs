@@ -227,7 +227,8 @@ impl Tx<'_> {
             .filter_map(|c| meta.column_sql(&format!("{}#error", c.name)))
             .map(|slot| format!("({slot} IS NOT NULL)"))
             .collect();
-        let errors = if slots.is_empty() { "0".to_string() } else { format!("coalesce(sum({}), 0)", slots.join(" + ")) };
+        let errors =
+            if slots.is_empty() { "0".to_string() } else { format!("coalesce(sum({}), 0)", slots.join(" + ")) };
         let mut out = (0, 0);
         self.query_each(
             &format!("SELECT count(*), {errors} {}", scan.rows_sql()),

@@ -587,7 +587,10 @@ fn ls_lists_kinds_versions_rows_and_error_cells() {
         ]
     );
     let top = cat.ls("app", Recursive::No).unwrap();
-    assert_eq!(top.iter().map(|l| l.kind).collect::<Vec<_>>(), [ListingKind::Table, ListingKind::Snapshot, ListingKind::Dir]);
+    assert_eq!(
+        top.iter().map(|l| l.kind).collect::<Vec<_>>(),
+        [ListingKind::Table, ListingKind::Snapshot, ListingKind::Dir]
+    );
     fails_cleanly(&cat, ErrorCode::WrongKind, || cat.ls("app/docs", Recursive::No));
     fails_cleanly(&cat, ErrorCode::NotFound, || cat.ls("nope", Recursive::No));
 }

@@ -5,6 +5,7 @@ mod catalog;
 mod computed;
 mod concurrency;
 mod equivalence;
+mod expensive;
 mod locks;
 mod model;
 mod query;

@@ -5,17 +5,24 @@
 //! a changed function must get a new version, and a table whose UDF is missing or has
 //! another version refuses the writes that would need it, with an error naming both.
 
+mod policy;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+pub use policy::RetryPolicy;
+use policy::{CallPolicy, RateLimit};
 
 use crate::error::{err, Result};
 use crate::expr::Expr;
 use crate::schema::TableSchema;
 use crate::types::{ColumnType, Value};
 
-type RowFn = dyn Fn(Vec<Value>) -> std::result::Result<Value, String> + Send + Sync;
+type RowFn = dyn Fn(Vec<Value>) -> std::result::Result<Value, UdfError> + Send + Sync;
 type BatchFn = dyn Fn(&[Vec<Value>]) -> Vec<std::result::Result<Value, String>> + Send + Sync;
 
 enum Body {
@@ -35,7 +42,41 @@ enum Body {
 #[derive(Clone)]
 pub struct Udf {
     inner: Arc<Inner>,
+    policy: CallPolicy,
 }
+
+/// How a typed UDF's call failed, when it says more than a message: a `Transient` failure
+/// (a timeout, a rate limit answered by the server, a service briefly down) is tried again
+/// under the UDF's [`RetryPolicy`]; a `Permanent` one is not. A closure returning
+/// `Result<T, E>` with any other `E` fails permanently with `E`'s text.
+///
+/// ```
+/// use tabula::{Udf, UdfError};
+/// let lookup = Udf::new("lookup", 1, |id: i64| -> Result<String, UdfError> {
+///     if id < 0 {
+///         return Err(UdfError::Permanent(format!("no such id {id}")));
+///     }
+///     Err(UdfError::Transient("the service answered 503".into()))
+/// });
+/// # let _ = lookup;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UdfError {
+    /// Worth trying again.
+    Transient(String),
+    /// Not worth trying again.
+    Permanent(String),
+}
+
+impl fmt::Display for UdfError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UdfError::Transient(m) | UdfError::Permanent(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for UdfError {}
 
 struct Inner {
     name: String,
@@ -69,6 +110,10 @@ pub enum CellErrorKind {
     UdfTypeError,
     /// A batch UDF returned another number of results than it got rows.
     UdfBatchError,
+    /// The UDF failed with a [`UdfError::Transient`] error on its last attempt.
+    UdfTransient,
+    /// The call took longer than the UDF's timeout (see [`Udf::timeout`]).
+    UdfTimeout,
     /// A computed column this one reads failed for the row, so this one was not computed
     /// (its UDF not called); the message names the column where the failure started.
     UpstreamError,
@@ -82,6 +127,8 @@ impl CellErrorKind {
             CellErrorKind::UdfPanic => "UdfPanic",
             CellErrorKind::UdfTypeError => "UdfTypeError",
             CellErrorKind::UdfBatchError => "UdfBatchError",
+            CellErrorKind::UdfTransient => "UdfTransient",
+            CellErrorKind::UdfTimeout => "UdfTimeout",
             CellErrorKind::UpstreamError => "UpstreamError",
         }
     }
@@ -131,7 +178,8 @@ impl Udf {
     ) -> Udf {
         let params: Vec<ColumnType> = params.into_iter().collect();
         let takes_null = vec![false; params.len()];
-        Udf::build(name, version, params, takes_null, returns, Body::Row(Box::new(move |args: Vec<Value>| f(&args))))
+        let body = Box::new(move |args: Vec<Value>| f(&args).map_err(UdfError::Permanent));
+        Udf::build(name, version, params, takes_null, returns, Body::Row(body))
     }
 
     /// A batch UDF: called once with many rows (each the argument values of one row, none
@@ -156,7 +204,47 @@ impl Udf {
         returns: ColumnType,
         body: Body,
     ) -> Udf {
-        Udf { inner: Arc::new(Inner { name: name.into(), version, params, takes_null, returns, body }) }
+        Udf {
+            inner: Arc::new(Inner { name: name.into(), version, params, takes_null, returns, body }),
+            policy: CallPolicy::new(),
+        }
+    }
+
+    /// Lets up to `n` calls be in flight at once (threads; 1 by default): for a UDF that
+    /// waits on an API or a model server. Adding a column, inserting and previewing use it;
+    /// results still land in row order and the write is still one version. A batch UDF gets
+    /// its batch split in up to `n` parts called at once.
+    pub fn concurrency(mut self, n: usize) -> Udf {
+        self.policy.concurrency = n.max(1);
+        self
+    }
+
+    /// At most `calls_per_second` calls a second, shared by every use of this UDF (name and
+    /// version) in the process: every handle, table and thread.
+    pub fn rate_limit(mut self, calls_per_second: f64) -> Udf {
+        self.policy.rate = Some(RateLimit::shared(&self.inner.name, self.inner.version, calls_per_second));
+        self
+    }
+
+    /// A call of a row UDF that takes longer than `limit` gives its cell a `UdfTimeout`
+    /// error (retried like a transient one under a [`RetryPolicy`]). The call itself cannot
+    /// be stopped: it finishes on its own thread and its result is dropped.
+    pub fn timeout(mut self, limit: Duration) -> Udf {
+        self.policy.timeout = Some(limit);
+        self
+    }
+
+    /// Tries calls that failed transiently ([`UdfError::Transient`], or a timeout) again
+    /// under `policy`; permanent failures are never retried. Row UDFs only: a batch UDF's
+    /// results carry no such distinction.
+    pub fn retry(mut self, policy: RetryPolicy) -> Udf {
+        self.policy.retry = Some(policy);
+        self
+    }
+
+    /// Calls in flight at most.
+    pub(crate) fn max_in_flight(&self) -> usize {
+        self.policy.concurrency.max(1)
     }
 
     /// The name.
@@ -200,16 +288,66 @@ impl Udf {
         matches!(self.inner.body, Body::Row(_))
     }
 
-    /// Calls a row UDF on one row's arguments, as [`Udf::invoke`] does for each row (a batch
-    /// UDF is called with a batch of one).
+    /// Calls a row UDF on one row's arguments under its policy (rate limit, timeout,
+    /// retries), as [`Udf::invoke`] does for each row (a batch UDF is called with a batch of
+    /// one).
     pub(crate) fn invoke_row(&self, args: Vec<Value>) -> std::result::Result<Value, CellError> {
         let inner = &self.inner;
-        let Body::Row(f) = &inner.body else {
+        let Body::Row(_) = &inner.body else {
             return self.invoke(vec![args]).pop().unwrap_or(Ok(Value::Null));
         };
         if args.iter().zip(&inner.takes_null).any(|(a, takes)| a.is_null() && !takes) {
             return Ok(Value::Null);
         }
+        if self.policy.is_plain() {
+            return self.call_once(args);
+        }
+        let attempts = self.policy.retry.map_or(1, |r| r.attempts);
+        let (mut attempt, mut args) = (1, Some(args));
+        loop {
+            // The last attempt gets the arguments themselves, the others a copy.
+            let this = if attempt < attempts { args.clone() } else { args.take() };
+            let out = self.call_limited(this.unwrap_or_default());
+            let transient =
+                matches!(&out, Err(e) if matches!(e.kind, CellErrorKind::UdfTransient | CellErrorKind::UdfTimeout));
+            match (transient, self.policy.retry) {
+                (true, Some(retry)) if attempt < attempts => {
+                    std::thread::sleep(retry.wait(attempt));
+                    attempt += 1;
+                }
+                (true, Some(_)) if attempts > 1 => {
+                    return out.map_err(|e| {
+                        CellError::new(e.kind, format!("{} (gave up after {attempts} attempts)", e.message))
+                    })
+                }
+                _ => return out,
+            }
+        }
+    }
+
+    /// One call after waiting for the rate limit, bounded by the timeout.
+    fn call_limited(&self, args: Vec<Value>) -> std::result::Result<Value, CellError> {
+        if let Some(rate) = &self.policy.rate {
+            rate.acquire();
+        }
+        let Some(limit) = self.policy.timeout else { return self.call_once(args) };
+        let (send, receive) = std::sync::mpsc::channel();
+        let udf = self.clone();
+        std::thread::spawn(move || {
+            // The receiver is gone when the call timed out: nothing to tell.
+            let _ = send.send(udf.call_once(args));
+        });
+        receive.recv_timeout(limit).unwrap_or_else(|_| {
+            Err(CellError::new(
+                CellErrorKind::UdfTimeout,
+                format!("{}@{} took longer than {limit:?}", self.inner.name, self.inner.version),
+            ))
+        })
+    }
+
+    /// One plain call of a row UDF, its panic caught.
+    fn call_once(&self, args: Vec<Value>) -> std::result::Result<Value, CellError> {
+        let Body::Row(f) = &self.inner.body else { return Ok(Value::Null) };
         match catch_unwind(AssertUnwindSafe(|| f(args))) {
             Ok(r) => self.checked(r),
             Err(panic) => Err(CellError::new(CellErrorKind::UdfPanic, panic_message(&panic))),
@@ -217,9 +355,12 @@ impl Udf {
     }
 
     /// A body's result as a cell: its error, or its value of the declared type.
-    fn checked(&self, r: std::result::Result<Value, String>) -> std::result::Result<Value, CellError> {
+    fn checked(&self, r: std::result::Result<Value, UdfError>) -> std::result::Result<Value, CellError> {
         let inner = &self.inner;
-        let v = r.map_err(|m| CellError::new(CellErrorKind::UdfError, m))?;
+        let v = r.map_err(|e| match e {
+            UdfError::Transient(m) => CellError::new(CellErrorKind::UdfTransient, m),
+            UdfError::Permanent(m) => CellError::new(CellErrorKind::UdfError, m),
+        })?;
         let found = v.type_name();
         crate::expr::func::normalize(v).coerce_to(inner.returns).map_err(|_| {
             CellError::new(
@@ -239,10 +380,41 @@ impl Udf {
     pub fn invoke(&self, rows: Vec<Vec<Value>>) -> Vec<std::result::Result<Value, CellError>> {
         let inner = &self.inner;
         let skip = |args: &Vec<Value>| args.iter().zip(&inner.takes_null).any(|(a, takes)| a.is_null() && !takes);
-        let check = |r: std::result::Result<Value, String>| self.checked(r);
+        let check = |r: std::result::Result<Value, String>| self.checked(r.map_err(UdfError::Permanent));
         match &inner.body {
+            Body::Row(_) if self.max_in_flight() > 1 && rows.len() > 1 => self.invoke_rows_at_once(rows),
             Body::Row(_) => rows.into_iter().map(|args| self.invoke_row(args)).collect(),
+            Body::Batch(_) if self.max_in_flight() > 1 && rows.len() > 1 => {
+                let parts = self.max_in_flight().min(rows.len());
+                let size = rows.len().div_ceil(parts);
+                let mut chunks: Vec<Vec<Vec<Value>>> = Vec::new();
+                let mut rows = rows.into_iter().peekable();
+                while rows.peek().is_some() {
+                    chunks.push(rows.by_ref().take(size).collect());
+                }
+                std::thread::scope(|s| {
+                    let running: Vec<_> = chunks
+                        .into_iter()
+                        .map(|chunk| {
+                            let udf =
+                                Udf { policy: CallPolicy { concurrency: 1, ..self.policy.clone() }, ..self.clone() };
+                            s.spawn(move || udf.invoke(chunk))
+                        })
+                        .collect();
+                    running
+                        .into_iter()
+                        .flat_map(|h| {
+                            h.join().unwrap_or_else(|_| {
+                                vec![Err(CellError::new(CellErrorKind::UdfPanic, "a batch part panicked"))]
+                            })
+                        })
+                        .collect()
+                })
+            }
             Body::Batch(f) => {
+                if let Some(rate) = &self.policy.rate {
+                    rate.acquire();
+                }
                 let called: Vec<usize> = (0..rows.len()).filter(|i| !skip(&rows[*i])).collect();
                 let total = rows.len();
                 let mut rows: Vec<Option<Vec<Value>>> = rows.into_iter().map(Some).collect();
@@ -282,6 +454,39 @@ impl Udf {
                 out
             }
         }
+    }
+}
+
+impl Udf {
+    /// Calls a row UDF on many rows with up to [`Udf::concurrency`] calls in flight, each
+    /// under the UDF's policy; the results in row order.
+    fn invoke_rows_at_once(&self, rows: Vec<Vec<Value>>) -> Vec<std::result::Result<Value, CellError>> {
+        let total = rows.len();
+        let next = AtomicUsize::new(0);
+        let inputs: Vec<Mutex<Option<Vec<Value>>>> = rows.into_iter().map(|r| Mutex::new(Some(r))).collect();
+        let outputs: Vec<Mutex<Option<std::result::Result<Value, CellError>>>> =
+            (0..total).map(|_| Mutex::new(None)).collect();
+        std::thread::scope(|s| {
+            for _ in 0..self.max_in_flight().min(total) {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        break;
+                    }
+                    let args = inputs[i].lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
+                    let out = self.invoke_row(args);
+                    *outputs[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(out);
+                });
+            }
+        });
+        outputs
+            .into_iter()
+            .map(|o| {
+                o.into_inner()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .unwrap_or_else(|| Err(CellError::new(CellErrorKind::UdfPanic, "the call's thread stopped")))
+            })
+            .collect()
     }
 }
 
@@ -340,21 +545,24 @@ impl<T: UdfValue> UdfValue for Option<T> {
 pub trait UdfReturn {
     /// The column type of the value.
     const TYPE: ColumnType;
-    /// The value, or the error message.
-    fn into_value(self) -> std::result::Result<Value, String>;
+    /// The value, or how the call failed.
+    fn into_value(self) -> std::result::Result<Value, UdfError>;
 }
 
 impl<T: UdfValue> UdfReturn for T {
     const TYPE: ColumnType = T::TYPE;
-    fn into_value(self) -> std::result::Result<Value, String> {
+    fn into_value(self) -> std::result::Result<Value, UdfError> {
         Ok(self.into_result())
     }
 }
 
-impl<T: UdfValue, E: fmt::Display> UdfReturn for std::result::Result<T, E> {
+impl<T: UdfValue, E: fmt::Display + 'static> UdfReturn for std::result::Result<T, E> {
     const TYPE: ColumnType = T::TYPE;
-    fn into_value(self) -> std::result::Result<Value, String> {
-        self.map(T::into_result).map_err(|e| e.to_string())
+    fn into_value(self) -> std::result::Result<Value, UdfError> {
+        self.map(T::into_result).map_err(|e| match (&e as &dyn std::any::Any).downcast_ref::<UdfError>() {
+            Some(said) => said.clone(),
+            None => UdfError::Permanent(e.to_string()),
+        })
     }
 }
 
@@ -381,10 +589,10 @@ macro_rules! into_udf_fn {
                 Box::new(move |args: Vec<Value>| {
                     let n = [$($i),*].len();
                     if args.len() != n {
-                        return Err(format!("expected {n} arguments, found {}", args.len()));
+                        return Err(UdfError::Permanent(format!("expected {n} arguments, found {}", args.len())));
                     }
                     let mut args = args.into_iter();
-                    $(let $v = $a::from_arg(args.next().unwrap_or(Value::Null))?;)*
+                    $(let $v = $a::from_arg(args.next().unwrap_or(Value::Null)).map_err(UdfError::Permanent)?;)*
                     self($($v),*).into_value()
                 })
             }

@@ -1,0 +1,188 @@
+//! Expensive UDFs: calls in flight at once, a process-wide rate limit, timeouts, and retries
+//! of transient failures.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tabula::{
+    col, row, CellErrorKind, ColumnOptions, ColumnType, IfExists, OnError, RetryPolicy, Schema, Table, Udf, UdfError,
+};
+
+use crate::catalog;
+
+/// `app/t(n)` with rows 0..rows.
+fn numbers(cat: &tabula::Catalog, rows: i64) -> Table {
+    let t = cat.create_table("app/t", Schema::new().required("n", ColumnType::Int), IfExists::Error).unwrap();
+    t.insert((0..rows).map(|n| row! {"n" => n})).unwrap();
+    t
+}
+
+fn ignore() -> ColumnOptions {
+    ColumnOptions { on_error: OnError::Ignore, ..Default::default() }
+}
+
+/// `(value, error kind)` of column `c` in row order.
+fn cells(t: &Table, c: &str) -> Vec<(Option<i64>, Option<String>)> {
+    t.select([col(c).alias("v"), col(c).errortype().alias("e")])
+        .order_by(col("n"))
+        .collect()
+        .unwrap()
+        .iter()
+        .map(|r| (r.get("v").unwrap(), r.get("e").unwrap()))
+        .collect()
+}
+
+/// A UDF that sleeps `pause` a call and records how many calls were in flight at most.
+fn slow(pause: Duration) -> (Udf, Arc<AtomicUsize>) {
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let seen = most.clone();
+    let udf = Udf::new("slow", 1, move |n: i64| {
+        let in_flight = now.fetch_add(1, Ordering::SeqCst) + 1;
+        seen.fetch_max(in_flight, Ordering::SeqCst);
+        std::thread::sleep(pause);
+        now.fetch_sub(1, Ordering::SeqCst);
+        n * 10
+    });
+    (udf, most)
+}
+
+#[test]
+fn concurrency_puts_up_to_n_calls_in_flight_and_keeps_row_order() {
+    let cat = catalog();
+    let t = numbers(&cat, 64);
+    let (udf, most) = slow(Duration::from_millis(20));
+    let udf = udf.concurrency(8);
+    cat.register(&udf);
+    t.add_computed_column("x", udf.call([col("n")]), ColumnOptions::default()).unwrap();
+    assert_eq!(most.load(Ordering::SeqCst), 8, "eight calls at once, never more");
+    assert_eq!(cells(&t, "x"), (0..64).map(|n| (Some(n * 10), None)).collect::<Vec<_>>());
+    // Inserts and previews use it too.
+    most.store(0, Ordering::SeqCst);
+    t.insert((64..96).map(|n| row! {"n" => n})).unwrap();
+    assert_eq!(most.load(Ordering::SeqCst), 8);
+    assert_eq!(cells(&t, "x")[95], (Some(950), None));
+    let preview = t.select([udf.call([col("n")]).alias("y")]).head(3).unwrap();
+    assert_eq!(preview.len(), 3);
+
+    // Without it, one call at a time.
+    let cat = catalog();
+    let t = numbers(&cat, 8);
+    let (udf, most) = slow(Duration::from_millis(5));
+    cat.register(&udf);
+    t.add_computed_column("x", udf.call([col("n")]), ColumnOptions::default()).unwrap();
+    assert_eq!(most.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_batch_udf_with_concurrency_gets_its_batch_in_parts_at_once() {
+    let cat = catalog();
+    let t = numbers(&cat, 100);
+    let (now, most, batches) =
+        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new(Vec::new())));
+    let (seen, sizes) = (most.clone(), batches.clone());
+    let udf = Udf::batch("double", 1, [ColumnType::Int], ColumnType::Int, move |rows| {
+        seen.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(20));
+        now.fetch_sub(1, Ordering::SeqCst);
+        sizes.lock().unwrap().push(rows.len());
+        rows.iter()
+            .map(|r| match r[0] {
+                tabula::Value::Int(n) => Ok(tabula::Value::Int(2 * n)),
+                _ => Err("?".into()),
+            })
+            .collect()
+    })
+    .concurrency(4);
+    cat.register(&udf);
+    t.add_computed_column("x", udf.call([col("n")]), ColumnOptions::default()).unwrap();
+    assert_eq!(most.load(Ordering::SeqCst), 4);
+    assert_eq!(batches.lock().unwrap().iter().sum::<usize>(), 100);
+    assert_eq!(cells(&t, "x"), (0..100).map(|n| (Some(2 * n), None)).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_rate_limit_spaces_calls_across_the_whole_process() {
+    let cat = catalog();
+    let t = numbers(&cat, 400);
+    let udf = Udf::new("limited", 1, |n: i64| n).rate_limit(200.0).concurrency(16);
+    cat.register(&udf);
+    let started = Instant::now();
+    t.add_computed_column("x", udf.call([col("n")]), ColumnOptions::default()).unwrap();
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1900), "400 calls at 200/s took {took:?}");
+
+    // Two handles, each with its own copy of the UDF: one limit between them.
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                let cat = catalog();
+                let t = numbers(&cat, 50);
+                let udf = Udf::new("shared_limit", 1, |n: i64| n).rate_limit(100.0);
+                cat.register(&udf);
+                t.add_computed_column("x", udf.call([col("n")]), ColumnOptions::default()).unwrap();
+            });
+        }
+    });
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(950), "2 x 50 calls at 100/s took {took:?}");
+}
+
+#[test]
+fn a_call_past_its_timeout_fails_its_cell_without_waiting_for_it() {
+    let cat = catalog();
+    let t = numbers(&cat, 4);
+    let udf = Udf::new("hangs", 1, |n: i64| {
+        if n == 2 {
+            std::thread::sleep(Duration::from_secs(3));
+        }
+        n
+    })
+    .timeout(Duration::from_millis(100));
+    cat.register(&udf);
+    let started = Instant::now();
+    t.add_computed_column("x", udf.call([col("n")]), ignore()).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    let got = cells(&t, "x");
+    assert_eq!(got[2], (None, Some(CellErrorKind::UdfTimeout.to_string())));
+    assert_eq!(got[3], (Some(3), None));
+}
+
+#[test]
+fn transient_failures_are_retried_and_permanent_ones_are_not() {
+    let cat = catalog();
+    let t = numbers(&cat, 10);
+    let calls: Arc<Mutex<HashMap<i64, u32>>> = Arc::default();
+    let seen = calls.clone();
+    let flaky = Udf::new("flaky", 1, move |n: i64| -> Result<i64, UdfError> {
+        let mut calls = seen.lock().unwrap();
+        let k = calls.entry(n).or_insert(0);
+        *k += 1;
+        match n {
+            // Always down: gives up after the last attempt.
+            7 => Err(UdfError::Transient("503 from the service".into())),
+            // A bad input: not worth another call.
+            8 => Err(UdfError::Permanent("no such document".into())),
+            // Down for the first two calls of each row.
+            _ if *k <= 2 => Err(UdfError::Transient("timed out upstream".into())),
+            _ => Ok(n + 100),
+        }
+    })
+    .retry(RetryPolicy::attempts(3).base(Duration::from_millis(1)).cap(Duration::from_millis(4)))
+    .concurrency(4);
+    cat.register(&flaky);
+    t.add_computed_column("x", flaky.call([col("n")]), ignore()).unwrap();
+    let got = cells(&t, "x");
+    for n in [0, 1, 2, 3, 4, 5, 6, 9] {
+        assert_eq!(got[n as usize], (Some(n + 100), None), "row {n}");
+    }
+    assert_eq!(got[7].1.as_deref(), Some("UdfTransient"));
+    assert_eq!(got[8].1.as_deref(), Some("UdfError"));
+    let calls = calls.lock().unwrap();
+    assert_eq!((calls[&0], calls[&7], calls[&8]), (3, 3, 1));
+    let why: String =
+        t.select([col("x").errormsg().alias("m")]).where_(col("n").eq(7)).first().unwrap().unwrap().get("m").unwrap();
+    assert_eq!(why, "503 from the service (gave up after 3 attempts)");
+}
