@@ -29,11 +29,14 @@ pub enum ChangeKind {
     DropColumn,
     /// A column was renamed.
     RenameColumn,
+    /// A computed column (and what reads it) was computed again for some rows
+    /// (`Table::recompute`): they got new row versions.
+    Recompute,
 }
 
 impl ChangeKind {
     /// Every kind.
-    pub const ALL: [ChangeKind; 10] = [
+    pub const ALL: [ChangeKind; 11] = [
         ChangeKind::Create,
         ChangeKind::Insert,
         ChangeKind::Update,
@@ -44,6 +47,7 @@ impl ChangeKind {
         ChangeKind::ReplaceComputedColumn,
         ChangeKind::DropColumn,
         ChangeKind::RenameColumn,
+        ChangeKind::Recompute,
     ];
 
     /// The kind in words, as the catalog stores it (stable across versions).
@@ -59,6 +63,7 @@ impl ChangeKind {
             ChangeKind::ReplaceComputedColumn => "replace computed column",
             ChangeKind::DropColumn => "drop column",
             ChangeKind::RenameColumn => "rename column",
+            ChangeKind::Recompute => "recompute",
         }
     }
 
@@ -66,7 +71,7 @@ impl ChangeKind {
     /// only).
     pub fn changes_schema(self) -> bool {
         match self {
-            ChangeKind::Insert | ChangeKind::Update | ChangeKind::Delete => false,
+            ChangeKind::Insert | ChangeKind::Update | ChangeKind::Delete | ChangeKind::Recompute => false,
             ChangeKind::Create
             | ChangeKind::AddColumn
             | ChangeKind::ReplaceColumn

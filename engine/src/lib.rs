@@ -77,7 +77,7 @@ mod udf;
 
 pub use catalog::{
     Catalog, CatalogLock, ColumnInfo, ColumnOptions, Create, Durability, Force, IfExists, Listing, ListingKind,
-    LockHolder, LockOptions, OpenOptions, Query, Recursive, Retention, RowChange, RowStream, Table, TableInfo,
+    LockHolder, LockOptions, Only, OpenOptions, Query, Recursive, Retention, RowChange, RowStream, Table, TableInfo,
     TableKind, TryLock, VersionInfo, WriteResult,
 };
 pub use change::ChangeKind;

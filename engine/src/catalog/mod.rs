@@ -28,7 +28,7 @@ pub use lock::{CatalogLock, LockHolder, LockOptions, TryLock};
 pub use open::{Create, Durability, OpenOptions};
 pub use query::{Query, RowStream};
 pub(crate) use table::{all_columns, check_predicate, maintain_views, rows_writable};
-pub use table::{ColumnInfo, Table, TableInfo, TableKind, VersionInfo, WriteResult};
+pub use table::{ColumnInfo, Only, Table, TableInfo, TableKind, VersionInfo, WriteResult};
 
 /// One entry of [`Catalog::ls`].
 #[derive(Debug, Clone, PartialEq)]

@@ -34,6 +34,15 @@ impl fmt::Debug for Table {
     }
 }
 
+/// Which rows [`Table::recompute`] computes again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Only {
+    /// The rows whose cell of the column holds an error.
+    Errors,
+    /// Every row.
+    All,
+}
+
 /// What kind of table a [`Table`] handle names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum TableKind {
@@ -394,9 +403,57 @@ impl Table {
             if n == 0 {
                 return Ok(None);
             }
-            let rowids = compute::rewrite_ended(tx, meta, version, &set, udfs)?;
+            let rowids = compute::rewrite_ended(tx, meta, version, &set, &BTreeSet::new(), udfs)?;
             changed.extend(meta.schema.downstream_of(&changed).iter().map(|c| c.name.clone()));
             Ok(Some(Change { rowids, changed: Some(changed), ..Change::rows(ChangeKind::Update, detail, 0, n, 0) }))
+        })
+    }
+
+    /// Computes computed column `name` again, and every computed column that reads it, for
+    /// the rows `only` names, as one version: those rows get new row versions, so a revert
+    /// brings back what they had, errors included. `Only::Errors` pays only for the rows
+    /// whose cell failed (an API that was briefly down); `Only::All` for every row.
+    pub fn recompute(&self, name: &str, only: Only) -> Result<WriteResult> {
+        self.recompute_where(name, only, crate::expr::lit(true))
+    }
+
+    /// [`recompute`](Self::recompute), for the rows where `where_` (no UDF) holds too.
+    pub fn recompute_where(&self, name: &str, only: Only, where_: Expr) -> Result<WriteResult> {
+        let udfs = &self.catalog.inner.udfs;
+        self.write(|tx, meta, version| {
+            rows_writable(meta)?;
+            let Some(column) = meta.schema.column(name) else {
+                return Err(err!(
+                    UnknownColumn,
+                    "recompute: no column '{name}' (the columns are: {})",
+                    meta.schema.names().join(", ")
+                ));
+            };
+            if !column.is_computed() {
+                return Err(err!(
+                    InvalidArgument,
+                    "recompute: column '{name}' is stored; only computed columns are computed again"
+                ));
+            }
+            check_predicate(&meta.schema, &where_)?;
+            no_udf("the condition of a recompute", &where_)?;
+            let (rows, which) = match only {
+                Only::Errors => (where_.clone().and(col(name).errortype().is_not_null()), "failed cells of "),
+                Only::All => (where_.clone(), ""),
+            };
+            let n = tx.end_rows(meta, version, &rows)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let again = BTreeSet::from([name.to_string()]);
+            let rowids = compute::rewrite_ended(tx, meta, version, &[], &again, udfs)?;
+            let changed: BTreeSet<String> =
+                meta.schema.recomputed(&BTreeSet::new(), &again).iter().map(|c| c.name.clone()).collect();
+            Ok(Some(Change {
+                rowids,
+                changed: Some(changed),
+                ..Change::rows(ChangeKind::Recompute, format!("recompute {which}{name} where {where_}"), 0, n, 0)
+            }))
         })
     }
 

@@ -586,18 +586,20 @@ pub(crate) fn recompute_view(
 }
 
 /// Writes new versions (at `version`) of the rows just ended at `version`, with `set`
-/// applied and every computed column downstream of the set columns recomputed. Returns the
+/// applied, and the computed columns in `again` and every one downstream of them or of
+/// the set columns computed again. Returns the
 /// physical rowid range written.
 pub(crate) fn rewrite_ended(
     tx: &Tx,
     meta: &TableMeta,
     version: Version,
     set: &[(String, Expr)],
+    again: &BTreeSet<String>,
     udfs: &Registry,
 ) -> Result<Option<(i64, i64)>> {
     let schema = &meta.schema;
     let changed: BTreeSet<String> = set.iter().map(|(n, _)| n.clone()).collect();
-    let downstream = schema.downstream_of(&changed);
+    let downstream = schema.recomputed(&changed, again);
     let in_rust = downstream.iter().any(|c| c.computed.as_ref().is_some_and(|comp| comp.expr.has_udf()));
     if in_rust {
         for c in &downstream {

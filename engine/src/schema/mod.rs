@@ -207,6 +207,22 @@ impl TableSchema {
             .collect()
     }
 
+    /// The computed columns in `recompute` and every column downstream of them or of
+    /// `changed`, in dependency order: what a write that changes `changed` and computes
+    /// `recompute` again must compute.
+    pub(crate) fn recomputed(&self, changed: &BTreeSet<String>, recompute: &BTreeSet<String>) -> Vec<&ColumnDef> {
+        let mut dirty: BTreeSet<String> = changed.clone();
+        let mut out = Vec::new();
+        for col in self.computed_order() {
+            let reads = col.computed.as_ref().map(|c| c.expr.columns()).unwrap_or_default();
+            if recompute.contains(&col.name) || reads.iter().any(|c| dirty.contains(c)) {
+                dirty.insert(col.name.clone());
+                out.push(col);
+            }
+        }
+        out
+    }
+
     /// Every column that depends, directly or through other computed columns, on any of
     /// `changed`, in an order where each comes after the columns it reads.
     pub fn downstream_of(&self, changed: &BTreeSet<String>) -> Vec<&ColumnDef> {

@@ -186,3 +186,50 @@ fn transient_failures_are_retried_and_permanent_ones_are_not() {
         t.select([col("x").errormsg().alias("m")]).where_(col("n").eq(7)).first().unwrap().unwrap().get("m").unwrap();
     assert_eq!(why, "503 from the service (gave up after 3 attempts)");
 }
+
+/// The expensive-UDF workflow after an outage: a permanent failure is kept, transient ones
+/// are retried later for exactly the failed rows, in one version that a revert undoes.
+#[test]
+fn recompute_only_errors_pays_for_exactly_the_failed_rows() {
+    let cat = catalog();
+    let t = numbers(&cat, 10);
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (is_down, seen) = (down.clone(), calls.clone());
+    let api = Udf::new("api", 1, move |n: i64| -> Result<i64, UdfError> {
+        seen.fetch_add(1, Ordering::SeqCst);
+        if n == 9 {
+            return Err(UdfError::Permanent("bad input".into()));
+        }
+        if n % 3 == 0 && is_down.load(Ordering::SeqCst) {
+            return Err(UdfError::Transient("503".into()));
+        }
+        Ok(n * 2)
+    });
+    cat.register(&api);
+    t.add_computed_column("x", api.call([col("n")]), ignore()).unwrap();
+    t.add_computed_column("y", col("x") + 1, ColumnOptions::default()).unwrap();
+    assert_eq!(calls.swap(0, Ordering::SeqCst), 10);
+    let before = t.version().unwrap();
+    assert_eq!(cells(&t, "y")[3].1.as_deref(), Some("UpstreamError"));
+
+    down.store(false, Ordering::SeqCst);
+    let w = t.recompute("x", tabula::Only::Errors).unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 4, "rows 0, 3, 6 and 9 failed; nothing else is called");
+    assert_eq!((w.change, w.updated, w.version.0), (Some(tabula::ChangeKind::Recompute), 4, before.0 + 1));
+    let x = cells(&t, "x");
+    assert_eq!(x[3], (Some(6), None));
+    assert_eq!(x[9].1.as_deref(), Some("UdfError"));
+    assert_eq!(cells(&t, "y")[3], (Some(7), None), "what reads it follows");
+    // Nothing failed transiently any more: another pass calls only the permanent failure.
+    calls.store(0, Ordering::SeqCst);
+    let none = t.recompute_where("x", tabula::Only::Errors, col("n").lt(9)).unwrap();
+    assert_eq!(none.change, None);
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "no failed row below 9: no version, no call");
+    t.revert().unwrap();
+    assert_eq!(cells(&t, "x")[3].1.as_deref(), Some("UdfTransient"), "the revert brings the errors back");
+    assert_eq!(t.version().unwrap(), before);
+    t.recompute("x", tabula::Only::All).unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 10);
+    assert!(t.recompute("n", tabula::Only::All).is_err(), "a stored column has nothing to compute");
+}
