@@ -85,7 +85,7 @@ pub use error::{Error, ErrorCode, Result};
 pub use expr::{coalesce, col, concat, if_, lit, BinaryOp, ErrorPart, Expr, Func, IfBuilder, ThenBuilder, UnaryOp};
 pub use path::{IntoPath, Path};
 pub use row::Row;
-pub use schema::{ColumnDef, Computed, ExprType, OnError, Schema, TableSchema};
+pub use schema::{ColumnDef, Computed, ExprType, FailureBudget, OnError, Schema, TableSchema};
 pub use store::{CompactReport, ReadMode, FORMAT_VERSION};
 pub use types::{format_date, format_timestamp, ColumnId, ColumnType, FromValue, TableId, Value, Version};
 pub use udf::{CellError, CellErrorKind, IntoUdfFn, RetryPolicy, Udf, UdfError, UdfReturn, UdfValue};

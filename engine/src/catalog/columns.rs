@@ -6,16 +6,16 @@ use std::collections::BTreeSet;
 use crate::catalog::{rows_writable, IfExists, Table, WriteResult};
 use crate::change::Change;
 use crate::change::ChangeKind;
-use crate::compute::{recompute, recompute_view};
+use crate::compute::{recompute, recompute_view, Budget};
 use crate::error::{err, Result};
 use crate::expr::Expr;
-use crate::schema::{ColumnDef, Computed, OnError};
+use crate::schema::{ColumnDef, Computed, FailureBudget, OnError};
 use crate::store::{Kind, TableMeta, Tx, VIEW_COLUMN_IDS};
 use crate::store::{Scope, ViewRows};
 use crate::types::{ColumnId, ColumnType, Value};
 
 /// Options of [`Table::add_computed_column`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ColumnOptions {
     /// What to do when the column exists: `Error` (default), `Ignore` (a no-op when the
     /// stored expression is the same, an error showing both when not), `Replace` (one new
@@ -25,6 +25,9 @@ pub struct ColumnOptions {
     pub if_exists: IfExists,
     /// What to do with rows where the expression fails.
     pub on_error: OnError,
+    /// Under `OnError::Ignore`: how many rows may fail before the add gives up, storing
+    /// nothing (it stops calling the UDF as soon as the budget is spent). `None`: any.
+    pub max_failures: Option<FailureBudget>,
 }
 
 impl ColumnOptions {
@@ -166,7 +169,14 @@ impl Table {
             if is_view {
                 recompute_view(tx, meta, &todo, ViewRows::Live, udfs)?;
             } else {
-                recompute(tx, meta, &todo, Scope::Live, udfs)?;
+                let budget = match options.max_failures {
+                    Some(budget) if options.on_error == OnError::Ignore => {
+                        let total = tx.count_before(meta, Scope::Live, i64::MAX)? as u64;
+                        Some(Budget { column: name.to_string(), allowed: budget.allowed(total), total, budget })
+                    }
+                    _ => None,
+                };
+                recompute(tx, meta, &todo, Scope::Live, udfs, budget.as_ref())?;
             }
             // A stored column's values are gone from this version on (a revert brings them
             // back): a replace of data, which migration checks flag, not a recompute.

@@ -355,6 +355,38 @@ impl<'t> RowWriter<'t> {
     }
 }
 
+/// A failure budget for one column of a fill: past `allowed` failed rows of `total`, the
+/// fill stops and the call fails, storing nothing.
+pub(crate) struct Budget {
+    pub(crate) column: String,
+    pub(crate) allowed: u64,
+    pub(crate) total: u64,
+    pub(crate) budget: crate::schema::FailureBudget,
+}
+
+impl Budget {
+    /// The error once `failed` rows failed; `causes` are the first few error slots.
+    fn exceeded(&self, failed: u64, causes: &[String]) -> crate::error::Error {
+        err!(
+            UdfFailed,
+            "computed column '{}': {failed} of {} rows failed so far, past the budget of {} ({} rows); nothing was stored (first causes: {})",
+            self.column,
+            self.total,
+            self.budget,
+            self.allowed,
+            causes.join("; ")
+        )
+    }
+}
+
+/// Whether an error slot is the column's own failure (not one inherited from upstream).
+fn own_failure(slot: &Value) -> Option<&str> {
+    match slot {
+        Value::String(s) if !s.starts_with("UpstreamError: ") => Some(s),
+        _ => None,
+    }
+}
+
 /// Where a pass gets its rows: `fetch(after, each)` hands `each` the rows (`rowid,
 /// inputs...`) after physical row `after`, in rowid order, at most [`BATCH`] of them.
 type Fetch<'a> = dyn Fn(i64, &mut dyn FnMut(Vec<Value>) -> Result<bool>) -> Result<()> + 'a;
@@ -404,9 +436,11 @@ impl<'a> Pass<'a> {
         fetch: &Fetch<'_>,
         udfs: &Registry,
         what: &str,
+        budget: Option<&Budget>,
         mut store: impl FnMut(i64, &[Value]) -> Result<()>,
     ) -> Result<()> {
         let (mut last, mut seen) = (i64::MIN, 0usize);
+        let (mut failed, mut causes) = (0u64, Vec::new());
         loop {
             let mut rowids = Vec::with_capacity(BATCH);
             let mut rows: Vec<Vec<Value>> = Vec::with_capacity(BATCH);
@@ -430,6 +464,19 @@ impl<'a> Pass<'a> {
                 let describe = |i: usize| format!("{what} {} ({})", seen + i, describe_inputs(&self.names, &rows[i]));
                 let batch = Batch { names: &names, rows: &rows };
                 let settled = evaluate(c, self.schema, &batch, &error_names, &errors, udfs, &describe)?;
+                if let Some(b) = budget.filter(|b| b.column == c.name) {
+                    for (i, (_, slot)) in settled.iter().enumerate() {
+                        if let Some(why) = own_failure(slot) {
+                            failed += 1;
+                            if causes.len() < 3 {
+                                causes.push(format!("{} {}: {why}", what, seen + i));
+                            }
+                        }
+                    }
+                    if failed > b.allowed {
+                        return Err(b.exceeded(failed, &causes));
+                    }
+                }
                 let later = k + 1 < self.columns.len();
                 for (i, ((row, errs), (value, error))) in
                     rows.iter_mut().zip(errors.iter_mut()).zip(settled).enumerate()
@@ -466,6 +513,7 @@ pub(crate) fn recompute(
     columns: &[&ColumnDef],
     scope: Scope,
     udfs: &Registry,
+    budget: Option<&Budget>,
 ) -> Result<()> {
     let schema = &meta.schema;
     if !columns.iter().any(|c| c.computed.as_ref().is_some_and(|comp| comp.expr.has_udf())) {
@@ -478,13 +526,13 @@ pub(crate) fn recompute(
     }
     let pass = Pass::new(columns, schema, udfs)?;
     if in_sql(columns, udfs) {
-        return recompute_in_sql(tx, meta, &pass, scope, udfs);
+        return recompute_in_sql(tx, meta, &pass, scope, udfs, budget);
     }
     let fetch = |after: i64, each: &mut dyn FnMut(Vec<Value>) -> Result<bool>| {
         tx.fetch_inputs(meta, &pass.inputs, &pass.failing, scope, after, BATCH, each)
     };
     let mut update = tx.cell_writer(meta, pass.columns)?;
-    pass.run(&fetch, udfs, "row", |rowid, values| {
+    pass.run(&fetch, udfs, "row", budget, |rowid, values| {
         let id = Value::Int(rowid);
         update.insert(values.iter().chain(std::iter::once(&id)))
     })
@@ -519,11 +567,20 @@ fn in_sql(columns: &[&ColumnDef], udfs: &Registry) -> bool {
 /// slot (and null, whatever the rest of the expression made of the null), and under `Abort`
 /// the statement stops at that row and the call fails naming it. Unlike Rust evaluation, an
 /// `if_` whose condition failed still evaluates its `else` branch; its value is discarded.
-fn recompute_in_sql(tx: &Tx, meta: &TableMeta, pass: &Pass, scope: Scope, udfs: &Registry) -> Result<()> {
+fn recompute_in_sql(
+    tx: &Tx,
+    meta: &TableMeta,
+    pass: &Pass,
+    scope: Scope,
+    udfs: &Registry,
+    budget: Option<&Budget>,
+) -> Result<()> {
     use std::sync::Mutex;
     for c in pass.columns {
         let Some(computed) = &c.computed else { continue };
         let abort = computed.on_error == OnError::Abort;
+        // Past the budget, the statement stops at the next failure.
+        let allowed = budget.filter(|b| b.column == c.name).map(|b| b.allowed as usize);
         let failed: Arc<Mutex<Vec<(i64, CellError)>>> = Arc::default();
         let done = tx.fill_computed_calling(meta, c, scope, |k, call| {
             let udf = udfs.resolve(&call.name, call.version, &call.params, call.returns)?;
@@ -535,8 +592,9 @@ fn recompute_in_sql(tx: &Tx, meta: &TableMeta, pass: &Pass, scope: Scope, udfs: 
                     Ok(v) => Ok(v),
                     Err(e) => {
                         let message = e.to_string();
-                        failed.lock().unwrap_or_else(|p| p.into_inner()).push((rowid, e));
-                        if abort {
+                        let mut failed = failed.lock().unwrap_or_else(|p| p.into_inner());
+                        failed.push((rowid, e));
+                        if abort || allowed.is_some_and(|allowed| failed.len() > allowed) {
                             Err(message)
                         } else {
                             Ok(Value::Null)
@@ -546,6 +604,12 @@ fn recompute_in_sql(tx: &Tx, meta: &TableMeta, pass: &Pass, scope: Scope, udfs: 
             })
         });
         let failed = std::mem::take(&mut *failed.lock().unwrap_or_else(|p| p.into_inner()));
+        if let Some(b) = budget.filter(|b| b.column == c.name && failed.len() as u64 > b.allowed) {
+            let mut rows: Vec<i64> = failed.iter().map(|(rowid, _)| *rowid).collect();
+            rows.dedup();
+            let causes: Vec<String> = failed.iter().take(3).map(|(_, e)| e.to_string()).collect();
+            return Err(b.exceeded(rows.len() as u64, &causes));
+        }
         match (done, failed.first()) {
             (Err(_), Some((rowid, e))) if abort => {
                 let before = tx.count_before(meta, scope, *rowid)?;
@@ -579,7 +643,7 @@ pub(crate) fn recompute_view(
         tx.fetch_view_inputs(meta, &pass.inputs, &pass.failing, rows, after, BATCH, each)
     };
     let mut upsert = tx.view_writer(meta, pass.columns)?;
-    pass.run(&fetch, udfs, "base row", |rowid, values| {
+    pass.run(&fetch, udfs, "base row", None, |rowid, values| {
         let id = Value::Int(rowid);
         upsert.insert(std::iter::once(&id).chain(values))
     })
@@ -627,7 +691,7 @@ pub(crate) fn rewrite_ended(
         }
     }
     if in_rust {
-        recompute(tx, meta, &downstream, Scope::After(before), udfs)?;
+        recompute(tx, meta, &downstream, Scope::After(before), udfs, None)?;
     }
     Ok((after > before).then_some((before + 1, after)))
 }

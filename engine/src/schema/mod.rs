@@ -107,6 +107,35 @@ pub enum OnError {
     Ignore,
 }
 
+/// How many rows may fail when a computed column is added under `OnError::Ignore` before
+/// the call gives up, storing nothing: a count, or a fraction of the rows (0.05: 5%).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FailureBudget {
+    /// At most this many failed rows.
+    Rows(u64),
+    /// At most this fraction of the rows (between 0 and 1).
+    Fraction(f64),
+}
+
+impl FailureBudget {
+    /// The failed rows allowed among `total`.
+    pub(crate) fn allowed(self, total: u64) -> u64 {
+        match self {
+            FailureBudget::Rows(n) => n,
+            FailureBudget::Fraction(f) => (f.clamp(0.0, 1.0) * total as f64).floor() as u64,
+        }
+    }
+}
+
+impl std::fmt::Display for FailureBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailureBudget::Rows(n) => write!(f, "{n} rows"),
+            FailureBudget::Fraction(x) => write!(f, "{}%", x * 100.0),
+        }
+    }
+}
+
 /// The definition of a computed column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Computed {

@@ -477,7 +477,8 @@ fn replacing_a_column_with_its_own_definition_is_a_no_op() {
     assert_eq!(again.version, first.version, "no new version");
     assert_eq!(calls.load(Ordering::SeqCst), 50, "no UDF call for a definition that is already stored");
     // Another on_error is another definition: that one recomputes.
-    let ignore_errors = ColumnOptions { if_exists: IfExists::Replace, on_error: tabula::OnError::Ignore };
+    let ignore_errors =
+        ColumnOptions { if_exists: IfExists::Replace, on_error: tabula::OnError::Ignore, ..Default::default() };
     assert!(t.add_computed_column("summary", v2.call([col("text")]), ignore_errors).unwrap().version > first.version);
 }
 

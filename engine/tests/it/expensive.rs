@@ -233,3 +233,41 @@ fn recompute_only_errors_pays_for_exactly_the_failed_rows() {
     assert_eq!(calls.load(Ordering::SeqCst), 10);
     assert!(t.recompute("n", tabula::Only::All).is_err(), "a stored column has nothing to compute");
 }
+
+/// A failure budget: past it the add stops calling the UDF and stores nothing, and the
+/// error says how many failed of how many, with the first causes. Within it, the add keeps
+/// its failures as usual. Both fill paths (SQL calling back, Rust batches) honour it.
+#[test]
+fn a_failure_budget_stops_the_add_and_stores_nothing() {
+    for concurrency in [1, 4] {
+        let cat = catalog();
+        let t = numbers(&cat, 2000);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        // Every tenth row fails: 10%.
+        let udf = Udf::new("often_fails", 1, move |n: i64| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            if n % 10 == 0 {
+                Err(format!("no luck with {n}"))
+            } else {
+                Ok(n)
+            }
+        })
+        .concurrency(concurrency);
+        cat.register(&udf);
+        let before = crate::state(&cat);
+        let budget = |b| ColumnOptions { max_failures: Some(b), ..ignore() };
+        let e = t
+            .add_computed_column("x", udf.call([col("n")]), budget(tabula::FailureBudget::Fraction(0.05)))
+            .unwrap_err();
+        assert_eq!(e.code(), tabula::ErrorCode::UdfFailed);
+        let msg = e.to_string();
+        assert!(msg.contains("of 2000 rows failed so far, past the budget of 5% (100 rows)"), "{msg}");
+        assert!(msg.contains("no luck with 0"), "{msg}");
+        assert!(calls.load(Ordering::SeqCst) < 2000, "it stopped calling: {}", calls.load(Ordering::SeqCst));
+        assert_eq!(crate::state(&cat), before, "nothing stored");
+
+        t.add_computed_column("x", udf.call([col("n")]), budget(tabula::FailureBudget::Rows(200))).unwrap();
+        assert_eq!(t.select_all().where_(col("x").errortype().is_not_null()).count().unwrap(), 200);
+    }
+}

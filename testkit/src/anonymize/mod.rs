@@ -714,7 +714,7 @@ impl Anonymizer {
                 copy.add_computed_column(
                     &c.name,
                     computed.expr.clone(),
-                    ColumnOptions { if_exists: IfExists::Error, on_error: computed.on_error },
+                    ColumnOptions { if_exists: IfExists::Error, on_error: computed.on_error, ..Default::default() },
                 )
                 .map_err(|e| e.context(format_args!("recomputing '{}' on the copy of '{path}'", c.name)))?;
                 recomputed.push(c.name.clone());

@@ -140,7 +140,8 @@ fn the_schema_diff_sees_what_text_would_hide() {
         Ok(())
     });
     let keep_errors = Migration::new("0003_keep_errors", |ctx| {
-        let options = ColumnOptions { on_error: tabula::OnError::Ignore, if_exists: IfExists::Replace };
+        let options =
+            ColumnOptions { on_error: tabula::OnError::Ignore, if_exists: IfExists::Replace, ..Default::default() };
         ctx.table("notes")?.add_computed_column("len", col("text").length(), options)?;
         Ok(())
     })
