@@ -76,7 +76,7 @@ pub(crate) fn eval(expr: &Expr, batch: &Batch, udfs: &Registry) -> Result<Cells>
                 .collect();
             if let Some(at) = direct {
                 let arg_rows = batch.rows.iter().map(|r| at.iter().map(|i| r[*i].clone()).collect()).collect();
-                return Ok(udf.invoke(arg_rows));
+                return Ok(udfs.call(&udf, arg_rows));
             }
             let cols = args.iter().map(|a| eval(a, batch, udfs)).collect::<Result<Vec<_>>>()?;
             let mut out: Cells = Vec::with_capacity(n);
@@ -92,7 +92,7 @@ pub(crate) fn eval(expr: &Expr, batch: &Batch, udfs: &Registry) -> Result<Cells>
                     Err(e) => out.push(Err(e)),
                 }
             }
-            for (i, v) in ok.into_iter().zip(udf.invoke(arg_rows)) {
+            for (i, v) in ok.into_iter().zip(udfs.call(&udf, arg_rows)) {
                 out[i] = v;
             }
             out

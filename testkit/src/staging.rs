@@ -50,6 +50,10 @@ use crate::migrate::{check_pending, MigrationReport, MigrationStatus, Migrations
 use crate::namespace::TestNamespace;
 use crate::udf_diff::{UdfDiff, UdfDiffReport};
 
+/// The files a catalog at a path may use: the file, its write-ahead log and shared memory,
+/// and its remembered UDF results (with theirs).
+const CATALOG_FILES: [&str; 6] = ["", "-wal", "-shm", ".results", ".results-wal", ".results-shm"];
+
 /// The shortest key accepted for pseudonyms.
 pub const MIN_KEY_LEN: usize = 16;
 
@@ -317,7 +321,7 @@ pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
                 ));
             };
             let p = opts.out.join("demo-prod.db");
-            for suffix in ["", "-wal", "-shm"] {
+            for suffix in CATALOG_FILES {
                 let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
             }
             phases.run("build demo production catalog", || demo(&p))?;
@@ -362,7 +366,7 @@ pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
     }
     let applied: Vec<String> = production.applied.iter().map(|a| a.id.clone()).collect();
     let staging_path = opts.out.join("staging.db");
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in CATALOG_FILES {
         let p = PathBuf::from(format!("{}{suffix}", staging_path.display()));
         if p.exists() {
             std::fs::remove_file(&p).map_err(|e| io("removing old", &p, e))?;
@@ -415,7 +419,7 @@ pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
     // column names, never values) differs between the scanned and the written text.
     drop(staging);
     let files: Vec<PathBuf> =
-        ["", "-wal", "-shm"].iter().map(|s| PathBuf::from(format!("{}{s}", staging_path.display()))).collect();
+        CATALOG_FILES.iter().map(|s| PathBuf::from(format!("{}{s}", staging_path.display()))).collect();
     let scan = {
         let (json, md) = (render_json(&outcome)?, markdown(&outcome));
         let files: Vec<&FsPath> = files.iter().map(PathBuf::as_path).collect();

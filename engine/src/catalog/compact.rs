@@ -83,16 +83,29 @@ impl Table {
 
 impl Catalog {
     /// Compacts every table (not views or snapshots, which have no rows of their own to
-    /// shed) with `retention`, each in its own transaction; returns each table's report.
+    /// shed) with `retention`, each in its own transaction; returns each table's report. The
+    /// remembered results of UDF versions no computed column uses are forgotten.
     pub fn compact(&self, retention: Retention) -> Result<Vec<(Path, CompactReport)>> {
         let mut out = Vec::new();
+        let mut used = Vec::new();
         for path in self.list_tables("", Recursive::Yes)? {
             let table = self.get_table(&path)?;
             let is_table = self.store().read(|tx| Ok(matches!(table.meta(tx)?.kind, Kind::Table)))?;
             if is_table {
                 out.push((path, table.compact(retention)?));
             }
+            for c in table.schema()?.columns {
+                c.computed.iter().for_each(|comp| {
+                    comp.expr.visit(&mut |e| {
+                        if let crate::expr::Expr::Udf { name, version, .. } = e {
+                            used.push((name.clone(), *version));
+                        }
+                    })
+                });
+            }
         }
+        // Remembered results of UDF versions no column uses any more go too.
+        self.inner.udfs.results().keep_only(&used)?;
         Ok(out)
     }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use crate::error::{err, Result};
 use crate::path::{IntoPath, Path};
 use crate::schema::Schema;
-use crate::store::{EntryKind, Kind, Store, Tx};
+use crate::store::{EntryKind, Kind, ResultsAt, Store, Tx};
 use crate::udf::{Registry, Udf};
 
 pub use columns::ColumnOptions;
@@ -150,7 +150,22 @@ impl Catalog {
     }
 
     pub(crate) fn from_store(store: Store) -> Result<Catalog> {
-        Ok(Catalog { inner: Arc::new(Inner { store, udfs: Registry::default() }) })
+        // Remembered UDF results live beside a writable catalog file, else in memory.
+        let results = match store.file() {
+            Some(file) if !store.is_read_only() => {
+                let mut name = file.into_os_string();
+                name.push(".results");
+                ResultsAt::File(name.into())
+            }
+            _ => ResultsAt::Memory,
+        };
+        Ok(Catalog { inner: Arc::new(Inner { store, udfs: Registry::new(results) }) })
+    }
+
+    /// Forgets the remembered results of `udf` (its name and version), or of every UDF with
+    /// `None` (see [`Udf::remember`]); returns how many results went. The next calls pay again.
+    pub fn forget_results(&self, udf: Option<&Udf>) -> Result<u64> {
+        self.inner.udfs.results().clear(udf.map(|u| (u.name(), u.version())))
     }
 
     /// Registers a UDF on this handle (and its clones), replacing one of the same name and

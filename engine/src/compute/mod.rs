@@ -583,12 +583,12 @@ fn recompute_in_sql(
         let allowed = budget.filter(|b| b.column == c.name).map(|b| b.allowed as usize);
         let failed: Arc<Mutex<Vec<(i64, CellError)>>> = Arc::default();
         let done = tx.fill_computed_calling(meta, c, scope, |k, call| {
-            let udf = udfs.resolve(&call.name, call.version, &call.params, call.returns)?;
+            let udf = udfs.row_caller(udfs.resolve(&call.name, call.version, &call.params, call.returns)?);
             let failed = failed.clone();
             Ok(RowFunction {
                 name: format!("tbu_{k}"),
                 types: call.params,
-                call: Box::new(move |rowid, args| match udf.invoke_row(args) {
+                call: Box::new(move |rowid, args| match udf(args) {
                     Ok(v) => Ok(v),
                     Err(e) => {
                         let message = e.to_string();

@@ -26,6 +26,7 @@ mod fill;
 mod functions;
 mod locks;
 mod meta;
+mod results;
 mod rows;
 mod scan;
 pub(crate) mod sql;
@@ -45,6 +46,7 @@ pub(crate) use fill::{Scope, ViewRows};
 pub(crate) use functions::RowFunction;
 pub(crate) use locks::LockRow;
 pub(crate) use meta::{now_micros, EntryKind, Kind, TableMeta, VersionRecord, VIEW_COLUMN_IDS};
+pub(crate) use results::{args_key, ArgsKey, Results, ResultsAt};
 pub(crate) use rows::{ended_at, Appender, ENDED, LIVE};
 pub(crate) use scan::{Scan, Seen};
 
@@ -345,6 +347,11 @@ impl Store {
             None => None,
         };
         Ok((writer, reader))
+    }
+
+    /// Whether the store was opened read-only.
+    pub(crate) fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// How a read-only store was opened.

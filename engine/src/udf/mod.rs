@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use crate::store::{args_key, ArgsKey, Results, ResultsAt};
 pub use policy::RetryPolicy;
 use policy::{CallPolicy, RateLimit};
 
@@ -24,6 +25,8 @@ use crate::types::{ColumnType, Value};
 
 type RowFn = dyn Fn(Vec<Value>) -> std::result::Result<Value, UdfError> + Send + Sync;
 type BatchFn = dyn Fn(&[Vec<Value>]) -> Vec<std::result::Result<Value, String>> + Send + Sync;
+/// Told each row's result as soon as it is known (for remembering it).
+pub(crate) type Observer<'a> = dyn Fn(usize, &std::result::Result<Value, CellError>) + Sync + 'a;
 
 enum Body {
     Row(Box<RowFn>),
@@ -242,6 +245,23 @@ impl Udf {
         self
     }
 
+    /// Whether the results of this UDF are remembered in the catalog, keyed by name, version
+    /// and arguments, so each is paid for once: a preview's rows are not called again by the
+    /// add that follows, and an add run again after a kill or a failure calls only the rows
+    /// it had not computed. On by default for a UDF declared expensive (with a concurrency,
+    /// a rate limit, a timeout or retries), off for others (a lookup and a write a call cost
+    /// more than a cheap function); `false` for a UDF whose result may differ from call to
+    /// call (a clock, a random choice).
+    pub fn remember(mut self, yes: bool) -> Udf {
+        self.policy.remember = Some(yes);
+        self
+    }
+
+    /// Whether this UDF's results are remembered (see [`Udf::remember`]).
+    pub(crate) fn remembers(&self) -> bool {
+        self.policy.remember.unwrap_or(!self.policy.is_plain() || self.policy.concurrency > 1)
+    }
+
     /// Calls in flight at most.
     pub(crate) fn max_in_flight(&self) -> usize {
         self.policy.concurrency.max(1)
@@ -378,12 +398,44 @@ impl Udf {
     /// null without a call; a panic is caught and becomes that row's error (every row's, for
     /// a batch UDF); a result of the wrong type is an error.
     pub fn invoke(&self, rows: Vec<Vec<Value>>) -> Vec<std::result::Result<Value, CellError>> {
+        self.invoke_observed(rows, &|_, _| {})
+    }
+
+    /// [`Udf::invoke`], telling `observe` each row's result (by its index) as soon as it is
+    /// known: a row UDF's after each call, a batch UDF's after the batch.
+    pub(crate) fn invoke_observed(
+        &self,
+        rows: Vec<Vec<Value>>,
+        observe: &Observer<'_>,
+    ) -> Vec<std::result::Result<Value, CellError>> {
+        let out = self.invoke_inner(rows, observe);
+        if !self.is_row() {
+            for (i, r) in out.iter().enumerate() {
+                observe(i, r);
+            }
+        }
+        out
+    }
+
+    fn invoke_inner(
+        &self,
+        rows: Vec<Vec<Value>>,
+        observe: &Observer<'_>,
+    ) -> Vec<std::result::Result<Value, CellError>> {
         let inner = &self.inner;
         let skip = |args: &Vec<Value>| args.iter().zip(&inner.takes_null).any(|(a, takes)| a.is_null() && !takes);
         let check = |r: std::result::Result<Value, String>| self.checked(r.map_err(UdfError::Permanent));
         match &inner.body {
-            Body::Row(_) if self.max_in_flight() > 1 && rows.len() > 1 => self.invoke_rows_at_once(rows),
-            Body::Row(_) => rows.into_iter().map(|args| self.invoke_row(args)).collect(),
+            Body::Row(_) if self.max_in_flight() > 1 && rows.len() > 1 => self.invoke_rows_at_once(rows, observe),
+            Body::Row(_) => rows
+                .into_iter()
+                .enumerate()
+                .map(|(i, args)| {
+                    let out = self.invoke_row(args);
+                    observe(i, &out);
+                    out
+                })
+                .collect(),
             Body::Batch(_) if self.max_in_flight() > 1 && rows.len() > 1 => {
                 let parts = self.max_in_flight().min(rows.len());
                 let size = rows.len().div_ceil(parts);
@@ -460,7 +512,11 @@ impl Udf {
 impl Udf {
     /// Calls a row UDF on many rows with up to [`Udf::concurrency`] calls in flight, each
     /// under the UDF's policy; the results in row order.
-    fn invoke_rows_at_once(&self, rows: Vec<Vec<Value>>) -> Vec<std::result::Result<Value, CellError>> {
+    fn invoke_rows_at_once(
+        &self,
+        rows: Vec<Vec<Value>>,
+        observe: &Observer<'_>,
+    ) -> Vec<std::result::Result<Value, CellError>> {
         let total = rows.len();
         let next = AtomicUsize::new(0);
         let inputs: Vec<Mutex<Option<Vec<Value>>>> = rows.into_iter().map(|r| Mutex::new(Some(r))).collect();
@@ -475,6 +531,7 @@ impl Udf {
                     }
                     let args = inputs[i].lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
                     let out = self.invoke_row(args);
+                    observe(i, &out);
                     *outputs[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(out);
                 });
             }
@@ -607,9 +664,76 @@ into_udf_fn!(A a 0, B b 1, C c 2, D d 3);
 /// The UDFs registered on a catalog handle (shared by its clones), by name and version: a
 /// handle can hold several versions of one UDF, and each computed column uses exactly the
 /// version it stores.
-#[derive(Default)]
 pub(crate) struct Registry {
     udfs: RwLock<HashMap<(String, u32), Udf>>,
+    /// Remembered results of the UDFs that remember them.
+    results: Arc<Results>,
+}
+
+impl Registry {
+    pub(crate) fn new(results: ResultsAt) -> Registry {
+        Registry { udfs: RwLock::default(), results: Arc::new(Results::new(results)) }
+    }
+
+    /// Calls `udf` on many rows as [`Udf::invoke`] does, serving the results it remembers
+    /// and remembering each new one as soon as it is computed. The results are a cache: one
+    /// that cannot be read or written is computed again.
+    pub(crate) fn call(&self, udf: &Udf, rows: Vec<Vec<Value>>) -> Vec<std::result::Result<Value, CellError>> {
+        call_remembering(&self.results, udf, rows)
+    }
+
+    /// A function calling row UDF `udf` on one row's arguments as [`Registry::call`] does,
+    /// to hand to SQLite.
+    pub(crate) fn row_caller(
+        &self,
+        udf: Udf,
+    ) -> impl Fn(Vec<Value>) -> std::result::Result<Value, CellError> + Send + Sync + 'static {
+        let results = self.results.clone();
+        move |args| call_remembering(&results, &udf, vec![args]).pop().unwrap_or(Ok(Value::Null))
+    }
+
+    /// The remembered results.
+    pub(crate) fn results(&self) -> &Results {
+        &self.results
+    }
+}
+
+/// See [`Registry::call`].
+fn call_remembering(results: &Results, udf: &Udf, rows: Vec<Vec<Value>>) -> Vec<std::result::Result<Value, CellError>> {
+    if !udf.remembers() {
+        return udf.invoke(rows);
+    }
+    let (name, version) = (udf.name(), udf.version());
+    // A row with a null argument is not a call (or is cheap): not remembered.
+    let keys: Vec<Option<ArgsKey>> =
+        rows.iter().map(|r| (!r.iter().any(Value::is_null)).then(|| args_key(r))).collect();
+    let known_keys: Vec<ArgsKey> = keys.iter().flatten().copied().collect();
+    let mut known = results.get(name, version, &known_keys).unwrap_or_default().into_iter();
+    let mut out: Vec<std::result::Result<Value, CellError>> = Vec::with_capacity(rows.len());
+    let (mut todo, mut todo_rows) = (Vec::new(), Vec::new());
+    for (i, (row, key)) in rows.into_iter().zip(&keys).enumerate() {
+        match key.and_then(|_| known.next().flatten()) {
+            Some(value) => out.push(Ok(value)),
+            None => {
+                out.push(Ok(Value::Null));
+                todo.push(i);
+                todo_rows.push(row);
+            }
+        }
+    }
+    if todo.is_empty() {
+        return out;
+    }
+    let remember = |j: usize, r: &std::result::Result<Value, CellError>| {
+        if let (Ok(value), Some(key)) = (r, keys[todo[j]]) {
+            // A result that cannot be kept is computed again next time.
+            let _ = results.put(name, version, &key, value);
+        }
+    };
+    for (j, r) in udf.invoke_observed(todo_rows, &remember).into_iter().enumerate() {
+        out[todo[j]] = r;
+    }
+    out
 }
 
 impl Registry {

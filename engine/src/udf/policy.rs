@@ -114,6 +114,8 @@ pub(crate) struct CallPolicy {
     pub(crate) rate: Option<Arc<RateLimit>>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) retry: Option<RetryPolicy>,
+    /// Whether results are remembered; `None`: the default for this policy.
+    pub(crate) remember: Option<bool>,
 }
 
 impl CallPolicy {

@@ -271,3 +271,92 @@ fn a_failure_budget_stops_the_add_and_stores_nothing() {
         assert_eq!(t.select_all().where_(col("x").errortype().is_not_null()).count().unwrap(), 200);
     }
 }
+
+/// A counting UDF over `n`; `tune` sets its policy.
+fn counting(name: &str, tune: impl Fn(Udf) -> Udf) -> (Udf, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let udf = Udf::new(name, 1, move |n: i64| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        n * 3
+    });
+    (tune(udf), calls)
+}
+
+/// "Try on 3 rows, then add": with remembered results, the add does not pay again for the
+/// preview's rows. An expensive UDF (one with a call policy) remembers by default; a plain
+/// one does not unless asked; `remember(false)` opts out (a clock, a random choice).
+#[test]
+fn a_preview_then_an_add_pays_each_row_once() {
+    for (label, tune, want) in [
+        ("expensive", (|u: Udf| u.concurrency(4)) as fn(Udf) -> Udf, 100),
+        ("plain", |u: Udf| u, 103),
+        ("asked", |u: Udf| u.remember(true), 100),
+        ("opted out", |u: Udf| u.concurrency(4).remember(false), 103),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = tabula::Catalog::open(dir.path().join("cat.db")).unwrap();
+        cat.create_dir("app", IfExists::Error).unwrap();
+        let t = numbers(&cat, 100);
+        let (udf, calls) = counting("triple", tune);
+        cat.register(&udf);
+        let preview = t.select([col("n"), udf.call([col("n")]).alias("x")]).head(3).unwrap();
+        assert_eq!(preview[2].get::<i64>("x").unwrap(), 6);
+        t.add_computed_column("x", udf.call([col("n")]), ColumnOptions::default()).unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), want, "{label}");
+        assert_eq!(cells(&t, "x")[99], (Some(297), None), "{label}");
+    }
+}
+
+/// A failed add, run again, pays only for the rows it had not computed; a replace with the
+/// same UDF over the same arguments pays nothing; `forget_results` makes every call again,
+/// and compaction forgets the versions no column uses.
+#[test]
+fn an_add_run_again_pays_only_for_what_it_had_not_computed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cat.db");
+    let cat = tabula::Catalog::open(&path).unwrap();
+    cat.create_dir("app", IfExists::Error).unwrap();
+    let t = numbers(&cat, 3000);
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (is_broken, seen) = (broken.clone(), calls.clone());
+    let udf = Udf::new("fragile", 1, move |n: i64| -> Result<i64, String> {
+        seen.fetch_add(1, Ordering::SeqCst);
+        if n == 2500 && is_broken.load(Ordering::SeqCst) {
+            return Err("the model server went away".into());
+        }
+        Ok(n + 1)
+    })
+    .concurrency(2);
+    cat.register(&udf);
+    assert!(t.add_computed_column("x", udf.call([col("n")]), ColumnOptions::default()).is_err());
+    let paid = calls.swap(0, Ordering::SeqCst);
+    assert!(paid >= 2049, "two batches of 1024 computed before the failing one: {paid}");
+    broken.store(false, Ordering::SeqCst);
+    // Another handle on the same file (another process would do the same): the results
+    // were committed outside the failed add.
+    let again = tabula::Catalog::open(&path).unwrap();
+    again.register(&udf);
+    let t = again.get_table("app/t").unwrap();
+    t.add_computed_column("x", udf.call([col("n")]), ColumnOptions::default()).unwrap();
+    assert_eq!(
+        calls.swap(0, Ordering::SeqCst),
+        3000 - (paid - 1),
+        "only the rows not yet computed (the failed call again)"
+    );
+    assert_eq!(t.history().unwrap().len(), 3, "create, insert, one add");
+    assert_eq!(cells(&t, "x")[2999], (Some(3000), None));
+
+    t.add_computed_column("y", udf.call([col("n")]), ColumnOptions::default()).unwrap();
+    assert_eq!(calls.swap(0, Ordering::SeqCst), 0, "same UDF, same arguments: all remembered");
+    assert_eq!(again.forget_results(Some(&udf)).unwrap(), 3000);
+    t.add_computed_column("z", udf.call([col("n")]), ColumnOptions::default()).unwrap();
+    assert_eq!(calls.swap(0, Ordering::SeqCst), 3000);
+    for c in ["x", "y", "z"] {
+        t.drop_column(c).unwrap();
+    }
+    again.compact(tabula::Retention::Versions(1)).unwrap();
+    t.add_computed_column("w", udf.call([col("n")]), ColumnOptions::default()).unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 3000, "compaction forgot a version no column uses");
+}
