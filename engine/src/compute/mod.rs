@@ -365,15 +365,16 @@ pub(crate) struct Budget {
 }
 
 impl Budget {
-    /// The error once `failed` rows failed; `causes` are the first few error slots.
-    fn exceeded(&self, failed: u64, causes: &[String]) -> crate::error::Error {
+    /// The error once `failed` of the `tried` rows failed; `causes` are the first few.
+    fn exceeded(&self, failed: u64, tried: u64, causes: &[String]) -> crate::error::Error {
         err!(
             UdfFailed,
-            "computed column '{}': {failed} of {} rows failed so far, past the budget of {} ({} rows); nothing was stored (first causes: {})",
+            "computed column '{}': {failed} of the {tried} rows tried failed ({:.1}%), past the budget of {} ({} of {} rows); stopped, nothing was stored (first causes: {})",
             self.column,
-            self.total,
+            100.0 * failed as f64 / tried.max(1) as f64,
             self.budget,
             self.allowed,
+            self.total,
             causes.join("; ")
         )
     }
@@ -440,7 +441,7 @@ impl<'a> Pass<'a> {
         mut store: impl FnMut(i64, &[Value]) -> Result<()>,
     ) -> Result<()> {
         let (mut last, mut seen) = (i64::MIN, 0usize);
-        let (mut failed, mut causes) = (0u64, Vec::new());
+        let (mut failed, mut tried, mut causes) = (0u64, 0u64, Vec::new());
         loop {
             let mut rowids = Vec::with_capacity(BATCH);
             let mut rows: Vec<Vec<Value>> = Vec::with_capacity(BATCH);
@@ -465,6 +466,7 @@ impl<'a> Pass<'a> {
                 let batch = Batch { names: &names, rows: &rows };
                 let settled = evaluate(c, self.schema, &batch, &error_names, &errors, udfs, &describe)?;
                 if let Some(b) = budget.filter(|b| b.column == c.name) {
+                    tried += settled.len() as u64;
                     for (i, (_, slot)) in settled.iter().enumerate() {
                         if let Some(why) = own_failure(slot) {
                             failed += 1;
@@ -474,7 +476,7 @@ impl<'a> Pass<'a> {
                         }
                     }
                     if failed > b.allowed {
-                        return Err(b.exceeded(failed, &causes));
+                        return Err(b.exceeded(failed, tried, &causes));
                     }
                 }
                 let later = k + 1 < self.columns.len();
@@ -582,22 +584,25 @@ fn recompute_in_sql(
         // Past the budget, the statement stops at the next failure.
         let allowed = budget.filter(|b| b.column == c.name).map(|b| b.allowed as usize);
         let failed: Arc<Mutex<Vec<(i64, CellError)>>> = Arc::default();
+        let tried = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let done = tx.fill_computed_calling(meta, c, scope, |k, call| {
             let udf = udfs.row_caller(udfs.resolve(&call.name, call.version, &call.params, call.returns)?);
-            let failed = failed.clone();
+            let (failed, tried) = (failed.clone(), tried.clone());
             Ok(RowFunction {
                 name: format!("tbu_{k}"),
                 types: call.params,
-                call: Box::new(move |rowid, args| match udf(args) {
-                    Ok(v) => Ok(v),
-                    Err(e) => {
-                        let message = e.to_string();
-                        let mut failed = failed.lock().unwrap_or_else(|p| p.into_inner());
-                        failed.push((rowid, e));
-                        if abort || allowed.is_some_and(|allowed| failed.len() > allowed) {
-                            Err(message)
-                        } else {
-                            Ok(Value::Null)
+                call: Box::new(move |rowid, args| {
+                    match (tried.fetch_add(1, std::sync::atomic::Ordering::Relaxed), udf(args)).1 {
+                        Ok(v) => Ok(v),
+                        Err(e) => {
+                            let message = e.to_string();
+                            let mut failed = failed.lock().unwrap_or_else(|p| p.into_inner());
+                            failed.push((rowid, e));
+                            if abort || allowed.is_some_and(|allowed| failed.len() > allowed) {
+                                Err(message)
+                            } else {
+                                Ok(Value::Null)
+                            }
                         }
                     }
                 }),
@@ -608,7 +613,7 @@ fn recompute_in_sql(
             let mut rows: Vec<i64> = failed.iter().map(|(rowid, _)| *rowid).collect();
             rows.dedup();
             let causes: Vec<String> = failed.iter().take(3).map(|(_, e)| e.to_string()).collect();
-            return Err(b.exceeded(rows.len() as u64, &causes));
+            return Err(b.exceeded(rows.len() as u64, tried.load(std::sync::atomic::Ordering::Relaxed), &causes));
         }
         match (done, failed.first()) {
             (Err(_), Some((rowid, e))) if abort => {

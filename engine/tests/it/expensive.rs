@@ -262,7 +262,8 @@ fn a_failure_budget_stops_the_add_and_stores_nothing() {
             .unwrap_err();
         assert_eq!(e.code(), tabula::ErrorCode::UdfFailed);
         let msg = e.to_string();
-        assert!(msg.contains("of 2000 rows failed so far, past the budget of 5% (100 rows)"), "{msg}");
+        assert!(msg.contains(" rows tried failed (10."), "{msg}");
+        assert!(msg.contains("past the budget of 5% (100 of 2000 rows); stopped, nothing was stored"), "{msg}");
         assert!(msg.contains("no luck with 0"), "{msg}");
         assert!(calls.load(Ordering::SeqCst) < 2000, "it stopped calling: {}", calls.load(Ordering::SeqCst));
         assert_eq!(crate::state(&cat), before, "nothing stored");
