@@ -180,3 +180,28 @@ pub fn write_events(path: &str, writer: &str, n: i64) -> tabula::Result<()> {
     }
     Ok(())
 }
+
+/// The UDF of the expensive-add scenario, `paid@1`: a 2 ms call (standing in for a request),
+/// four in flight, telling `paid` of each call before it returns.
+pub fn paid_udf(paid: impl Fn() + Send + Sync + 'static) -> tabula::Udf {
+    tabula::Udf::new("paid", 1, move |n: i64| {
+        paid();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        n * 7
+    })
+    .concurrency(4)
+}
+
+/// The child side of the expensive-add scenario: adds `paid@1(n)` to table `docs`, appending a
+/// line to `count_file` at each call, until it is killed.
+pub fn expensive_add(path: &str, count_file: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let cat = Catalog::open(path)?;
+    let log = std::sync::Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(count_file)?);
+    let udf = paid_udf(move || {
+        let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(log, "call");
+    });
+    cat.register(&udf);
+    cat.get_table("docs")?.add_computed_column("x", udf.call([tabula::col("n")]), tabula::ColumnOptions::default())?;
+    Ok(())
+}

@@ -10,6 +10,7 @@
 //! - `crash DB`: [`tabula_proctests::engine::crash_writer`] until killed.
 //! - `writer DB ID OPS`: [`tabula_proctests::engine::concurrent_writer`], logging to `DB.logID`.
 //! - `events DB NAME N`: [`tabula_proctests::engine::write_events`].
+//! - `expensive DB COUNT_FILE`: [`tabula_proctests::engine::expensive_add`], to be killed.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -72,8 +73,9 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
             engine::concurrent_writer(db, id.parse()?, ops.parse()?, &mut log)
         }
         ["events", db, name, n] => Ok(engine::write_events(db, name, n.parse()?)?),
+        ["expensive", db, count] => engine::expensive_add(db, count),
         _ => Err("usage: proctest-child apply DB NAMESPACE START_US | hang DB NAMESPACE READY | churn DB | hold DB \
-                  | crash DB | writer DB ID OPS | events DB NAME N"
+                  | crash DB | writer DB ID OPS | events DB NAME N | expensive DB COUNT_FILE"
             .into()),
     }
 }

@@ -206,3 +206,51 @@ fn two_processes_write_at_once() {
     }
     check_events(&path, &["p1", "p2"], 100);
 }
+
+/// An add of an expensive UDF killed halfway: run again, it pays only for the rows the
+/// killed one had not computed (plus the calls in flight when it died), and the table has
+/// exactly one new version with every value.
+#[test]
+fn an_expensive_add_killed_halfway_pays_only_for_the_rest_when_run_again() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    const ROWS: usize = 1500;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, count) = (dir.path().join("cat.db"), dir.path().join("calls"));
+    let cat = Catalog::open(&path).unwrap();
+    let t = cat
+        .create_table("docs", tabula::Schema::new().required("n", tabula::ColumnType::Int), tabula::IfExists::Error)
+        .unwrap();
+    t.insert((0..ROWS as i64).map(|n| tabula::row! {"n" => n})).unwrap();
+    let mut child = Command::new(CHILD)
+        .args(["expensive", path.to_str().unwrap(), count.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let calls_in_file = || std::fs::read_to_string(&count).map(|s| s.lines().count()).unwrap_or(0);
+    let started = Instant::now();
+    while calls_in_file() < ROWS / 2 {
+        assert!(started.elapsed() < Duration::from_secs(60), "the child made {} calls in 60 s", calls_in_file());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let paid_before = calls_in_file();
+    assert!(paid_before < ROWS, "killed before the end: {paid_before} calls");
+    assert_eq!(t.history().unwrap().len(), 2, "the killed add made no version");
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let udf = tabula_proctests::engine::paid_udf(move || {
+        seen.fetch_add(1, Ordering::SeqCst);
+    });
+    cat.register(&udf);
+    t.add_computed_column("x", udf.call([col("n")]), tabula::ColumnOptions::default()).unwrap();
+    let paid_after = calls.load(Ordering::SeqCst);
+    assert!(
+        paid_after <= ROWS - paid_before + 4,
+        "run again it paid {paid_after} calls; the killed run had paid {paid_before} of {ROWS}"
+    );
+    assert_eq!(t.history().unwrap().len(), 3, "one new version");
+    assert_eq!(t.select_all().where_(col("x").eq(col("n") * 7)).count().unwrap(), ROWS as u64);
+}
