@@ -59,6 +59,20 @@ impl Table {
     pub fn add_computed_column(&self, name: &str, expr: Expr, options: ColumnOptions) -> Result<WriteResult> {
         let expr = expr.unaliased().clone();
         let udfs = &self.catalog.inner.udfs;
+        // Abort stops at the first failure, a budget past its allowance.
+        let stop_after = match (options.on_error, options.max_failures) {
+            (OnError::Abort, _) => Some(0),
+            (OnError::Ignore, Some(budget)) => Some(budget.allowed(self.count()?)),
+            (OnError::Ignore, None) => None,
+        };
+        udfs.begin_session();
+        let done = self.warm(&expr, None, stop_after).and_then(|()| self.add_computed_column_now(name, expr, options));
+        udfs.end_session();
+        done
+    }
+
+    fn add_computed_column_now(&self, name: &str, expr: Expr, options: ColumnOptions) -> Result<WriteResult> {
+        let udfs = &self.catalog.inner.udfs;
         self.write(|tx, meta, _| {
             let existing = meta.schema.column(name).cloned();
             if let Some(old) = &existing {
@@ -192,6 +206,64 @@ impl Table {
                 None => Change::schema(ChangeKind::AddComputedColumn, format!("add computed column {name} = {expr}")),
             }))
         })
+    }
+
+    /// Pays for the calls of an expensive UDF in `expr` (one that remembers its results)
+    /// before the write that stores them takes the catalog's write lock: the rows of the
+    /// current version (where `only` holds) are read a batch at a time, each batch in a
+    /// short read, and the UDF is called outside any transaction, its results remembered.
+    /// The write that follows finds them all and holds the lock only to store them (rows
+    /// written meanwhile it computes itself), so other writers wait for that, not for the
+    /// calls. Best effort: anything that stops it leaves the rest to the write.
+    pub(crate) fn warm(&self, expr: &Expr, only: Option<Expr>, stop_after: Option<u64>) -> Result<()> {
+        let udfs = &self.catalog.inner.udfs;
+        if self.pinned.is_some() || !udfs.remembers_any(expr) {
+            return Ok(());
+        }
+        let schema = self.schema()?;
+        if schema.columns.iter().any(|c| c.id.0 >= VIEW_COLUMN_IDS) || self.kind()? != crate::catalog::TableKind::Table
+        {
+            return Ok(());
+        }
+        let reads: Vec<String> = expr.columns().into_iter().filter(|c| schema.column(c).is_some()).collect();
+        if reads.len() != expr.columns().len() {
+            return Ok(()); // the write will say what is wrong
+        }
+        // Rows where a column it reads failed inherit that failure: no call for them.
+        let failing: Vec<String> = schema.failing_inputs(expr).iter().map(|c| c.name.clone()).collect();
+        let mut items: Vec<Expr> = reads.iter().map(|c| crate::expr::col(c.as_str())).collect();
+        items.extend(failing.iter().map(|c| crate::expr::col(c.as_str()).errortype()));
+        let mut query = self.select(items);
+        if let Some(only) = only {
+            query = query.where_(only);
+        }
+        let Ok(stream) = query.stream() else { return Ok(()) };
+        let mut batch: Vec<Vec<Value>> = Vec::with_capacity(crate::compute::BATCH);
+        let mut failed = 0u64;
+        // Whether to go on: the batch evaluated, and failures within `stop_after`.
+        let mut run = |batch: &mut Vec<Vec<Value>>| -> bool {
+            let cells = crate::eval::eval(expr, &crate::eval::Batch { names: &reads, rows: batch }, udfs);
+            batch.clear();
+            let Ok(cells) = cells else { return false };
+            failed += cells.iter().filter(|c| c.is_err()).count() as u64;
+            stop_after.is_none_or(|most| failed <= most)
+        };
+        for row in stream {
+            let Ok(row) = row else { return Ok(()) };
+            let mut values = row.into_values();
+            let failed = values.split_off(reads.len());
+            if failed.iter().any(|e| !e.is_null()) {
+                continue;
+            }
+            batch.push(values);
+            if batch.len() == crate::compute::BATCH && !run(&mut batch) {
+                return Ok(());
+            }
+        }
+        if !batch.is_empty() {
+            run(&mut batch);
+        }
+        Ok(())
     }
 
     /// Adds a stored column. A null `default` makes it nullable; any other value fills

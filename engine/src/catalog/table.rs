@@ -420,6 +420,22 @@ impl Table {
     /// [`recompute`](Self::recompute), for the rows where `where_` (no UDF) holds too.
     pub fn recompute_where(&self, name: &str, only: Only, where_: Expr) -> Result<WriteResult> {
         let udfs = &self.catalog.inner.udfs;
+        udfs.begin_session();
+        let done = self.recompute_now(name, only, where_);
+        udfs.end_session();
+        done
+    }
+
+    fn recompute_now(&self, name: &str, only: Only, where_: Expr) -> Result<WriteResult> {
+        let udfs = &self.catalog.inner.udfs;
+        if let Some(computed) = self.schema()?.column(name).and_then(|c| c.computed.clone()) {
+            let rows = match only {
+                Only::Errors => where_.clone().and(col(name).errortype().is_not_null()),
+                Only::All => where_.clone(),
+            };
+            let stop_after = (computed.on_error == crate::schema::OnError::Abort).then_some(0);
+            self.warm(&computed.expr, Some(rows), stop_after)?;
+        }
         self.write(|tx, meta, version| {
             rows_writable(meta)?;
             let Some(column) = meta.schema.column(name) else {

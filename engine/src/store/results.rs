@@ -12,6 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::error::{err, Result};
 use crate::types::Value;
 
+/// `value`: the result's JSON. Failures are not kept: the next call tries them again.
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS results(
     udf TEXT NOT NULL, version INTEGER NOT NULL, args BLOB NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (udf, version, args)) WITHOUT ROWID";

@@ -668,18 +668,31 @@ pub(crate) struct Registry {
     udfs: RwLock<HashMap<(String, u32), Udf>>,
     /// Remembered results of the UDFs that remember them.
     results: Arc<Results>,
+    session: Arc<Session>,
 }
 
 impl Registry {
     pub(crate) fn new(results: ResultsAt) -> Registry {
-        Registry { udfs: RwLock::default(), results: Arc::new(Results::new(results)) }
+        Registry { udfs: RwLock::default(), results: Arc::new(Results::new(results)), session: Arc::default() }
     }
 
     /// Calls `udf` on many rows as [`Udf::invoke`] does, serving the results it remembers
     /// and remembering each new one as soon as it is computed. The results are a cache: one
     /// that cannot be read or written is computed again.
     pub(crate) fn call(&self, udf: &Udf, rows: Vec<Vec<Value>>) -> Vec<std::result::Result<Value, CellError>> {
-        call_remembering(&self.results, udf, rows)
+        call_remembering(&self.results, &self.session, udf, rows)
+    }
+
+    /// Starts keeping the failures of remembered UDFs until [`Registry::end_session`]: a
+    /// call that warms up outside the write lock and then writes pays once for a row that
+    /// fails, not twice.
+    pub(crate) fn begin_session(&self) {
+        *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(HashMap::new());
+    }
+
+    /// Forgets the failures kept since [`Registry::begin_session`].
+    pub(crate) fn end_session(&self) {
+        *self.session.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// A function calling row UDF `udf` on one row's arguments as [`Registry::call`] does,
@@ -688,8 +701,19 @@ impl Registry {
         &self,
         udf: Udf,
     ) -> impl Fn(Vec<Value>) -> std::result::Result<Value, CellError> + Send + Sync + 'static {
-        let results = self.results.clone();
-        move |args| call_remembering(&results, &udf, vec![args]).pop().unwrap_or(Ok(Value::Null))
+        let (results, session) = (self.results.clone(), self.session.clone());
+        move |args| call_remembering(&results, &session, &udf, vec![args]).pop().unwrap_or(Ok(Value::Null))
+    }
+
+    /// Whether `expr` calls a registered UDF that remembers its results.
+    pub(crate) fn remembers_any(&self, expr: &Expr) -> bool {
+        let mut any = false;
+        expr.visit(&mut |e| {
+            if let Expr::Udf { name, version, params, returns, .. } = e {
+                any |= self.resolve(name, *version, params, *returns).is_ok_and(|u| u.remembers());
+            }
+        });
+        any
     }
 
     /// The remembered results.
@@ -698,8 +722,17 @@ impl Registry {
     }
 }
 
+/// Failures seen during the running call, by UDF, version and arguments (see
+/// [`Registry::begin_session`]); `None` outside one.
+type Session = Mutex<Option<HashMap<(String, u32, ArgsKey), CellError>>>;
+
 /// See [`Registry::call`].
-fn call_remembering(results: &Results, udf: &Udf, rows: Vec<Vec<Value>>) -> Vec<std::result::Result<Value, CellError>> {
+fn call_remembering(
+    results: &Results,
+    session: &Session,
+    udf: &Udf,
+    rows: Vec<Vec<Value>>,
+) -> Vec<std::result::Result<Value, CellError>> {
     if !udf.remembers() {
         return udf.invoke(rows);
     }
@@ -709,12 +742,21 @@ fn call_remembering(results: &Results, udf: &Udf, rows: Vec<Vec<Value>>) -> Vec<
         rows.iter().map(|r| (!r.iter().any(Value::is_null)).then(|| args_key(r))).collect();
     let known_keys: Vec<ArgsKey> = keys.iter().flatten().copied().collect();
     let mut known = results.get(name, version, &known_keys).unwrap_or_default().into_iter();
+    let failed_before = |key: &ArgsKey| {
+        session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|f| f.get(&(name.to_string(), version, *key)).cloned())
+    };
     let mut out: Vec<std::result::Result<Value, CellError>> = Vec::with_capacity(rows.len());
     let (mut todo, mut todo_rows) = (Vec::new(), Vec::new());
     for (i, (row, key)) in rows.into_iter().zip(&keys).enumerate() {
-        match key.and_then(|_| known.next().flatten()) {
-            Some(value) => out.push(Ok(value)),
-            None => {
+        let remembered = key.and_then(|_| known.next().flatten());
+        match (remembered, key.as_ref().and_then(failed_before)) {
+            (Some(value), _) => out.push(Ok(value)),
+            (None, Some(e)) => out.push(Err(e)),
+            (None, None) => {
                 out.push(Ok(Value::Null));
                 todo.push(i);
                 todo_rows.push(row);
@@ -725,9 +767,17 @@ fn call_remembering(results: &Results, udf: &Udf, rows: Vec<Vec<Value>>) -> Vec<
         return out;
     }
     let remember = |j: usize, r: &std::result::Result<Value, CellError>| {
-        if let (Ok(value), Some(key)) = (r, keys[todo[j]]) {
+        let Some(key) = keys[todo[j]] else { return };
+        match r {
             // A result that cannot be kept is computed again next time.
-            let _ = results.put(name, version, &key, value);
+            Ok(value) => drop(results.put(name, version, &key, value)),
+            // Failures are kept only for the call that is running (its paid warm-up, then
+            // its write): the next call tries them again.
+            Err(e) => {
+                if let Some(failed) = session.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                    failed.insert((name.to_string(), version, key), e.clone());
+                }
+            }
         }
     };
     for (j, r) in udf.invoke_observed(todo_rows, &remember).into_iter().enumerate() {

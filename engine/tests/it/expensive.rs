@@ -361,3 +361,37 @@ fn an_add_run_again_pays_only_for_what_it_had_not_computed() {
     t.add_computed_column("w", udf.call([col("n")]), ColumnOptions::default()).unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 3000, "compaction forgot a version no column uses");
 }
+
+/// An expensive add does not stop other writers: its UDF runs before it takes the write
+/// lock (the results remembered), and the short write that follows also computes the rows
+/// inserted meanwhile, so its version holds every row.
+#[test]
+fn an_expensive_add_lets_other_writers_in_while_its_udf_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cat.db");
+    let cat = tabula::Catalog::open(&path).unwrap();
+    cat.create_dir("app", IfExists::Error).unwrap();
+    let t = numbers(&cat, 6000);
+    let log = cat.create_table("app/log", Schema::new().required("n", ColumnType::Int), IfExists::Error).unwrap();
+    let (udf, _) = slow(Duration::from_millis(2));
+    let udf = udf.concurrency(4); // 6,000 x 2 ms / 4: 3 s of calls
+    cat.register(&udf);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        let add = s.spawn(|| t.add_computed_column("x", udf.call([col("n")]), ColumnOptions::default()).unwrap());
+        std::thread::sleep(Duration::from_millis(300));
+        let other = tabula::Catalog::open(&path).unwrap();
+        other.register(&udf);
+        let waited = Instant::now();
+        other.get_table("app/log").unwrap().insert([row! {"n" => 1}]).unwrap();
+        other.get_table("app/t").unwrap().insert([row! {"n" => 6000}]).unwrap();
+        let waited = waited.elapsed();
+        assert!(waited < Duration::from_secs(2), "the other writer waited {waited:?}");
+        assert!(!add.is_finished(), "the add was still calling its UDF");
+        add.join().unwrap();
+    });
+    assert!(started.elapsed() >= Duration::from_millis(2500), "{:?}", started.elapsed());
+    assert_eq!(log.count().unwrap(), 1);
+    assert_eq!(t.select_all().where_(col("x").eq(col("n") * 10)).count().unwrap(), 6001, "every row, the late one too");
+    assert_eq!(t.history().unwrap().len(), 4, "create, insert, the other insert, one add");
+}
