@@ -76,9 +76,9 @@ mod types;
 mod udf;
 
 pub use catalog::{
-    Catalog, CatalogLock, ColumnInfo, ColumnOptions, Create, Durability, Force, IfExists, Listing, ListingKind,
-    LockHolder, LockOptions, Only, OpenOptions, Query, Recursive, Retention, RowChange, RowStream, Table, TableInfo,
-    TableKind, TryLock, VersionInfo, WriteResult,
+    Catalog, CatalogLock, ColumnInfo, ColumnOptions, Create, Durability, Estimate, Force, IfExists, Listing,
+    ListingKind, LockHolder, LockOptions, Only, OpenOptions, Query, Recursive, Retention, RowChange, RowStream, Table,
+    TableInfo, TableKind, TryLock, VersionInfo, WriteResult,
 };
 pub use change::ChangeKind;
 pub use error::{Error, ErrorCode, Result};
@@ -88,4 +88,4 @@ pub use row::Row;
 pub use schema::{ColumnDef, Computed, ExprType, FailureBudget, OnError, Schema, TableSchema};
 pub use store::{CompactReport, ReadMode, FORMAT_VERSION};
 pub use types::{format_date, format_timestamp, ColumnId, ColumnType, FromValue, TableId, Value, Version};
-pub use udf::{CellError, CellErrorKind, IntoUdfFn, RetryPolicy, Udf, UdfError, UdfReturn, UdfValue};
+pub use udf::{CellError, CellErrorKind, IntoUdfFn, Progress, RetryPolicy, Udf, UdfError, UdfReturn, UdfValue};

@@ -253,6 +253,27 @@ pub struct Outcome {
 struct Phases {
     progress: bool,
     timings: Vec<(String, f64)>,
+    /// The spinner of the running phase, which a catalog's fill progress updates.
+    #[cfg(feature = "cli")]
+    bar: std::sync::Arc<std::sync::Mutex<Option<indicatif::ProgressBar>>>,
+}
+
+impl Phases {
+    /// Shows how long computed-column fills on `catalog` are coming along, on the running
+    /// phase's line.
+    fn watch(&self, catalog: &tabula::Catalog) {
+        #[cfg(feature = "cli")]
+        {
+            let bar = self.bar.clone();
+            catalog.on_progress(move |p| {
+                if let Some(bar) = bar.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                    bar.set_message(p.to_string());
+                }
+            });
+        }
+        #[cfg(not(feature = "cli"))]
+        let _ = catalog;
+    }
 }
 
 impl Phases {
@@ -267,13 +288,17 @@ impl Phases {
             );
             bar.set_message(name.to_string());
             bar.enable_steady_tick(std::time::Duration::from_millis(80));
+            *self.bar.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
             bar
         };
         let started = Instant::now();
         let out = f();
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         #[cfg(feature = "cli")]
-        bar.finish_and_clear();
+        {
+            bar.finish_and_clear();
+            *self.bar.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
         if self.progress {
             eprintln!("{} {name} ({ms:.0} ms)", if out.is_ok() { "✓" } else { "✗" });
         }
@@ -295,7 +320,12 @@ pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
             "the application gives no anonymization rules (App::anonymizer); nothing is copied without them",
         ));
     };
-    let mut phases = Phases { progress: opts.progress, timings: Vec::new() };
+    let mut phases = Phases {
+        progress: opts.progress,
+        timings: Vec::new(),
+        #[cfg(feature = "cli")]
+        bar: std::sync::Arc::default(),
+    };
     std::fs::create_dir_all(&opts.out).map_err(|e| io("creating", &opts.out, e))?;
     let (prod_path, key) = match &opts.prod {
         Some(p) => {
@@ -373,6 +403,7 @@ pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
         }
     }
     let staging = Catalog::open(&staging_path)?;
+    phases.watch(&staging);
     (app.register_production)(&staging);
     let ns = TestNamespace::new(&staging, "staging")?;
     let anonymizer = rules(&key);

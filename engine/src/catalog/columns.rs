@@ -2,6 +2,7 @@
 //! drop and rename. Each is one transaction and one new version.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use crate::catalog::{rows_writable, IfExists, Table, WriteResult};
 use crate::change::Change;
@@ -13,6 +14,42 @@ use crate::schema::{ColumnDef, Computed, FailureBudget, OnError};
 use crate::store::{Kind, TableMeta, Tx, VIEW_COLUMN_IDS};
 use crate::store::{Scope, ViewRows};
 use crate::types::{ColumnId, ColumnType, Value};
+use crate::udf::Udf;
+
+/// What adding a computed column would take: see [`Table::estimate`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimate {
+    /// The table's rows.
+    pub rows: u64,
+    /// The UDF calls the rows would make (none for a row with a null argument or a
+    /// remembered result).
+    pub calls: u64,
+    /// The UDF's mean time a call so far; `None` before its first call.
+    pub per_call: Option<Duration>,
+    /// Its calls in flight at most.
+    pub in_flight: usize,
+    /// Its rate limit, in calls a second.
+    pub per_second: Option<f64>,
+    /// The time the calls would take; `None` before the UDF's first call.
+    pub time: Option<Duration>,
+}
+
+impl std::fmt::Display for Estimate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} rows, {} calls", self.rows, self.calls)?;
+        match (self.per_call, self.time) {
+            (Some(per_call), Some(time)) => write!(
+                f,
+                " (~{:.1} ms a call, {} in flight{}): about {:.1} s",
+                per_call.as_secs_f64() * 1000.0,
+                self.in_flight,
+                self.per_second.map(|r| format!(", at most {r} a second")).unwrap_or_default(),
+                time.as_secs_f64()
+            ),
+            _ => write!(f, " (time unknown: preview a few rows first)"),
+        }
+    }
+}
 
 /// Options of [`Table::add_computed_column`].
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -66,7 +103,8 @@ impl Table {
             (OnError::Ignore, None) => None,
         };
         udfs.begin_session();
-        let done = self.warm(&expr, None, stop_after).and_then(|()| self.add_computed_column_now(name, expr, options));
+        let done =
+            self.warm(name, &expr, None, stop_after).and_then(|()| self.add_computed_column_now(name, expr, options));
         udfs.end_session();
         done
     }
@@ -208,6 +246,62 @@ impl Table {
         })
     }
 
+    /// What adding a column computed by `expr` would take, before paying for it: the rows,
+    /// the calls of its UDF (rows with a null argument make none; remembered results make
+    /// none), and the time those calls would take, from the UDF's measured time a call (a
+    /// preview measures it), the calls in flight and its rate limit.
+    ///
+    /// ```
+    /// # use tabula::{col, row, Catalog, ColumnType, IfExists, Schema, Udf};
+    /// # let cat = Catalog::in_memory()?;
+    /// # let t = cat.create_table("t", Schema::new().required("n", ColumnType::Int), IfExists::Error)?;
+    /// # t.insert((0..100).map(|n| row! {"n" => n}))?;
+    /// let model = Udf::new("model", 1, |n: i64| n * 2).concurrency(8);
+    /// cat.register(&model);
+    /// t.select([model.call([col("n")])]).head(3)?; // try it: 3 calls, timed and remembered
+    /// let estimate = t.estimate(&model.call([col("n")]))?;
+    /// assert_eq!((estimate.rows, estimate.calls), (100, 97));
+    /// println!("{estimate}"); // 100 rows, 97 calls (~.. a call, 8 in flight): about .. s
+    /// # Ok::<(), tabula::Error>(())
+    /// ```
+    pub fn estimate(&self, expr: &Expr) -> Result<Estimate> {
+        let udfs = &self.catalog.inner.udfs;
+        let rows = self.count()?;
+        let mut calls = None;
+        let mut udf = None;
+        let mut found: Option<Expr> = None;
+        expr.visit(&mut |e| {
+            if found.is_none() && matches!(e, Expr::Udf { .. }) {
+                found = Some(e.clone());
+            }
+        });
+        if let Some(Expr::Udf { name, version, params, returns, args }) = found {
+            let resolved = udfs.resolve(&name, version, &params, returns)?;
+            let mut needed = 0;
+            let mut batch = Vec::with_capacity(crate::compute::BATCH);
+            for row in self.select(args).stream()? {
+                batch.push(row?.into_values());
+                if batch.len() == crate::compute::BATCH {
+                    needed += udfs.calls_needed(&resolved, &batch);
+                    batch.clear();
+                }
+            }
+            needed += udfs.calls_needed(&resolved, &batch);
+            calls = Some(needed);
+            udf = Some(resolved);
+        }
+        let calls = calls.unwrap_or(0);
+        let per_call = udf.as_ref().and_then(Udf::mean_call_time);
+        let in_flight = udf.as_ref().map_or(1, Udf::max_in_flight);
+        let per_second = udf.as_ref().and_then(Udf::calls_per_second);
+        let time = per_call.map(|t| {
+            let working = t.mul_f64(calls as f64 / in_flight as f64);
+            let limited = per_second.map_or(Duration::ZERO, |r| Duration::from_secs_f64(calls as f64 / r));
+            working.max(limited)
+        });
+        Ok(Estimate { rows, calls, per_call, in_flight, per_second, time })
+    }
+
     /// Pays for the calls of an expensive UDF in `expr` (one that remembers its results)
     /// before the write that stores them takes the catalog's write lock: the rows of the
     /// current version (where `only` holds) are read a batch at a time, each batch in a
@@ -215,7 +309,7 @@ impl Table {
     /// The write that follows finds them all and holds the lock only to store them (rows
     /// written meanwhile it computes itself), so other writers wait for that, not for the
     /// calls. Best effort: anything that stops it leaves the rest to the write.
-    pub(crate) fn warm(&self, expr: &Expr, only: Option<Expr>, stop_after: Option<u64>) -> Result<()> {
+    pub(crate) fn warm(&self, column: &str, expr: &Expr, only: Option<Expr>, stop_after: Option<u64>) -> Result<()> {
         let udfs = &self.catalog.inner.udfs;
         if self.pinned.is_some() || !udfs.remembers_any(expr) {
             return Ok(());
@@ -237,31 +331,47 @@ impl Table {
         if let Some(only) = only {
             query = query.where_(only);
         }
+        let Ok(total) = query.count() else { return Ok(()) };
         let Ok(stream) = query.stream() else { return Ok(()) };
         let mut batch: Vec<Vec<Value>> = Vec::with_capacity(crate::compute::BATCH);
-        let mut failed = 0u64;
+        let mut progress = crate::udf::Progress {
+            table: self.display_path(),
+            column: column.to_string(),
+            done: 0,
+            total,
+            failed: 0,
+            elapsed: std::time::Duration::ZERO,
+        };
+        let (started, mut own_failures) = (std::time::Instant::now(), 0u64);
         // Whether to go on: the batch evaluated, and failures within `stop_after`.
-        let mut run = |batch: &mut Vec<Vec<Value>>| -> bool {
+        let mut run = |batch: &mut Vec<Vec<Value>>, skipped: u64| -> bool {
             let cells = crate::eval::eval(expr, &crate::eval::Batch { names: &reads, rows: batch }, udfs);
+            progress.done += batch.len() as u64 + skipped;
             batch.clear();
             let Ok(cells) = cells else { return false };
-            failed += cells.iter().filter(|c| c.is_err()).count() as u64;
-            stop_after.is_none_or(|most| failed <= most)
+            let own = cells.iter().filter(|c| c.is_err()).count() as u64;
+            own_failures += own;
+            progress.failed += own + skipped;
+            progress.elapsed = started.elapsed();
+            udfs.report(&progress);
+            stop_after.is_none_or(|most| own_failures <= most)
         };
+        let mut skipped = 0;
         for row in stream {
             let Ok(row) = row else { return Ok(()) };
             let mut values = row.into_values();
             let failed = values.split_off(reads.len());
             if failed.iter().any(|e| !e.is_null()) {
+                skipped += 1; // an inherited failure
                 continue;
             }
             batch.push(values);
-            if batch.len() == crate::compute::BATCH && !run(&mut batch) {
+            if batch.len() == crate::compute::BATCH && !run(&mut batch, std::mem::take(&mut skipped)) {
                 return Ok(());
             }
         }
-        if !batch.is_empty() {
-            run(&mut batch);
+        if !batch.is_empty() || skipped > 0 {
+            run(&mut batch, skipped);
         }
         Ok(())
     }

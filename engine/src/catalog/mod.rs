@@ -21,7 +21,7 @@ use crate::schema::Schema;
 use crate::store::{EntryKind, Kind, ResultsAt, Store, Tx};
 use crate::udf::{Registry, Udf};
 
-pub use columns::ColumnOptions;
+pub use columns::{ColumnOptions, Estimate};
 pub use compact::Retention;
 pub use diff::RowChange;
 pub use lock::{CatalogLock, LockHolder, LockOptions, TryLock};
@@ -160,6 +160,14 @@ impl Catalog {
             _ => ResultsAt::Memory,
         };
         Ok(Catalog { inner: Arc::new(Inner { store, udfs: Registry::new(results) }) })
+    }
+
+    /// Tells `observer` how long computed-column fills on this handle (and its clones) are
+    /// coming along, after each batch of rows: rows done and to do, failures, rate, time
+    /// left. Reported while an expensive UDF (one that remembers its results) is called, the
+    /// part of an add or a recompute that takes long. Replaces an earlier observer.
+    pub fn on_progress(&self, observer: impl Fn(&crate::udf::Progress) + Send + Sync + 'static) {
+        self.inner.udfs.set_progress(Some(Arc::new(observer)));
     }
 
     /// Forgets the remembered results of `udf` (its name and version), or of every UDF with

@@ -434,7 +434,7 @@ impl Table {
                 Only::All => where_.clone(),
             };
             let stop_after = (computed.on_error == crate::schema::OnError::Abort).then_some(0);
-            self.warm(&computed.expr, Some(rows), stop_after)?;
+            self.warm(name, &computed.expr, Some(rows), stop_after)?;
         }
         self.write(|tx, meta, version| {
             rows_writable(meta)?;

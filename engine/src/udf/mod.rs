@@ -90,6 +90,8 @@ struct Inner {
     takes_null: Vec<bool>,
     returns: ColumnType,
     body: Body,
+    /// Calls made and the time they took (for estimates).
+    spent: Mutex<(u64, Duration)>,
 }
 
 /// Why one cell could not be computed: kept in the cell's error slot under
@@ -208,7 +210,15 @@ impl Udf {
         body: Body,
     ) -> Udf {
         Udf {
-            inner: Arc::new(Inner { name: name.into(), version, params, takes_null, returns, body }),
+            inner: Arc::new(Inner {
+                name: name.into(),
+                version,
+                params,
+                takes_null,
+                returns,
+                body,
+                spent: Mutex::new((0, Duration::ZERO)),
+            }),
             policy: CallPolicy::new(),
         }
     }
@@ -368,10 +378,31 @@ impl Udf {
     /// One plain call of a row UDF, its panic caught.
     fn call_once(&self, args: Vec<Value>) -> std::result::Result<Value, CellError> {
         let Body::Row(f) = &self.inner.body else { return Ok(Value::Null) };
-        match catch_unwind(AssertUnwindSafe(|| f(args))) {
+        let started = std::time::Instant::now();
+        let out = catch_unwind(AssertUnwindSafe(|| f(args)));
+        self.spent(1, started.elapsed());
+        match out {
             Ok(r) => self.checked(r),
             Err(panic) => Err(CellError::new(CellErrorKind::UdfPanic, panic_message(&panic))),
         }
+    }
+
+    fn spent(&self, calls: u64, time: Duration) {
+        let mut spent = self.inner.spent.lock().unwrap_or_else(|p| p.into_inner());
+        spent.0 += calls;
+        spent.1 += time;
+    }
+
+    /// The mean time a call (a row, for a batch UDF) has taken in this process, once it has
+    /// been called: what [`Table::estimate`](crate::Table::estimate) works from.
+    pub fn mean_call_time(&self) -> Option<Duration> {
+        let (calls, time) = *self.inner.spent.lock().unwrap_or_else(|p| p.into_inner());
+        (calls > 0).then(|| time / calls.min(u32::MAX as u64) as u32)
+    }
+
+    /// The calls a second its rate limit allows, if it has one.
+    pub(crate) fn calls_per_second(&self) -> Option<f64> {
+        self.policy.rate.as_ref().map(|r| r.per_second())
     }
 
     /// A body's result as a cell: its error, or its value of the declared type.
@@ -475,7 +506,10 @@ impl Udf {
                 if args.is_empty() {
                     return out;
                 }
-                match catch_unwind(AssertUnwindSafe(|| f(&args))) {
+                let started = std::time::Instant::now();
+                let results = catch_unwind(AssertUnwindSafe(|| f(&args)));
+                self.spent(args.len() as u64, started.elapsed());
+                match results {
                     Ok(results) if results.len() == args.len() => {
                         for (i, r) in called.into_iter().zip(results) {
                             out[i] = check(r);
@@ -664,8 +698,58 @@ into_udf_fn!(A a 0, B b 1, C c 2, D d 3);
 /// The UDFs registered on a catalog handle (shared by its clones), by name and version: a
 /// handle can hold several versions of one UDF, and each computed column uses exactly the
 /// version it stores.
+/// How far a long computed-column fill has come: what [`Catalog::on_progress`] observers
+/// are told after each batch of rows.
+///
+/// [`Catalog::on_progress`]: crate::Catalog::on_progress
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// The table.
+    pub table: String,
+    /// The computed column.
+    pub column: String,
+    /// Rows done so far.
+    pub done: u64,
+    /// Rows to do in all.
+    pub total: u64,
+    /// Rows whose cell failed so far.
+    pub failed: u64,
+    /// Time since the fill started.
+    pub elapsed: Duration,
+}
+
+impl Progress {
+    /// Rows a second so far.
+    pub fn rate(&self) -> f64 {
+        self.done as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The time left at the rate so far; `None` before the first row.
+    pub fn eta(&self) -> Option<Duration> {
+        (self.done > 0).then(|| Duration::from_secs_f64(self.total.saturating_sub(self.done) as f64 / self.rate()))
+    }
+}
+
+impl fmt::Display for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}: {}/{} rows", self.table, self.column, self.done, self.total)?;
+        if self.failed > 0 {
+            write!(f, " ({} failed)", self.failed)?;
+        }
+        write!(f, ", {:.0} rows/s", self.rate())?;
+        if let Some(eta) = self.eta() {
+            write!(f, ", {:.0} s left", eta.as_secs_f64())?;
+        }
+        Ok(())
+    }
+}
+
+type ProgressFn = dyn Fn(&Progress) + Send + Sync;
+
 pub(crate) struct Registry {
     udfs: RwLock<HashMap<(String, u32), Udf>>,
+    /// Told how long fills are coming along (see [`crate::Catalog::on_progress`]).
+    progress: RwLock<Option<Arc<ProgressFn>>>,
     /// Remembered results of the UDFs that remember them.
     results: Arc<Results>,
     session: Arc<Session>,
@@ -673,7 +757,12 @@ pub(crate) struct Registry {
 
 impl Registry {
     pub(crate) fn new(results: ResultsAt) -> Registry {
-        Registry { udfs: RwLock::default(), results: Arc::new(Results::new(results)), session: Arc::default() }
+        Registry {
+            udfs: RwLock::default(),
+            progress: RwLock::default(),
+            results: Arc::new(Results::new(results)),
+            session: Arc::default(),
+        }
     }
 
     /// Calls `udf` on many rows as [`Udf::invoke`] does, serving the results it remembers
@@ -703,6 +792,31 @@ impl Registry {
     ) -> impl Fn(Vec<Value>) -> std::result::Result<Value, CellError> + Send + Sync + 'static {
         let (results, session) = (self.results.clone(), self.session.clone());
         move |args| call_remembering(&results, &session, &udf, vec![args]).pop().unwrap_or(Ok(Value::Null))
+    }
+
+    /// Sets the observer of fills' progress (`None`: none).
+    pub(crate) fn set_progress(&self, observer: Option<Arc<ProgressFn>>) {
+        *self.progress.write().unwrap_or_else(|p| p.into_inner()) = observer;
+    }
+
+    /// Tells the observer, if any, how a fill is coming along.
+    pub(crate) fn report(&self, progress: &Progress) {
+        let observer = self.progress.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(observer) = observer {
+            // An observer that panics must not break the fill it watches.
+            let _ = catch_unwind(AssertUnwindSafe(|| observer(progress)));
+        }
+    }
+
+    /// How many of `rows` (arguments of `udf`) would call it: those with no null argument
+    /// whose result is not remembered.
+    pub(crate) fn calls_needed(&self, udf: &Udf, rows: &[Vec<Value>]) -> u64 {
+        let keys: Vec<ArgsKey> = rows.iter().filter(|r| !r.iter().any(Value::is_null)).map(|r| args_key(r)).collect();
+        if !udf.remembers() {
+            return keys.len() as u64;
+        }
+        let known = self.results.get(udf.name(), udf.version(), &keys).unwrap_or_default();
+        (keys.len() - known.iter().filter(|k| k.is_some()).count()) as u64
     }
 
     /// Whether `expr` calls a registered UDF that remembers its results.

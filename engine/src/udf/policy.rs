@@ -88,6 +88,11 @@ impl RateLimit {
         limit
     }
 
+    /// The calls a second it allows.
+    pub(crate) fn per_second(&self) -> f64 {
+        1.0 / self.interval.lock().unwrap_or_else(|p| p.into_inner()).as_secs_f64().max(1e-9)
+    }
+
     /// Waits for this call's slot.
     pub(crate) fn acquire(&self) {
         let interval = *self.interval.lock().unwrap_or_else(|p| p.into_inner());

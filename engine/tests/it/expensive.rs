@@ -395,3 +395,53 @@ fn an_expensive_add_lets_other_writers_in_while_its_udf_runs() {
     assert_eq!(t.select_all().where_(col("x").eq(col("n") * 10)).count().unwrap(), 6001, "every row, the late one too");
     assert_eq!(t.history().unwrap().len(), 4, "create, insert, the other insert, one add");
 }
+
+/// An observer is told how an expensive add is coming along, a batch at a time, up to the
+/// whole table, with the failures so far; one that panics does not break the add.
+#[test]
+fn progress_is_reported_batch_by_batch() {
+    let cat = catalog();
+    let t = numbers(&cat, 2500);
+    let seen: Arc<Mutex<Vec<tabula::Progress>>> = Arc::default();
+    let log = seen.clone();
+    cat.on_progress(move |p| log.lock().unwrap().push(p.clone()));
+    let udf = Udf::new("odd", 1, |n: i64| if n % 100 == 0 { Err("round".to_string()) } else { Ok(n) }).concurrency(2);
+    cat.register(&udf);
+    t.add_computed_column("x", udf.call([col("n")]), ignore()).unwrap();
+    let seen = seen.lock().unwrap();
+    let done: Vec<u64> = seen.iter().map(|p| p.done).collect();
+    assert_eq!(done, [1024, 2048, 2500]);
+    let last = seen.last().unwrap();
+    assert_eq!((last.table.as_str(), last.column.as_str(), last.total, last.failed), ("app/t", "x", 2500, 25));
+    assert_eq!(last.eta(), Some(Duration::ZERO));
+    assert!(last.to_string().starts_with("app/t.x: 2500/2500 rows (25 failed), "), "{last}");
+
+    cat.on_progress(|_| panic!("a broken progress bar"));
+    t.add_computed_column("y", udf.call([col("n")]), ignore()).unwrap();
+    assert_eq!(t.select_all().where_(col("y").is_not_null()).count().unwrap(), 2475);
+}
+
+/// The estimate before an add: rows, calls still to pay (remembered rows and null
+/// arguments make none), and the time from the measured call time, the concurrency and the
+/// rate limit.
+#[test]
+fn an_estimate_counts_the_calls_left_and_their_time() {
+    let cat = catalog();
+    let t = cat.create_table("app/t", Schema::new().nullable("n", ColumnType::Int), IfExists::Error).unwrap();
+    t.insert((0..200).map(|n| row! {"n" => if n < 10 { None } else { Some(n) }})).unwrap();
+    let (udf, _) = slow(Duration::from_millis(10));
+    let udf = udf.concurrency(10).rate_limit(50.0);
+    cat.register(&udf);
+    let before = t.estimate(&udf.call([col("n")])).unwrap();
+    assert_eq!((before.rows, before.calls, before.time), (200, 190, None));
+    assert!(before.to_string().contains("preview a few rows first"), "{before}");
+    t.select([udf.call([col("n")])]).where_(col("n").is_not_null()).head(5).unwrap();
+    let after = t.estimate(&udf.call([col("n")])).unwrap();
+    assert_eq!((after.calls, after.in_flight, after.per_second), (185, 10, Some(50.0)));
+    let per_call = after.per_call.unwrap();
+    assert!(per_call >= Duration::from_millis(10), "{per_call:?}");
+    // 185 calls of ~10 ms, 10 at once, take ~0.2 s; the rate limit (50 a second) makes 3.7 s.
+    let time = after.time.unwrap();
+    assert!(time >= Duration::from_millis(3690) && time < Duration::from_secs(4), "{time:?}");
+    assert!(after.to_string().starts_with("200 rows, 185 calls (~"), "{after}");
+}
