@@ -52,6 +52,33 @@
 //! # }
 //! ```
 //!
+//! ## Expensive UDFs
+//! When a UDF costs money or time (an LLM call, a model, a remote API), declare it so:
+//! [`Udf::concurrency`], [`Udf::rate_limit`], [`Udf::timeout`] and [`Udf::retry`] (with
+//! [`UdfError::Transient`] for failures worth another try). Such a UDF remembers its results
+//! ([`Udf::remember`]), so the workflow wastes no call: preview a few rows, ask
+//! [`Table::estimate`] what the add would take, watch [`Catalog::on_progress`], and add the
+//! column: its calls run before the write lock is taken, the preview's rows are not paid
+//! again, an add killed halfway pays only for the rest when run again, a
+//! [`FailureBudget`] stops a hopeless add, and [`Table::recompute`] with [`Only::Errors`]
+//! later pays for exactly the rows that failed.
+//!
+//! ```
+//! use tabula::{col, row, Catalog, ColumnType, ColumnOptions, IfExists, RetryPolicy, Schema, Udf};
+//! # fn main() -> tabula::Result<()> {
+//! let catalog = Catalog::in_memory()?;
+//! let docs = catalog.create_table("docs", Schema::new().required("n", ColumnType::Int), IfExists::Error)?;
+//! docs.insert((0..50).map(|n| row! {"n" => n}))?;
+//! let model = Udf::new("model", 1, |n: i64| n * 2).concurrency(8).retry(RetryPolicy::attempts(3));
+//! catalog.register(&model);
+//! docs.select([model.call([col("n")])]).head(3)?;              // try it: 3 calls
+//! let estimate = docs.estimate(&model.call([col("n")]))?;       // 50 rows, 47 calls, ~time
+//! assert_eq!(estimate.calls, 47);
+//! docs.add_computed_column("twice", model.call([col("n")]), ColumnOptions::default())?; // 47 calls
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## Choices
 //! - Names (directories, tables, columns) are ASCII identifiers; see [`Path`].
 //! - A call that changes nothing (an update or delete matching no row, an insert of no rows)
