@@ -592,7 +592,10 @@ fn recompute_in_sql(
                 name: format!("tbu_{k}"),
                 types: call.params,
                 call: Box::new(move |rowid, args| {
-                    match (tried.fetch_add(1, std::sync::atomic::Ordering::Relaxed), udf(args)).1 {
+                    if allowed.is_some() {
+                        tried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    match udf(args) {
                         Ok(v) => Ok(v),
                         Err(e) => {
                             let message = e.to_string();

@@ -174,12 +174,14 @@ impl<'t> Tx<'t> {
         for (k, call) in params.udf_calls.take().unwrap_or_default().into_iter().enumerate() {
             functions.push(function(k, call)?);
         }
-        let (phys, id, scope) = (meta.phys(), column.id.0, scope.condition());
+        let (phys, id, scope_kind, scope) = (meta.phys(), column.id.0, scope, scope.condition());
         // Rows where a computed column it reads failed inherit that error; the UDFs are not
         // called for them.
         let inherited = inherited_error(&meta.schema, &computed.expr, &|c| format!("e{}", c.id.0));
         let clean = inherited.as_ref().map(|e| format!(" AND {e} IS NULL")).unwrap_or_default();
-        let update = format!("UPDATE {phys} SET c{id} = {sql}, e{id} = NULL WHERE {scope}{clean}");
+        // A fresh column's error slots are null already; a rewritten row's came with it.
+        let reset = if matches!(scope_kind, Scope::Live) { String::new() } else { format!(", e{id} = NULL") };
+        let update = format!("UPDATE {phys} SET c{id} = {sql}{reset} WHERE {scope}{clean}");
         self.with_functions(functions, |tx| tx.execute(&update, &params.values))?;
         if let Some(error) = inherited {
             self.execute(
