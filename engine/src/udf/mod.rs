@@ -385,7 +385,7 @@ impl Udf {
     fn call_once(&self, args: Vec<Value>) -> std::result::Result<Value, CellError> {
         let Body::Row(f) = &self.inner.body else { return Ok(Value::Null) };
         let n = self.inner.calls.fetch_add(1, Ordering::Relaxed);
-        let started = (n < 64 || n % 32 == 0).then(std::time::Instant::now);
+        let started = (n < 64 || n.is_multiple_of(32)).then(std::time::Instant::now);
         let out = catch_unwind(AssertUnwindSafe(|| f(args)));
         if let Some(started) = started {
             self.spent(1, started.elapsed());
