@@ -29,6 +29,8 @@ pub enum ChangeKind {
     DropColumn,
     /// A column was renamed.
     RenameColumn,
+    /// A stored column was made nullable or required, or widened (`Table::alter_column`).
+    AlterColumn,
     /// A computed column (and what reads it) was computed again for some rows
     /// (`Table::recompute`): they got new row versions.
     Recompute,
@@ -36,7 +38,7 @@ pub enum ChangeKind {
 
 impl ChangeKind {
     /// Every kind.
-    pub const ALL: [ChangeKind; 11] = [
+    pub const ALL: [ChangeKind; 12] = [
         ChangeKind::Create,
         ChangeKind::Insert,
         ChangeKind::Update,
@@ -47,6 +49,7 @@ impl ChangeKind {
         ChangeKind::ReplaceComputedColumn,
         ChangeKind::DropColumn,
         ChangeKind::RenameColumn,
+        ChangeKind::AlterColumn,
         ChangeKind::Recompute,
     ];
 
@@ -63,6 +66,7 @@ impl ChangeKind {
             ChangeKind::ReplaceComputedColumn => "replace computed column",
             ChangeKind::DropColumn => "drop column",
             ChangeKind::RenameColumn => "rename column",
+            ChangeKind::AlterColumn => "alter column",
             ChangeKind::Recompute => "recompute",
         }
     }
@@ -78,7 +82,8 @@ impl ChangeKind {
             | ChangeKind::AddComputedColumn
             | ChangeKind::ReplaceComputedColumn
             | ChangeKind::DropColumn
-            | ChangeKind::RenameColumn => true,
+            | ChangeKind::RenameColumn
+            | ChangeKind::AlterColumn => true,
         }
     }
 

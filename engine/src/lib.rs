@@ -103,7 +103,7 @@ mod types;
 mod udf;
 
 pub use catalog::{
-    Catalog, CatalogLock, ColumnInfo, ColumnOptions, Create, Durability, Estimate, Force, IfExists, Listing,
+    Alter, Catalog, CatalogLock, ColumnInfo, ColumnOptions, Create, Durability, Estimate, Force, IfExists, Listing,
     ListingKind, LockHolder, LockOptions, Only, OpenOptions, Query, Recursive, Retention, RowChange, RowStream, Table,
     TableInfo, TableKind, TryLock, VersionInfo, WriteResult,
 };

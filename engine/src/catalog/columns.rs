@@ -16,6 +16,17 @@ use crate::store::{Scope, ViewRows};
 use crate::types::{ColumnId, ColumnType, Value};
 use crate::udf::Udf;
 
+/// How [`Table::alter_column`] changes a stored column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alter {
+    /// It may be null from now on.
+    Nullable,
+    /// It must have a value from now on (refused while a row has none).
+    Required,
+    /// An Int column becomes Float (refused while computed columns or views read it).
+    ToFloat,
+}
+
 /// What adding a computed column would take: see [`Table::estimate`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Estimate {
@@ -422,23 +433,106 @@ impl Table {
             } else {
                 meta.schema.check_new_name(name)?;
             }
-            let column = ColumnDef {
-                id: next_column_id(meta),
-                name: name.to_string(),
-                ty,
-                nullable,
-                computed: None,
-                default: (!nullable).then(|| default.clone()),
-            };
-            tx.add_physical_column(meta, &column)?;
-            if !nullable {
-                tx.fill_live(meta, &column, &default)?;
-            }
-            meta.schema.columns.push(column);
-            let what = if nullable { format!("{ty}?") } else { format!("{ty} = {default}") };
+            let what = add_stored(tx, meta, name, ty, &default)?;
             let (kind, verb) =
                 if replaced { (ChangeKind::ReplaceColumn, "replace") } else { (ChangeKind::AddColumn, "add") };
             Ok(Some(Change::schema(kind, format!("{verb} column {name} {what}"))))
+        })
+    }
+
+    /// Adds several stored columns in one version, each as [`add_column`](Self::add_column)
+    /// with `IfExists::Error` would: `(name, type, default)`, a null default making it
+    /// nullable. Nothing is added if any of them cannot be.
+    pub fn add_columns<N: Into<String>, V: Into<Value>>(
+        &self,
+        columns: impl IntoIterator<Item = (N, ColumnType, V)>,
+    ) -> Result<WriteResult> {
+        let mut wanted = Vec::new();
+        for (name, ty, default) in columns {
+            let name = name.into();
+            let default =
+                default.into().coerce_to(ty).map_err(|why| err!(TypeMismatch, "add column '{name}': default {why}"))?;
+            wanted.push((name, ty, default));
+        }
+        self.write(|tx, meta, _| {
+            rows_writable(meta)?;
+            let mut added = Vec::new();
+            for (name, ty, default) in &wanted {
+                if meta.schema.column(name).is_some() {
+                    return Err(err!(AlreadyExists, "column '{name}' already exists; nothing was added"));
+                }
+                meta.schema.check_new_name(name)?;
+                added.push(format!("{name} {}", add_stored(tx, meta, name, *ty, default)?));
+            }
+            if added.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(Change::schema(ChangeKind::AddColumn, format!("add columns {}", added.join(", ")))))
+        })
+    }
+
+    /// Changes a stored column in place, as one version (a revert undoes it): see [`Alter`].
+    pub fn alter_column(&self, name: &str, alter: Alter) -> Result<WriteResult> {
+        self.write(|tx, meta, _| {
+            rows_writable(meta)?;
+            require_column(meta, name)?;
+            let at = meta.schema.position(name).ok_or_else(|| err!(UnknownColumn, "no column '{name}'"))?;
+            let old = meta.schema.columns[at].clone();
+            if old.is_computed() {
+                return Err(err!(
+                    InvalidArgument,
+                    "alter column '{name}': it is computed; replace it (IfExists::Replace) to change it"
+                ));
+            }
+            let mut new = old.clone();
+            match alter {
+                Alter::Nullable if old.nullable => return Ok(None),
+                Alter::Nullable => new.nullable = true,
+                Alter::Required if !old.nullable => return Ok(None),
+                Alter::Required => {
+                    let nulls = tx.live_nulls(meta, &old)?;
+                    if nulls > 0 {
+                        return Err(err!(
+                            NotNull,
+                            "alter column '{name}': {nulls} row(s) have no value; fill them (update) before making it required"
+                        ));
+                    }
+                    new.nullable = false;
+                }
+                Alter::ToFloat if old.ty == ColumnType::Float => return Ok(None),
+                Alter::ToFloat => {
+                    if old.ty != ColumnType::Int {
+                        return Err(err!(
+                            TypeMismatch,
+                            "alter column '{name}': {} cannot widen to Float; only Int can (add a computed column with cast() instead)",
+                            old.ty
+                        ));
+                    }
+                    let mut readers = meta.schema.dependents_of(name);
+                    readers.extend(view_readers(tx, meta, &BTreeSet::from([name.to_string()]))?);
+                    if !readers.is_empty() {
+                        return Err(err!(
+                            HasDependents,
+                            "alter column '{name}': {} read it and would change type; drop them first, widen, then add them again",
+                            readers.join(", ")
+                        ));
+                    }
+                    // A REAL column of its own: an INTEGER one would store 3.0 as 3, and SQL
+                    // would divide it as an integer. Older versions keep reading the old one.
+                    new.ty = ColumnType::Float;
+                    new.id = next_column_id(meta);
+                    new.default = old.default.clone().map(|d| d.coerce_to(ColumnType::Float)).transpose().map_err(|why| err!(TypeMismatch, "alter column '{name}': default {why}"))?;
+                    tx.add_physical_column(meta, &new)?;
+                    tx.copy_live_as_real(meta, &old, &new)?;
+                }
+            }
+            meta.schema.columns[at] = new;
+            let what = match alter {
+                Alter::Nullable => "nullable",
+                Alter::Required => "required",
+                Alter::ToFloat => "Float",
+            };
+            Ok(Some(Change::schema(ChangeKind::AlterColumn, format!("alter column {name} to {what}"))))
         })
     }
 
@@ -531,6 +625,26 @@ fn view_readers(tx: &Tx, meta: &TableMeta, columns: &BTreeSet<String>) -> Result
         }
     }
     Ok(out)
+}
+
+/// Adds stored column `name` (its physical column, its default in every live row): says
+/// what it added (`Int?`, `String = "x"`).
+fn add_stored(tx: &Tx, meta: &mut TableMeta, name: &str, ty: ColumnType, default: &Value) -> Result<String> {
+    let nullable = default.is_null();
+    let column = ColumnDef {
+        id: next_column_id(meta),
+        name: name.to_string(),
+        ty,
+        nullable,
+        computed: None,
+        default: (!nullable).then(|| default.clone()),
+    };
+    tx.add_physical_column(meta, &column)?;
+    if !nullable {
+        tx.fill_live(meta, &column, default)?;
+    }
+    meta.schema.columns.push(column);
+    Ok(if nullable { format!("{ty}?") } else { format!("{ty} = {default}") })
 }
 
 fn require_column(meta: &TableMeta, name: &str) -> Result<()> {

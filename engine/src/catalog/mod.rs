@@ -21,7 +21,7 @@ use crate::schema::Schema;
 use crate::store::{EntryKind, Kind, ResultsAt, Store, Tx};
 use crate::udf::{Registry, Udf};
 
-pub use columns::{ColumnOptions, Estimate};
+pub use columns::{Alter, ColumnOptions, Estimate};
 pub use compact::Retention;
 pub use diff::RowChange;
 pub use lock::{CatalogLock, LockHolder, LockOptions, TryLock};

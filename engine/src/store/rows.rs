@@ -180,6 +180,23 @@ impl Tx<'_> {
         )
     }
 
+    /// How many live rows have `column` null.
+    pub(crate) fn live_nulls(&self, meta: &TableMeta, column: &ColumnDef) -> Result<u64> {
+        let n = self.query_i64(
+            &format!("SELECT count(*) FROM {} WHERE _vmax = {LIVE} AND c{} IS NULL", meta.phys(), column.id.0),
+            &[],
+        )?;
+        Ok(n as u64)
+    }
+
+    /// Copies `from` into the REAL column `to` in every live row.
+    pub(crate) fn copy_live_as_real(&self, meta: &TableMeta, from: &ColumnDef, to: &ColumnDef) -> Result<u64> {
+        self.execute(
+            &format!("UPDATE {} SET c{} = CAST(c{} AS REAL) WHERE _vmax = {LIVE}", meta.phys(), to.id.0, from.id.0),
+            &[],
+        )
+    }
+
     /// Ends, at `version`, the live rows where `pred` holds (an expression without UDFs);
     /// returns how many.
     pub(crate) fn end_rows(&self, meta: &TableMeta, version: Version, pred: &Expr) -> Result<u64> {

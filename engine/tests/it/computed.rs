@@ -653,3 +653,72 @@ fn a_recomputed_cell_that_succeeds_has_no_error() {
     t.update([("n", lit(5))], lit(true)).unwrap();
     assert_eq!(cells(&t, "i1"), [(Some(5), None, None)]);
 }
+
+/// Several stored columns in one version, all or none.
+#[test]
+fn add_columns_adds_several_in_one_version_or_none() {
+    let cat = catalog();
+    let t = docs(&cat);
+    let v = t.version().unwrap();
+    let w = t
+        .add_columns([("lang", ColumnType::String, Value::from("en")), ("stars", ColumnType::Int, Value::Null)])
+        .unwrap();
+    assert_eq!(w.version.0, v.0 + 1);
+    assert_eq!(t.history().unwrap()[0].detail, "add columns lang String = \"en\", stars Int?");
+    let row = &t.select_all().collect().unwrap()[0];
+    assert_eq!((row.get::<String>("lang").unwrap(), row.get::<Option<i64>>("stars").unwrap()), ("en".into(), None));
+    let before = crate::state(&cat);
+    let e =
+        t.add_columns([("fresh", ColumnType::Int, Value::Null), ("lang", ColumnType::Int, Value::Null)]).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::AlreadyExists);
+    assert_eq!(crate::state(&cat), before, "nothing added");
+    t.revert().unwrap();
+    assert!(t.schema().unwrap().column("lang").is_none() && t.schema().unwrap().column("stars").is_none());
+}
+
+/// `alter_column`: nullable, required (refused while a row has no value), Int widened to
+/// Float (a column of its own, so 3 reads 3.0 and divides as a float; older versions read
+/// Ints), each one version that a revert undoes.
+#[test]
+fn alter_column_changes_nullability_and_widens_int_to_float() {
+    use tabula::Alter;
+    let cat = catalog();
+    let t = docs(&cat); // words Int, score Float?
+    t.alter_column("words", Alter::Nullable).unwrap();
+    t.insert([row! {"title" => "delta", "words" => None::<i64>, "score" => None::<f64>, "draft" => true}]).unwrap();
+    let msg = fails_cleanly(&cat, ErrorCode::NotNull, || t.alter_column("words", Alter::Required));
+    assert!(msg.contains("1 row(s) have no value"), "{msg}");
+    t.delete(col("words").is_null()).unwrap();
+    t.alter_column("words", Alter::Required).unwrap();
+    assert_eq!(t.alter_column("words", Alter::Required).unwrap().change, None, "already required");
+    fails_cleanly(&cat, ErrorCode::NotNull, || {
+        t.insert([row! {"title" => "e", "words" => None::<i64>, "score" => None::<f64>, "draft" => true}])
+    });
+
+    let before = t.version().unwrap();
+    t.alter_column("words", Alter::ToFloat).unwrap();
+    let halves: Vec<f64> = t
+        .select([(col("words") / 20).alias("h")])
+        .order_by(col("title"))
+        .collect()
+        .unwrap()
+        .iter()
+        .map(|r| r.get("h").unwrap())
+        .collect();
+    assert_eq!(halves, [0.5, 1.0, 1.5], "Float division, not Int");
+    t.insert([row! {"title" => "zeta", "words" => 2.5, "score" => None::<f64>, "draft" => true}]).unwrap();
+    let old = cat.get_table(format!("app/docs:{}", before.0).as_str()).unwrap();
+    assert_eq!(old.schema().unwrap().column("words").unwrap().ty, ColumnType::Int);
+    assert_eq!(
+        old.select([col("words")]).order_by(col("title")).collect().unwrap()[0].get::<i64>("words").unwrap(),
+        10
+    );
+    fails_cleanly(&cat, ErrorCode::TypeMismatch, || t.alter_column("title", Alter::ToFloat));
+    t.add_column("n", ColumnType::Int, 1, IfExists::Error).unwrap();
+    t.add_computed_column("n2", col("n") * 2, ColumnOptions::default()).unwrap();
+    let msg = fails_cleanly(&cat, ErrorCode::HasDependents, || t.alter_column("n", Alter::ToFloat));
+    assert!(msg.contains("n2 read it"), "{msg}");
+    t.revert_to(before).unwrap();
+    assert_eq!(t.schema().unwrap().column("words").unwrap().ty, ColumnType::Int);
+    assert_eq!(t.count().unwrap(), 3);
+}

@@ -386,7 +386,9 @@ fn check_step(step: &Migration, catalog: &Catalog, ns: &Path) -> Result<StepRepo
                     | ChangeKind::Insert
                     | ChangeKind::AddColumn
                     | ChangeKind::AddComputedColumn
-                    | ChangeKind::RenameColumn => {}
+                    | ChangeKind::RenameColumn
+                    // Nullable, required or widened: no value is lost.
+                    | ChangeKind::AlterColumn => {}
                 }
                 changes.push(format!("{t}: {}", v.detail));
             }
