@@ -30,6 +30,60 @@ pub use query::{Query, RowStream};
 pub(crate) use table::{all_columns, check_predicate, maintain_views, rows_writable};
 pub use table::{ColumnInfo, Only, Table, TableInfo, TableKind, VersionInfo, WriteResult};
 
+/// The schema `rows` imply; see [`Catalog::create_table_from_rows`].
+fn infer_schema(rows: &[crate::row::Row]) -> Result<Schema> {
+    use crate::types::ColumnType;
+    // (name, type, nullable, the row that gave the type)
+    let mut columns: Vec<(String, Option<ColumnType>, bool, usize)> = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        for (name, value) in row.iter() {
+            let at = match columns.iter().position(|c| c.0 == name) {
+                Some(at) => at,
+                None => {
+                    // A column first seen in a later row is missing from the earlier ones.
+                    columns.push((name.to_string(), None, i > 0, i));
+                    columns.len() - 1
+                }
+            };
+            let column = &mut columns[at];
+            match (column.1, value.column_type()) {
+                (_, None) => column.2 = true,
+                (None, Some(ty)) => (column.1, column.3) = (Some(ty), i),
+                (Some(a), Some(b)) if a == b => {}
+                (Some(ColumnType::Int), Some(ColumnType::Float)) | (Some(ColumnType::Float), Some(ColumnType::Int)) => {
+                    column.1 = Some(ColumnType::Float)
+                }
+                (Some(a), Some(b)) => {
+                    return Err(err!(
+                        TypeMismatch,
+                        "column '{name}' is {a} in row {} and {b} in row {i}; give it one type, or create the table with a schema",
+                        column.3
+                    ))
+                }
+            }
+        }
+        for column in columns.iter_mut() {
+            if row.value(&column.0).is_none() {
+                column.2 = true;
+            }
+        }
+    }
+    if rows.is_empty() {
+        return Err(err!(InvalidArgument, "no rows to take a schema from; create the table with a schema"));
+    }
+    let mut schema = Schema::new();
+    for (name, ty, nullable, _) in columns {
+        let ty = ty.ok_or_else(|| {
+            err!(
+                InvalidArgument,
+                "column '{name}' is null in every row, so it has no type; create the table with a schema"
+            )
+        })?;
+        schema = if nullable { schema.nullable(name, ty) } else { schema.required(name, ty) };
+    }
+    Ok(schema)
+}
+
 /// One entry of [`Catalog::ls`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listing {
@@ -417,8 +471,44 @@ impl Catalog {
             return Err(err!(InvalidPath, "a table needs a name"));
         }
         let stored = schema.to_table_schema().map_err(|e| e.context(format_args!("create table '{path}'")))?;
+        let id = self.store().write(|tx| self.create_table_in(tx, &path, &schema, &stored, if_exists))?;
+        Ok(Table::new(self.clone(), id, path, None))
+    }
+
+    /// Creates a table whose schema comes from `rows`, and inserts them, in one transaction
+    /// (version 0 the table, version 1 the rows). Each column takes the type of its values
+    /// (Int and Float together make Float) and is nullable when a row has it null or lacks
+    /// it; columns come in the order they first appear. A column whose values have two types,
+    /// or only nulls, is an error naming it: give those a schema with `create_table`.
+    pub fn create_table_from_rows(
+        &self,
+        path: impl IntoPath,
+        rows: impl IntoIterator<Item = crate::row::Row>,
+        if_exists: IfExists,
+    ) -> Result<Table> {
+        let path = unversioned(path.into_path()?, "create_table_from_rows")?;
+        let rows: Vec<crate::row::Row> = rows.into_iter().collect();
+        let schema = infer_schema(&rows).map_err(|e| e.context(format_args!("create table '{path}' from rows")))?;
+        let stored = schema.to_table_schema().map_err(|e| e.context(format_args!("create table '{path}'")))?;
         let id = self.store().write(|tx| {
-            match tx.entry_kind(&path)? {
+            let id = self.create_table_in(tx, &path, &schema, &stored, if_exists)?;
+            let table = Table::new(self.clone(), id, path.clone(), None);
+            table.write_in(tx, |tx, meta, version| table.insert_rows(tx, meta, version, rows.into_iter().map(Ok)))?;
+            Ok(id)
+        })?;
+        Ok(Table::new(self.clone(), id, path, None))
+    }
+
+    fn create_table_in(
+        &self,
+        tx: &Tx,
+        path: &Path,
+        schema: &Schema,
+        stored: &crate::schema::TableSchema,
+        if_exists: IfExists,
+    ) -> Result<crate::types::TableId> {
+        {
+            match tx.entry_kind(path)? {
                 None => {}
                 Some(EntryKind::Dir) => {
                     return Err(err!(WrongKind, "'{path}' is a directory, not a table; choose another path"))
@@ -436,7 +526,7 @@ impl Catalog {
                             // Compare with the schema the table was created with: later
                             // migration steps may have changed it since.
                             let created = tx.schema_at(id, crate::types::Version(0))?;
-                            if Schema::from_stored(&created) != schema {
+                            if Schema::from_stored(&created) != *schema {
                                 return Err(err!(
                                     AlreadyExists,
                                     "table '{path}' already exists, created with another schema; IfExists::Ignore keeps it only when it matches\n  existing:  {}\n  requested: {schema}\n(use IfExists::Replace to recreate it, or a migration to change it)",
@@ -445,15 +535,14 @@ impl Catalog {
                             }
                             return Ok(id);
                         }
-                        IfExists::Replace => drop_with_dependents(tx, id, &path, Force::No)?,
-                        IfExists::ReplaceForce => drop_with_dependents(tx, id, &path, Force::Yes)?,
+                        IfExists::Replace => drop_with_dependents(tx, id, path, Force::No)?,
+                        IfExists::ReplaceForce => drop_with_dependents(tx, id, path, Force::Yes)?,
                     }
                 }
             }
-            require_parent_dir(tx, &path)?;
-            tx.create_table(&path, &stored)
-        })?;
-        Ok(Table::new(self.clone(), id, path, None))
+            require_parent_dir(tx, path)?;
+            tx.create_table(path, stored)
+        }
     }
 
     /// Opens the table at `path`; `dir/table:3` opens version 3, read-only.

@@ -206,8 +206,17 @@ impl Table {
                 self.path
             ));
         }
+        self.catalog.store().write(|tx| self.write_in(tx, f))
+    }
+
+    /// [`Table::write`] inside a transaction the caller holds.
+    pub(crate) fn write_in(
+        &self,
+        tx: &Tx,
+        f: impl FnOnce(&Tx, &mut TableMeta, Version) -> Result<Option<Change>>,
+    ) -> Result<WriteResult> {
         let udfs = &self.catalog.inner.udfs;
-        self.catalog.store().write(|tx| {
+        {
             let mut meta = self.meta(tx)?;
             if let Kind::Snapshot { .. } = meta.kind {
                 return Err(err!(ReadOnly, "'{}' is a snapshot; snapshots are read-only", meta.path));
@@ -252,7 +261,7 @@ impl Table {
                 updated: change.updated,
                 deleted: change.deleted,
             })
-        })
+        }
     }
 
     /// Checks that every UDF the table's computed columns call is registered on this handle
@@ -318,16 +327,23 @@ impl Table {
     /// [`ErrorCode::Reentrant`](crate::ErrorCode::Reentrant) (and nothing is inserted).
     /// Stream from another handle of the same file, or collect the rows first.
     pub fn insert_results(&self, rows: impl IntoIterator<Item = Result<Row>>) -> Result<WriteResult> {
-        let rows = rows.into_iter();
-        let udfs = &self.catalog.inner.udfs;
-        self.write(|tx, meta, version| {
-            rows_writable(meta)?;
-            let mut writer = RowWriter::new(tx, meta, version, udfs)?;
-            for (i, row) in rows.enumerate() {
-                writer.push_row(i, row?)?;
-            }
-            writer.finish(meta)
-        })
+        self.write(|tx, meta, version| self.insert_rows(tx, meta, version, rows))
+    }
+
+    /// The insert of `rows`, inside a write.
+    pub(crate) fn insert_rows(
+        &self,
+        tx: &Tx,
+        meta: &mut TableMeta,
+        version: Version,
+        rows: impl IntoIterator<Item = Result<Row>>,
+    ) -> Result<Option<Change>> {
+        rows_writable(meta)?;
+        let mut writer = RowWriter::new(tx, meta, version, &self.catalog.inner.udfs)?;
+        for (i, row) in rows.into_iter().enumerate() {
+            writer.push_row(i, row?)?;
+        }
+        writer.finish(meta)
     }
 
     /// Whether this is a table, a view or a snapshot.

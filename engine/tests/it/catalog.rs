@@ -594,3 +594,42 @@ fn ls_lists_kinds_versions_rows_and_error_cells() {
     fails_cleanly(&cat, ErrorCode::WrongKind, || cat.ls("app/docs", Recursive::No));
     fails_cleanly(&cat, ErrorCode::NotFound, || cat.ls("nope", Recursive::No));
 }
+
+/// A table from rows: the schema comes from the values (Int and Float make Float; a null or
+/// a missing value makes the column nullable), in one transaction with the rows; a column
+/// of two types or only nulls is an error naming it, and nothing is created.
+#[test]
+fn create_table_from_rows_infers_the_schema_and_inserts_them() {
+    use tabula::{row, Value};
+    let cat = catalog();
+    let t = cat
+        .create_table_from_rows(
+            "app/imported",
+            [
+                row! {"id" => 1, "score" => 2, "note" => "a"},
+                row! {"id" => 2, "score" => 2.5, "note" => None::<String>},
+                row! {"id" => 3, "score" => 1, "tag" => "late"},
+            ],
+            IfExists::Error,
+        )
+        .unwrap();
+    assert_eq!(t.schema().unwrap().to_string(), "id Int, score Float, note String?, tag String?");
+    assert_eq!(t.count().unwrap(), 3);
+    assert_eq!(t.history().unwrap().len(), 2, "create, insert");
+    let scores: Vec<f64> =
+        t.select([tabula::col("score")]).collect().unwrap().iter().map(|r| r.get("score").unwrap()).collect();
+    assert_eq!(scores, [2.0, 2.5, 1.0]);
+
+    let msg = fails_cleanly(&cat, ErrorCode::TypeMismatch, || {
+        cat.create_table_from_rows("app/bad", [row! {"x" => 1}, row! {"x" => "one"}], IfExists::Error)
+    });
+    assert!(msg.contains("column 'x' is Int in row 0 and String in row 1"), "{msg}");
+    let msg = fails_cleanly(&cat, ErrorCode::InvalidArgument, || {
+        cat.create_table_from_rows("app/bad", [row! {"x" => 1, "y" => Value::Null}], IfExists::Error)
+    });
+    assert!(msg.contains("column 'y' is null in every row"), "{msg}");
+    // An existing table is an error, as with create_table.
+    fails_cleanly(&cat, ErrorCode::AlreadyExists, || {
+        cat.create_table_from_rows("app/imported", [row! {"id" => 9}], IfExists::Error)
+    });
+}
