@@ -514,7 +514,7 @@ impl Catalog {
                     return Err(err!(WrongKind, "'{path}' is a directory, not a table; choose another path"))
                 }
                 Some(EntryKind::Table) => {
-                    let id = tx.table_id(&path)?.ok_or_else(|| err!(NotFound, "table '{path}' vanished"))?;
+                    let id = tx.table_id(path)?.ok_or_else(|| err!(NotFound, "table '{path}' vanished"))?;
                     match if_exists {
                         IfExists::Error => {
                             return Err(err!(
