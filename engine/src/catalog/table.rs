@@ -330,6 +330,27 @@ impl Table {
         self.write(|tx, meta, version| self.insert_rows(tx, meta, version, rows))
     }
 
+    /// Inserts rows with `on_error` for every computed column in this call, whatever each
+    /// column says (as Pixeltable's `insert(.., on_error=...)`): `OnError::Ignore` keeps the
+    /// rows whose cells fail, with their errors; `OnError::Abort` fails the call at the first
+    /// failure, storing nothing.
+    pub fn insert_with(
+        &self,
+        rows: impl IntoIterator<Item = Row>,
+        on_error: crate::schema::OnError,
+    ) -> Result<WriteResult> {
+        let udfs = &self.catalog.inner.udfs;
+        self.write(|tx, meta, version| {
+            rows_writable(meta)?;
+            let mut writer = RowWriter::new(tx, meta, version, udfs)?;
+            writer.override_on_error(on_error);
+            for (i, row) in rows.into_iter().enumerate() {
+                writer.push_row(i, row)?;
+            }
+            writer.finish(meta)
+        })
+    }
+
     /// The insert of `rows`, inside a write.
     pub(crate) fn insert_rows(
         &self,

@@ -192,6 +192,15 @@ impl<'t> RowWriter<'t> {
         })
     }
 
+    /// Applies `on_error` to every computed column for this insert, whatever each says.
+    pub(crate) fn override_on_error(&mut self, on_error: OnError) {
+        for c in &mut self.rust_columns {
+            if let Some(computed) = &mut c.computed {
+                computed.on_error = on_error;
+            }
+        }
+    }
+
     /// Learns where the values of rows shaped like `row` go (kept while rows share a shape).
     fn learn_shape(&mut self, index: usize, row: &Row) -> Result<()> {
         let names = row.names_arc();

@@ -722,3 +722,30 @@ fn alter_column_changes_nullability_and_widens_int_to_float() {
     assert_eq!(t.schema().unwrap().column("words").unwrap().ty, ColumnType::Int);
     assert_eq!(t.count().unwrap(), 3);
 }
+
+/// `on_error` for one insert, over each column's own: Ignore keeps the failing rows with
+/// their errors in an Abort column; Abort refuses the call in an Ignore column.
+#[test]
+fn on_error_can_be_given_for_one_insert() {
+    let cat = catalog();
+    let t = cat.create_table("app/t", Schema::new().required("n", ColumnType::Int), IfExists::Error).unwrap();
+    let picky = Udf::new("neg_fails", 1, |n: i64| if n < 0 { Err("negative".to_string()) } else { Ok(n) });
+    cat.register(&picky);
+    t.add_computed_column("strict", picky.call([col("n")]), ColumnOptions::default()).unwrap();
+    fails_cleanly(&cat, ErrorCode::UdfFailed, || t.insert([row! {"n" => -1}]));
+    t.insert_with([row! {"n" => -1}, row! {"n" => 2}], OnError::Ignore).unwrap();
+    let kinds: Vec<Option<String>> = t
+        .select([col("strict").errortype().alias("k")])
+        .collect()
+        .unwrap()
+        .iter()
+        .map(|r| r.get("k").unwrap())
+        .collect();
+    assert_eq!(kinds, [Some("UdfError".to_string()), None]);
+
+    let lenient = ColumnOptions { on_error: OnError::Ignore, if_exists: IfExists::Error, ..Default::default() };
+    t.add_computed_column("lenient", picky.call([col("n") - 10]), lenient).unwrap();
+    fails_cleanly(&cat, ErrorCode::UdfFailed, || t.insert_with([row! {"n" => 3}], OnError::Abort));
+    t.insert([row! {"n" => 3}]).unwrap();
+    assert_eq!(t.count().unwrap(), 3, "the column's own policy again");
+}
