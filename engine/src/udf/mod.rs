@@ -267,7 +267,9 @@ impl Udf {
     /// it had not computed. On by default for a UDF declared expensive (with a concurrency,
     /// a rate limit, a timeout or retries), off for others (a lookup and a write a call cost
     /// more than a cheap function); `false` for a UDF whose result may differ from call to
-    /// call (a clock, a random choice).
+    /// call (a clock, a random choice). Results are keyed by name and version: a function
+    /// whose behaviour changes must get a new version (the testkit's UDF check enforces it),
+    /// or `Catalog::forget_results` its old results.
     pub fn remember(mut self, yes: bool) -> Udf {
         self.policy.remember = Some(yes);
         self
