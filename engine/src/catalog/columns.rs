@@ -48,6 +48,9 @@ pub struct Estimate {
 impl std::fmt::Display for Estimate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} rows, {} calls", self.rows, self.calls)?;
+        if self.calls == 0 {
+            return Ok(());
+        }
         match (self.per_call, self.time) {
             (Some(per_call), Some(time)) => write!(
                 f,

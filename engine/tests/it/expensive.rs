@@ -444,4 +444,5 @@ fn an_estimate_counts_the_calls_left_and_their_time() {
     let time = after.time.unwrap();
     assert!(time >= Duration::from_millis(3690) && time < Duration::from_secs(4), "{time:?}");
     assert!(after.to_string().starts_with("200 rows, 185 calls (~"), "{after}");
+    assert_eq!(t.estimate(&(col("n") + 1)).unwrap().to_string(), "200 rows, 0 calls", "no UDF, no calls");
 }
