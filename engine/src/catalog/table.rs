@@ -402,9 +402,37 @@ impl Table {
         set: impl IntoIterator<Item = (N, E)>,
         where_: Expr,
     ) -> Result<WriteResult> {
+        self.update_inner(set, where_, None)
+    }
+
+    /// [`update`](Self::update) with `on_error` for every computed column it recomputes in
+    /// this call, whatever each column says (as Pixeltable's `update(.., on_error=...)`).
+    pub fn update_with<N: Into<String>, E: Into<Expr>>(
+        &self,
+        set: impl IntoIterator<Item = (N, E)>,
+        where_: Expr,
+        on_error: crate::schema::OnError,
+    ) -> Result<WriteResult> {
+        self.update_inner(set, where_, Some(on_error))
+    }
+
+    fn update_inner<N: Into<String>, E: Into<Expr>>(
+        &self,
+        set: impl IntoIterator<Item = (N, E)>,
+        where_: Expr,
+        on_error: Option<crate::schema::OnError>,
+    ) -> Result<WriteResult> {
         let set: Vec<(String, Expr)> = set.into_iter().map(|(n, e)| (n.into(), e.into())).collect();
         let udfs = &self.catalog.inner.udfs;
         self.write(|tx, meta, version| {
+            if let Some(on_error) = on_error {
+                // For this call only: a data change records no schema.
+                for c in &mut meta.schema.columns {
+                    if let Some(computed) = &mut c.computed {
+                        computed.on_error = on_error;
+                    }
+                }
+            }
             rows_writable(meta)?;
             if set.is_empty() {
                 return Err(err!(InvalidArgument, "update needs at least one column to set"));

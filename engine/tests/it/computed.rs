@@ -749,3 +749,27 @@ fn on_error_can_be_given_for_one_insert() {
     t.insert([row! {"n" => 3}]).unwrap();
     assert_eq!(t.count().unwrap(), 3, "the column's own policy again");
 }
+
+/// `on_error` for one update, over each recomputed column's own; the columns keep theirs.
+#[test]
+fn on_error_can_be_given_for_one_update() {
+    let cat = catalog();
+    let t = cat.create_table("app/t", Schema::new().required("n", ColumnType::Int), IfExists::Error).unwrap();
+    let picky = Udf::new("neg_fails", 1, |n: i64| if n < 0 { Err("negative".to_string()) } else { Ok(n) });
+    cat.register(&picky);
+    t.insert([row! {"n" => 1}, row! {"n" => 2}]).unwrap();
+    t.add_computed_column("strict", picky.call([col("n")]), ColumnOptions::default()).unwrap();
+    fails_cleanly(&cat, ErrorCode::UdfFailed, || t.update([("n", lit(-5))], col("n").eq(1)));
+    t.update_with([("n", lit(-5))], col("n").eq(1), OnError::Ignore).unwrap();
+    let kind: Option<String> = t
+        .select([col("strict").errortype().alias("k")])
+        .where_(col("n").eq(-5))
+        .first()
+        .unwrap()
+        .unwrap()
+        .get("k")
+        .unwrap();
+    assert_eq!(kind.as_deref(), Some("UdfError"));
+    assert_eq!(t.schema().unwrap().column("strict").unwrap().computed.as_ref().unwrap().on_error, OnError::Abort);
+    fails_cleanly(&cat, ErrorCode::UdfFailed, || t.update([("n", lit(-6))], col("n").eq(2)));
+}
