@@ -88,11 +88,50 @@ fn evaluate(
     describe_row: &dyn Fn(usize) -> String,
 ) -> Result<Vec<(Value, Value)>> {
     let Some(computed) = &column.computed else { return Ok(vec![(Value::Null, Value::Null); batch.rows.len()]) };
+    // The failures it inherits, from the expression as written (before the error reads
+    // below become columns).
     let reads: Vec<usize> = schema
         .failing_inputs(&computed.expr)
         .iter()
         .filter_map(|c| error_names.iter().position(|n| *n == c.name))
         .collect();
+    // `errortype(c)` / `errormsg(c)` read the batch's error slots of c, as extra columns.
+    let mut extended: Option<(Vec<String>, Vec<Vec<Value>>)> = None;
+    let mut expr = std::borrow::Cow::Borrowed(&computed.expr);
+    let mut parts: Vec<(String, crate::expr::ErrorPart)> = Vec::new();
+    computed.expr.visit(&mut |e| {
+        if let Expr::CellError { column, part } = e {
+            if !parts.contains(&(column.clone(), *part)) {
+                parts.push((column.clone(), *part));
+            }
+        }
+    });
+    if !parts.is_empty() {
+        let mut names = batch.names.to_vec();
+        let mut rows = batch.rows.to_vec();
+        for (c, part) in &parts {
+            names.push(format!("{c}#{part:?}"));
+            let at = error_names.iter().position(|n| n == c);
+            for (row, slots) in rows.iter_mut().zip(errors) {
+                row.push(match at.map(|j| &slots[j]) {
+                    Some(Value::String(text)) => {
+                        let (kind, message) = text.split_once(": ").unwrap_or(("UdfError", text.as_str()));
+                        Value::String(match part {
+                            crate::expr::ErrorPart::Type => kind.to_string(),
+                            crate::expr::ErrorPart::Message => message.to_string(),
+                        })
+                    }
+                    _ => Value::Null,
+                });
+            }
+        }
+        expr = std::borrow::Cow::Owned(
+            computed.expr.replace_cell_errors(&|c, part| Expr::Column(format!("{c}#{part:?}"))),
+        );
+        extended = Some((names, rows));
+    }
+    let extended_batch = extended.as_ref().map(|(names, rows)| Batch { names, rows });
+    let batch = extended_batch.as_ref().unwrap_or(batch);
     let upstream: Vec<Option<Value>> = errors
         .iter()
         .map(|slots| {
@@ -103,12 +142,12 @@ fn evaluate(
         })
         .collect();
     if upstream.iter().all(Option::is_none) {
-        let cells = eval(&computed.expr, batch, udfs)?;
+        let cells = eval(&expr, batch, udfs)?;
         return settle(column, cells, describe_row);
     }
     let clean: Vec<usize> = (0..batch.rows.len()).filter(|&i| upstream[i].is_none()).collect();
     let rows: Vec<Vec<Value>> = clean.iter().map(|&i| batch.rows[i].clone()).collect();
-    let cells = eval(&computed.expr, &Batch { names: batch.names, rows: &rows }, udfs)?;
+    let cells = eval(&expr, &Batch { names: batch.names, rows: &rows }, udfs)?;
     let settled = settle(column, cells, &|k| describe_row(clean[k]))?;
     let mut out: Vec<(Value, Value)> = upstream.into_iter().map(|u| (Value::Null, u.unwrap_or(Value::Null))).collect();
     for (i, cell) in clean.into_iter().zip(settled) {

@@ -382,15 +382,43 @@ impl Expr {
         }
     }
 
-    /// The names of the columns this expression reads.
+    /// The names of the columns this expression reads: their values, or their errors
+    /// (`errortype(c)`, `errormsg(c)`).
     pub fn columns(&self) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
-        self.visit(&mut |e| {
-            if let Expr::Column(name) = e {
+        self.visit(&mut |e| match e {
+            Expr::Column(name) | Expr::CellError { column: name, .. } => {
                 out.insert(name.clone());
             }
+            _ => {}
         });
         out
+    }
+
+    /// This expression with each `errortype(c)` / `errormsg(c)` replaced by `with(c, part)`.
+    pub(crate) fn replace_cell_errors(&self, with: &impl Fn(&str, ErrorPart) -> Expr) -> Expr {
+        let map = |e: &Expr| Box::new(e.replace_cell_errors(with));
+        match self {
+            Expr::CellError { column, part } => with(column, *part),
+            Expr::Column(_) | Expr::Literal(_) => self.clone(),
+            Expr::Unary { op, arg } => Expr::Unary { op: *op, arg: map(arg) },
+            Expr::Binary { op, left, right } => Expr::Binary { op: *op, left: map(left), right: map(right) },
+            Expr::Alias { expr, name } => Expr::Alias { expr: map(expr), name: name.clone() },
+            Expr::Func { func, args } => {
+                Expr::Func { func: *func, args: args.iter().map(|a| a.replace_cell_errors(with)).collect() }
+            }
+            Expr::Udf { name, version, params, returns, args } => Expr::Udf {
+                name: name.clone(),
+                version: *version,
+                params: params.clone(),
+                returns: *returns,
+                args: args.iter().map(|a| a.replace_cell_errors(with)).collect(),
+            },
+            Expr::If { cond, then, otherwise } => {
+                Expr::If { cond: map(cond), then: map(then), otherwise: map(otherwise) }
+            }
+            Expr::Cast { expr, to } => Expr::Cast { expr: map(expr), to: *to },
+        }
     }
 
     /// Calls `f` on this expression and every sub-expression, parents first.
@@ -625,6 +653,9 @@ mod tests {
     fn columns_lists_every_reference_once() {
         let e = col("a") + col("b") * col("a");
         assert_eq!(e.columns().into_iter().collect::<Vec<_>>(), vec!["a", "b"]);
+        // Reading a column's error reads that column too (it orders and guards like a value).
+        let e = if_(col("c").errortype().is_null()).then(col("a")).else_(lit(0));
+        assert_eq!(e.columns().into_iter().collect::<Vec<_>>(), vec!["a", "c"]);
     }
 
     #[test]

@@ -773,3 +773,48 @@ fn on_error_can_be_given_for_one_update() {
     assert_eq!(t.schema().unwrap().column("strict").unwrap().computed.as_ref().unwrap().on_error, OnError::Abort);
     fails_cleanly(&cat, ErrorCode::UdfFailed, || t.update([("n", lit(-6))], col("n").eq(2)));
 }
+
+/// A computed column may read another's error (`errortype()`, `errormsg()`) in a table with
+/// UDF columns: inserts, updates and fills compute it after the column it reads, it does
+/// not inherit that column's failure (it handles it), and that column cannot be dropped
+/// while it reads it.
+#[test]
+fn a_column_reading_another_columns_error_works_on_every_path() {
+    let cat = catalog();
+    let t = cat.create_table("app/t", Schema::new().required("n", ColumnType::Int), IfExists::Error).unwrap();
+    let picky = Udf::new("neg_fails", 1, |n: i64| if n < 0 { Err(format!("negative {n}")) } else { Ok(n) });
+    cat.register(&picky);
+    t.insert([row! {"n" => -1}, row! {"n" => 1}]).unwrap();
+    // Added first, in the schema's order before the column it reads.
+    let ignore = ColumnOptions { on_error: OnError::Ignore, ..Default::default() };
+    t.add_computed_column("i1", picky.call([col("n")]), ignore).unwrap();
+    t.add_computed_column(
+        "why",
+        if_(col("i1").errortype().is_null()).then("fine").else_(col("i1").errormsg()),
+        ColumnOptions::default(),
+    )
+    .unwrap();
+    t.add_computed_column(
+        "safe",
+        if_(col("i1").errortype().is_null()).then(col("i1")).else_(lit(0)),
+        ColumnOptions::default(),
+    )
+    .unwrap();
+    let read = |t: &Table| -> Vec<(String, i64)> {
+        t.select([col("why"), col("safe")])
+            .order_by(col("n"))
+            .collect()
+            .unwrap()
+            .iter()
+            .map(|r| (r.get("why").unwrap(), r.get("safe").unwrap()))
+            .collect()
+    };
+    assert_eq!(read(&t), [("negative -1".to_string(), 0), ("fine".to_string(), 1)]);
+    t.insert([row! {"n" => -2}, row! {"n" => 2}]).unwrap();
+    assert_eq!(read(&t)[0], ("negative -2".to_string(), 0));
+    assert_eq!(read(&t)[3], ("fine".to_string(), 2));
+    t.update([("n", lit(5))], col("n").eq(-1)).unwrap();
+    assert!(read(&t).contains(&("fine".to_string(), 5)));
+    let msg = fails_cleanly(&cat, ErrorCode::HasDependents, || t.drop_column("i1"));
+    assert!(msg.contains("why") && msg.contains("safe"), "{msg}");
+}
