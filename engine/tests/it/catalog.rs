@@ -628,6 +628,10 @@ fn create_table_from_rows_infers_the_schema_and_inserts_them() {
         cat.create_table_from_rows("app/bad", [row! {"x" => 1, "y" => Value::Null}], IfExists::Error)
     });
     assert!(msg.contains("column 'y' is null in every row"), "{msg}");
+    let msg = fails_cleanly(&cat, ErrorCode::InvalidArgument, || {
+        cat.create_table_from_rows("app/empty", Vec::<tabula::Row>::new(), IfExists::Error)
+    });
+    assert!(msg.contains("no rows to take a schema from"), "{msg}");
     // An existing table is an error, as with create_table.
     fails_cleanly(&cat, ErrorCode::AlreadyExists, || {
         cat.create_table_from_rows("app/imported", [row! {"id" => 9}], IfExists::Error)

@@ -672,6 +672,10 @@ fn add_columns_adds_several_in_one_version_or_none() {
         t.add_columns([("fresh", ColumnType::Int, Value::Null), ("lang", ColumnType::Int, Value::Null)]).unwrap_err();
     assert_eq!(e.code(), ErrorCode::AlreadyExists);
     assert_eq!(crate::state(&cat), before, "nothing added");
+    let msg = fails_cleanly(&cat, ErrorCode::TypeMismatch, || {
+        t.add_columns([("fresh", ColumnType::Int, Value::from("not a number"))])
+    });
+    assert!(msg.contains("add column 'fresh': default"), "{msg}");
     t.revert().unwrap();
     assert!(t.schema().unwrap().column("lang").is_none() && t.schema().unwrap().column("stars").is_none());
 }
@@ -714,10 +718,13 @@ fn alter_column_changes_nullability_and_widens_int_to_float() {
         10
     );
     fails_cleanly(&cat, ErrorCode::TypeMismatch, || t.alter_column("title", Alter::ToFloat));
+    fails_cleanly(&cat, ErrorCode::UnknownColumn, || t.alter_column("nope", Alter::Nullable));
     t.add_column("n", ColumnType::Int, 1, IfExists::Error).unwrap();
     t.add_computed_column("n2", col("n") * 2, ColumnOptions::default()).unwrap();
     let msg = fails_cleanly(&cat, ErrorCode::HasDependents, || t.alter_column("n", Alter::ToFloat));
     assert!(msg.contains("n2 read it"), "{msg}");
+    let msg = fails_cleanly(&cat, ErrorCode::InvalidArgument, || t.alter_column("n2", Alter::Nullable));
+    assert!(msg.contains("it is computed; replace it"), "{msg}");
     t.revert_to(before).unwrap();
     assert_eq!(t.schema().unwrap().column("words").unwrap().ty, ColumnType::Int);
     assert_eq!(t.count().unwrap(), 3);

@@ -231,7 +231,9 @@ fn recompute_only_errors_pays_for_exactly_the_failed_rows() {
     assert_eq!(t.version().unwrap(), before);
     t.recompute("x", tabula::Only::All).unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 10);
-    assert!(t.recompute("n", tabula::Only::All).is_err(), "a stored column has nothing to compute");
+    let e = t.recompute("n", tabula::Only::All).unwrap_err();
+    assert!(e.to_string().contains("'n' is stored; only computed columns"), "{e}");
+    assert_eq!(t.recompute("nope", tabula::Only::All).unwrap_err().code(), tabula::ErrorCode::UnknownColumn);
 }
 
 /// A failure budget: past it the add stops calling the UDF and stores nothing, and the
