@@ -34,11 +34,14 @@ pub enum ChangeKind {
     /// A computed column (and what reads it) was computed again for some rows
     /// (`Table::recompute`): they got new row versions.
     Recompute,
+    /// Rows were changed by primary key, and those whose key was new inserted
+    /// (`Table::batch_update`, `Table::upsert`).
+    BatchUpdate,
 }
 
 impl ChangeKind {
     /// Every kind.
-    pub const ALL: [ChangeKind; 12] = [
+    pub const ALL: [ChangeKind; 13] = [
         ChangeKind::Create,
         ChangeKind::Insert,
         ChangeKind::Update,
@@ -51,6 +54,7 @@ impl ChangeKind {
         ChangeKind::RenameColumn,
         ChangeKind::AlterColumn,
         ChangeKind::Recompute,
+        ChangeKind::BatchUpdate,
     ];
 
     /// The kind in words, as the catalog stores it (stable across versions).
@@ -68,6 +72,7 @@ impl ChangeKind {
             ChangeKind::RenameColumn => "rename column",
             ChangeKind::AlterColumn => "alter column",
             ChangeKind::Recompute => "recompute",
+            ChangeKind::BatchUpdate => "batch update",
         }
     }
 
@@ -75,7 +80,11 @@ impl ChangeKind {
     /// only).
     pub fn changes_schema(self) -> bool {
         match self {
-            ChangeKind::Insert | ChangeKind::Update | ChangeKind::Delete | ChangeKind::Recompute => false,
+            ChangeKind::Insert
+            | ChangeKind::Update
+            | ChangeKind::Delete
+            | ChangeKind::Recompute
+            | ChangeKind::BatchUpdate => false,
             ChangeKind::Create
             | ChangeKind::AddColumn
             | ChangeKind::ReplaceColumn

@@ -26,6 +26,8 @@ pub enum ErrorCode {
     TypeMismatch,
     /// A required column got no value or a null.
     NotNull,
+    /// A write would give two live rows the same primary key.
+    DuplicateKey,
     /// A row names a column the table does not have.
     UnknownColumn,
     /// An expression does not type-check against the table.

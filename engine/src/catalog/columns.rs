@@ -158,6 +158,7 @@ impl Table {
                         if old.computed.as_ref().is_some_and(|c| c.expr == expr && c.on_error == options.on_error) {
                             return Ok(None);
                         }
+                        not_key(meta, name, "replaced by a computed column")?;
                     }
                 }
             } else {
@@ -421,6 +422,7 @@ impl Table {
                         ))
                     }
                     IfExists::Replace | IfExists::ReplaceForce => {
+                        not_key(meta, name, "replaced")?;
                         let deps = meta.schema.dependents_of(name);
                         if !deps.is_empty() {
                             return Err(err!(
@@ -486,6 +488,9 @@ impl Table {
                     InvalidArgument,
                     "alter column '{name}': it is computed; replace it (IfExists::Replace) to change it"
                 ));
+            }
+            if matches!(alter, Alter::Nullable | Alter::ToFloat) {
+                not_key(meta, name, "made nullable or Float")?;
             }
             let mut new = old.clone();
             match alter {
@@ -558,6 +563,7 @@ impl Table {
                 return Ok(None);
             }
             require_column(meta, name)?;
+            not_key(meta, name, "dropped")?;
             let readers = view_readers(tx, meta, &BTreeSet::from([name.to_string()]))?;
             if !readers.is_empty() {
                 return Err(err!(
@@ -653,6 +659,19 @@ fn add_stored(tx: &Tx, meta: &mut TableMeta, name: &str, ty: ColumnType, default
 fn require_column(meta: &TableMeta, name: &str) -> Result<()> {
     if meta.schema.column(name).is_none() {
         return Err(err!(UnknownColumn, "no column '{name}' (the columns are: {})", meta.schema.names().join(", ")));
+    }
+    Ok(())
+}
+
+/// Refuses a change that would break the primary key, which a column of it cannot undergo.
+fn not_key(meta: &TableMeta, name: &str, what: &str) -> Result<()> {
+    if meta.schema.is_key(name) {
+        let key: Vec<&str> = meta.schema.key_columns().iter().map(|c| c.name.as_str()).collect();
+        return Err(err!(
+            InvalidArgument,
+            "column '{name}' is part of the primary key ({}) and cannot be {what}; copy the rows into a new table with another key instead",
+            key.join(", ")
+        ));
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! that transaction, so a handle never acts on stale metadata written by another handle or
 //! process.
 
+mod batch;
 mod columns;
 mod compact;
 mod diff;
@@ -21,6 +22,7 @@ use crate::schema::Schema;
 use crate::store::{EntryKind, Kind, ResultsAt, Store, Tx};
 use crate::udf::{Registry, Udf};
 
+pub use batch::IfMissing;
 pub use columns::{Alter, ColumnOptions, Estimate};
 pub use compact::Retention;
 pub use diff::RowChange;

@@ -15,7 +15,7 @@ use crate::expr::{col, Expr};
 use crate::path::Path;
 use crate::row::Row;
 use crate::schema::{ColumnDef, TableSchema};
-use crate::store::{now_micros, Kind, TableMeta, Tx, VersionRecord, ViewRows, VIEW_COLUMN_IDS};
+use crate::store::{now_micros, Kind, Set, TableMeta, Tx, VersionRecord, ViewRows, VIEW_COLUMN_IDS};
 use crate::types::{ColumnType, TableId, Version};
 
 /// A handle on a table. Cheap to clone. It reads the table's metadata afresh in every call,
@@ -93,6 +93,9 @@ pub struct TableInfo {
     pub read_only: bool,
     /// The columns, in order.
     pub columns: Vec<ColumnInfo>,
+    /// The primary key's columns (empty without one).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub primary_key: Vec<String>,
 }
 
 impl fmt::Display for TableInfo {
@@ -111,6 +114,9 @@ impl fmt::Display for TableInfo {
                 Some(expr) => writeln!(f, "  {:width$}  {ty:10} = {expr}", c.name)?,
                 None => writeln!(f, "  {:width$}  {ty}", c.name)?,
             }
+        }
+        if !self.primary_key.is_empty() {
+            writeln!(f, "  primary key ({})", self.primary_key.join(", "))?;
         }
         Ok(())
     }
@@ -310,6 +316,7 @@ impl Table {
                     computed: c.computed.as_ref().map(|comp| comp.expr.to_string()),
                 })
                 .collect(),
+            primary_key: meta.schema.key_columns().iter().map(|c| c.name.clone()).collect(),
         })
     }
 
@@ -468,7 +475,17 @@ impl Table {
             if n == 0 {
                 return Ok(None);
             }
-            let rowids = compute::rewrite_ended(tx, meta, version, &set, &BTreeSet::new(), udfs)?;
+            let rowids = compute::rewrite_ended(tx, meta, version, Set::Exprs(&set), &BTreeSet::new(), udfs).map_err(
+                |e| match e.code() {
+                    crate::error::ErrorCode::DuplicateKey => err!(
+                        DuplicateKey,
+                        "update: setting {} would give two live rows the same primary key ({}); nothing was changed",
+                        set.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
+                        meta.schema.key_columns().iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                    _ => e,
+                },
+            )?;
             changed.extend(meta.schema.downstream_of(&changed).iter().map(|c| c.name.clone()));
             Ok(Some(Change { rowids, changed: Some(changed), ..Change::rows(ChangeKind::Update, detail, 0, n, 0) }))
         })
@@ -527,7 +544,7 @@ impl Table {
                 return Ok(None);
             }
             let again = BTreeSet::from([name.to_string()]);
-            let rowids = compute::rewrite_ended(tx, meta, version, &[], &again, udfs)?;
+            let rowids = compute::rewrite_ended(tx, meta, version, Set::Exprs(&[]), &again, udfs)?;
             let changed: BTreeSet<String> =
                 meta.schema.recomputed(&BTreeSet::new(), &again).iter().map(|c| c.name.clone()).collect();
             Ok(Some(Change {

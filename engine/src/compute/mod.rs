@@ -18,7 +18,7 @@ use crate::eval::{eval, Batch, Cells};
 use crate::expr::Expr;
 use crate::row::Row;
 use crate::schema::{ColumnDef, OnError, TableSchema};
-use crate::store::{Appender, RowFunction, Scope, TableMeta, Tx, ViewRows};
+use crate::store::{Appender, RowFunction, Scope, Set, TableMeta, Tx, ViewRows};
 use crate::types::{ColumnType, Value, Version};
 use crate::udf::{CellError, Registry};
 
@@ -713,12 +713,13 @@ pub(crate) fn rewrite_ended(
     tx: &Tx,
     meta: &TableMeta,
     version: Version,
-    set: &[(String, Expr)],
+    set: Set,
     again: &BTreeSet<String>,
     udfs: &Registry,
 ) -> Result<Option<(i64, i64)>> {
     let schema = &meta.schema;
-    let changed: BTreeSet<String> = set.iter().map(|(n, _)| n.clone()).collect();
+    let names = set.names();
+    let changed: BTreeSet<String> = names.iter().cloned().collect();
     let downstream = schema.recomputed(&changed, again);
     let in_rust = downstream.iter().any(|c| c.computed.as_ref().is_some_and(|comp| comp.expr.has_udf()));
     if in_rust {
@@ -733,7 +734,7 @@ pub(crate) fn rewrite_ended(
     let recompute_in_sql: BTreeSet<&str> =
         if in_rust { BTreeSet::new() } else { downstream.iter().map(|c| c.name.as_str()).collect() };
     let (before, after) = tx.rewrite_ended(meta, version, set, &recompute_in_sql)?;
-    for (name, _) in set {
+    for name in &names {
         let Some(c) = schema.column(name) else { continue };
         if c.nullable {
             continue;

@@ -26,9 +26,23 @@ use crate::types::{ColumnId, ColumnType};
 ///     .nullable("rating", ColumnType::Int);
 /// assert_eq!(schema.to_string(), "title String, rating Int?");
 /// ```
+///
+/// A primary key makes rows addressable by key: no two live rows share one, and
+/// [`Table::upsert`](crate::Table::upsert) and [`Table::batch_update`](crate::Table::batch_update)
+/// find rows by it:
+///
+/// ```
+/// use tabula::{ColumnType, Schema};
+/// let schema = Schema::new()
+///     .required("sku", ColumnType::String)
+///     .nullable("price", ColumnType::Int)
+///     .primary_key(["sku"]);
+/// assert_eq!(schema.to_string(), "sku String, price Int?, primary key (sku)");
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Schema {
     pub(crate) columns: Vec<(String, ColumnType, bool)>,
+    pub(crate) primary_key: Vec<String>,
 }
 
 impl Schema {
@@ -49,14 +63,26 @@ impl Schema {
         self
     }
 
+    /// Makes `columns` (required columns of this schema, none Float or Json) the table's
+    /// primary key: an insert of a row whose key a live row has already fails, naming the
+    /// key; [`Table::upsert`](crate::Table::upsert) replaces that row instead.
+    pub fn primary_key<N: Into<String>>(mut self, columns: impl IntoIterator<Item = N>) -> Schema {
+        self.primary_key = columns.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// A schema with the name, type and nullability of `columns` (e.g. the stored columns of
     /// an existing table, to create a copy of it).
     pub fn from_columns<'a>(columns: impl IntoIterator<Item = &'a ColumnDef>) -> Schema {
-        Schema { columns: columns.into_iter().map(|c| (c.name.clone(), c.ty, c.nullable)).collect() }
+        Schema {
+            columns: columns.into_iter().map(|c| (c.name.clone(), c.ty, c.nullable)).collect(),
+            primary_key: Vec::new(),
+        }
     }
 
-    /// The stored (not computed) columns of a table schema, as a `Schema`.
-    pub(crate) fn from_stored(schema: &TableSchema) -> Schema {
+    /// The stored (not computed) columns of a table schema and its primary key, as a
+    /// `Schema` (to create a copy of a table).
+    pub fn from_stored(schema: &TableSchema) -> Schema {
         Schema {
             columns: schema
                 .columns
@@ -64,6 +90,7 @@ impl Schema {
                 .filter(|c| !c.is_computed())
                 .map(|c| (c.name.clone(), c.ty, c.nullable))
                 .collect(),
+            primary_key: schema.key_columns().iter().map(|c| c.name.clone()).collect(),
         }
     }
 
@@ -81,6 +108,32 @@ impl Schema {
                 default: None,
             });
         }
+        for name in &self.primary_key {
+            let Some(column) = schema.column(name) else {
+                return Err(err!(
+                    UnknownColumn,
+                    "primary key: no column '{name}' (the columns are: {})",
+                    schema.names().join(", ")
+                ));
+            };
+            if column.nullable {
+                return Err(err!(
+                    InvalidArgument,
+                    "primary key column '{name}' is nullable; declare it with Schema::required"
+                ));
+            }
+            if matches!(column.ty, ColumnType::Float | ColumnType::Json) {
+                return Err(err!(
+                    InvalidArgument,
+                    "primary key column '{name}' is {}, whose equality is not exact; key on an Int, String, Bool, Timestamp or Date column",
+                    column.ty
+                ));
+            }
+            if schema.primary_key.contains(&column.id) {
+                return Err(err!(InvalidArgument, "primary key: column '{name}' is named twice"));
+            }
+            schema.primary_key.push(column.id);
+        }
         Ok(schema)
     }
 }
@@ -92,6 +145,9 @@ impl fmt::Display for Schema {
                 f.write_str(", ")?;
             }
             write!(f, "{name} {ty}{}", if *nullable { "?" } else { "" })?;
+        }
+        if !self.primary_key.is_empty() {
+            write!(f, ", primary key ({})", self.primary_key.join(", "))?;
         }
         Ok(())
     }
@@ -175,6 +231,9 @@ impl ColumnDef {
 pub struct TableSchema {
     /// The columns, in their display order.
     pub columns: Vec<ColumnDef>,
+    /// The ids of the primary key's columns, in key order (empty: no primary key).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub primary_key: Vec<ColumnId>,
 }
 
 /// Column names that cannot be used because Tabula's own columns use them.
@@ -184,6 +243,16 @@ impl TableSchema {
     /// The column with this name.
     pub fn column(&self, name: &str) -> Option<&ColumnDef> {
         self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// The columns of the primary key, in key order (empty without one).
+    pub fn key_columns(&self) -> Vec<&ColumnDef> {
+        self.primary_key.iter().filter_map(|id| self.columns.iter().find(|c| c.id == *id)).collect()
+    }
+
+    /// Whether `name` is a column of the primary key.
+    pub fn is_key(&self, name: &str) -> bool {
+        self.column(name).is_some_and(|c| self.primary_key.contains(&c.id))
     }
 
     /// The index of the column with this name.
@@ -312,6 +381,11 @@ impl fmt::Display for TableSchema {
             if let Some(comp) = &c.computed {
                 write!(f, " = {}", comp.expr)?;
             }
+        }
+        let key = self.key_columns();
+        if !key.is_empty() {
+            let names: Vec<&str> = key.iter().map(|c| c.name.as_str()).collect();
+            write!(f, ", primary key ({})", names.join(", "))?;
         }
         Ok(())
     }

@@ -113,13 +113,16 @@ impl Tx<'_> {
         let ddl: Vec<String> = kept.iter().map(|(n, ty)| format!(", {n} {ty}")).collect();
         let list: String = columns.iter().map(|c| format!(", {c}")).collect();
         let new = format!("{phys}_compacted");
+        let key = super::meta::key_physical(&meta.schema);
+        let key_index = if key.is_empty() { String::new() } else { super::meta::key_index_sql(&phys, &key) };
         self.tx
             .execute_batch(&format!(
                 "CREATE TABLE {new}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL{ddl});
                  INSERT INTO {new}(rowid, _id, _vmin, _vmax{list}) SELECT rowid, _id, _vmin, _vmax{list} FROM {phys} ORDER BY rowid;
                  DROP TABLE {phys};
                  ALTER TABLE {new} RENAME TO {phys};
-                 CREATE INDEX {phys}_ended ON {phys}(_vmax, _id) WHERE {ENDED};",
+                 CREATE INDEX {phys}_ended ON {phys}(_vmax, _id) WHERE {ENDED};
+                 {key_index}",
                 ddl = ddl.concat()
             ))
             .map_err(|e| self.fail(e))?;

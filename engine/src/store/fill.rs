@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::functions::RowFunction;
-use super::rows::{ended_at, Appender, Inserter, ENDED, LIVE};
+use super::rows::{ended_at, Appender, Inserter, KeyCheck, ENDED, LIVE};
 use super::sql::{physical, sql_for_read, sql_over_columns, to_sql, Params, UdfCall};
 use super::{Kind, TableMeta, Tx};
 use crate::error::{err, Result};
@@ -30,6 +30,25 @@ impl Scope {
         match self {
             Scope::Live => format!("_vmax = {LIVE}"),
             Scope::After(rowid) => format!("rowid > {rowid}"),
+        }
+    }
+}
+
+/// The new values of a rewrite of ended rows.
+#[derive(Clone, Copy)]
+pub(crate) enum Set<'a> {
+    /// Stored columns set to expressions over the old row (an update).
+    Exprs(&'a [(String, Expr)]),
+    /// The values of one group of a staged batch, matched by key (a batch update).
+    Staged(&'a super::Staged, usize),
+}
+
+impl Set<'_> {
+    /// The names of the columns set.
+    pub(crate) fn names(&self) -> Vec<String> {
+        match self {
+            Set::Exprs(set) => set.iter().map(|(n, _)| n.clone()).collect(),
+            Set::Staged(staged, group) => staged.set_names(*group).map(str::to_string).collect(),
         }
     }
 }
@@ -138,7 +157,18 @@ impl<'t> Tx<'t> {
         let head = format!("INSERT INTO {}({}) VALUES ", meta.phys(), targets.join(", "));
         let literals = params.values.split_off(stored.len() + 1);
         let width = stored.len() + 1 + 2 * rust_columns.len();
-        let appender = self.appender(head, format!("({})", values.join(", ")), width, literals);
+        let mut appender = self.appender(head, format!("({})", values.join(", ")), width, literals);
+        let key = schema.key_columns();
+        if !key.is_empty() {
+            let terms: Vec<String> = key.iter().enumerate().map(|(i, c)| format!("c{} = ?{}", c.id.0, i + 1)).collect();
+            appender.check_key(KeyCheck {
+                table: meta.path.to_string(),
+                names: key.iter().map(|c| c.name.clone()).collect(),
+                positions: key.iter().filter_map(|k| stored.iter().position(|c| c.id == k.id)).map(|p| p + 1).collect(),
+                lookup: format!("SELECT _vmin FROM {} WHERE {} AND _vmax = {LIVE}", meta.phys(), terms.join(" AND ")),
+                version: version.0 as i64,
+            });
+        }
         Ok(InsertPlan { appender, stored, rust_columns })
     }
 
@@ -356,14 +386,14 @@ impl<'t> Tx<'t> {
     }
 
     /// Writes new versions (at `version`) of the rows just ended at `version`, with `set`
-    /// applied; the computed columns in `in_sql` are recomputed by SQLite in the statement,
+    /// applied (expressions over the old row, or a staged batch's values); the computed columns in `in_sql` are recomputed by SQLite in the statement,
     /// the others copied (a Rust fill recomputes them after). Returns the physical rowids
     /// before and after the rows written.
     pub(crate) fn rewrite_ended(
         &self,
         meta: &TableMeta,
         version: Version,
-        set: &[(String, Expr)],
+        set: Set,
         in_sql: &BTreeSet<&str>,
     ) -> Result<(i64, i64)> {
         let schema = &meta.schema;
@@ -376,10 +406,14 @@ impl<'t> Tx<'t> {
         let mut values = vec!["_id".to_string(), version.0.to_string(), LIVE.to_string()];
         let mut copied_slots = Vec::new();
         for c in schema.columns.iter().filter(|c| !c.is_computed()) {
-            let sql = match set.iter().find(|(n, _)| *n == c.name) {
-                Some((_, expr)) => to_sql(expr, schema, &old, &mut params)?,
-                None => format!("c{}", c.id.0),
+            let given = match set {
+                Set::Exprs(set) => match set.iter().find(|(n, _)| *n == c.name) {
+                    Some((_, expr)) => Some(to_sql(expr, schema, &old, &mut params)?),
+                    None => None,
+                },
+                Set::Staged(staged, group) => staged.value_sql(group, c),
             };
+            let sql = given.unwrap_or_else(|| format!("c{}", c.id.0));
             targets.push(format!("c{}", c.id.0));
             values.push(sql.clone());
             new_sql.insert(c.name.clone(), format!("({sql})"));
@@ -414,9 +448,13 @@ impl<'t> Tx<'t> {
         }
         targets.extend(copied_slots.iter().cloned());
         values.extend(copied_slots);
+        let source = match set {
+            Set::Exprs(_) => phys.clone(),
+            Set::Staged(staged, group) => staged.join_sql(&phys, group),
+        };
         self.execute(
             &format!(
-                "INSERT INTO {phys}({}) SELECT {} FROM {phys} WHERE {}",
+                "INSERT INTO {phys}({}) SELECT {} FROM {source} WHERE {}",
                 targets.join(", "),
                 values.join(", "),
                 ended_at(&version.0.to_string())

@@ -128,9 +128,26 @@ pub(crate) fn physical_columns(columns: &[ColumnDef]) -> Vec<(String, &'static s
     out
 }
 
-/// What a spare physical table is filed under: its columns after the system ones, in order.
-fn signature<'a>(columns: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    columns.into_iter().map(|(name, ty)| format!("{name} {ty}")).collect::<Vec<_>>().join(",")
+/// What a spare physical table is filed under: its columns after the system ones, in order,
+/// and the columns of its key index (`|key c0,c1`), if it has one.
+fn signature<'a>(columns: impl IntoIterator<Item = (&'a str, &'a str)>, key: &[String]) -> String {
+    let mut sig = columns.into_iter().map(|(name, ty)| format!("{name} {ty}")).collect::<Vec<_>>().join(",");
+    if !key.is_empty() {
+        sig.push_str(&format!("|key {}", key.join(",")));
+    }
+    sig
+}
+
+/// The physical columns of a schema's primary key (empty without one).
+pub(crate) fn key_physical(schema: &TableSchema) -> Vec<String> {
+    schema.key_columns().iter().map(|c| format!("c{}", c.id.0)).collect()
+}
+
+/// The unique index that enforces a primary key over physical columns `key` among the live
+/// row versions (older versions of a row share its key). A lookup by key must contain the
+/// term `_vmax = LIVE` for SQLite to use it.
+pub(crate) fn key_index_sql(phys: &str, key: &[String]) -> String {
+    format!("CREATE UNIQUE INDEX {phys}_key ON {phys}({}) WHERE _vmax = {};", key.join(", "), super::LIVE)
 }
 
 /// The `_tabula_meta` keys of the spare tables with `signature`: `[spare:<sig>/, spare:<sig>0)`.
@@ -432,13 +449,16 @@ impl Tx<'_> {
     pub(crate) fn create_table(&self, path: &Path, schema: &TableSchema) -> Result<TableId> {
         let id = self.insert_table_row(path, &Kind::Table, schema.columns.len() as i64)?;
         let columns = physical_columns(&schema.columns);
-        if !self.reuse_spare(id, &columns)? {
+        let key = key_physical(schema);
+        if !self.reuse_spare(id, &signature(columns.iter().map(|(n, t)| (n.as_str(), *t)), &key))? {
             let phys = phys_name(id);
             let ddl: String = columns.iter().map(|(name, ty)| format!(", {name} {ty}")).collect();
+            let key_index = if key.is_empty() { String::new() } else { key_index_sql(&phys, &key) };
             self.tx
                 .execute_batch(&format!(
                     "CREATE TABLE {phys}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL{ddl});
-                     CREATE INDEX {phys}_ended ON {phys}(_vmax, _id) WHERE {};",
+                     CREATE INDEX {phys}_ended ON {phys}(_vmax, _id) WHERE {};
+                     {key_index}",
                     super::ENDED
                 ))
                 .map_err(|e| self.fail(e))?;
@@ -685,7 +705,8 @@ impl Tx<'_> {
         if kind.as_deref() == Some("table") && spares < SPARE_TABLES {
             let present = self.present_columns(&phys)?;
             if present.len() >= 3 && present[..3].iter().map(|(n, _)| n.as_str()).eq(["_id", "_vmin", "_vmax"]) {
-                let sig = signature(present[3..].iter().map(|(n, t)| (n.as_str(), t.as_str())));
+                let key = self.key_index_columns(&phys)?;
+                let sig = signature(present[3..].iter().map(|(n, t)| (n.as_str(), t.as_str())), &key);
                 self.tx.execute(&format!("DELETE FROM {phys}"), []).map_err(|e| self.fail(e))?;
                 self.tx
                     .prepare_cached("INSERT INTO _tabula_meta(key, value) VALUES (?1, '')")
@@ -697,10 +718,17 @@ impl Tx<'_> {
         self.tx.execute_batch(&format!("DROP TABLE IF EXISTS {phys}")).map_err(|e| self.fail(e))
     }
 
-    /// Makes the new table `id` keep its rows in a spare physical table with exactly
-    /// `columns`, if there is one; false when there is none.
-    fn reuse_spare(&self, id: TableId, columns: &[(String, &'static str)]) -> Result<bool> {
-        let (from, to) = spare_range(&signature(columns.iter().map(|(n, t)| (n.as_str(), *t))));
+    /// The columns of physical table `phys`'s key index, in order (empty: it has none).
+    fn key_index_columns(&self, phys: &str) -> Result<Vec<String>> {
+        let mut stmt = self.tx.prepare(&format!("PRAGMA index_info({phys}_key)")).map_err(|e| self.fail(e))?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(2)).map_err(|e| self.fail(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.fail(e))
+    }
+
+    /// Makes the new table `id` keep its rows in a spare physical table with exactly the
+    /// columns and key index of `signature`, if there is one; false when there is none.
+    fn reuse_spare(&self, id: TableId, signature: &str) -> Result<bool> {
+        let (from, to) = spare_range(signature);
         let key: Option<String> = self
             .tx
             .prepare_cached("SELECT key FROM _tabula_meta WHERE key >= ?1 AND key < ?2 LIMIT 1")

@@ -20,6 +20,7 @@
 //!   `_vmin <= v < _vmax`; live rows have `_vmax = LIVE`), one `c<column id>` a column and
 //!   one `e<column id>` error slot a computed column.
 
+mod batch;
 mod codec;
 mod compact;
 mod fill;
@@ -40,14 +41,15 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::error::{err, Error, ErrorCode, Result};
 
+pub(crate) use batch::{Staged, StagedRow};
 pub(crate) use codec::SqlValue;
 pub use compact::CompactReport;
-pub(crate) use fill::{Scope, ViewRows};
+pub(crate) use fill::{Scope, Set, ViewRows};
 pub(crate) use functions::RowFunction;
 pub(crate) use locks::LockRow;
 pub(crate) use meta::{now_micros, EntryKind, Kind, TableMeta, VersionRecord, VIEW_COLUMN_IDS};
 pub(crate) use results::{args_key, ArgsKey, Results, ResultsAt};
-pub(crate) use rows::{ended_at, Appender, ENDED, LIVE};
+pub(crate) use rows::{ended_at, show_key, Appender, ENDED, LIVE};
 pub(crate) use scan::{Scan, Seen};
 
 /// The metadata format this build writes. Files with a larger number are refused.
@@ -545,14 +547,23 @@ pub(crate) fn storage(location: &str, e: rusqlite::Error) -> Error {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => ErrorCode::Busy,
         Some(rusqlite::ErrorCode::ReadOnly) => ErrorCode::ReadOnly,
         Some(rusqlite::ErrorCode::NotADatabase) => ErrorCode::NotACatalog,
+        // Tabula's only unique indexes on row tables are primary keys' (the callers that can
+        // say which rows and key add that; this is the fallback).
+        Some(rusqlite::ErrorCode::ConstraintViolation) if is_unique_violation(&e) => ErrorCode::DuplicateKey,
         _ => ErrorCode::Storage,
     };
     let hint = match code {
         ErrorCode::Busy => " (another writer held the catalog longer than the busy timeout; retry, or open with a longer OpenOptions::busy_timeout)",
         ErrorCode::ReadOnly => " (the file or its directory is read-only; check permissions)",
+        ErrorCode::DuplicateKey => " (two live rows would share a primary key)",
         _ => "",
     };
     Error::new(code, format!("catalog '{location}': {e}{hint}")).with_source(e)
+}
+
+/// Whether `e` is a violated unique index (a primary key's, for row tables).
+pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
 }
 
 impl Tx<'_> {

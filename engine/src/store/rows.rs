@@ -71,17 +71,109 @@ pub(crate) struct Appender<'t> {
     /// The prepared full statement, kept between writes.
     full: Option<rusqlite::CachedStatement<'t>>,
     first: Option<i64>,
+    /// Rows written by earlier statements.
+    written: usize,
+    /// For a table with a primary key: how to say which row broke it.
+    key: Option<KeyCheck>,
+}
+
+/// What an [`Appender`] of a table with a primary key needs to name the row of a duplicate
+/// key (SQLite's error names only the index).
+pub(crate) struct KeyCheck {
+    /// The table, as the message names it.
+    pub(crate) table: String,
+    /// The key's column names, in key order.
+    pub(crate) names: Vec<String>,
+    /// The positions of the key's values among a row's values.
+    pub(crate) positions: Vec<usize>,
+    /// `SELECT _vmin FROM <phys> WHERE c<k1> = ?1 AND .. AND _vmax = LIVE`.
+    pub(crate) lookup: String,
+    /// The version being written (a live row of it was written by this call).
+    pub(crate) version: i64,
+}
+
+/// A key in words: `sku = "A-1"`, or `(region, id) = ("eu", 7)`.
+pub(crate) fn show_key(names: &[String], values: &[&Value]) -> String {
+    let values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+    match (names, values.as_slice()) {
+        ([one], [value]) => format!("{one} = {value}"),
+        _ => format!("({}) = ({})", names.join(", "), values.join(", ")),
+    }
 }
 
 impl<'t> Tx<'t> {
     /// An appender of rows shaped by `tuple` (see [`Appender`]) to `head`.
     pub(crate) fn appender(&'t self, head: String, tuple: String, width: usize, literals: Vec<Value>) -> Appender<'t> {
         let per_statement = (32_000 / (width + 1).max(literals.len() + 1)).clamp(1, APPEND_ROWS);
-        Appender { tx: self, head, tuple, width, literals, per_statement, pending: Vec::new(), full: None, first: None }
+        Appender {
+            tx: self,
+            head,
+            tuple,
+            width,
+            literals,
+            per_statement,
+            pending: Vec::new(),
+            full: None,
+            first: None,
+            written: 0,
+            key: None,
+        }
     }
 }
 
 impl<'t> Appender<'t> {
+    /// Names the row and key of a duplicate primary key when a write breaks it.
+    pub(crate) fn check_key(&mut self, key: KeyCheck) {
+        self.key = Some(key);
+    }
+
+    /// The error for the pending rows, one of which broke the primary key: the first whose
+    /// key an earlier row of this call or a live row already has.
+    fn duplicate_key(&self) -> Result<crate::error::Error> {
+        let Some(key) = &self.key else {
+            return Err(crate::error::err!(DuplicateKey, "an insert gave two live rows the same primary key"));
+        };
+        let rows: Vec<&[Value]> = self.pending.chunks(self.width).collect();
+        for (j, row) in rows.iter().enumerate() {
+            let values: Vec<&Value> = key.positions.iter().map(|p| &row[*p]).collect();
+            let index = self.written + j;
+            let shown = show_key(&key.names, &values);
+            let same = |other: &&[Value]| key.positions.iter().all(|p| other[*p] == row[*p]);
+            if let Some(earlier) = rows[..j].iter().position(same) {
+                return Ok(crate::error::err!(
+                    DuplicateKey,
+                    "rows {} and {index} of the insert into '{}' have the same primary key {shown}; give each row its own key, or use Table::upsert to keep the last",
+                    self.written + earlier,
+                    key.table
+                ));
+            }
+            let owned: Vec<Value> = values.into_iter().cloned().collect();
+            let mut found = None;
+            self.tx.query_each(&key.lookup, &owned, &[Some(ColumnType::Int)], |v| {
+                found = v.into_iter().next();
+                Ok(false)
+            })?;
+            match found {
+                Some(Value::Int(vmin)) if vmin == key.version => {
+                    return Ok(crate::error::err!(
+                        DuplicateKey,
+                        "row {index} of the insert into '{}' repeats the primary key {shown} of an earlier row; give each row its own key, or use Table::upsert to keep the last",
+                        key.table
+                    ))
+                }
+                Some(_) => {
+                    return Ok(crate::error::err!(
+                        DuplicateKey,
+                        "row {index}: '{}' already has a row with primary key {shown}; use Table::upsert to replace it, or Table::batch_update to change it",
+                        key.table
+                    ))
+                }
+                None => {}
+            }
+        }
+        Err(crate::error::err!(DuplicateKey, "an insert into '{}' broke its primary key", key.table))
+    }
+
     /// Adds one row (`width` values); writes a statement's worth of rows when it has them.
     pub(crate) fn push(&mut self, values: impl IntoIterator<Item = Value>) -> Result<()> {
         self.pending.extend(values);
@@ -113,12 +205,18 @@ impl<'t> Appender<'t> {
         for (i, v) in self.pending.iter().chain(&self.literals).enumerate() {
             stmt.raw_bind_parameter(i + 1, SqlValue(v)).map_err(|e| tx.fail(e))?;
         }
-        stmt.raw_execute().map_err(|e| tx.fail(e))?;
+        if let Err(e) = stmt.raw_execute() {
+            if super::is_unique_violation(&e) {
+                return Err(self.duplicate_key().unwrap_or_else(|e| e));
+            }
+            return Err(tx.fail(e));
+        }
         let last = self.tx.tx.last_insert_rowid();
         if self.first.is_none() {
             // One statement appends its rows at consecutive rowids.
             self.first = Some(last - rows as i64 + 1);
         }
+        self.written += rows;
         self.pending.clear();
         Ok(())
     }

@@ -6,6 +6,7 @@ mod computed;
 mod concurrency;
 mod equivalence;
 mod expensive;
+mod keys;
 mod locks;
 mod model;
 mod query;

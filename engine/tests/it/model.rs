@@ -1,15 +1,25 @@
-//! Model-based test: random sequences of operations on one table and a view, checked after
-//! every step against a small in-memory model (the current version, a few older versions,
-//! and the view). `TABULA_MODEL_CASES=5000 cargo test model` runs the long form.
+//! Model-based test: random sequences of operations on one table (keyed by `k`) and a view,
+//! checked after every step against a small in-memory model (the current version, a few
+//! older versions, and the view). `TABULA_MODEL_CASES=5000 cargo test model` runs the long form.
 
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use tabula::{col, lit, row, Catalog, ColumnOptions, ColumnType, Force, IfExists, Schema, Table, Udf, Value, Version};
+use tabula::{
+    col, lit, row, Catalog, ColumnOptions, ColumnType, ErrorCode, Force, IfExists, IfMissing, Schema, Table, Udf,
+    Value, Version,
+};
 
 #[derive(Debug, Clone)]
 enum Op {
     Insert(Vec<Option<i64>>),
+    /// Sets `x` by key: each (key pick, x); a pick beyond the keys used makes a new key.
+    Upsert(Vec<(i64, Option<i64>)>),
+    /// Sets `x` by key, refusing (`strict`) or skipping keys no live row has.
+    BatchUpdate {
+        rows: Vec<(i64, Option<i64>)>,
+        strict: bool,
+    },
     Update {
         add: i64,
         modulo: i64,
@@ -49,6 +59,8 @@ const NAMES: [&str; 4] = ["a", "b", "p", "q"];
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => proptest::collection::vec(proptest::option::of(-20i64..40), 1..5).prop_map(Op::Insert),
+        2 => keyed_rows().prop_map(Op::Upsert),
+        2 => (keyed_rows(), any::<bool>()).prop_map(|(rows, strict)| Op::BatchUpdate { rows, strict }),
         2 => (-5i64..6, 1i64..4, 0i64..3).prop_map(|(add, modulo, rest)| Op::Update { add, modulo, rest }),
         1 => (1i64..4, 0i64..3).prop_map(|(modulo, rest)| Op::Delete { modulo, rest }),
         1 => (0usize..4, -3i64..3).prop_map(|(name, default)| Op::AddColumn { name, default }),
@@ -60,6 +72,11 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..100).prop_map(Op::RevertTo),
         1 => (-5i64..30).prop_map(Op::CreateView),
     ]
+}
+
+/// Rows of a batch by key: key picks (the keys used so far and a few new ones) and `x`.
+fn keyed_rows() -> impl Strategy<Value = Vec<(i64, Option<i64>)>> {
+    proptest::collection::vec((0i64..30, proptest::option::of(-20i64..40)), 1..5)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -110,7 +127,7 @@ impl World {
         let cat = Catalog::in_memory().unwrap();
         let inc = Udf::new("inc", 1, |x: i64| x.checked_add(1).ok_or("overflow"));
         cat.register(&inc);
-        let schema = || Schema::new().required("k", ColumnType::Int).nullable("x", ColumnType::Int);
+        let schema = || Schema::new().required("k", ColumnType::Int).nullable("x", ColumnType::Int).primary_key(["k"]);
         // The table keeps its rows in the physical table of a dropped one (as a test
         // namespace's tables do): nothing of that one may show through in any version.
         let dropped = cat.create_table("dropped", schema(), IfExists::Error).unwrap();
@@ -174,6 +191,63 @@ impl World {
                     next.rows.insert(k, r);
                 }
                 self.push(next);
+            }
+            Op::Upsert(rows) | Op::BatchUpdate { rows, .. } => {
+                // One row a key (a batch may not repeat one): the first of each.
+                let mut batch: Vec<(i64, Option<i64>)> = Vec::new();
+                for (k, x) in rows {
+                    if !batch.iter().any(|(seen, _)| seen == k) {
+                        batch.push((*k, *x));
+                    }
+                }
+                let if_missing = match op {
+                    Op::Upsert(_) => IfMissing::Insert,
+                    Op::BatchUpdate { strict: true, .. } => IfMissing::Error,
+                    _ => IfMissing::Ignore,
+                };
+                let result = self.t.batch_update(batch.iter().map(|(k, x)| row! {"k" => *k, "x" => *x}), if_missing);
+                let missing = batch.iter().filter(|(k, _)| !next.rows.contains_key(k)).count();
+                if if_missing == IfMissing::Error && missing > 0 {
+                    assert_eq!(result.unwrap_err().code(), ErrorCode::NotFound);
+                    return;
+                }
+                let done = result.unwrap();
+                let cols = next.columns.clone();
+                let (mut updated, mut inserted) = (0, 0);
+                for (k, x) in &batch {
+                    let x = Value::from(*x);
+                    match next.rows.get_mut(k) {
+                        Some(r) => {
+                            updated += 1;
+                            for (name, def) in &cols {
+                                if let ColDef::Computed { udf } = def {
+                                    r.insert(name.clone(), compute(*udf, &x));
+                                }
+                            }
+                            r.insert("x".into(), x);
+                        }
+                        None if if_missing == IfMissing::Insert => {
+                            inserted += 1;
+                            let mut r = BTreeMap::new();
+                            for (name, def) in &cols {
+                                let v = match (name.as_str(), def) {
+                                    ("k", _) => Value::Int(*k),
+                                    ("x", _) => x.clone(),
+                                    (_, ColDef::Stored { default }) => Value::from(*default),
+                                    (_, ColDef::Computed { udf }) => compute(*udf, &x),
+                                };
+                                r.insert(name.clone(), v);
+                            }
+                            next.rows.insert(*k, r);
+                            self.next_k = self.next_k.max(k + 1);
+                        }
+                        None => {}
+                    }
+                }
+                assert_eq!((done.updated, done.inserted), (updated, inserted));
+                if updated + inserted > 0 {
+                    self.push(next);
+                }
             }
             Op::Update { add, modulo, rest } => {
                 let done = self.t.update([("x", col("x") + *add)], (col("k") % *modulo).eq(*rest)).unwrap();

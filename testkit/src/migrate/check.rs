@@ -379,7 +379,7 @@ fn check_step(step: &Migration, catalog: &Catalog, ns: &Path) -> Result<StepRepo
                     | ChangeKind::ReplaceColumn
                     | ChangeKind::ReplaceComputedColumn
                     | ChangeKind::Delete => destructive.push(format!("{t}: {}", v.detail)),
-                    ChangeKind::Update | ChangeKind::Recompute => {
+                    ChangeKind::Update | ChangeKind::Recompute | ChangeKind::BatchUpdate => {
                         destructive.push(format!("{t}: {} (rewrites {} row(s))", v.detail, v.updated))
                     }
                     ChangeKind::Create

@@ -1,0 +1,140 @@
+//! Rows changed by key (`Table::batch_update`, `Table::upsert`): the batch is staged in a
+//! temporary table of the write transaction, then matched with the live rows through the
+//! primary key's index, so a batch of any size ends and rewrites its rows in two statements.
+
+use super::codec::sql_type;
+use super::rows::LIVE;
+use super::{TableMeta, Tx};
+use crate::error::Result;
+use crate::schema::ColumnDef;
+use crate::types::{ColumnType, Value, Version};
+
+/// The staging table's name (temporary: only this connection sees it, and a rolled-back
+/// write takes it away).
+const STAGE: &str = "temp._tabula_batch";
+
+/// A batch staged for a write: `k<i>` the key's values, `v<j>` the value of the j-th set
+/// column, `grp` the row's group: the rows that set the same columns (each group is
+/// rewritten on its own, so a row recomputes only what is downstream of what it sets).
+pub(crate) struct Staged {
+    key: Vec<ColumnDef>,
+    set: Vec<ColumnDef>,
+    /// For each group, the indexes (in `set`) of the columns its rows set.
+    groups: Vec<Vec<usize>>,
+}
+
+/// One staged row: its key's values, each set column's value (`None`: not given), and its
+/// group.
+pub(crate) struct StagedRow {
+    pub(crate) key: Vec<Value>,
+    pub(crate) set: Vec<Option<Value>>,
+    pub(crate) group: usize,
+}
+
+impl Staged {
+    /// The SQL of the new value of stored column `column` for the rows of `group` in a
+    /// rewrite joined with the stage as `n`; `None` when they do not set it.
+    pub(crate) fn value_sql(&self, group: usize, column: &ColumnDef) -> Option<String> {
+        let j = self.set.iter().position(|c| c.id == column.id)?;
+        self.groups[group].contains(&j).then(|| format!("n.v{j}"))
+    }
+
+    /// The names of the columns the rows of `group` set.
+    pub(crate) fn set_names(&self, group: usize) -> impl Iterator<Item = &str> {
+        self.groups[group].iter().map(|j| self.set[*j].name.as_str())
+    }
+
+    /// How many groups.
+    pub(crate) fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// `<phys>` joined with the rows of `group` in the stage, on the key.
+    pub(crate) fn join_sql(&self, phys: &str, group: usize) -> String {
+        format!("{phys} JOIN {STAGE} n ON {} AND n.grp = {group}", self.key_match("n", phys))
+    }
+
+    fn key_match(&self, stage: &str, phys: &str) -> String {
+        let terms: Vec<String> =
+            self.key.iter().enumerate().map(|(i, c)| format!("{stage}.k{i} = {phys}.c{}", c.id.0)).collect();
+        terms.join(" AND ")
+    }
+}
+
+impl Tx<'_> {
+    /// Stages `rows` (keys unique among them, checked by the caller) for a write to `meta`
+    /// that sets `set`, the rows of group g setting the columns `groups[g]` indexes.
+    pub(crate) fn stage_batch(
+        &self,
+        meta: &TableMeta,
+        set: Vec<ColumnDef>,
+        groups: Vec<Vec<usize>>,
+        rows: &[StagedRow],
+    ) -> Result<Staged> {
+        let key: Vec<ColumnDef> = meta.schema.key_columns().into_iter().cloned().collect();
+        let mut columns: Vec<String> =
+            key.iter().enumerate().map(|(i, c)| format!("k{i} {}", sql_type(c.ty))).collect();
+        columns.extend(set.iter().enumerate().map(|(j, c)| format!("v{j} {}", sql_type(c.ty))));
+        columns.push("grp INTEGER NOT NULL".into());
+        let keys: Vec<String> = (0..key.len()).map(|i| format!("k{i}")).collect();
+        self.execute(&format!("DROP TABLE IF EXISTS {STAGE}"), &[])?;
+        self.execute(
+            &format!("CREATE TABLE {STAGE}({}, PRIMARY KEY({})) WITHOUT ROWID", columns.join(", "), keys.join(", ")),
+            &[],
+        )?;
+        let width = key.len() + set.len() + 1;
+        let places: Vec<String> = (1..=width).map(|i| format!("?{i}")).collect();
+        let mut insert = self.inserter(&format!("INSERT INTO {STAGE} VALUES ({})", places.join(", ")))?;
+        let mut values = Vec::with_capacity(width);
+        for row in rows {
+            values.clear();
+            values.extend(row.key.iter().cloned());
+            values.extend(row.set.iter().map(|v| v.clone().unwrap_or(Value::Null)));
+            values.push(Value::Int(row.group as i64));
+            insert.insert(&values)?;
+        }
+        Ok(Staged { key, set, groups })
+    }
+
+    /// The keys of the staged rows that match no live row of `meta`, in key order.
+    pub(crate) fn staged_missing(&self, meta: &TableMeta, staged: &Staged) -> Result<Vec<Vec<Value>>> {
+        let keys: Vec<String> = (0..staged.key.len()).map(|i| format!("n.k{i}")).collect();
+        let types: Vec<Option<ColumnType>> = staged.key.iter().map(|c| Some(c.ty)).collect();
+        let phys = meta.phys();
+        let mut out = Vec::new();
+        self.query_each(
+            &format!(
+                "SELECT {} FROM {STAGE} n WHERE NOT EXISTS (SELECT 1 FROM {phys} WHERE {} AND {phys}._vmax = {LIVE})",
+                keys.join(", "),
+                staged.key_match("n", &phys)
+            ),
+            &[],
+            &types,
+            |key| {
+                out.push(key);
+                Ok(true)
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// Ends, at `version`, the live rows whose key is staged; returns how many.
+    pub(crate) fn end_staged(&self, meta: &TableMeta, version: Version, staged: &Staged) -> Result<u64> {
+        let phys = meta.phys();
+        // Driven from the stage: each staged key is looked up through the key's index.
+        self.execute(
+            &format!(
+                "UPDATE {phys} SET _vmax = {} WHERE rowid IN
+                 (SELECT p.rowid FROM {STAGE} n JOIN {phys} p ON {} AND p._vmax = {LIVE})",
+                version.0,
+                staged.key_match("n", "p")
+            ),
+            &[],
+        )
+    }
+
+    /// Drops the stage (the write is done with it).
+    pub(crate) fn unstage(&self) -> Result<()> {
+        self.execute(&format!("DROP TABLE IF EXISTS {STAGE}"), &[]).map(|_| ())
+    }
+}
