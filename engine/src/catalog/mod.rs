@@ -16,7 +16,7 @@ mod versions;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::error::{err, Result};
+use crate::error::{err, Error, Result};
 use crate::path::{IntoPath, Path};
 use crate::schema::Schema;
 use crate::store::{EntryKind, Kind, ResultsAt, Store, Tx};
@@ -491,9 +491,34 @@ impl Catalog {
         let path = unversioned(path.into_path()?, "create_table_from_rows")?;
         let rows: Vec<crate::row::Row> = rows.into_iter().collect();
         let schema = infer_schema(&rows).map_err(|e| e.context(format_args!("create table '{path}' from rows")))?;
+        self.create_filled(path, &schema, rows, if_exists)
+    }
+
+    /// Creates a table holding what `query` returns: one stored column an output (its name,
+    /// type, and nullability), the rows as of the query's run, in one transaction (version 0
+    /// the table, version 1 its rows). The new table is independent of the query's table:
+    /// a copy, not a view. Outputs must have valid column names (alias expressions with
+    /// `.alias("...")`). The rows are read before the table is written, so they are held in
+    /// memory once.
+    pub fn create_table_from_query(&self, path: impl IntoPath, query: &Query, if_exists: IfExists) -> Result<Table> {
+        let path = unversioned(path.into_path()?, "create_table_from_query")?;
+        let in_context = |e: Error| e.context(format_args!("create table '{path}' from a query"));
+        let schema = query.output_schema().map_err(in_context)?;
+        let rows = query.collect().map_err(in_context)?;
+        self.create_filled(path, &schema, rows, if_exists)
+    }
+
+    /// Creates `path` with `schema` and inserts `rows`, in one transaction.
+    fn create_filled(
+        &self,
+        path: Path,
+        schema: &Schema,
+        rows: Vec<crate::row::Row>,
+        if_exists: IfExists,
+    ) -> Result<Table> {
         let stored = schema.to_table_schema().map_err(|e| e.context(format_args!("create table '{path}'")))?;
         let id = self.store().write(|tx| {
-            let id = self.create_table_in(tx, &path, &schema, &stored, if_exists)?;
+            let id = self.create_table_in(tx, &path, schema, &stored, if_exists)?;
             let table = Table::new(self.clone(), id, path.clone(), None);
             table.write_in(tx, |tx, meta, version| table.insert_rows(tx, meta, version, rows.into_iter().map(Ok)))?;
             Ok(id)

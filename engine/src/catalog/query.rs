@@ -20,6 +20,7 @@ use crate::error::{err, Result};
 use crate::eval::{eval, Batch};
 use crate::expr::Expr;
 use crate::row::Row;
+use crate::schema::Schema;
 use crate::store::{Kind, Scan, Seen, Tx};
 use crate::types::{ColumnType, Value, Version};
 use crate::udf::Registry;
@@ -334,6 +335,27 @@ impl Query {
                 Ok(out)
             })
             .map_err(|e| e.context(format_args!("select from '{}'", table.display_path())))
+    }
+
+    /// The columns this query returns, as a schema: each output's name and type, nullable
+    /// where the expression can be null (a UDF's result always can: a failure is null).
+    /// An output without a type (a bare null) is an error naming it.
+    pub fn output_schema(&self) -> Result<Schema> {
+        let schema = self.table.catalog.store().read(|tx| Ok(self.table.meta(tx)?.schema))?;
+        let items = if self.items.is_empty() { all_columns(&schema) } else { self.items.clone() };
+        let mut out = Schema::new();
+        for item in &items {
+            let t = item.check(&schema)?;
+            let name = item.output_name();
+            let Some(ty) = t.ty else {
+                return Err(err!(
+                    InvalidExpr,
+                    "the output '{name}' has no type (it is always null); cast it or leave it out"
+                ));
+            };
+            out = if t.nullable || item.has_udf() { out.nullable(name, ty) } else { out.required(name, ty) };
+        }
+        Ok(out)
     }
 
     /// Every matching row.

@@ -4,6 +4,7 @@
 mod catalog;
 mod computed;
 mod concurrency;
+mod derived;
 mod equivalence;
 mod expensive;
 mod keys;
