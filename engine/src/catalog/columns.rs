@@ -194,7 +194,7 @@ impl Table {
             };
             tx.add_physical_column(meta, &column)?;
             let is_view = matches!(meta.kind, Kind::View { .. });
-            if existing.is_some() && !is_view {
+            if existing.is_some() {
                 let readers = view_readers(tx, meta, &BTreeSet::from([name.to_string()]))?;
                 if !readers.is_empty() {
                     return Err(err!(
@@ -558,11 +558,11 @@ impl Table {
 
     fn drop_column_inner(&self, name: &str, missing_ok: bool) -> Result<WriteResult> {
         self.write(|tx, meta, _| {
-            rows_writable(meta)?;
             if missing_ok && meta.schema.column(name).is_none() {
                 return Ok(None);
             }
             require_column(meta, name)?;
+            own_column(meta, name)?;
             not_key(meta, name, "dropped")?;
             let readers = view_readers(tx, meta, &BTreeSet::from([name.to_string()]))?;
             if !readers.is_empty() {
@@ -588,8 +588,8 @@ impl Table {
     /// Renames a column; computed columns that read it are rewritten to the new name.
     pub fn rename_column(&self, from: &str, to: &str) -> Result<WriteResult> {
         self.write(|tx, meta, _| {
-            rows_writable(meta)?;
             require_column(meta, from)?;
+            own_column(meta, from)?;
             let readers = view_readers(tx, meta, &BTreeSet::from([from.to_string()]))?;
             if !readers.is_empty() {
                 return Err(err!(
@@ -617,14 +617,15 @@ impl Table {
     }
 }
 
-/// The views of `meta`'s table whose filter or computed columns read any of `columns`.
+/// The views reading `meta`'s table (directly or through other views) whose filter or own
+/// computed columns read any of `columns`.
 fn view_readers(tx: &Tx, meta: &TableMeta, columns: &BTreeSet<String>) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for (id, path) in tx.dependents(meta.id)? {
+    for (id, path) in tx.descendants(meta.id)? {
         let view = tx.load_table(id, &path)?;
         let Kind::View { filter, .. } = &view.kind else { continue };
         let mut reads = filter.columns();
-        for c in view.schema.columns.iter().filter(|c| c.id.0 >= VIEW_COLUMN_IDS) {
+        for c in view.own_columns() {
             if let Some(comp) = &c.computed {
                 reads.extend(comp.expr.columns());
             }
@@ -661,6 +662,19 @@ fn require_column(meta: &TableMeta, name: &str) -> Result<()> {
         return Err(err!(UnknownColumn, "no column '{name}' (the columns are: {})", meta.schema.names().join(", ")));
     }
     Ok(())
+}
+
+/// Refuses a change of column `name` by a view that only reads it (it is its base's).
+fn own_column(meta: &TableMeta, name: &str) -> Result<()> {
+    match &meta.kind {
+        Kind::View { .. } if !meta.own_columns().iter().any(|c| c.name == name) => Err(err!(
+            ReadOnly,
+            "column '{name}' of view '{}' is read from the table or view it is made of; change it there",
+            meta.path
+        )),
+        Kind::View { .. } | Kind::Table => Ok(()),
+        Kind::Snapshot { .. } => rows_writable(meta),
+    }
 }
 
 /// Refuses a change that would break the primary key, which a column of it cannot undergo.

@@ -693,11 +693,12 @@ fn not_found_table(tx: &Tx, path: &Path) -> crate::error::Error {
 
 /// Drops table `id` after its views and snapshots (which needs `Force::Yes` when it has any).
 fn drop_with_dependents(tx: &Tx, id: crate::types::TableId, path: &Path, force: Force) -> Result<()> {
-    let deps = tx.dependents(id)?;
+    let deps = tx.descendants(id)?;
     if !deps.is_empty() && force == Force::No {
         return Err(versions::dependents_error(path, &deps));
     }
-    for (dep, _) in deps {
+    // Those reading others last are dropped first.
+    for (dep, _) in deps.into_iter().rev() {
         tx.drop_table(dep)?;
     }
     tx.drop_table(id)

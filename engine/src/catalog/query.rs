@@ -274,10 +274,7 @@ impl Query {
             rust_filter,
             version: meta.version,
             epoch: meta.epoch,
-            view_base: match &meta.kind {
-                Kind::View { base, .. } => Some(*base),
-                _ => None,
-            },
+            view_base: meta.root,
         })
     }
 

@@ -15,7 +15,7 @@ use crate::expr::{col, Expr};
 use crate::path::Path;
 use crate::row::Row;
 use crate::schema::{ColumnDef, TableSchema};
-use crate::store::{now_micros, Kind, Set, TableMeta, Tx, VersionRecord, ViewRows, VIEW_COLUMN_IDS};
+use crate::store::{column_level, now_micros, Kind, Set, TableMeta, Tx, VersionRecord, ViewRows};
 use crate::types::{ColumnType, TableId, Version};
 
 /// A handle on a table. Cheap to clone. It reads the table's metadata afresh in every call,
@@ -243,7 +243,8 @@ impl Table {
             }
             let mut recorded = meta.schema.clone();
             if let Kind::View { .. } = meta.kind {
-                recorded.columns.retain(|c| c.id.0 >= VIEW_COLUMN_IDS);
+                let level = meta.level();
+                recorded.columns.retain(|c| column_level(c.id) == level);
             }
             tx.commit_version(
                 &meta,
@@ -627,11 +628,12 @@ pub(crate) fn rows_writable(meta: &TableMeta) -> Result<()> {
     }
 }
 
-/// Computes the own computed columns of every view of `meta`'s table for the base row
-/// versions in `rows` (those the current call wrote, or those a revert is about to reopen).
-/// For rows an update rewrote (`changed`: the base columns whose values may differ), a
-/// view column that reads none of them, directly or through the view's other columns,
-/// keeps the value it had for the row version replaced: its UDF is not called again.
+/// Computes the own computed columns of every view reading `meta`'s table (directly, then
+/// through other views) for the base row versions in `rows` (those the current call wrote,
+/// or those a revert is about to reopen). For rows an update rewrote (`changed`: the base
+/// columns whose values may differ), a view column that reads none of them, directly or
+/// through the columns of the views it reads, keeps the value it had for the row version
+/// replaced: its UDF is not called again.
 pub(crate) fn maintain_views(
     tx: &Tx,
     meta: &TableMeta,
@@ -641,15 +643,21 @@ pub(crate) fn maintain_views(
 ) -> Result<()> {
     for (view, path) in tx.dependents(meta.id)? {
         let view_meta = tx.load_table(view, &path)?;
-        let own: Vec<&ColumnDef> = view_meta.schema.columns.iter().filter(|c| c.id.0 >= VIEW_COLUMN_IDS).collect();
-        if !matches!(view_meta.kind, Kind::View { .. }) || own.is_empty() {
+        if !matches!(view_meta.kind, Kind::View { .. }) {
             continue;
         }
+        let own = view_meta.own_columns();
         let in_view = |e: crate::error::Error| e.context(format_args!("view '{path}'"));
         match (rows, changed) {
+            _ if own.is_empty() => {}
             (ViewRows::Rewritten { first, version }, Some(changed)) => {
-                let stale: Vec<&ColumnDef> =
-                    view_meta.schema.downstream_of(changed).into_iter().filter(|c| c.id.0 >= VIEW_COLUMN_IDS).collect();
+                let level = view_meta.level();
+                let stale: Vec<&ColumnDef> = view_meta
+                    .schema
+                    .downstream_of(changed)
+                    .into_iter()
+                    .filter(|c| column_level(c.id) == level)
+                    .collect();
                 let kept: Vec<&ColumnDef> =
                     own.iter().copied().filter(|c| !stale.iter().any(|s| s.id == c.id)).collect();
                 // Kept values move to the new row versions; rows new to the view get every
@@ -662,6 +670,8 @@ pub(crate) fn maintain_views(
             }
             _ => compute::recompute_view(tx, &view_meta, &own, rows, udfs).map_err(in_view)?,
         }
+        // The views of this view read its columns: they follow it.
+        maintain_views(tx, &view_meta, rows, changed, udfs)?;
     }
     Ok(())
 }

@@ -71,6 +71,9 @@ impl Table {
     }
 }
 
+/// How many views deep a view may read (a view of a view of ... a table).
+const MAX_VIEW_LEVEL: usize = 64;
+
 impl Catalog {
     /// Creates a snapshot: a named, read-only handle on `table`'s current version that keeps
     /// showing it while the table moves on (no rows are copied unless the table is later
@@ -87,23 +90,32 @@ impl Catalog {
             if let Some(existing) = claim(tx, &path, if_exists, &kind)? {
                 return Ok(existing);
             }
-            tx.create_derived(&path, &kind, format!("create snapshot {path} of {}:{at}", base.path))
+            tx.create_derived(&path, &kind, 0, format!("create snapshot {path} of {}:{at}", base.path))
         })?;
         Ok(Table::new(self.clone(), id, path, None))
     }
 
     /// Creates a view: the rows of `base` where `filter` holds, kept up to date with every
-    /// change of the base. A view can have its own computed columns; its rows are read-only.
-    /// The filter is evaluated in SQL, so it cannot call UDFs.
+    /// change of the base. `base` may be a table, a snapshot (the view's rows then never
+    /// change) or another view (the view shows its rows and columns, its own columns
+    /// included, and filters them further). A view can have its own computed columns; its
+    /// rows are read-only. The filter is evaluated in SQL, so it cannot call UDFs.
     pub fn create_view(&self, path: impl IntoPath, base: &Table, filter: Expr, if_exists: IfExists) -> Result<Table> {
         let path = path.into_path()?;
         let id = self.store().write(|tx| {
             let base_meta = base.meta(tx)?;
-            if !matches!(base_meta.kind, Kind::Table) || base.pinned.is_some() {
+            if base.pinned.is_some() {
                 return Err(err!(
                     InvalidArgument,
-                    "'{}' is not a table; views are made of tables",
+                    "'{}' is a version of a table; make a snapshot of it (Catalog::create_snapshot) and a view of the snapshot",
                     base.display_path()
+                ));
+            }
+            let level = base_meta.level() + 1;
+            if level > MAX_VIEW_LEVEL {
+                return Err(err!(
+                    InvalidArgument,
+                    "view '{path}' would read through {level} views; at most {MAX_VIEW_LEVEL} levels are allowed"
                 ));
             }
             crate::catalog::check_predicate(&base_meta.schema, &filter)
@@ -118,7 +130,7 @@ impl Catalog {
             if let Some(existing) = claim(tx, &path, if_exists, &kind)? {
                 return Ok(existing);
             }
-            tx.create_derived(&path, &kind, format!("create view {path} of {} where {filter}", base_meta.path))
+            tx.create_derived(&path, &kind, level, format!("create view {path} of {} where {filter}", base_meta.path))
         })?;
         Ok(Table::new(self.clone(), id, path, None))
     }
@@ -160,11 +172,11 @@ fn claim(tx: &Tx, path: &Path, if_exists: IfExists, kind: &Kind) -> Result<Optio
                     ));
                 }
                 IfExists::Replace | IfExists::ReplaceForce => {
-                    let deps = tx.dependents(id)?;
+                    let deps = tx.descendants(id)?;
                     if !deps.is_empty() && if_exists == IfExists::Replace {
                         return Err(dependents_error(path, &deps));
                     }
-                    for (dep, _) in deps {
+                    for (dep, _) in deps.into_iter().rev() {
                         tx.drop_table(dep)?;
                     }
                     tx.drop_table(id)?;

@@ -46,12 +46,14 @@ impl Tx<'_> {
         // Snapshots of forgotten versions keep their rows; views drop their values for the
         // row versions that go.
         let dead = format!("_vmax <= {k} AND {ENDED}");
-        for (dep, path) in self.dependents(id)? {
-            match self.load_table(dep, &path)?.kind {
-                Kind::Snapshot { base: Some(base), at } if at < keep_from => {
+        for (dep, path) in self.descendants(id)? {
+            let dep_meta = self.load_table(dep, &path)?;
+            match dep_meta.kind {
+                Kind::Snapshot { base: Some(base), at } if base == id && at < keep_from => {
                     self.materialize_snapshot(dep, base, at)?
                 }
-                Kind::View { .. } => {
+                // Views of a snapshot keep their values: its rows keep their rowids.
+                Kind::View { .. } if dep_meta.root == Some(id) => {
                     self.tx
                         .execute(
                             &format!(

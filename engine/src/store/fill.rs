@@ -317,20 +317,20 @@ impl<'t> Tx<'t> {
         batch: usize,
         each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
-        let Kind::View { filter, .. } = &meta.kind else {
+        let (Kind::View { .. }, Some(filter)) = (&meta.kind, &meta.view_filter) else {
             return Err(err!(InvalidArgument, "'{}' is not a view", meta.path));
         };
         let mut params = Params::default();
         let shown = sql_for_read(meta, filter, &mut params)?;
+        let own = meta.own_alias();
+        let live = meta.visible_sql(None);
         let which = match rows {
-            ViewRows::Live => meta.visible_sql(None),
-            ViewRows::From(first) => format!("{} AND b.rowid >= {first}", meta.visible_sql(None)),
-            ViewRows::EndedAt(v) => format!("b.{} AND s._id IS NULL", ended_at(&v.0.to_string())),
-            ViewRows::Rewritten { first, .. } => format!("{} AND b.rowid >= {first}", meta.visible_sql(None)),
-            ViewRows::Missing(first) => format!("{} AND b.rowid >= {first} AND s._id IS NULL", meta.visible_sql(None)),
-            ViewRows::Present(first) => {
-                format!("{} AND b.rowid >= {first} AND s._id IS NOT NULL", meta.visible_sql(None))
-            }
+            ViewRows::Live => live,
+            ViewRows::From(first) => format!("{live} AND b.rowid >= {first}"),
+            ViewRows::EndedAt(v) => format!("b.{} AND {own}._id IS NULL", ended_at(&v.0.to_string())),
+            ViewRows::Rewritten { first, .. } => format!("{live} AND b.rowid >= {first}"),
+            ViewRows::Missing(first) => format!("{live} AND b.rowid >= {first} AND {own}._id IS NULL"),
+            ViewRows::Present(first) => format!("{live} AND b.rowid >= {first} AND {own}._id IS NOT NULL"),
         };
         let mut select = vec!["b.rowid".to_string()];
         select.extend(inputs.iter().map(|c| meta.column_sql(&c.name).unwrap_or_else(|| "NULL".into())));

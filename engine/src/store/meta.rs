@@ -12,9 +12,16 @@ use crate::path::Path;
 use crate::schema::{ColumnDef, TableSchema};
 use crate::types::{TableId, Version};
 
-/// Column ids of a view's own computed columns start here, so they never collide with the
-/// ids of its base's columns.
+/// Column ids of a view's own columns start at its level times this (level 1: a view of a
+/// table or snapshot, 2: a view of a level 1 view, ...), so they never collide with the ids
+/// of the columns it reads, and a column's id says which physical table holds it.
 pub(crate) const VIEW_COLUMN_IDS: u32 = 1_000_000;
+
+/// The level of the table whose physical table holds column `id`: 0 the root's rows, L the
+/// view of level L.
+pub(crate) fn column_level(id: crate::types::ColumnId) -> usize {
+    (id.0 / VIEW_COLUMN_IDS) as usize
+}
 
 /// What kind of table an id is, and where its rows come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,8 +58,18 @@ pub(crate) struct TableMeta {
     pub(crate) kind: Kind,
     /// The physical table of this table's own rows (or a view's own columns).
     pub(crate) phys: String,
-    /// The physical table of a view's or snapshot's base.
+    /// The physical table of the rows a view or snapshot reads (for a view of a view, its
+    /// root's).
     pub(crate) base_phys: Option<String>,
+    /// For a view: the physical tables of its own columns and of the views it reads
+    /// through, from level 1 up to its own (its level is their number).
+    pub(crate) layers: Vec<String>,
+    /// For a view over a snapshot: the version its root's rows are read at.
+    pub(crate) root_at: Option<Version>,
+    /// For a view that reads a table's live rows (directly or through views): that table.
+    pub(crate) root: Option<TableId>,
+    /// For a view: its filter and those of the views it reads through.
+    pub(crate) view_filter: Option<Expr>,
 }
 
 impl TableMeta {
@@ -61,14 +78,37 @@ impl TableMeta {
         self.phys.clone()
     }
 
-    /// What a read selects from; row columns are qualified with `b.` (and `s.` for a
-    /// view's own columns).
+    /// What a read selects from; row columns are qualified with `b.`, the own columns of
+    /// the view of level L with `sL.` (each view's own table is keyed by the root rowid).
     pub(crate) fn source_sql(&self) -> String {
         match &self.kind {
             Kind::Table | Kind::Snapshot { base: None, .. } => format!("{} b", self.phys),
             Kind::Snapshot { base: Some(_), .. } => format!("{} b", self.base_phys()),
-            Kind::View { .. } => format!("{} b LEFT JOIN {} s ON s._id = b.rowid", self.base_phys(), self.phys),
+            Kind::View { .. } => {
+                let mut sql = format!("{} b", self.base_phys());
+                for (i, layer) in self.layers.iter().enumerate() {
+                    sql.push_str(&format!(" LEFT JOIN {layer} s{0} ON s{0}._id = b.rowid", i + 1));
+                }
+                sql
+            }
         }
+    }
+
+    /// A view's level: 1 for a view of a table or snapshot, one more than its base's for a
+    /// view of a view; 0 otherwise.
+    pub(crate) fn level(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// The alias of this view's own physical table in [`TableMeta::source_sql`].
+    pub(crate) fn own_alias(&self) -> String {
+        format!("s{}", self.level())
+    }
+
+    /// The columns this table holds itself: a view's own columns (not those it reads).
+    pub(crate) fn own_columns(&self) -> Vec<&ColumnDef> {
+        let level = self.level();
+        self.schema.columns.iter().filter(|c| column_level(c.id) == level).collect()
     }
 
     fn base_phys(&self) -> &str {
@@ -81,7 +121,8 @@ impl TableMeta {
         let at = match &self.kind {
             Kind::Table => pinned,
             Kind::Snapshot { base: Some(_), at } => Some(*at),
-            Kind::Snapshot { base: None, .. } | Kind::View { .. } => None,
+            Kind::View { .. } => self.root_at,
+            Kind::Snapshot { base: None, .. } => None,
         };
         match at {
             None => format!("b._vmax = {}", super::LIVE),
@@ -101,7 +142,10 @@ impl TableMeta {
             Some(column) => (self.schema.column(column).filter(|c| c.is_computed())?, "e"),
             None => (self.schema.column(name)?, "c"),
         };
-        let owner = if matches!(self.kind, Kind::View { .. }) && column.id.0 >= VIEW_COLUMN_IDS { "s" } else { "b" };
+        let owner = match (column_level(column.id), &self.kind) {
+            (level, Kind::View { .. }) if level > 0 => format!("s{level}"),
+            _ => "b".into(),
+        };
         Some(format!("{owner}.{prefix}{}", column.id.0))
     }
 }
@@ -473,8 +517,8 @@ impl Tx<'_> {
 
     /// Creates a view (its own physical table holds only its computed columns, a row a base
     /// row version) or a snapshot (no physical table until it needs its own copy).
-    pub(crate) fn create_derived(&self, path: &Path, kind: &Kind, detail: String) -> Result<TableId> {
-        let id = self.insert_table_row(path, kind, i64::from(VIEW_COLUMN_IDS))?;
+    pub(crate) fn create_derived(&self, path: &Path, kind: &Kind, level: usize, detail: String) -> Result<TableId> {
+        let id = self.insert_table_row(path, kind, i64::from(VIEW_COLUMN_IDS) * level.max(1) as i64)?;
         if let Kind::View { .. } = kind {
             self.tx
                 .execute_batch(&format!("CREATE TABLE {}(_id INTEGER PRIMARY KEY)", phys_name(id)))
@@ -502,6 +546,19 @@ impl Tx<'_> {
             )
             .map_err(|e| self.fail(e))?;
         Ok(TableId(self.tx.last_insert_rowid()))
+    }
+
+    /// Every view and snapshot that reads table `id`, directly or through others, as (id,
+    /// path): those reading `id` first, then those reading them, and so on.
+    pub(crate) fn descendants(&self, id: TableId) -> Result<Vec<(TableId, Path)>> {
+        let mut out = self.dependents(id)?;
+        let mut at = 0;
+        while at < out.len() {
+            let more = self.dependents(out[at].0)?;
+            out.extend(more);
+            at += 1;
+        }
+        Ok(out)
     }
 
     /// The views and snapshots whose rows come from table `id`, as (id, path).
@@ -535,7 +592,7 @@ impl Tx<'_> {
         let list = columns.iter().map(|(c, _)| format!(", {c}")).collect::<String>();
         self.tx
             .execute_batch(&format!(
-                "INSERT INTO {phys}(_id, _vmin, _vmax{list}) SELECT _id, 0, {live}{list} FROM {base} \
+                "INSERT INTO {phys}(rowid, _id, _vmin, _vmax{list}) SELECT rowid, _id, 0, {live}{list} FROM {base} \
                  WHERE _vmin <= {v} AND _vmax > {v} ORDER BY rowid;
                  UPDATE _tabula_tables SET base_id = NULL WHERE id = {id};",
                 live = super::LIVE,
@@ -600,6 +657,11 @@ impl Tx<'_> {
         let version = Version(version as u64);
         let mut schema = self.schema_at(id, version)?;
         let mut base_phys = None;
+        let mut layers = Vec::new();
+        let mut root_at = None;
+        let mut root = None;
+        let mut view_filter = None;
+        let phys = self.phys_of(id)?;
         let kind = match kind.as_str() {
             "view" => {
                 let base = TableId(
@@ -607,13 +669,32 @@ impl Tx<'_> {
                 );
                 let filter: Expr = serde_json::from_str(filter.as_deref().unwrap_or("null"))
                     .map_err(|e| err!(Storage, "the filter of view '{path}' does not parse ({e})"))?;
-                // A view has every live column of its base, then its own computed columns.
+                // A view has every column of its base, then its own columns.
                 let base_meta = self.load_table(base, shown)?;
                 let own = std::mem::take(&mut schema.columns);
                 schema.columns = base_meta.schema.columns;
                 schema.columns.retain(|c| !own.iter().any(|o| o.name == c.name));
                 schema.columns.extend(own);
-                base_phys = Some(base_meta.phys);
+                match base_meta.kind {
+                    Kind::View { .. } => {
+                        base_phys = base_meta.base_phys;
+                        layers = base_meta.layers;
+                        root_at = base_meta.root_at;
+                        root = base_meta.root;
+                        view_filter = base_meta.view_filter.map(|f| f.and(filter.clone()));
+                    }
+                    Kind::Snapshot { base: Some(_), at } => {
+                        base_phys = base_meta.base_phys;
+                        root_at = Some(at);
+                    }
+                    Kind::Snapshot { base: None, .. } => base_phys = Some(base_meta.phys),
+                    Kind::Table => {
+                        base_phys = Some(base_meta.phys);
+                        root = Some(base);
+                    }
+                }
+                layers.push(phys.clone());
+                view_filter = Some(view_filter.unwrap_or_else(|| filter.clone()));
                 Kind::View { base, filter }
             }
             "snapshot" => {
@@ -639,8 +720,12 @@ impl Tx<'_> {
             epoch,
             last_version: Version(last_version as u64),
             kind,
-            phys: self.phys_of(id)?,
+            phys,
             base_phys,
+            layers,
+            root_at,
+            root,
+            view_filter,
         })
     }
 
@@ -934,12 +1019,16 @@ impl Tx<'_> {
             ));
         };
         if let Kind::Table = meta.kind {
-            for (dep, path) in self.dependents(meta.id)? {
-                match self.load_table(dep, &path)?.kind {
-                    Kind::Snapshot { base: Some(base), at } if at.0 >= latest as u64 => {
+            // Snapshots the revert would take rows from copy them first (keeping their
+            // rowids, so views of them keep their values); views of the live rows drop their
+            // values for the rows the reverted version wrote.
+            for (dep, path) in self.descendants(meta.id)? {
+                let dep_meta = self.load_table(dep, &path)?;
+                match dep_meta.kind {
+                    Kind::Snapshot { base: Some(base), at } if base == meta.id && at.0 >= latest as u64 => {
                         self.materialize_snapshot(dep, base, at)?
                     }
-                    Kind::View { .. } => {
+                    Kind::View { .. } if dep_meta.root == Some(meta.id) => {
                         if let (Some(a), Some(b)) = (first, last) {
                             self.tx
                                 .execute(

@@ -47,7 +47,7 @@ pub use compact::CompactReport;
 pub(crate) use fill::{Scope, Set, ViewRows};
 pub(crate) use functions::RowFunction;
 pub(crate) use locks::LockRow;
-pub(crate) use meta::{now_micros, EntryKind, Kind, TableMeta, VersionRecord, VIEW_COLUMN_IDS};
+pub(crate) use meta::{column_level, now_micros, EntryKind, Kind, TableMeta, VersionRecord, VIEW_COLUMN_IDS};
 pub(crate) use results::{args_key, ArgsKey, Results, ResultsAt};
 pub(crate) use rows::{ended_at, show_key, Appender, ENDED, LIVE};
 pub(crate) use scan::{Scan, Seen};

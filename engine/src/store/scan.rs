@@ -38,7 +38,7 @@ impl Scan {
         };
         let mut scan =
             Scan { fetch: Vec::new(), source: meta.source_sql(), cond, order: Vec::new(), params: Params::default() };
-        if let super::Kind::View { filter, .. } = &meta.kind {
+        if let Some(filter) = &meta.view_filter {
             let filter = sql_for_read(meta, filter, &mut scan.params)?;
             scan.cond = format!("{} AND {filter}", scan.cond);
         }

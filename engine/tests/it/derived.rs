@@ -1,6 +1,6 @@
 //! Tables made from others: from a query.
 
-use tabula::{col, row, ColumnOptions, ColumnType, ErrorCode, IfExists, Udf};
+use tabula::{col, row, ColumnOptions, ColumnType, ErrorCode, IfExists, Udf, Version};
 
 use crate::{catalog, docs, fails_cleanly};
 
@@ -81,4 +81,133 @@ fn a_table_from_a_query_refuses_bad_outputs_and_changes_nothing() {
         cat.create_table_from_query("app/bad", &t.select([col("nope")]), IfExists::Error)
     });
     assert!(msg.contains("from a query"), "{msg}");
+}
+
+/// `(title, own column)` of every row of a view, by title.
+fn titled(v: &tabula::Table, column: &str) -> Vec<(String, tabula::Value)> {
+    v.select([col("title"), col(column)])
+        .order_by(col("title"))
+        .collect()
+        .unwrap()
+        .iter()
+        .map(|r| (r.get("title").unwrap(), r.value(column).unwrap().clone()))
+        .collect()
+}
+
+fn counting(name: &'static str) -> (Udf, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = calls.clone();
+    let udf = Udf::new(name, 1, move |s: String| {
+        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        s.to_uppercase()
+    });
+    (udf, calls)
+}
+
+#[test]
+fn a_view_of_a_view_filters_further_reads_its_columns_and_follows_the_base() {
+    let cat = catalog();
+    let t = docs(&cat);
+    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    long.add_computed_column("w2", col("words") * 2, ColumnOptions::default()).unwrap();
+    // The second level filters on the first level's own column.
+    let longer = cat.create_view("app/longer", &long, col("w2").gt(50), IfExists::Error).unwrap();
+    let (shout, calls) = counting("shout");
+    cat.register(&shout);
+    longer.add_computed_column("loud", shout.call([col("title")]), ColumnOptions::default()).unwrap();
+    let names: Vec<String> = longer.describe().unwrap().columns.into_iter().map(|c| c.name).collect();
+    assert_eq!(names, ["title", "words", "score", "draft", "w2", "loud"]);
+    assert_eq!(titled(&longer, "loud"), [("gamma".into(), "GAMMA".into())]);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // Inserts reach the second level through the first: only rows that pass both are called.
+    t.insert([
+        row! { "title" => "delta", "words" => 40, "draft" => false },
+        row! { "title" => "eps", "words" => 21, "draft" => false },
+    ])
+    .unwrap();
+    assert_eq!(titled(&longer, "loud"), [("delta".into(), "DELTA".into()), ("gamma".into(), "GAMMA".into())]);
+    assert_eq!(titled(&long, "w2").len(), 4);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // An update of a column no view column reads calls nothing again.
+    t.update([("score", tabula::lit(9.0))], tabula::lit(true)).unwrap();
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(titled(&longer, "score"), [("delta".into(), 9.0.into()), ("gamma".into(), 9.0.into())]);
+    // An update that moves a row out of the second level, and one in.
+    t.update([("words", col("words") + 20)], col("title").eq("eps")).unwrap();
+    t.update([("words", tabula::lit(1))], col("title").eq("gamma")).unwrap();
+    assert_eq!(titled(&longer, "loud"), [("delta".into(), "DELTA".into()), ("eps".into(), "EPS".into())]);
+    // A revert of the base reaches both levels.
+    t.revert().unwrap();
+    assert_eq!(titled(&longer, "loud").len(), 3);
+    assert_eq!(titled(&long, "w2")[3], ("gamma".into(), 60.into()));
+    cat.integrity_check().unwrap();
+}
+
+#[test]
+fn what_a_view_of_a_view_reads_cannot_be_dropped_under_it() {
+    let cat = catalog();
+    let t = docs(&cat);
+    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    long.add_computed_column("w2", col("words") * 2, ColumnOptions::default()).unwrap();
+    let longer = cat.create_view("app/longer", &long, col("w2").gt(50), IfExists::Error).unwrap();
+    longer.add_computed_column("s", col("score") + 1.0, ColumnOptions::default()).unwrap();
+    let msg = fails_cleanly(&cat, ErrorCode::HasDependents, || long.drop_column("w2"));
+    assert!(msg.contains("'app/longer'"), "{msg}");
+    let msg = fails_cleanly(&cat, ErrorCode::HasDependents, || {
+        long.add_computed_column("w2", col("words") * 3, ColumnOptions::if_exists(IfExists::Replace))
+    });
+    assert!(msg.contains("'app/longer'"), "{msg}");
+    // A base column the second level reads.
+    let msg = fails_cleanly(&cat, ErrorCode::HasDependents, || t.drop_column("score"));
+    assert!(msg.contains("'app/longer'"), "{msg}");
+    let msg = fails_cleanly(&cat, ErrorCode::HasDependents, || cat.drop_table("app/long", tabula::Force::No));
+    assert!(msg.contains("'app/longer'"), "{msg}");
+    // A view changes only its own columns; it can drop and rename those.
+    let msg = fails_cleanly(&cat, ErrorCode::ReadOnly, || longer.drop_column("w2"));
+    assert!(msg.contains("column 'w2' of view 'app/longer' is read from the table or view it is made of"), "{msg}");
+    longer.rename_column("s", "s1").unwrap();
+    longer.drop_column("s1").unwrap();
+    long.drop_column("w2").unwrap_err();
+    assert_eq!(longer.describe().unwrap().columns.len(), 5);
+    cat.drop_table("app/docs", tabula::Force::Yes).unwrap();
+    assert!(cat.list_tables("app", tabula::Recursive::Yes).unwrap().is_empty());
+    cat.integrity_check().unwrap();
+}
+
+#[test]
+fn a_view_of_a_snapshot_never_changes_and_keeps_its_values_when_the_snapshot_takes_its_rows() {
+    let cat = catalog();
+    let t = docs(&cat);
+    let snap = cat.create_snapshot("app/snap", &t, IfExists::Error).unwrap();
+    let (shout, calls) = counting("shout");
+    cat.register(&shout);
+    let v = cat.create_view("app/snapview", &snap, col("words").gt(10), IfExists::Error).unwrap();
+    v.add_computed_column("loud", shout.call([col("title")]), ColumnOptions::default()).unwrap();
+    let want: Vec<(String, tabula::Value)> = vec![("beta".into(), "BETA".into()), ("gamma".into(), "GAMMA".into())];
+    assert_eq!(titled(&v, "loud"), want);
+    t.insert([row! { "title" => "delta", "words" => 40, "draft" => false }]).unwrap();
+    t.update([("words", tabula::lit(0))], tabula::lit(true)).unwrap();
+    assert_eq!(titled(&v, "loud"), want);
+    // Reverting the base past the snapshot makes it copy its rows; the view keeps its values
+    // without calling its UDF again.
+    t.revert_to(Version(0)).unwrap();
+    assert_eq!(t.count().unwrap(), 0);
+    assert_eq!(titled(&v, "loud"), want);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // The view is read-only, like its snapshot.
+    assert_eq!(v.insert([row! { "title" => "x" }]).unwrap_err().code(), ErrorCode::ReadOnly);
+    cat.integrity_check().unwrap();
+}
+
+#[test]
+fn a_stream_of_a_view_of_a_view_reads_the_base_as_it_was_when_it_started() {
+    let cat = catalog();
+    let t = docs(&cat);
+    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    let longer = cat.create_view("app/longer", &long, col("draft").eq(false), IfExists::Error).unwrap();
+    let stream = longer.select([col("title")]).stream().unwrap();
+    t.insert([row! { "title" => "delta", "words" => 40, "draft" => false }]).unwrap();
+    let titles: Vec<String> = stream.map(|r| r.unwrap().get("title").unwrap()).collect();
+    assert_eq!(titles, ["gamma"]);
+    assert_eq!(longer.count().unwrap(), 2);
 }
