@@ -7,6 +7,7 @@ mod batch;
 mod columns;
 mod compact;
 mod diff;
+mod follow;
 mod lock;
 mod open;
 mod query;

@@ -168,32 +168,26 @@ impl Table {
         }
     }
 
-    /// The metadata as this handle sees it (pinned version's schema, when pinned).
+    /// The metadata as this handle sees it (a pinned table version's schema; a pinned view
+    /// version's schema and base as they were).
     pub(crate) fn meta(&self, tx: &Tx) -> Result<TableMeta> {
-        let mut meta = tx.load_table(self.id, &self.path)?;
-        if let Some(v) = self.pinned {
-            if !matches!(meta.kind, Kind::Table) {
-                return Err(err!(
-                    InvalidPath,
-                    "'{}' is a view or snapshot; only tables have versions to open",
-                    self.path
-                ));
-            }
-            let gone = || {
-                err!(
-                    NotFound,
-                    "table '{}' has no version {v} (its current version is {}; a reverted version is gone)",
-                    self.path,
-                    meta.version
-                )
-            };
-            if v > meta.version {
-                return Err(gone());
-            }
-            meta.schema = tx.schema_at(self.id, v).map_err(|_| gone())?;
-            meta.version = v;
+        let meta = tx.load_table(self.id, &self.path)?;
+        let Some(v) = self.pinned else { return Ok(meta) };
+        if let Kind::Snapshot { .. } = meta.kind {
+            return Err(err!(InvalidPath, "'{}' is a snapshot; it has one version, open it without one", self.path));
         }
-        Ok(meta)
+        let gone = || {
+            err!(
+                NotFound,
+                "'{}' has no version {v} (its current version is {}; a reverted version is gone)",
+                self.path,
+                meta.version
+            )
+        };
+        if v > meta.version || tx.schema_at(self.id, v).is_err() {
+            return Err(gone());
+        }
+        tx.load_at(self.id, &self.path, Some(v))
     }
 
     /// Runs a mutating call: one write transaction, refused on a pinned handle; `f` gets the
@@ -246,21 +240,29 @@ impl Table {
                 let level = meta.level();
                 recorded.columns.retain(|c| column_level(c.id) == level);
             }
-            tx.commit_version(
-                &meta,
-                &VersionRecord {
-                    version: next,
-                    created_at: now_micros(),
-                    change: change.kind,
-                    detail: change.detail,
-                    inserted: change.inserted,
-                    updated: change.updated,
-                    deleted: change.deleted,
-                    rowids: change.rowids,
-                    // A data change keeps the schema: its record refers to the one that holds it.
-                    schema: change.kind.changes_schema().then_some(recorded),
-                },
-            )?;
+            let record = VersionRecord {
+                version: next,
+                created_at: now_micros(),
+                change: change.kind,
+                detail: change.detail,
+                inserted: change.inserted,
+                updated: change.updated,
+                deleted: change.deleted,
+                rowids: change.rowids,
+                // A data change keeps the schema: its record refers to the one that holds it.
+                schema: change.kind.changes_schema().then_some(recorded),
+            };
+            tx.commit_version(&meta, &record)?;
+            match &meta.kind {
+                // The views reading this table follow it.
+                Kind::Table => crate::catalog::follow::follow_base(tx, &meta, &record)?,
+                // A view's own change records which version of its base it shows.
+                Kind::View { base, .. } => {
+                    let base_version = tx.load_table(*base, &meta.path)?.version;
+                    tx.record_follow(meta.id, next, base_version, false)?;
+                }
+                Kind::Snapshot { .. } => {}
+            }
             Ok(WriteResult {
                 version: next,
                 change: Some(change.kind),
@@ -660,13 +662,15 @@ pub(crate) fn maintain_views(
                     .collect();
                 let kept: Vec<&ColumnDef> =
                     own.iter().copied().filter(|c| !stale.iter().any(|s| s.id == c.id)).collect();
-                // Kept values move to the new row versions; rows new to the view get every
-                // column; the rest only the columns whose inputs changed.
+                // Kept values move to the new row versions (which then have a row of the
+                // view's own); those rows get only the columns whose inputs changed; rows
+                // without one (new to the view, or with nothing kept) get every column. In
+                // this order, no row is computed twice.
                 tx.copy_view_cells(&view_meta, &kept, first, version).map_err(in_view)?;
-                compute::recompute_view(tx, &view_meta, &own, ViewRows::Missing(first), udfs).map_err(in_view)?;
                 if !stale.is_empty() {
                     compute::recompute_view(tx, &view_meta, &stale, ViewRows::Present(first), udfs).map_err(in_view)?;
                 }
+                compute::recompute_view(tx, &view_meta, &own, ViewRows::Missing(first), udfs).map_err(in_view)?;
             }
             _ => compute::recompute_view(tx, &view_meta, &own, rows, udfs).map_err(in_view)?,
         }

@@ -56,12 +56,32 @@ impl Table {
                 _ => {}
             }
             loop {
-                if let Kind::Table = meta.kind {
-                    // Rows this revert reopens may predate a view's own columns.
-                    let udfs = &self.catalog.inner.udfs;
-                    crate::catalog::maintain_views(tx, &meta, ViewRows::EndedAt(meta.version), None, udfs)?;
+                match meta.kind {
+                    Kind::Table => {
+                        // Rows this revert reopens may predate a view's own columns.
+                        let udfs = &self.catalog.inner.udfs;
+                        crate::catalog::maintain_views(tx, &meta, ViewRows::EndedAt(meta.version), None, udfs)?;
+                    }
+                    Kind::View { base, .. } => {
+                        if let Some((_, true)) = tx.follow_of(meta.id, meta.version)? {
+                            let base = tx.load_table(base, &meta.path)?;
+                            return Err(err!(
+                                InvalidArgument,
+                                "version {} of view '{}' follows a change of '{}'; revert '{}' instead (the view follows it)",
+                                meta.version,
+                                meta.path,
+                                base.path,
+                                base.path
+                            ));
+                        }
+                    }
+                    Kind::Snapshot { .. } => {}
                 }
+                let reverted = meta.version;
                 tx.revert_latest(&meta)?;
+                if let Kind::Table = meta.kind {
+                    crate::catalog::follow::unfollow_base(tx, meta.id, reverted)?;
+                }
                 meta = self.meta(tx)?;
                 if target.is_none_or(|t| meta.version <= t) {
                     return Ok(meta.version);
@@ -77,14 +97,20 @@ const MAX_VIEW_LEVEL: usize = 64;
 impl Catalog {
     /// Creates a snapshot: a named, read-only handle on `table`'s current version that keeps
     /// showing it while the table moves on (no rows are copied unless the table is later
-    /// reverted past it).
+    /// reverted past it, or compacted). `table` may be a view: the snapshot keeps the view's
+    /// rows and columns (its own computed ones included) as they are now.
     pub fn create_snapshot(&self, path: impl IntoPath, table: &Table, if_exists: IfExists) -> Result<Table> {
         let path = path.into_path()?;
         let id = self.store().write(|tx| {
             let base = table.meta(tx)?;
-            if !matches!(base.kind, Kind::Table) {
-                return Err(err!(InvalidArgument, "'{}' is not a table; snapshots are taken of tables", base.path));
+            if let Kind::Snapshot { .. } = base.kind {
+                return Err(err!(
+                    InvalidArgument,
+                    "'{}' is a snapshot already; use it as it is (it never changes)",
+                    base.path
+                ));
             }
+
             let at = base.version;
             let kind = Kind::Snapshot { base: Some(base.id), at };
             if let Some(existing) = claim(tx, &path, if_exists, &kind)? {
@@ -130,7 +156,14 @@ impl Catalog {
             if let Some(existing) = claim(tx, &path, if_exists, &kind)? {
                 return Ok(existing);
             }
-            tx.create_derived(&path, &kind, level, format!("create view {path} of {} where {filter}", base_meta.path))
+            let id = tx.create_derived(
+                &path,
+                &kind,
+                level,
+                format!("create view {path} of {} where {filter}", base_meta.path),
+            )?;
+            tx.record_follow(id, Version(0), base_meta.version, false)?;
+            Ok(id)
         })?;
         Ok(Table::new(self.clone(), id, path, None))
     }

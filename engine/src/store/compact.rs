@@ -46,25 +46,25 @@ impl Tx<'_> {
         // Snapshots of forgotten versions keep their rows; views drop their values for the
         // row versions that go.
         let dead = format!("_vmax <= {k} AND {ENDED}");
-        for (dep, path) in self.descendants(id)? {
-            let dep_meta = self.load_table(dep, &path)?;
-            match dep_meta.kind {
-                Kind::Snapshot { base: Some(base), at } if base == id && at < keep_from => {
-                    self.materialize_snapshot(dep, base, at)?
-                }
-                // Views of a snapshot keep their values: its rows keep their rowids.
-                Kind::View { .. } if dep_meta.root == Some(id) => {
-                    self.tx
-                        .execute(
-                            &format!(
-                                "DELETE FROM {} WHERE _id IN (SELECT rowid FROM {phys} WHERE {dead})",
-                                self.phys_of(dep)?
-                            ),
-                            [],
-                        )
-                        .map_err(|e| self.fail(e))?;
-                }
-                _ => {}
+        // Every snapshot first: one of a view copies that view's values too. Views of a
+        // snapshot keep their values: its rows keep their rowids.
+        let deps = self.descendant_metas(id)?;
+        for dep in &deps {
+            if matches!(dep.kind, Kind::Snapshot { base: Some(_), .. })
+                && dep.root == Some(id)
+                && dep.root_at.is_some_and(|at| at < keep_from)
+            {
+                self.materialize_snapshot(dep)?;
+            }
+        }
+        for dep in &deps {
+            if matches!(dep.kind, Kind::View { .. }) && dep.root == Some(id) && dep.root_at.is_none() {
+                self.tx
+                    .execute(
+                        &format!("DELETE FROM {} WHERE _id IN (SELECT rowid FROM {phys} WHERE {dead})", dep.phys),
+                        [],
+                    )
+                    .map_err(|e| self.fail(e))?;
             }
         }
         let removed_versions = self

@@ -83,8 +83,8 @@ impl TableMeta {
     pub(crate) fn source_sql(&self) -> String {
         match &self.kind {
             Kind::Table | Kind::Snapshot { base: None, .. } => format!("{} b", self.phys),
-            Kind::Snapshot { base: Some(_), .. } => format!("{} b", self.base_phys()),
-            Kind::View { .. } => {
+            // A view, or a snapshot of a table or of a view (whose layers it reads).
+            Kind::Snapshot { base: Some(_), .. } | Kind::View { .. } => {
                 let mut sql = format!("{} b", self.base_phys());
                 for (i, layer) in self.layers.iter().enumerate() {
                     sql.push_str(&format!(" LEFT JOIN {layer} s{0} ON s{0}._id = b.rowid", i + 1));
@@ -120,8 +120,7 @@ impl TableMeta {
     pub(crate) fn visible_sql(&self, pinned: Option<Version>) -> String {
         let at = match &self.kind {
             Kind::Table => pinned,
-            Kind::Snapshot { base: Some(_), at } => Some(*at),
-            Kind::View { .. } => self.root_at,
+            Kind::Snapshot { base: Some(_), .. } | Kind::View { .. } => self.root_at,
             Kind::Snapshot { base: None, .. } => None,
         };
         match at {
@@ -142,8 +141,8 @@ impl TableMeta {
             Some(column) => (self.schema.column(column).filter(|c| c.is_computed())?, "e"),
             None => (self.schema.column(name)?, "c"),
         };
-        let owner = match (column_level(column.id), &self.kind) {
-            (level, Kind::View { .. }) if level > 0 => format!("s{level}"),
+        let owner = match column_level(column.id) {
+            level if level > 0 && !self.layers.is_empty() => format!("s{level}"),
             _ => "b".into(),
         };
         Some(format!("{owner}.{prefix}{}", column.id.0))
@@ -287,6 +286,7 @@ pub(super) fn init_or_check(tx: &Tx, location: &str) -> Result<()> {
         ));
     }
     tx.tx.execute_batch(CREATE_META).map_err(|e| tx.fail(e))?;
+    tx.tx.execute_batch(super::follows::CREATE_FOLLOWS).map_err(|e| tx.fail(e))?;
     tx.tx
         .execute("INSERT INTO _tabula_meta(key, value) VALUES ('format_version', ?1)", [FORMAT_VERSION.to_string()])
         .map_err(|e| tx.fail(e))?;
@@ -561,6 +561,12 @@ impl Tx<'_> {
         Ok(out)
     }
 
+    /// The metadata of every view and snapshot reading table `id`, in the order of
+    /// [`Tx::descendants`], each loaded before anything is changed.
+    pub(crate) fn descendant_metas(&self, id: TableId) -> Result<Vec<TableMeta>> {
+        self.descendants(id)?.into_iter().map(|(dep, path)| self.load_table(dep, &path)).collect()
+    }
+
     /// The views and snapshots whose rows come from table `id`, as (id, path).
     pub(crate) fn dependents(&self, id: TableId) -> Result<Vec<(TableId, Path)>> {
         let mut stmt = self
@@ -578,9 +584,12 @@ impl Tx<'_> {
     }
 
     /// Makes a snapshot hold its own copy of its rows (before its base is reverted past the
-    /// snapshot's version), so it no longer depends on the base.
-    pub(crate) fn materialize_snapshot(&self, snapshot: TableId, base: TableId, at: Version) -> Result<()> {
-        let schema = self.schema_at(base, at)?;
+    /// snapshot's version, or compacted), so it no longer depends on its base. The rows keep
+    /// their rowids, so views of the snapshot keep their values; a snapshot of a view copies
+    /// the view's columns (its own ones included) as they were.
+    pub(crate) fn materialize_snapshot(&self, meta: &TableMeta) -> Result<()> {
+        let snapshot = meta.id;
+        let schema = &meta.schema;
         let phys = phys_name(snapshot);
         let columns = physical_columns(&schema.columns);
         let ddl: String = columns.iter().map(|(name, ty)| format!(", {name} {ty}")).collect();
@@ -589,19 +598,34 @@ impl Tx<'_> {
                 "CREATE TABLE {phys}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL{ddl})"
             ))
             .map_err(|e| self.fail(e))?;
+        let mut sources = Vec::new();
+        for c in &schema.columns {
+            sources.push(meta.column_sql(&c.name).unwrap_or_else(|| "NULL".into()));
+            if c.is_computed() {
+                sources.push(meta.column_sql(&format!("{}#error", c.name)).unwrap_or_else(|| "NULL".into()));
+            }
+        }
         let list = columns.iter().map(|(c, _)| format!(", {c}")).collect::<String>();
-        self.tx
-            .execute_batch(&format!(
-                "INSERT INTO {phys}(rowid, _id, _vmin, _vmax{list}) SELECT rowid, _id, 0, {live}{list} FROM {base} \
-                 WHERE _vmin <= {v} AND _vmax > {v} ORDER BY rowid;
-                 UPDATE _tabula_tables SET base_id = NULL WHERE id = {id};",
+        let selected = sources.iter().map(|c| format!(", {c}")).collect::<String>();
+        let mut params = super::sql::Params::default();
+        let filter = match &meta.view_filter {
+            Some(f) => format!(" AND {}", super::sql::sql_for_read(meta, f, &mut params)?),
+            None => String::new(),
+        };
+        self.execute(
+            &format!(
+                "INSERT INTO {phys}(rowid, _id, _vmin, _vmax{list}) SELECT b.rowid, b._id, 0, {live}{selected} FROM {} \
+                 WHERE {}{filter} ORDER BY b.rowid",
+                meta.source_sql(),
+                meta.visible_sql(None),
                 live = super::LIVE,
-                base = self.phys_of(base)?,
-                v = at.0,
-                id = snapshot.0
-            ))
+            ),
+            &params.values,
+        )?;
+        self.tx
+            .execute("UPDATE _tabula_tables SET base_id = NULL WHERE id = ?1", [snapshot.0])
             .map_err(|e| self.fail(e))?;
-        let text = serde_json::to_string(&schema).map_err(|e| err!(Storage, "could not serialize a schema ({e})"))?;
+        let text = serde_json::to_string(schema).map_err(|e| err!(Storage, "could not serialize a schema ({e})"))?;
         self.tx
             .execute(
                 "UPDATE _tabula_versions SET schema = ?1 WHERE table_id = ?2 AND version = 0",
@@ -622,6 +646,13 @@ impl Tx<'_> {
 
     /// The current metadata of table `id`; `shown` names it in the error when it is gone.
     pub(crate) fn load_table(&self, id: TableId, shown: &Path) -> Result<TableMeta> {
+        self.load_at(id, shown, None)
+    }
+
+    /// The metadata of table `id` at version `at` (`None`: current): a table's schema then;
+    /// a view's own schema then and its base as that version showed it (the version of its
+    /// base it recorded). A snapshot has one version.
+    pub(crate) fn load_at(&self, id: TableId, shown: &Path, at: Option<Version>) -> Result<TableMeta> {
         type Row = (String, i64, i64, i64, i64, i64, String, Option<i64>, Option<i64>, Option<String>);
         let row: Option<Row> = self
             .tx
@@ -647,14 +678,18 @@ impl Tx<'_> {
                 .optional()
             })
             .map_err(|e| self.fail(e))?;
-        let (path, version, next_row_id, next_col_id, epoch, last_version, kind, base, at, filter) =
-            row.ok_or_else(|| {
+        let (path, version, next_row_id, next_col_id, epoch, last_version, kind, base, base_version, filter) = row
+            .ok_or_else(|| {
                 err!(
                     NotFound,
                     "table '{shown}' no longer exists (it was dropped, possibly by another handle); open it again"
                 )
             })?;
-        let version = Version(version as u64);
+        let current = Version(version as u64);
+        let version = match (at, kind.as_str()) {
+            (Some(v), "table" | "view") => v,
+            _ => current,
+        };
         let mut schema = self.schema_at(id, version)?;
         let mut base_phys = None;
         let mut layers = Vec::new();
@@ -670,7 +705,20 @@ impl Tx<'_> {
                 let filter: Expr = serde_json::from_str(filter.as_deref().unwrap_or("null"))
                     .map_err(|e| err!(Storage, "the filter of view '{path}' does not parse ({e})"))?;
                 // A view has every column of its base, then its own columns.
-                let base_meta = self.load_table(base, shown)?;
+                let base_at = match at {
+                    None => None,
+                    Some(v) => Some(
+                        self.follow_of(id, v)?
+                            .ok_or_else(|| {
+                                err!(
+                                    NotFound,
+                                    "version {v} of view '{path}' does not record the version of its base it showed (views record it since format 4); read the view's current version"
+                                )
+                            })?
+                            .0,
+                    ),
+                };
+                let base_meta = self.load_at(base, shown, base_at)?;
                 let own = std::mem::take(&mut schema.columns);
                 schema.columns = base_meta.schema.columns;
                 schema.columns.retain(|c| !own.iter().any(|o| o.name == c.name));
@@ -683,14 +731,18 @@ impl Tx<'_> {
                         root = base_meta.root;
                         view_filter = base_meta.view_filter.map(|f| f.and(filter.clone()));
                     }
-                    Kind::Snapshot { base: Some(_), at } => {
+                    Kind::Snapshot { base: Some(_), .. } => {
                         base_phys = base_meta.base_phys;
-                        root_at = Some(at);
+                        root = base_meta.root;
+                        root_at = base_meta.root_at;
+                        layers = base_meta.layers;
+                        view_filter = base_meta.view_filter.map(|f| f.and(filter.clone()));
                     }
                     Kind::Snapshot { base: None, .. } => base_phys = Some(base_meta.phys),
                     Kind::Table => {
                         base_phys = Some(base_meta.phys);
                         root = Some(base);
+                        root_at = base_at;
                     }
                 }
                 layers.push(phys.clone());
@@ -698,14 +750,31 @@ impl Tx<'_> {
                 Kind::View { base, filter }
             }
             "snapshot" => {
-                let at = Version(at.unwrap_or(0) as u64);
+                let snap_at = Version(base_version.unwrap_or(0) as u64);
                 match base {
                     Some(base) => {
-                        schema = self.schema_at(TableId(base), at)?;
-                        base_phys = Some(self.phys_of(TableId(base))?);
-                        Kind::Snapshot { base: Some(TableId(base)), at }
+                        // What its base showed at that version: a table's rows then, or a
+                        // view as it was then (a view's layers, filter and root version).
+                        let base = TableId(base);
+                        let base_meta = self.load_at(base, shown, Some(snap_at))?;
+                        schema = base_meta.schema;
+                        match base_meta.kind {
+                            Kind::View { .. } => {
+                                base_phys = base_meta.base_phys;
+                                layers = base_meta.layers;
+                                root = base_meta.root;
+                                root_at = base_meta.root_at;
+                                view_filter = base_meta.view_filter;
+                            }
+                            _ => {
+                                base_phys = Some(base_meta.phys);
+                                root = Some(base);
+                                root_at = Some(snap_at);
+                            }
+                        }
+                        Kind::Snapshot { base: Some(base), at: snap_at }
                     }
-                    None => Kind::Snapshot { base: None, at },
+                    None => Kind::Snapshot { base: None, at: snap_at },
                 }
             }
             _ => Kind::Table,
@@ -782,6 +851,7 @@ impl Tx<'_> {
             .and_then(|_| self.tx.prepare_cached("DELETE FROM _tabula_meta WHERE key = 'phys:' || ?1"))
             .and_then(|mut s| s.execute([id.0]))
             .map_err(|e| self.fail(e))?;
+        self.forget_follows(id)?;
         let spares: i64 = self
             .tx
             .prepare_cached("SELECT count(*) FROM _tabula_meta WHERE key >= 'spare:' AND key < 'spare;'")
@@ -850,7 +920,7 @@ impl Tx<'_> {
 
     /// Marks the file as needing format `n` at least (a build that reads only older formats
     /// then refuses it, instead of misreading it).
-    fn require_format(&self, n: i64) -> Result<()> {
+    pub(super) fn require_format(&self, n: i64) -> Result<()> {
         self.tx
             .prepare_cached(
                 "UPDATE _tabula_meta SET value = ?1 WHERE key = 'format_version' AND CAST(value AS INTEGER) < ?1",
@@ -1022,23 +1092,23 @@ impl Tx<'_> {
             // Snapshots the revert would take rows from copy them first (keeping their
             // rowids, so views of them keep their values); views of the live rows drop their
             // values for the rows the reverted version wrote.
-            for (dep, path) in self.descendants(meta.id)? {
-                let dep_meta = self.load_table(dep, &path)?;
-                match dep_meta.kind {
-                    Kind::Snapshot { base: Some(base), at } if base == meta.id && at.0 >= latest as u64 => {
-                        self.materialize_snapshot(dep, base, at)?
-                    }
-                    Kind::View { .. } if dep_meta.root == Some(meta.id) => {
-                        if let (Some(a), Some(b)) = (first, last) {
-                            self.tx
-                                .execute(
-                                    &format!("DELETE FROM {} WHERE _id BETWEEN ?1 AND ?2", self.phys_of(dep)?),
-                                    [a, b],
-                                )
-                                .map_err(|e| self.fail(e))?;
-                        }
-                    }
-                    _ => {}
+            // Every snapshot first: one of a view copies that view's values too.
+            let deps = self.descendant_metas(meta.id)?;
+            for dep in &deps {
+                if matches!(dep.kind, Kind::Snapshot { base: Some(_), .. })
+                    && dep.root == Some(meta.id)
+                    && dep.root_at.is_some_and(|at| at.0 >= latest as u64)
+                {
+                    self.materialize_snapshot(dep)?;
+                }
+            }
+            for dep in &deps {
+                if let (Kind::View { .. }, true, None, Some(a), Some(b)) =
+                    (&dep.kind, dep.root == Some(meta.id), dep.root_at, first, last)
+                {
+                    self.tx
+                        .execute(&format!("DELETE FROM {} WHERE _id BETWEEN ?1 AND ?2", dep.phys), [a, b])
+                        .map_err(|e| self.fail(e))?;
                 }
             }
             let phys = meta.phys();
@@ -1060,6 +1130,9 @@ impl Tx<'_> {
         self.tx
             .execute("DELETE FROM _tabula_versions WHERE table_id = ?1 AND version = ?2", [meta.id.0, latest])
             .map_err(|e| self.fail(e))?;
+        if let Kind::View { .. } = meta.kind {
+            self.forget_follow(meta.id, Version(latest as u64))?;
+        }
         self.tx
             .execute("UPDATE _tabula_tables SET version = ?2, epoch = epoch + 1 WHERE id = ?1", [meta.id.0, previous])
             .map_err(|e| self.fail(e))?;

@@ -19,11 +19,14 @@
 //!   (logical row id), `_vmin`, `_vmax` (the row version is visible in versions
 //!   `_vmin <= v < _vmax`; live rows have `_vmax = LIVE`), one `c<column id>` a column and
 //!   one `e<column id>` error slot a computed column.
+//! - `_tabula_follows(view_id, version, base_version, follows)`: the version of its base each
+//!   view version shows (format 4; see `follows`).
 
 mod batch;
 mod codec;
 mod compact;
 mod fill;
+mod follows;
 mod functions;
 mod locks;
 mod meta;
@@ -45,6 +48,7 @@ pub(crate) use batch::{Staged, StagedRow};
 pub(crate) use codec::SqlValue;
 pub use compact::CompactReport;
 pub(crate) use fill::{Scope, Set, ViewRows};
+pub(crate) use follows::ViewChange;
 pub(crate) use functions::RowFunction;
 pub(crate) use locks::LockRow;
 pub(crate) use meta::{column_level, now_micros, EntryKind, Kind, TableMeta, VersionRecord, VIEW_COLUMN_IDS};
@@ -53,7 +57,7 @@ pub(crate) use rows::{ended_at, show_key, Appender, ENDED, LIVE};
 pub(crate) use scan::{Scan, Seen};
 
 /// The metadata format this build writes. Files with a larger number are refused.
-pub const FORMAT_VERSION: i64 = 3;
+pub const FORMAT_VERSION: i64 = 4;
 
 /// How a store is opened (the catalog module's `OpenOptions`, as the store needs them).
 #[derive(Debug, Clone, Copy)]

@@ -211,3 +211,130 @@ fn a_stream_of_a_view_of_a_view_reads_the_base_as_it_was_when_it_started() {
     assert_eq!(titles, ["gamma"]);
     assert_eq!(longer.count().unwrap(), 2);
 }
+
+#[test]
+fn a_view_gets_a_version_when_its_rows_or_columns_change_and_reads_as_it_was() {
+    use tabula::ChangeKind;
+    let cat = catalog();
+    let t = docs(&cat);
+    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    let (shout, calls) = counting("shout");
+    cat.register(&shout);
+    long.add_computed_column("loud", shout.call([col("title")]), ColumnOptions::default()).unwrap();
+    assert_eq!(long.version().unwrap(), Version(1));
+    // A row the view does not show: the base moves, the view does not.
+    t.insert([row! { "title" => "tiny", "words" => 1, "draft" => false }]).unwrap();
+    assert_eq!(long.version().unwrap(), Version(1));
+    // One row in, one changed, one out, by one update: one version, counted by row.
+    t.update([("words", col("words") + 10)], col("title").ne("beta")).unwrap();
+    let last = &long.history().unwrap()[0];
+    assert_eq!((last.version, last.change), (Version(2), ChangeKind::Update));
+    assert_eq!((last.inserted, last.updated, last.deleted), (1, 1, 0), "{}", last.detail);
+    assert!(last.detail.starts_with("follow 'app/docs' version 3: update"), "{}", last.detail);
+    t.delete(col("title").eq("beta")).unwrap();
+    let last = &long.history().unwrap()[0];
+    assert_eq!((last.version, last.inserted, last.updated, last.deleted), (Version(3), 0, 0, 1));
+    // A base column added: every view shows it, so every view follows.
+    t.add_column("lang", ColumnType::String, "en", IfExists::Error).unwrap();
+    assert_eq!(long.version().unwrap(), Version(4));
+    // Each version reads as it was: rows, own values, columns.
+    let at = |v: u64| cat.get_table(format!("app/long:{v}")).unwrap();
+    assert_eq!(titled(&at(1), "loud"), [("beta".into(), "BETA".into()), ("gamma".into(), "GAMMA".into())]);
+    assert_eq!(
+        titled(&at(2), "words"),
+        [("alpha".into(), 20.into()), ("beta".into(), 20.into()), ("gamma".into(), 40.into())]
+    );
+    assert_eq!(titled(&at(3), "loud"), [("alpha".into(), "ALPHA".into()), ("gamma".into(), "GAMMA".into())]);
+    assert!(at(3).select([col("lang")]).collect().is_err(), "version 3 has no lang column");
+    assert_eq!(at(4).select([col("lang")]).collect().unwrap().len(), 2);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3, "reading old versions calls nothing");
+    // An old version is read-only.
+    assert_eq!(at(2).drop_column("loud").unwrap_err().code(), ErrorCode::ReadOnly);
+    // A revert of the base takes the view's version away; numbers are not reused.
+    t.revert().unwrap();
+    assert_eq!(long.version().unwrap(), Version(3));
+    assert_eq!(cat.get_table("app/long:4").unwrap_err().code(), ErrorCode::NotFound);
+    t.insert([row! { "title" => "zeta", "words" => 99, "draft" => false }]).unwrap();
+    assert_eq!(long.version().unwrap(), Version(5));
+    cat.integrity_check().unwrap();
+}
+
+#[test]
+fn a_view_of_a_view_follows_its_base_view() {
+    let cat = catalog();
+    let t = docs(&cat);
+    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    let longer = cat.create_view("app/longer", &long, col("words").ge(30), IfExists::Error).unwrap();
+    t.insert([row! { "title" => "mid", "words" => 25, "draft" => false }]).unwrap();
+    assert_eq!((long.version().unwrap(), longer.version().unwrap()), (Version(1), Version(0)));
+    t.insert([row! { "title" => "big", "words" => 35, "draft" => false }]).unwrap();
+    assert_eq!((long.version().unwrap(), longer.version().unwrap()), (Version(2), Version(1)));
+    let last = &longer.history().unwrap()[0];
+    assert!(last.detail.starts_with("follow 'app/long' version 2: insert"), "{}", last.detail);
+    assert_eq!(cat.get_table("app/longer:0").unwrap().count().unwrap(), 1);
+    assert_eq!(cat.get_table("app/longer:1").unwrap().count().unwrap(), 2);
+    t.revert().unwrap();
+    assert_eq!((long.version().unwrap(), longer.version().unwrap()), (Version(1), Version(0)));
+}
+
+#[test]
+fn a_snapshot_of_a_view_keeps_its_rows_and_values_through_base_changes_reverts_and_compaction() {
+    let cat = catalog();
+    let t = docs(&cat);
+    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    let (shout, calls) = counting("shout");
+    cat.register(&shout);
+    long.add_computed_column("loud", shout.call([col("title")]), ColumnOptions::default()).unwrap();
+    let snap = cat.create_snapshot("app/long_then", &long, IfExists::Error).unwrap();
+    let want: Vec<(String, tabula::Value)> = vec![("beta".into(), "BETA".into()), ("gamma".into(), "GAMMA".into())];
+    assert_eq!(titled(&snap, "loud"), want);
+    t.insert([row! { "title" => "delta", "words" => 40, "draft" => false }]).unwrap();
+    t.update([("title", tabula::lit("renamed"))], col("title").eq("gamma")).unwrap();
+    assert_eq!(titled(&snap, "loud"), want);
+    assert_eq!(snap.insert([row! { "title" => "x" }]).unwrap_err().code(), ErrorCode::ReadOnly);
+    // Compaction forgets the versions the snapshot read: it copies its rows first.
+    t.compact(tabula::Retention::keep_versions(1)).unwrap();
+    assert_eq!(titled(&snap, "loud"), want);
+    // And a revert of everything leaves it as it was.
+    let fresh = cat.create_snapshot("app/long_now", &long, IfExists::Error).unwrap();
+    t.revert_to(t.version().unwrap()).unwrap();
+    assert_eq!(titled(&fresh, "loud").len(), 3);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 4);
+    cat.integrity_check().unwrap();
+}
+
+#[test]
+fn a_snapshot_of_a_view_takes_its_rows_before_a_base_revert_removes_them() {
+    let cat = catalog();
+    let t = docs(&cat);
+    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    long.add_computed_column("w2", col("words") * 2, ColumnOptions::default()).unwrap();
+    t.insert([row! { "title" => "delta", "words" => 40, "draft" => false }]).unwrap();
+    let snap = cat.create_snapshot("app/snap", &long, IfExists::Error).unwrap();
+    let before = titled(&snap, "w2");
+    assert_eq!(before.len(), 3);
+    t.revert().unwrap();
+    assert_eq!(long.count().unwrap(), 2);
+    assert_eq!(titled(&snap, "w2"), before);
+    cat.integrity_check().unwrap();
+}
+
+#[test]
+fn an_update_calls_a_view_udf_once_a_row_whether_the_row_enters_the_view_or_stays() {
+    let cat = catalog();
+    let t = docs(&cat);
+    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    let (shout, calls) = counting("shout");
+    cat.register(&shout);
+    long.add_computed_column("loud", shout.call([col("title")]), ColumnOptions::default()).unwrap();
+    long.add_computed_column("open", !col("draft"), ColumnOptions::default()).unwrap();
+    let before = calls.load(std::sync::atomic::Ordering::SeqCst);
+    // alpha enters the view with a new title; gamma stays in it with a new title.
+    t.update([("title", col("title").upper())], col("title").eq("gamma")).unwrap();
+    t.update([("title", tabula::lit("ALPHA")), ("words", tabula::lit(99))], col("title").eq("alpha")).unwrap();
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst) - before, 2);
+    assert_eq!(
+        titled(&long, "loud"),
+        [("ALPHA".into(), "ALPHA".into()), ("GAMMA".into(), "GAMMA".into()), ("beta".into(), "BETA".into())]
+    );
+}

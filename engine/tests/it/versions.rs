@@ -190,8 +190,17 @@ fn views_follow_their_base_in_the_same_transaction() {
     t.drop_column("score").unwrap();
     let msg = fails_cleanly(&cat, ErrorCode::HasDependents, || cat.drop_table("app/docs", Force::No));
     assert!(msg.contains("'app/fresh', 'app/long'") && msg.contains("Force::Yes"), "{msg}");
-    v.revert().unwrap();
-    assert!(v.select([col("loud")]).collect().is_err(), "reverting the view's own change drops its column");
+    // The view's latest version follows the base's drop: only the base can revert it.
+    let msg = fails_cleanly(&cat, ErrorCode::InvalidArgument, || v.revert());
+    assert!(msg.contains("follows a change of 'app/docs'; revert 'app/docs' instead"), "{msg}");
+    t.revert().unwrap();
+    let kinds: Vec<tabula::ChangeKind> = v.history().unwrap().iter().map(|h| h.change).collect();
+    use tabula::ChangeKind::{AddComputedColumn, Create, Insert};
+    assert_eq!(kinds, [Insert, AddComputedColumn, Create]);
+    // A view's own change, latest, reverts on the view.
+    fresh.add_computed_column("w", col("words") + 1, ColumnOptions::default()).unwrap();
+    fresh.revert().unwrap();
+    assert!(fresh.select([col("w")]).collect().is_err(), "reverting the view's own change drops its column");
 }
 
 #[test]
@@ -225,7 +234,10 @@ fn views_and_snapshots_are_idempotent_to_create() {
     assert_eq!(cat.get_table("app/v").unwrap().count().unwrap(), 2);
     fails_cleanly(&cat, ErrorCode::InvalidExpr, || cat.create_view("app/w", &t, col("words"), IfExists::Error));
     let v = cat.get_table("app/v").unwrap();
-    fails_cleanly(&cat, ErrorCode::InvalidArgument, || cat.create_snapshot("app/s", &v, IfExists::Error));
+    let s = cat.create_snapshot("app/s", &v, IfExists::Error).unwrap();
+    let again = cat.create_snapshot("app/s", &v, IfExists::Ignore).unwrap();
+    assert_eq!(again.count().unwrap(), s.count().unwrap());
+    fails_cleanly(&cat, ErrorCode::InvalidArgument, || cat.create_snapshot("app/s2", &s, IfExists::Error));
 }
 
 #[test]

@@ -1,0 +1,65 @@
+//! Views follow their base: a change of a table gives every view reading it whose rows (or
+//! columns) it changed a version of its own, recording the version of its base it shows.
+
+use std::collections::HashMap;
+
+use crate::error::Result;
+use crate::store::{now_micros, Kind, TableMeta, Tx, VersionRecord, ViewChange};
+use crate::types::{TableId, Version};
+
+/// Gives the views reading table `meta` (directly, then through other views) the versions
+/// that follow its new version `record`: a schema change changes the columns every one of
+/// them shows; a data change only those whose rows it changed (counted by row identity).
+pub(crate) fn follow_base(tx: &Tx, meta: &TableMeta, record: &VersionRecord) -> Result<()> {
+    let schema_change = record.change.changes_schema();
+    // The new version of each table or view that moved, for the views reading it.
+    let mut moved: HashMap<TableId, (Version, String)> = HashMap::new();
+    moved.insert(meta.id, (record.version, meta.path.to_string()));
+    for view in tx.descendant_metas(meta.id)? {
+        let Kind::View { base, .. } = view.kind else { continue };
+        let Some((base_version, base_path)) = moved.get(&base).cloned() else { continue };
+        if view.root != Some(meta.id) || view.root_at.is_some() {
+            continue;
+        }
+        let change = match schema_change {
+            true => ViewChange::default(),
+            false => tx.view_change(&view, record.version, record.rowids)?,
+        };
+        if !schema_change && change.is_empty() {
+            continue;
+        }
+        let next = Version(view.last_version.0 + 1);
+        tx.commit_version(
+            &view,
+            &VersionRecord {
+                version: next,
+                created_at: now_micros(),
+                change: record.change,
+                detail: format!("follow '{base_path}' version {base_version}: {}", record.detail),
+                inserted: change.inserted,
+                updated: change.updated,
+                deleted: change.deleted,
+                rowids: None,
+                schema: None,
+            },
+        )?;
+        tx.record_follow(view.id, next, base_version, true)?;
+        moved.insert(view.id, (next, view.path.to_string()));
+    }
+    Ok(())
+}
+
+/// Takes away, after a revert of table `id`'s version `reverted`, the versions of the views
+/// reading it that followed that version (and those of views reading them).
+pub(crate) fn unfollow_base(tx: &Tx, id: TableId, reverted: Version) -> Result<()> {
+    let mut removed: HashMap<TableId, Vec<Version>> = HashMap::new();
+    removed.insert(id, vec![reverted]);
+    for (dep, path) in tx.descendants(id)? {
+        let view = tx.load_table(dep, &path)?;
+        let Kind::View { base, .. } = view.kind else { continue };
+        let Some(gone) = removed.get(&base).cloned() else { continue };
+        let taken = tx.unfollow(dep, &gone)?;
+        removed.insert(dep, taken);
+    }
+    Ok(())
+}
