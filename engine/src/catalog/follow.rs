@@ -49,17 +49,20 @@ pub(crate) fn follow_base(tx: &Tx, meta: &TableMeta, record: &VersionRecord) -> 
     Ok(())
 }
 
-/// Takes away, after a revert of table `id`'s version `reverted`, the versions of the views
-/// reading it that followed that version (and those of views reading them).
-pub(crate) fn unfollow_base(tx: &Tx, id: TableId, reverted: Version) -> Result<()> {
-    let mut removed: HashMap<TableId, Vec<Version>> = HashMap::new();
-    removed.insert(id, vec![reverted]);
+/// Takes away, after a revert of table `id`'s version `reverted` (its current version is now
+/// `now`), the versions of the views reading it that followed that version (and those of
+/// views reading them); their own versions that showed a version taken away now show the
+/// base's current one.
+pub(crate) fn unfollow_base(tx: &Tx, id: TableId, reverted: Version, now: Version) -> Result<()> {
+    let mut removed: HashMap<TableId, (Vec<Version>, Version)> = HashMap::new();
+    removed.insert(id, (vec![reverted], now));
     for (dep, path) in tx.descendants(id)? {
         let view = tx.load_table(dep, &path)?;
         let Kind::View { base, .. } = view.kind else { continue };
-        let Some(gone) = removed.get(&base).cloned() else { continue };
-        let taken = tx.unfollow(dep, &gone)?;
-        removed.insert(dep, taken);
+        let Some((gone, base_now)) = removed.get(&base).cloned() else { continue };
+        let taken = tx.unfollow(dep, &gone, base_now)?;
+        let view_now = tx.load_table(dep, &path)?.version;
+        removed.insert(dep, (taken, view_now));
     }
     Ok(())
 }

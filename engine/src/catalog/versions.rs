@@ -78,9 +78,9 @@ impl Table {
                     Kind::Snapshot { .. } => {}
                 }
                 let reverted = meta.version;
-                tx.revert_latest(&meta)?;
+                let now = tx.revert_latest(&meta)?;
                 if let Kind::Table = meta.kind {
-                    crate::catalog::follow::unfollow_base(tx, meta.id, reverted)?;
+                    crate::catalog::follow::unfollow_base(tx, meta.id, reverted, now)?;
                 }
                 meta = self.meta(tx)?;
                 if target.is_none_or(|t| meta.version <= t) {

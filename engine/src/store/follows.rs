@@ -78,15 +78,17 @@ impl Tx<'_> {
         Ok(found.map(|(v, follows)| (Version(v as u64), follows)))
     }
 
-    /// Removes the versions of view `view` that followed versions of its base in
-    /// `base_versions` (a revert of the base took those away); returns the view versions
-    /// removed. The view's current version becomes its newest remaining one.
-    pub(crate) fn unfollow(&self, view: TableId, base_versions: &[Version]) -> Result<Vec<Version>> {
-        if base_versions.is_empty() || self.format_version()? < 4 {
+    /// After a revert took versions `gone` of its base away (its current version is now
+    /// `base_now`): removes the versions of view `view` that followed them, and points the
+    /// view's own versions that showed one of them at `base_now` (what the base shows at a
+    /// reverted version's number is what it shows now). Returns the view versions removed;
+    /// the view's current version becomes its newest remaining one.
+    pub(crate) fn unfollow(&self, view: TableId, gone: &[Version], base_now: Version) -> Result<Vec<Version>> {
+        if gone.is_empty() || self.format_version()? < 4 {
             return Ok(Vec::new());
         }
         let mut removed = Vec::new();
-        for base in base_versions {
+        for base in gone {
             let mut stmt = self
                 .tx
                 .prepare_cached(
@@ -99,6 +101,12 @@ impl Tx<'_> {
                 .collect::<rusqlite::Result<Vec<i64>>>()
                 .map_err(|e| self.fail(e))?;
             removed.extend(versions.into_iter().map(|v| Version(v as u64)));
+            self.tx
+                .prepare_cached(
+                    "UPDATE _tabula_follows SET base_version = ?3 WHERE view_id = ?1 AND base_version = ?2 AND follows = 0",
+                )
+                .and_then(|mut s| s.execute(params![view.0, base.0 as i64, base_now.0 as i64]))
+                .map_err(|e| self.fail(e))?;
         }
         for v in &removed {
             self.tx

@@ -338,3 +338,19 @@ fn an_update_calls_a_view_udf_once_a_row_whether_the_row_enters_the_view_or_stay
         [("ALPHA".into(), "ALPHA".into()), ("GAMMA".into(), "GAMMA".into()), ("beta".into(), "BETA".into())]
     );
 }
+
+#[test]
+fn a_view_version_that_showed_a_reverted_base_version_shows_what_the_base_shows_now() {
+    let cat = catalog();
+    let t = docs(&cat);
+    t.insert([row! { "title" => "delta", "words" => 40, "draft" => false }]).unwrap();
+    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    let longer = cat.create_view("app/longer", &long, col("words").ge(30), IfExists::Error).unwrap();
+    t.revert().unwrap();
+    for path in ["app/long:0", "app/longer:0"] {
+        let pinned = cat.get_table(path).unwrap();
+        let current = cat.get_table(path.trim_end_matches(":0")).unwrap();
+        assert_eq!(titled(&pinned, "words"), titled(&current, "words"), "{path}");
+    }
+    assert_eq!(titled(&cat.get_table("app/longer:0").unwrap(), "words"), [("gamma".into(), 30.into())]);
+}

@@ -1,6 +1,7 @@
-//! Model-based test: random sequences of operations on one table (keyed by `k`) and a view,
-//! checked after every step against a small in-memory model (the current version, a few
-//! older versions, and the view). `TABULA_MODEL_CASES=5000 cargo test model` runs the long form.
+//! Model-based test: random sequences of operations on one table (keyed by `k`), a view of
+//! it and a view of that view, checked after every step against a small in-memory model:
+//! the current version and a few older ones of each, the views' versions (a view gets one
+//! when a change of its base touches its rows or its columns) read as they were. `TABULA_MODEL_CASES=5000 cargo test model` runs the long form.
 
 use std::collections::BTreeMap;
 
@@ -110,16 +111,39 @@ fn expr(udf: bool, inc: &Udf) -> tabula::Expr {
     }
 }
 
+/// A version of a view in the model: its number, the version of its base it shows, whether
+/// it has its own column yet, and whether it followed a change of its base.
+#[derive(Debug, Clone)]
+struct ViewVersion {
+    number: u64,
+    base: u64,
+    own: bool,
+    follows: bool,
+}
+
+/// The view of the view shows the view's rows with `x < W_LIMIT`, and `wx = vx + 1`.
+const W_LIMIT: i64 = 30;
+
+/// The `x` of the rows a change ended (old) and wrote (new), or `None` for a schema change.
+type Touched = Option<Vec<(Option<Value>, Option<Value>)>>;
+
 struct World {
     cat: Catalog,
     t: Table,
     view: Table,
+    /// A view of `view`.
+    w: Table,
     inc: Udf,
     history: Vec<ModelVersion>,
     last_number: u64,
     next_k: i64,
     /// The view shows rows with `x > threshold`.
     threshold: i64,
+    view_versions: Vec<ViewVersion>,
+    w_versions: Vec<ViewVersion>,
+    /// The highest version number each view had.
+    view_last: u64,
+    w_last: u64,
 }
 
 impl World {
@@ -135,8 +159,6 @@ impl World {
         dropped.update([("x", lit(99))], col("k").gt(1002)).unwrap();
         cat.drop_table("dropped", Force::No).unwrap();
         let t = cat.create_table("t", schema(), IfExists::Error).unwrap();
-        let view = cat.create_view("v", &t, col("x").gt(10), IfExists::Error).unwrap();
-        view.add_computed_column("vx", col("x") + 100, ColumnOptions::default()).unwrap();
         let first = ModelVersion {
             number: 0,
             columns: vec![
@@ -145,17 +167,89 @@ impl World {
             ],
             rows: BTreeMap::new(),
         };
-        World { cat, t, view, inc, history: vec![first], last_number: 0, next_k: 0, threshold: 10 }
+        let (view, w) = (t.clone(), t.clone());
+        let mut world = World {
+            cat,
+            t,
+            view,
+            w,
+            inc,
+            history: vec![first],
+            last_number: 0,
+            next_k: 0,
+            threshold: 10,
+            view_versions: Vec::new(),
+            w_versions: Vec::new(),
+            view_last: 0,
+            w_last: 0,
+        };
+        world.make_views(10, IfExists::Error);
+        world
+    }
+
+    /// (Re)creates the view (`x > threshold`, with `vx`) and the view of it (with `wx`).
+    fn make_views(&mut self, threshold: i64, if_exists: IfExists) {
+        self.view = self.cat.create_view("v", &self.t, col("x").gt(threshold), if_exists).unwrap();
+        self.view.add_computed_column("vx", col("x") + 100, ColumnOptions::default()).unwrap();
+        self.w = self.cat.create_view("w", &self.view, col("x").lt(W_LIMIT), IfExists::Error).unwrap();
+        self.w.add_computed_column("wx", col("vx") + 1, ColumnOptions::default()).unwrap();
+        self.threshold = threshold;
+        let base = self.current().number;
+        let made = |number: u64, base: u64| ViewVersion { number, base, own: number == 1, follows: false };
+        self.view_versions = vec![made(0, base), made(1, base)];
+        self.w_versions = vec![made(0, 1), made(1, 1)];
+        (self.view_last, self.w_last) = (1, 1);
     }
 
     fn current(&self) -> &ModelVersion {
         self.history.last().unwrap()
     }
 
-    fn push(&mut self, mut next: ModelVersion) {
+    /// Records the table's next version; the views follow it when it touched their rows
+    /// (`touched`) or changed the columns they show (`None`).
+    fn push(&mut self, mut next: ModelVersion, touched: Touched) {
         self.last_number += 1;
         next.number = self.last_number;
         self.history.push(next);
+        let threshold = self.threshold;
+        let in_view = move |x: &Value| matches!(x, Value::Int(x) if *x > threshold);
+        let in_w = move |x: &Value| in_view(x) && matches!(x, Value::Int(x) if *x < W_LIMIT);
+        let moves = |shown: &dyn Fn(&Value) -> bool| match &touched {
+            None => true,
+            Some(rows) => rows.iter().any(|(old, new)| old.iter().chain(new).any(shown)),
+        };
+        if !moves(&in_view) {
+            return;
+        }
+        // Version numbers are never reused: the next is one past the highest ever.
+        let follow = |versions: &mut Vec<ViewVersion>, last: &mut u64, base: u64| {
+            let own = versions.last().unwrap().own;
+            *last += 1;
+            versions.push(ViewVersion { number: *last, base, own, follows: true });
+        };
+        follow(&mut self.view_versions, &mut self.view_last, self.last_number);
+        if moves(&in_w) {
+            let v_now = self.view_versions.last().unwrap().number;
+            follow(&mut self.w_versions, &mut self.w_last, v_now);
+        }
+    }
+
+    /// Undoes the table's latest version in the model, and what the views did with it.
+    fn pop(&mut self) {
+        let reverted = self.history.pop().unwrap().number;
+        let now = self.current().number;
+        let unfollow = |versions: &mut Vec<ViewVersion>, gone: &[u64], now: u64| -> Vec<u64> {
+            let removed: Vec<u64> =
+                versions.iter().filter(|v| v.follows && gone.contains(&v.base)).map(|v| v.number).collect();
+            versions.retain(|v| !removed.contains(&v.number));
+            for v in versions.iter_mut().filter(|v| !v.follows && gone.contains(&v.base)) {
+                v.base = now;
+            }
+            removed
+        };
+        let removed = unfollow(&mut self.view_versions, &[reverted], now);
+        let v_now = self.view_versions.last().unwrap().number;
+        unfollow(&mut self.w_versions, &removed, v_now);
     }
 
     fn has(&self, name: &str) -> Option<ColDef> {
@@ -177,6 +271,7 @@ impl World {
                     })
                     .collect();
                 self.t.insert(rows.iter().map(|(k, x)| row! {"k" => *k, "x" => *x})).unwrap();
+                let touched = rows.iter().map(|(_, x)| (None, Some(Value::from(*x)))).collect();
                 for (k, x) in rows {
                     let mut r = BTreeMap::new();
                     for (name, def) in &next.columns {
@@ -190,7 +285,7 @@ impl World {
                     }
                     next.rows.insert(k, r);
                 }
-                self.push(next);
+                self.push(next, Some(touched));
             }
             Op::Upsert(rows) | Op::BatchUpdate { rows, .. } => {
                 // One row a key (a batch may not repeat one): the first of each.
@@ -214,11 +309,13 @@ impl World {
                 let done = result.unwrap();
                 let cols = next.columns.clone();
                 let (mut updated, mut inserted) = (0, 0);
+                let mut touched = Vec::new();
                 for (k, x) in &batch {
                     let x = Value::from(*x);
                     match next.rows.get_mut(k) {
                         Some(r) => {
                             updated += 1;
+                            touched.push((Some(r["x"].clone()), Some(x.clone())));
                             for (name, def) in &cols {
                                 if let ColDef::Computed { udf } = def {
                                     r.insert(name.clone(), compute(*udf, &x));
@@ -228,6 +325,7 @@ impl World {
                         }
                         None if if_missing == IfMissing::Insert => {
                             inserted += 1;
+                            touched.push((None, Some(x.clone())));
                             let mut r = BTreeMap::new();
                             for (name, def) in &cols {
                                 let v = match (name.as_str(), def) {
@@ -246,13 +344,14 @@ impl World {
                 }
                 assert_eq!((done.updated, done.inserted), (updated, inserted));
                 if updated + inserted > 0 {
-                    self.push(next);
+                    self.push(next, Some(touched));
                 }
             }
             Op::Update { add, modulo, rest } => {
                 let done = self.t.update([("x", col("x") + *add)], (col("k") % *modulo).eq(*rest)).unwrap();
                 let cols = next.columns.clone();
                 let mut n = 0;
+                let mut touched = Vec::new();
                 for (k, r) in next.rows.iter_mut() {
                     if matches(*k, *modulo, *rest) {
                         n += 1;
@@ -260,6 +359,7 @@ impl World {
                             Value::Int(x) => x.checked_add(*add).map(Value::Int).unwrap_or(Value::Null),
                             _ => Value::Null,
                         };
+                        touched.push((Some(r["x"].clone()), Some(x.clone())));
                         for (name, def) in &cols {
                             if let ColDef::Computed { udf } = def {
                                 r.insert(name.clone(), compute(*udf, &x));
@@ -270,16 +370,22 @@ impl World {
                 }
                 assert_eq!(done.updated, n);
                 if n > 0 {
-                    self.push(next);
+                    self.push(next, Some(touched));
                 }
             }
             Op::Delete { modulo, rest } => {
                 let done = self.t.delete((col("k") % *modulo).eq(*rest)).unwrap();
+                let touched = next
+                    .rows
+                    .iter()
+                    .filter(|(k, _)| matches(**k, *modulo, *rest))
+                    .map(|(_, r)| (Some(r["x"].clone()), None))
+                    .collect();
                 let before = next.rows.len();
                 next.rows.retain(|k, _| !matches(*k, *modulo, *rest));
                 assert_eq!(done.deleted as usize, before - next.rows.len());
                 if done.deleted > 0 {
-                    self.push(next);
+                    self.push(next, Some(touched));
                 }
             }
             Op::AddColumn { name, default } => {
@@ -294,7 +400,7 @@ impl World {
                 for r in next.rows.values_mut() {
                     r.insert(name.into(), Value::Int(*default));
                 }
-                self.push(next);
+                self.push(next, None);
             }
             Op::AddComputed { name, udf } | Op::Replace { name, udf } => {
                 let name = NAMES[*name];
@@ -324,7 +430,7 @@ impl World {
                     let v = compute(*udf, &r["x"]);
                     r.insert(name.into(), v);
                 }
-                self.push(next);
+                self.push(next, None);
             }
             Op::Drop { name } => {
                 let name = NAMES[*name];
@@ -338,7 +444,7 @@ impl World {
                 for r in next.rows.values_mut() {
                     r.remove(name);
                 }
-                self.push(next);
+                self.push(next, None);
             }
             Op::Rename { name } => {
                 // a <-> b and p <-> q, so names stay in the pool.
@@ -360,26 +466,24 @@ impl World {
                         r.insert(to.into(), v);
                     }
                 }
-                self.push(next);
+                self.push(next, None);
             }
             Op::Revert => {
                 let result = self.t.revert();
                 if self.history.len() == 1 {
                     assert!(result.is_err());
                 } else {
-                    self.history.pop();
+                    self.pop();
                     assert_eq!(result.unwrap(), Version(self.current().number));
                 }
             }
-            Op::CreateView(threshold) => {
-                self.view = self.cat.create_view("v", &self.t, col("x").gt(*threshold), IfExists::Replace).unwrap();
-                self.view.add_computed_column("vx", col("x") + 100, ColumnOptions::default()).unwrap();
-                self.threshold = *threshold;
-            }
+            Op::CreateView(threshold) => self.make_views(*threshold, IfExists::ReplaceForce),
             Op::RevertTo(i) => {
                 let target = self.history[i % self.history.len()].number;
                 assert_eq!(self.t.revert_to(Version(target)).unwrap(), Version(target));
-                self.history.retain(|v| v.number <= target);
+                while self.current().number > target {
+                    self.pop();
+                }
             }
         }
     }
@@ -409,24 +513,64 @@ impl World {
             let pinned = self.cat.get_table(format!("t:{}", old.number)).unwrap();
             assert_eq!(World::read(&pinned), old.rows, "step {step}: version {}", old.number);
         }
-        // The view: base rows with x > threshold, plus its own computed column.
-        let view: BTreeMap<i64, BTreeMap<String, Value>> = now
-            .rows
+        // The views, now and at a few older versions, as they were.
+        let check_views = |name: &str, table: &Table, versions: &[ViewVersion], rows: &dyn Fn(&ViewVersion) -> Rows| {
+            let latest = versions.last().unwrap();
+            assert_eq!(table.version().unwrap(), Version(latest.number), "step {step}: version of {name}");
+            assert_eq!(World::read(table), rows(latest), "step {step}: {name}");
+            for old in versions.iter().rev().skip(1).take(2) {
+                let pinned = self.cat.get_table(format!("{name}:{}", old.number)).unwrap();
+                assert_eq!(World::read(&pinned), rows(old), "step {step}: {name}:{}", old.number);
+            }
+        };
+        check_views("v", &self.view, &self.view_versions, &|v| self.view_rows(v));
+        check_views("w", &self.w, &self.w_versions, &|v| self.w_rows(v));
+    }
+
+    /// The rows of a version of the view: those of the table version it shows with
+    /// `x > threshold`, with `vx = x + 100` once it has it.
+    fn view_rows(&self, version: &ViewVersion) -> Rows {
+        let base = self.history.iter().filter(|h| h.number <= version.base).last().unwrap();
+        base.rows
             .iter()
             .filter(|(_, r)| matches!(r["x"], Value::Int(x) if x > self.threshold))
             .map(|(k, r)| {
                 let mut r = r.clone();
-                let vx = match r["x"] {
-                    Value::Int(x) => Value::Int(x + 100),
-                    _ => Value::Null,
-                };
-                r.insert("vx".into(), vx);
+                if version.own {
+                    let vx = match r["x"] {
+                        Value::Int(x) => Value::Int(x + 100),
+                        _ => Value::Null,
+                    };
+                    r.insert("vx".into(), vx);
+                }
                 (*k, r)
             })
-            .collect();
-        assert_eq!(World::read(&self.view), view, "step {step}: view");
+            .collect()
+    }
+
+    /// The rows of a version of the view of the view: those of the view version it shows
+    /// with `x < W_LIMIT`, with `wx = vx + 1` once it has it.
+    fn w_rows(&self, version: &ViewVersion) -> Rows {
+        let shown = self.view_versions.iter().find(|v| v.number == version.base).unwrap();
+        self.view_rows(shown)
+            .into_iter()
+            .filter(|(_, r)| matches!(r["x"], Value::Int(x) if x < W_LIMIT))
+            .map(|(k, mut r)| {
+                if version.own {
+                    let wx = match r["vx"] {
+                        Value::Int(vx) => Value::Int(vx + 1),
+                        _ => Value::Null,
+                    };
+                    r.insert("wx".into(), wx);
+                }
+                (k, r)
+            })
+            .collect()
     }
 }
+
+/// Rows by `k`, each by column name.
+type Rows = BTreeMap<i64, BTreeMap<String, Value>>;
 
 fn cases() -> u32 {
     std::env::var("TABULA_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200)
@@ -436,7 +580,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
-    fn table_and_view_match_the_model(ops in proptest::collection::vec(op(), 1..25)) {
+    fn table_and_views_match_the_model(ops in proptest::collection::vec(op(), 1..25)) {
         let mut world = World::new();
         for (step, op) in ops.iter().enumerate() {
             world.apply(op);
