@@ -345,7 +345,7 @@ fn a_view_version_that_showed_a_reverted_base_version_shows_what_the_base_shows_
     let t = docs(&cat);
     t.insert([row! { "title" => "delta", "words" => 40, "draft" => false }]).unwrap();
     let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
-    let longer = cat.create_view("app/longer", &long, col("words").ge(30), IfExists::Error).unwrap();
+    cat.create_view("app/longer", &long, col("words").ge(30), IfExists::Error).unwrap();
     t.revert().unwrap();
     for path in ["app/long:0", "app/longer:0"] {
         let pinned = cat.get_table(path).unwrap();

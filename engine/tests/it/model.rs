@@ -530,7 +530,7 @@ impl World {
     /// The rows of a version of the view: those of the table version it shows with
     /// `x > threshold`, with `vx = x + 100` once it has it.
     fn view_rows(&self, version: &ViewVersion) -> Rows {
-        let base = self.history.iter().filter(|h| h.number <= version.base).last().unwrap();
+        let base = self.history.iter().rfind(|h| h.number <= version.base).unwrap();
         base.rows
             .iter()
             .filter(|(_, r)| matches!(r["x"], Value::Int(x) if x > self.threshold))
