@@ -18,6 +18,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::{err, Error, Result};
+use crate::expr::Expr;
 use crate::path::{IntoPath, Path};
 use crate::schema::Schema;
 use crate::store::{EntryKind, Kind, ResultsAt, Store, Tx};
@@ -507,6 +508,83 @@ impl Catalog {
         let schema = query.output_schema().map_err(in_context)?;
         let rows = query.collect().map_err(in_context)?;
         self.create_filled(path, &schema, rows, if_exists)
+    }
+
+    /// Creates a snapshot of a query: a read-only table holding the rows `query` returns now
+    /// (its outputs as columns, as [`create_table_from_query`](Self::create_table_from_query)
+    /// makes them), plus `additional` computed columns, each computed once for every row
+    /// (an expression may read the outputs and the additional columns before it; UDFs are
+    /// called once a row, and a failure fails the call). As Pixeltable's
+    /// `create_snapshot(path, t.where(..), additional_columns=..)`. It holds its own copy of
+    /// its rows, so nothing that happens to the query's table changes it. One transaction;
+    /// the snapshot has one version. `IfExists::Ignore` keeps an existing snapshot with the
+    /// same columns and expressions (its rows are those of its own time).
+    pub fn create_snapshot_of<N: Into<String>>(
+        &self,
+        path: impl IntoPath,
+        query: &Query,
+        additional: impl IntoIterator<Item = (N, Expr)>,
+        if_exists: IfExists,
+    ) -> Result<Table> {
+        let path = unversioned(path.into_path()?, "create_snapshot_of")?;
+        let in_context = |e: Error| e.context(format_args!("create snapshot '{path}' of a query"));
+        let outputs = query.output_schema().map_err(in_context)?;
+        let mut stored = outputs.to_table_schema().map_err(in_context)?;
+        for (i, (name, expr)) in additional.into_iter().enumerate() {
+            let (name, expr): (String, Expr) = (name.into(), expr.unaliased().clone());
+            stored.check_new_name(&name).map_err(in_context)?;
+            let t = expr.check(&stored).map_err(in_context)?;
+            let Some(ty) = t.ty else {
+                return Err(in_context(err!(
+                    InvalidExpr,
+                    "the type of `{expr}` (column '{name}') is unknown (a bare null); cast it"
+                )));
+            };
+            self.inner.udfs.check_expr(&expr).map_err(in_context)?;
+            stored.columns.push(crate::schema::ColumnDef {
+                id: crate::types::ColumnId((outputs.columns.len() + i) as u32),
+                name,
+                ty,
+                nullable: t.nullable || expr.has_udf(),
+                computed: Some(crate::schema::Computed { expr, on_error: crate::schema::OnError::Abort }),
+                default: None,
+            });
+        }
+        let rows = query.collect().map_err(in_context)?;
+        let detail = format!("create snapshot {path} of a query of '{}' ({} rows)", query.table_path(), rows.len());
+        let id = self.store().write(|tx| {
+            if let Some(id) = tx.table_id(&path)? {
+                let existing = tx.load_table(id, &path)?;
+                match if_exists {
+                    IfExists::Ignore
+                        if matches!(existing.kind, Kind::Snapshot { .. })
+                            && existing.schema.columns == stored.columns =>
+                    {
+                        return Ok(id)
+                    }
+                    IfExists::Error | IfExists::Ignore => {
+                        return Err(err!(
+                            AlreadyExists,
+                            "'{path}' already exists{} (use IfExists::Replace to recreate it)",
+                            if if_exists == IfExists::Ignore {
+                                " with other columns; IfExists::Ignore keeps only a snapshot with the same columns"
+                            } else {
+                                ""
+                            }
+                        ))
+                    }
+                    IfExists::Replace => drop_with_dependents(tx, id, &path, Force::No)?,
+                    IfExists::ReplaceForce => drop_with_dependents(tx, id, &path, Force::Yes)?,
+                }
+            }
+            require_parent_dir(tx, &path)?;
+            let id = tx.create_table(&path, &stored)?;
+            let table = Table::new(self.clone(), id, path.clone(), None);
+            table.write_in(tx, |tx, meta, version| table.insert_rows(tx, meta, version, rows.into_iter().map(Ok)))?;
+            tx.seal_snapshot(id, &detail)?;
+            Ok(id)
+        })?;
+        Ok(Table::new(self.clone(), id, path, None))
     }
 
     /// Creates `path` with `schema` and inserts `rows`, in one transaction.

@@ -334,6 +334,11 @@ impl Query {
             .map_err(|e| e.context(format_args!("select from '{}'", table.display_path())))
     }
 
+    /// The path of the table (or view, or snapshot) this query reads.
+    pub fn table_path(&self) -> String {
+        self.table.display_path()
+    }
+
     /// The columns this query returns, as a schema: each output's name and type, nullable
     /// where the expression can be null (a UDF's result always can: a failure is null).
     /// An output without a type (a bare null) is an error naming it.

@@ -635,6 +635,35 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Turns table `id`, just created and filled in this transaction, into a snapshot that
+    /// holds its own rows: one version (0, `detail`, holding its final schema), read-only.
+    pub(crate) fn seal_snapshot(&self, id: TableId, detail: &str) -> Result<()> {
+        let current: i64 = self
+            .tx
+            .query_row("SELECT version FROM _tabula_tables WHERE id = ?1", [id.0], |r| r.get(0))
+            .map_err(|e| self.fail(e))?;
+        let schema = self.schema_at(id, Version(current as u64))?;
+        let text = serde_json::to_string(&schema).map_err(|e| err!(Storage, "could not serialize a schema ({e})"))?;
+        self.tx
+            .execute("DELETE FROM _tabula_versions WHERE table_id = ?1 AND version > 0", [id.0])
+            .and_then(|_| {
+                self.tx.execute(
+                    "UPDATE _tabula_versions SET schema = ?2, detail = ?3, first_rowid = NULL, last_rowid = NULL
+                     WHERE table_id = ?1 AND version = 0",
+                    params![id.0, text, detail],
+                )
+            })
+            .and_then(|_| {
+                self.tx.execute(
+                    "UPDATE _tabula_tables SET kind = 'snapshot', base_id = NULL, base_version = 0, version = 0,
+                     last_version = 0 WHERE id = ?1",
+                    [id.0],
+                )
+            })
+            .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
     /// The id of the table at `path`, if there is one.
     pub(crate) fn table_id(&self, path: &Path) -> Result<Option<TableId>> {
         self.tx

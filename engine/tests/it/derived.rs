@@ -354,3 +354,65 @@ fn a_view_version_that_showed_a_reverted_base_version_shows_what_the_base_shows_
     }
     assert_eq!(titled(&cat.get_table("app/longer:0").unwrap(), "words"), [("gamma".into(), 30.into())]);
 }
+
+#[test]
+fn a_snapshot_of_a_filtered_query_with_extra_columns_is_computed_once_and_never_changes() {
+    let cat = catalog();
+    let t = docs(&cat);
+    let (shout, calls) = counting("shout");
+    cat.register(&shout);
+    let q = t.select_all().where_(col("draft").eq(false));
+    let snap = cat
+        .create_snapshot_of(
+            "app/published",
+            &q,
+            [("loud", shout.call([col("title")])), ("loud_len", col("loud").length())],
+            IfExists::Error,
+        )
+        .unwrap();
+    assert_eq!(snap.kind().unwrap(), tabula::TableKind::Snapshot);
+    assert_eq!(titled(&snap, "loud"), [("alpha".into(), "ALPHA".into()), ("gamma".into(), "GAMMA".into())]);
+    assert_eq!(titled(&snap, "loud_len")[0].1, 5.into());
+    let info = snap.describe().unwrap();
+    assert_eq!(info.columns.iter().filter(|c| c.computed.is_some()).count(), 2);
+    assert_eq!(snap.history().unwrap().len(), 1);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // Nothing that happens to the table changes it; it cannot be written.
+    t.delete(tabula::lit(true)).unwrap();
+    t.revert_to(Version(0)).unwrap();
+    cat.compact(tabula::Retention::keep_versions(1)).unwrap();
+    assert_eq!(titled(&snap, "loud").len(), 2);
+    assert_eq!(snap.insert([row! { "title" => "x" }]).unwrap_err().code(), ErrorCode::ReadOnly);
+    assert_eq!(snap.revert().unwrap_err().code(), ErrorCode::ReadOnly);
+    // Ignore keeps only the same definition.
+    let again = || t.select_all().where_(col("draft").eq(false));
+    cat.create_snapshot_of(
+        "app/published",
+        &again(),
+        [("loud", shout.call([col("title")])), ("loud_len", col("loud").length())],
+        IfExists::Ignore,
+    )
+    .unwrap();
+    let msg = fails_cleanly(&cat, ErrorCode::AlreadyExists, || {
+        cat.create_snapshot_of("app/published", &again(), [("other", col("words") + 1)], IfExists::Ignore)
+    });
+    assert!(msg.contains("IfExists::Ignore keeps only a snapshot with the same columns"), "{msg}");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    cat.integrity_check().unwrap();
+}
+
+#[test]
+fn a_snapshot_of_a_query_fails_whole_when_a_column_fails() {
+    let cat = catalog();
+    let t = docs(&cat);
+    let picky = Udf::new("picky", 1, |n: i64| if n > 15 { Err("too long".to_string()) } else { Ok(n) });
+    cat.register(&picky);
+    let msg = fails_cleanly(&cat, ErrorCode::UdfFailed, || {
+        cat.create_snapshot_of("app/s", &t.select_all(), [("p", picky.call([col("words")]))], IfExists::Error)
+    });
+    assert!(msg.contains("too long"), "{msg}");
+    let msg = fails_cleanly(&cat, ErrorCode::UnknownColumn, || {
+        cat.create_snapshot_of("app/s", &t.select_all(), [("p", col("nope") + 1)], IfExists::Error)
+    });
+    assert!(msg.contains("create snapshot 'app/s' of a query"), "{msg}");
+}
