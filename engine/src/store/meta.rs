@@ -297,7 +297,8 @@ impl Tx<'_> {
     /// What in the file breaks the storage model (empty when nothing does): physical tables
     /// no table owns, tables without their physical table or their current version's
     /// record, views and snapshots whose base is gone, version records of no table, spare
-    /// entries naming no physical table. Each finding names the object.
+    /// entries naming no physical table, view version records of no version. Each finding
+    /// names the object.
     pub(crate) fn dangling_objects(&self) -> Result<Vec<String>> {
         let strings = |sql: &str| -> Result<Vec<(String, String)>> {
             let mut stmt = self.tx.prepare(sql).map_err(|e| self.fail(e))?;
@@ -356,6 +357,15 @@ impl Tx<'_> {
              (SELECT 1 FROM _tabula_versions v WHERE v.table_id = t.id AND v.version = t.version)",
         )? {
             problems.push(format!("'{path}' has no record of its current version {version}"));
+        }
+        if self.format_version()? >= 4 {
+            for (path, version) in strings(
+                "SELECT coalesce((SELECT path FROM _tabula_tables WHERE id = f.view_id), 'view id ' || f.view_id),
+                 CAST(f.version AS TEXT) FROM _tabula_follows f WHERE NOT EXISTS
+                 (SELECT 1 FROM _tabula_versions v WHERE v.table_id = f.view_id AND v.version = f.version)",
+            )? {
+                problems.push(format!("'{path}' records what its version {version} shows, but has no such version"));
+            }
         }
         Ok(problems)
     }

@@ -504,7 +504,8 @@ fn integrity_check_finds_dangling_objects_and_names_them() {
          INSERT INTO _tabula_versions SELECT 4242, version, created_at, change, detail, inserted, updated, deleted,
              first_rowid, last_rowid, schema FROM _tabula_versions WHERE table_id = {docs_id};
          DROP TABLE t{view_id};
-         UPDATE _tabula_tables SET version = 7 WHERE id = {docs_id};"
+         UPDATE _tabula_tables SET version = 7 WHERE id = {docs_id};
+         INSERT INTO _tabula_follows VALUES ({view_id}, 9, 0, 1);"
     ))
     .unwrap();
     let e = cat.integrity_check().unwrap_err().to_string();
@@ -513,6 +514,7 @@ fn integrity_check_finds_dangling_objects_and_names_them() {
         "version records belong to table id 4242, which does not exist",
         &format!("view 'app/v' has no physical table t{view_id}"),
         "'app/docs' has no record of its current version 7",
+        "'app/v' records what its version 9 shows, but has no such version",
     ] {
         assert!(e.contains(finding), "{finding}: {e}");
     }

@@ -416,3 +416,31 @@ fn a_snapshot_of_a_query_fails_whole_when_a_column_fails() {
     });
     assert!(msg.contains("create snapshot 'app/s' of a query"), "{msg}");
 }
+
+#[test]
+fn a_format_3_catalog_with_a_view_becomes_format_4_at_its_first_view_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cat.db");
+    {
+        let cat = tabula::Catalog::open(&path).unwrap();
+        cat.create_dir("app", IfExists::Error).unwrap();
+        let t = docs(&cat);
+        cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    }
+    // What a format 3 file looks like: no record of what view versions show.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("DROP TABLE _tabula_follows; UPDATE _tabula_meta SET value = '3' WHERE key = 'format_version'")
+        .unwrap();
+    drop(conn);
+    let cat = tabula::Catalog::open(&path).unwrap();
+    assert_eq!(cat.format_version().unwrap(), 3);
+    let t = cat.get_table("app/docs").unwrap();
+    let long = cat.get_table("app/long").unwrap();
+    assert_eq!(long.count().unwrap(), 2);
+    let e = cat.get_table("app/long:0").unwrap().count().unwrap_err();
+    assert!(e.to_string().contains("does not record the version of its base"), "{e}");
+    t.insert([row! { "title" => "delta", "words" => 40, "draft" => false }]).unwrap();
+    assert_eq!(cat.format_version().unwrap(), 4);
+    assert_eq!(cat.get_table("app/long:1").unwrap().count().unwrap(), 3);
+    cat.integrity_check().unwrap();
+}
