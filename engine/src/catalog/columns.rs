@@ -178,6 +178,7 @@ impl Table {
                 return Err(err!(InvalidExpr, "the type of `{expr}` is unknown (a bare null); cast it, e.g. `lit(Value::Null).cast(ColumnType::String)`"));
             };
             udfs.check_expr(&expr)?;
+            no_stored_view_reads(meta, &expr, &format!("computed column '{name}'"))?;
             if existing.is_some() {
                 let depends_on_me: BTreeSet<String> = meta.schema.downstream_of(&BTreeSet::from([name.to_string()])).iter().map(|c| c.name.clone()).collect();
                 if let Some(cycle) = expr.columns().iter().find(|c| depends_on_me.contains(*c)) {
@@ -404,7 +405,7 @@ impl Table {
         let default =
             default.into().coerce_to(ty).map_err(|why| err!(TypeMismatch, "add column '{name}': default {why}"))?;
         self.write(|tx, meta, _| {
-            rows_writable(meta)?;
+            stored_writable(meta, name, &default)?;
             let nullable = default.is_null();
             let mut replaced = false;
             if let Some(old) = meta.schema.column(name).cloned() {
@@ -422,6 +423,7 @@ impl Table {
                         ))
                     }
                     IfExists::Replace | IfExists::ReplaceForce => {
+                        own_column(meta, name)?;
                         not_key(meta, name, "replaced")?;
                         let deps = meta.schema.dependents_of(name);
                         if !deps.is_empty() {
@@ -460,9 +462,9 @@ impl Table {
             wanted.push((name, ty, default));
         }
         self.write(|tx, meta, _| {
-            rows_writable(meta)?;
             let mut added = Vec::new();
             for (name, ty, default) in &wanted {
+                stored_writable(meta, name, default)?;
                 if meta.schema.column(name).is_some() {
                     return Err(err!(AlreadyExists, "column '{name}' already exists; nothing was added"));
                 }
@@ -649,7 +651,11 @@ fn add_stored(tx: &Tx, meta: &mut TableMeta, name: &str, ty: ColumnType, default
         computed: None,
         default: (!nullable).then(|| default.clone()),
     };
-    tx.add_physical_column(meta, &column)?;
+    if let Kind::View { .. } = meta.kind {
+        tx.add_view_stored_column(meta, &column)?;
+    } else {
+        tx.add_physical_column(meta, &column)?;
+    }
     if !nullable {
         tx.fill_live(meta, &column, default)?;
     }
@@ -660,6 +666,40 @@ fn add_stored(tx: &Tx, meta: &mut TableMeta, name: &str, ty: ColumnType, default
 fn require_column(meta: &TableMeta, name: &str) -> Result<()> {
     if meta.schema.column(name).is_none() {
         return Err(err!(UnknownColumn, "no column '{name}' (the columns are: {})", meta.schema.names().join(", ")));
+    }
+    Ok(())
+}
+
+/// Refuses a stored column `name` (with `default`) where it cannot be added: a snapshot; a
+/// view takes only nullable ones (its stored values are set by `update` on it).
+fn stored_writable(meta: &TableMeta, name: &str, default: &Value) -> Result<()> {
+    match meta.kind {
+        Kind::View { .. } if !default.is_null() => Err(err!(
+            InvalidArgument,
+            "view '{}': a view's own stored column starts null in every row; add '{name}' without a default (null) and set it with update, or read it with coalesce",
+            meta.path
+        )),
+        Kind::View { .. } | Kind::Table => Ok(()),
+        Kind::Snapshot { .. } => rows_writable(meta),
+    }
+}
+
+/// Refuses an expression of view `meta` (a computed column's, or the filter of a view of
+/// it) that reads a stored column of a view: those values change by `update` on the view,
+/// which recomputes nothing.
+pub(crate) fn no_stored_view_reads(meta: &TableMeta, expr: &Expr, what: &str) -> Result<()> {
+    if !matches!(meta.kind, Kind::View { .. }) {
+        return Ok(());
+    }
+    for name in expr.columns() {
+        if let Some(c) = meta.schema.column(&name) {
+            if crate::store::column_level(c.id) > 0 && !c.is_computed() {
+                return Err(err!(
+                    InvalidExpr,
+                    "{what} reads '{name}', a stored column of a view; views compute nothing when such a column is updated, so only queries may read it"
+                ));
+            }
+        }
     }
     Ok(())
 }

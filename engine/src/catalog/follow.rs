@@ -7,9 +7,11 @@ use crate::error::Result;
 use crate::store::{now_micros, Kind, TableMeta, Tx, VersionRecord, ViewChange};
 use crate::types::{TableId, Version};
 
-/// Gives the views reading table `meta` (directly, then through other views) the versions
-/// that follow its new version `record`: a schema change changes the columns every one of
-/// them shows; a data change only those whose rows it changed (counted by row identity).
+/// Gives the views reading `meta` (a table, or a view; directly, then through other views)
+/// the versions that follow its new version `record`: a schema change changes the columns
+/// every one of them shows; a table's data change only those whose rows it changed (rows
+/// written or ended, counted by row identity); a view's update of its stored values every
+/// one (counting the rows each shows whose values changed).
 pub(crate) fn follow_base(tx: &Tx, meta: &TableMeta, record: &VersionRecord) -> Result<()> {
     let schema_change = record.change.changes_schema();
     // The new version of each table or view that moved, for the views reading it.
@@ -18,14 +20,17 @@ pub(crate) fn follow_base(tx: &Tx, meta: &TableMeta, record: &VersionRecord) -> 
     for view in tx.descendant_metas(meta.id)? {
         let Kind::View { base, .. } = view.kind else { continue };
         let Some((base_version, base_path)) = moved.get(&base).cloned() else { continue };
-        if view.root != Some(meta.id) || view.root_at.is_some() {
-            continue;
-        }
-        let change = match schema_change {
-            true => ViewChange::default(),
-            false => tx.view_change(&view, record.version, record.rowids)?,
+        let change = match (schema_change, &meta.kind) {
+            (true, _) => ViewChange::default(),
+            (false, Kind::Table) => tx.view_change(&view, record.version, record.rowids)?,
+            (false, _) => ViewChange {
+                updated: tx.rows_with_stored_change(&view, meta, record.version)?,
+                ..ViewChange::default()
+            },
         };
-        if !schema_change && change.is_empty() {
+        // A view's stored values set on rows a view of it does not show now still give it a
+        // version: a revert of the table can bring those rows back into it, showing them.
+        if !schema_change && change.is_empty() && matches!(meta.kind, Kind::Table) {
             continue;
         }
         let next = Version(view.last_version.0 + 1);
@@ -49,7 +54,7 @@ pub(crate) fn follow_base(tx: &Tx, meta: &TableMeta, record: &VersionRecord) -> 
     Ok(())
 }
 
-/// Takes away, after a revert of table `id`'s version `reverted` (its current version is now
+/// Takes away, after a revert of table (or view) `id`'s version `reverted` (its current version is now
 /// `now`), the versions of the views reading it that followed that version (and those of
 /// views reading them); their own versions that showed a version taken away now show the
 /// base's current one.

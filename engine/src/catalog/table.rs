@@ -256,10 +256,12 @@ impl Table {
             match &meta.kind {
                 // The views reading this table follow it.
                 Kind::Table => crate::catalog::follow::follow_base(tx, &meta, &record)?,
-                // A view's own change records which version of its base it shows.
+                // A view's own change records which version of its base it shows; the views
+                // reading it follow it.
                 Kind::View { base, .. } => {
                     let base_version = tx.load_table(*base, &meta.path)?.version;
                     tx.record_follow(meta.id, next, base_version, false)?;
+                    crate::catalog::follow::follow_base(tx, &meta, &record)?;
                 }
                 Kind::Snapshot { .. } => {}
             }
@@ -443,10 +445,13 @@ impl Table {
                     }
                 }
             }
-            rows_writable(meta)?;
             if set.is_empty() {
                 return Err(err!(InvalidArgument, "update needs at least one column to set"));
             }
+            if let Kind::View { .. } = meta.kind {
+                return update_view(tx, meta, version, &set, &where_);
+            }
+            rows_writable(meta)?;
             let mut changed = BTreeSet::new();
             for (name, expr) in &set {
                 let Some(column) = meta.schema.column(name) else {
@@ -617,6 +622,45 @@ fn no_udf(what: &str, expr: &Expr) -> Result<()> {
     Ok(())
 }
 
+/// An update of view `meta`: only its own stored columns can be set (to expressions over the
+/// view's columns, no UDF), in the rows it shows where `where_` holds.
+fn update_view(
+    tx: &Tx,
+    meta: &TableMeta,
+    version: Version,
+    set: &[(String, Expr)],
+    where_: &Expr,
+) -> Result<Option<Change>> {
+    let level = meta.level();
+    let mut seen = BTreeSet::new();
+    for (name, expr) in set {
+        let column = meta.schema.column(name).ok_or_else(|| {
+            err!(UnknownColumn, "update: no column '{name}' (the columns are: {})", meta.schema.names().join(", "))
+        })?;
+        if column_level(column.id) != level || column.is_computed() {
+            return Err(err!(
+                ReadOnly,
+                "'{}' is a view: update sets only its own stored columns (add one with add_column), and '{name}' is {}",
+                meta.path,
+                if column.is_computed() { "computed" } else { "its base's: write to the base instead" }
+            ));
+        }
+        if !seen.insert(name.clone()) {
+            return Err(err!(InvalidArgument, "update: column '{name}' is set twice"));
+        }
+        compute::check_assignable(&meta.schema, column, expr)?;
+        no_udf("update", expr)?;
+    }
+    check_predicate(&meta.schema, where_)?;
+    no_udf("the condition of an update or delete", where_)?;
+    let n = tx.update_view_stored(meta, version, set, where_)?;
+    let detail = format!(
+        "update {} where {where_}",
+        set.iter().map(|(n, e)| format!("{n} = {e}")).collect::<Vec<_>>().join(", ")
+    );
+    Ok((n > 0).then(|| Change::rows(ChangeKind::Update, detail, 0, n, 0)))
+}
+
 /// Refuses row writes on views and snapshots.
 pub(crate) fn rows_writable(meta: &TableMeta) -> Result<()> {
     match &meta.kind {
@@ -648,7 +692,8 @@ pub(crate) fn maintain_views(
         if !matches!(view_meta.kind, Kind::View { .. }) {
             continue;
         }
-        let own = view_meta.own_columns();
+        // Its own computed columns (its stored ones are keyed by row identity: nothing to do).
+        let own: Vec<&ColumnDef> = view_meta.own_columns().into_iter().filter(|c| c.is_computed()).collect();
         let in_view = |e: crate::error::Error| e.context(format_args!("view '{path}'"));
         match (rows, changed) {
             _ if own.is_empty() => {}

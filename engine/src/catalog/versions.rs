@@ -79,7 +79,7 @@ impl Table {
                 }
                 let reverted = meta.version;
                 let now = tx.revert_latest(&meta)?;
-                if let Kind::Table = meta.kind {
+                if let Kind::Table | Kind::View { .. } = meta.kind {
                     crate::catalog::follow::unfollow_base(tx, meta.id, reverted, now)?;
                 }
                 meta = self.meta(tx)?;
@@ -146,6 +146,7 @@ impl Catalog {
             }
             crate::catalog::check_predicate(&base_meta.schema, &filter)
                 .map_err(|e| e.context(format_args!("view '{path}'")))?;
+            crate::catalog::columns::no_stored_view_reads(&base_meta, &filter, &format!("the filter of view '{path}'"))?;
             if filter.has_udf() {
                 return Err(err!(
                     InvalidExpr,

@@ -327,7 +327,7 @@ impl<'t> Tx<'t> {
         let which = match rows {
             ViewRows::Live => live,
             ViewRows::From(first) => format!("{live} AND b.rowid >= {first}"),
-            ViewRows::EndedAt(v) => format!("b.{} AND {own}._id IS NULL", ended_at(&v.0.to_string())),
+            ViewRows::EndedAt(v) => format!("b._vmax = {} AND b.{ENDED} AND {own}._id IS NULL", v.0),
             ViewRows::Rewritten { first, .. } => format!("{live} AND b.rowid >= {first}"),
             ViewRows::Missing(first) => format!("{live} AND b.rowid >= {first} AND {own}._id IS NULL"),
             ViewRows::Present(first) => format!("{live} AND b.rowid >= {first} AND {own}._id IS NOT NULL"),

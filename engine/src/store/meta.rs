@@ -17,6 +17,24 @@ use crate::types::{TableId, Version};
 /// of the columns it reads, and a column's id says which physical table holds it.
 pub(crate) const VIEW_COLUMN_IDS: u32 = 1_000_000;
 
+/// What one view adds to the reads of a view that reads through it (or is it): its own
+/// computed columns, keyed by root rowid (`phys`), and its own stored columns, versioned by
+/// the view's versions and keyed by root row identity (`stored`, when the view has any).
+#[derive(Debug, Clone)]
+pub(crate) struct Layer {
+    pub(crate) phys: String,
+    /// The table of its stored columns, when the schema read has any.
+    pub(crate) stored: Option<String>,
+    /// The version of that view the read shows (`None`: its current one).
+    pub(crate) at: Option<Version>,
+}
+
+/// The table of a view's own stored columns (values by root row identity, with the view's
+/// versions): `<phys>_stored`.
+pub(crate) fn stored_name(phys: &str) -> String {
+    format!("{phys}_stored")
+}
+
 /// The level of the table whose physical table holds column `id`: 0 the root's rows, L the
 /// view of level L.
 pub(crate) fn column_level(id: crate::types::ColumnId) -> usize {
@@ -61,9 +79,9 @@ pub(crate) struct TableMeta {
     /// The physical table of the rows a view or snapshot reads (for a view of a view, its
     /// root's).
     pub(crate) base_phys: Option<String>,
-    /// For a view: the physical tables of its own columns and of the views it reads
-    /// through, from level 1 up to its own (its level is their number).
-    pub(crate) layers: Vec<String>,
+    /// For a view: the tables of its own columns and of the views it reads through, from
+    /// level 1 up to its own (its level is their number).
+    pub(crate) layers: Vec<Layer>,
     /// For a view over a snapshot: the version its root's rows are read at.
     pub(crate) root_at: Option<Version>,
     /// For a view that reads a table's live rows (directly or through views): that table.
@@ -87,7 +105,15 @@ impl TableMeta {
             Kind::Snapshot { base: Some(_), .. } | Kind::View { .. } => {
                 let mut sql = format!("{} b", self.base_phys());
                 for (i, layer) in self.layers.iter().enumerate() {
-                    sql.push_str(&format!(" LEFT JOIN {layer} s{0} ON s{0}._id = b.rowid", i + 1));
+                    let level = i + 1;
+                    sql.push_str(&format!(" LEFT JOIN {} s{level} ON s{level}._id = b.rowid", layer.phys));
+                    if let Some(stored) = &layer.stored {
+                        let shown = match layer.at {
+                            None => format!("u{level}._vmax = {}", super::LIVE),
+                            Some(v) => format!("u{level}._vmin <= {0} AND u{level}._vmax > {0}", v.0),
+                        };
+                        sql.push_str(&format!(" LEFT JOIN {stored} u{level} ON u{level}._id = b._id AND {shown}"));
+                    }
                 }
                 sql
             }
@@ -142,6 +168,7 @@ impl TableMeta {
             None => (self.schema.column(name)?, "c"),
         };
         let owner = match column_level(column.id) {
+            level if level > 0 && !self.layers.is_empty() && !column.is_computed() => format!("u{level}"),
             level if level > 0 && !self.layers.is_empty() => format!("s{level}"),
             _ => "b".into(),
         };
@@ -330,6 +357,10 @@ impl Tx<'_> {
             let needs_own = kind != "snapshot" || base == "-";
             if needs_own && !physical.contains(&phys) {
                 problems.push(format!("{kind} '{path}' has no physical table {phys}"));
+            }
+            let stored = stored_name(&phys);
+            if kind == "view" && physical.contains(&stored) {
+                owned.insert(stored);
             }
             if physical.contains(&phys) {
                 owned.insert(phys);
@@ -784,7 +815,9 @@ impl Tx<'_> {
                         root_at = base_at;
                     }
                 }
-                layers.push(phys.clone());
+                let level = layers.len() + 1;
+                let has_stored = schema.columns.iter().any(|c| column_level(c.id) == level && !c.is_computed());
+                layers.push(Layer { phys: phys.clone(), stored: has_stored.then(|| stored_name(&phys)), at });
                 view_filter = Some(view_filter.unwrap_or_else(|| filter.clone()));
                 Kind::View { base, filter }
             }
@@ -909,6 +942,9 @@ impl Tx<'_> {
                 return Ok(());
             }
         }
+        if kind.as_deref() == Some("view") {
+            self.tx.execute_batch(&format!("DROP TABLE IF EXISTS {}", stored_name(&phys))).map_err(|e| self.fail(e))?;
+        }
         self.tx.execute_batch(&format!("DROP TABLE IF EXISTS {phys}")).map_err(|e| self.fail(e))
     }
 
@@ -966,6 +1002,23 @@ impl Tx<'_> {
             )
             .and_then(|mut s| s.execute([n.to_string()]))
             .map(|_| ())
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Adds the storage of a new stored column of view `meta`: a column of its stored
+    /// table, made with the view's first stored column.
+    pub(crate) fn add_view_stored_column(&self, meta: &TableMeta, col: &ColumnDef) -> Result<()> {
+        let stored = stored_name(&meta.phys);
+        let live = super::LIVE;
+        self.tx
+            .execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS {stored}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL);
+                 CREATE INDEX IF NOT EXISTS {stored}_live ON {stored}(_id) WHERE _vmax = {live};
+                 CREATE INDEX IF NOT EXISTS {stored}_ended ON {stored}(_vmax) WHERE _vmax < {live};
+                 ALTER TABLE {stored} ADD COLUMN c{} {};",
+                col.id.0,
+                sql_type(col.ty)
+            ))
             .map_err(|e| self.fail(e))
     }
 
@@ -1171,6 +1224,19 @@ impl Tx<'_> {
             .map_err(|e| self.fail(e))?;
         if let Kind::View { .. } = meta.kind {
             self.forget_follow(meta.id, Version(latest as u64))?;
+            // Stored values the version wrote go, the ones it replaced come back.
+            if meta.layers.last().is_some_and(|l| l.stored.is_some()) {
+                let stored = stored_name(&meta.phys);
+                self.tx
+                    .execute(&format!("DELETE FROM {stored} WHERE _vmin = ?1"), [latest])
+                    .and_then(|_| {
+                        self.tx.execute(
+                            &format!("UPDATE {stored} SET _vmax = {} WHERE _vmax = ?1 AND _vmax < {0}", super::LIVE),
+                            [latest],
+                        )
+                    })
+                    .map_err(|e| self.fail(e))?;
+            }
         }
         self.tx
             .execute("UPDATE _tabula_tables SET version = ?2, epoch = epoch + 1 WHERE id = ?1", [meta.id.0, previous])

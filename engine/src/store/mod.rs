@@ -34,6 +34,7 @@ mod results;
 mod rows;
 mod scan;
 pub(crate) mod sql;
+mod stored;
 
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

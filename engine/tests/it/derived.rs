@@ -444,3 +444,94 @@ fn a_format_3_catalog_with_a_view_becomes_format_4_at_its_first_view_version() {
     assert_eq!(cat.get_table("app/long:1").unwrap().count().unwrap(), 3);
     cat.integrity_check().unwrap();
 }
+
+#[test]
+fn a_view_keeps_its_own_stored_values_by_row_through_base_changes_versions_and_reverts() {
+    let cat = catalog();
+    let t = docs(&cat);
+    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    long.add_column("note", ColumnType::String, tabula::Value::Null, IfExists::Error).unwrap();
+    let before = long.version().unwrap();
+    let w = long.update([("note", tabula::lit("check"))], col("title").eq("beta")).unwrap();
+    assert_eq!((w.updated, w.change), (1, Some(tabula::ChangeKind::Update)));
+    let notes = |v: &tabula::Table| titled(v, "note");
+    assert_eq!(notes(&long), [("beta".into(), "check".into()), ("gamma".into(), tabula::Value::Null)]);
+    // Expressions over the view's columns, the stored column's own value included.
+    long.update([("note", tabula::concat([col("note"), tabula::lit("ed")]))], col("note").is_not_null()).unwrap();
+    assert_eq!(notes(&long)[0].1, "checked".into());
+    // The value belongs to the row: a base update (a new row version), leaving the view
+    // and coming back keep it.
+    t.update([("words", tabula::lit(5))], col("title").eq("beta")).unwrap();
+    assert_eq!(notes(&long).len(), 1);
+    t.update([("words", tabula::lit(25))], col("title").eq("beta")).unwrap();
+    assert_eq!(notes(&long)[0], ("beta".into(), "checked".into()));
+    // Older versions read the values they had.
+    let at = |v: u64| cat.get_table(format!("app/long:{v}")).unwrap();
+    assert_eq!(notes(&at(before.0))[0].1, tabula::Value::Null);
+    assert_eq!(notes(&at(before.0 + 1))[0].1, "check".into());
+    // A snapshot of the view keeps them.
+    let snap = cat.create_snapshot("app/snap", &long, IfExists::Error).unwrap();
+    long.update([("note", tabula::lit("later"))], tabula::lit(true)).unwrap();
+    assert_eq!(notes(&snap)[0], ("beta".into(), "checked".into()));
+    // A revert of the view's update brings the old values back.
+    long.revert().unwrap();
+    assert_eq!(notes(&long), [("beta".into(), "checked".into()), ("gamma".into(), tabula::Value::Null)]);
+    cat.integrity_check().unwrap();
+    cat.drop_table("app/long", tabula::Force::Yes).unwrap();
+    cat.integrity_check().unwrap();
+}
+
+#[test]
+fn a_view_of_a_view_shows_and_follows_its_stored_values() {
+    let cat = catalog();
+    let t = docs(&cat);
+    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    long.add_column("note", ColumnType::String, tabula::Value::Null, IfExists::Error).unwrap();
+    let longer = cat.create_view("app/longer", &long, col("words").ge(30), IfExists::Error).unwrap();
+    let v = longer.version().unwrap();
+    // Every update of the first level's stored values is a version of the second (a revert
+    // of the table may bring rows the second level does not show now back into it).
+    long.update([("note", tabula::lit("x"))], col("title").eq("beta")).unwrap();
+    let last = &longer.history().unwrap()[0];
+    assert_eq!((last.version, last.updated), (Version(v.0 + 1), 0), "beta is not in the second level");
+    long.update([("note", tabula::lit("y"))], col("title").eq("gamma")).unwrap();
+    let last = &longer.history().unwrap()[0];
+    assert_eq!((last.version, last.updated), (Version(v.0 + 2), 1));
+    assert_eq!(titled(&longer, "note"), [("gamma".into(), "y".into())]);
+    assert_eq!(titled(&cat.get_table(format!("app/longer:{}", v.0 + 1)).unwrap(), "note")[0].1, tabula::Value::Null);
+    long.revert().unwrap();
+    assert_eq!(longer.version().unwrap(), Version(v.0 + 1));
+    assert_eq!(titled(&longer, "note"), [("gamma".into(), tabula::Value::Null)]);
+    // A view's schema change reaches the views of it too.
+    long.add_computed_column("w2", col("words") * 2, ColumnOptions::default()).unwrap();
+    assert_eq!(longer.version().unwrap(), Version(v.0 + 3));
+    assert!(cat.get_table(format!("app/longer:{}", v.0)).unwrap().select([col("w2")]).collect().is_err());
+    assert_eq!(longer.select([col("w2")]).collect().unwrap().len(), 1);
+}
+
+#[test]
+fn what_a_view_refuses_about_its_stored_columns() {
+    let cat = catalog();
+    let t = docs(&cat);
+    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    long.add_column("note", ColumnType::String, tabula::Value::Null, IfExists::Error).unwrap();
+    let msg =
+        fails_cleanly(&cat, ErrorCode::InvalidArgument, || long.add_column("n", ColumnType::Int, 0, IfExists::Error));
+    assert!(msg.contains("starts null in every row"), "{msg}");
+    let msg = fails_cleanly(&cat, ErrorCode::ReadOnly, || long.update([("words", tabula::lit(1))], tabula::lit(true)));
+    assert!(msg.contains("'words' is its base's: write to the base instead"), "{msg}");
+    let msg = fails_cleanly(&cat, ErrorCode::InvalidExpr, || {
+        long.add_computed_column("loud", col("note").upper(), ColumnOptions::default())
+    });
+    assert!(msg.contains("reads 'note', a stored column of a view"), "{msg}");
+    let msg = fails_cleanly(&cat, ErrorCode::InvalidExpr, || {
+        cat.create_view("app/noted", &long, col("note").is_not_null(), IfExists::Error)
+    });
+    assert!(msg.contains("the filter of view 'app/noted' reads 'note'"), "{msg}");
+    let msg = fails_cleanly(&cat, ErrorCode::ReadOnly, || {
+        long.add_column("title", ColumnType::String, tabula::Value::Null, IfExists::Replace)
+    });
+    assert!(msg.contains("read from the table or view it is made of"), "{msg}");
+    let v = long.version().unwrap();
+    assert_eq!(long.update([("note", tabula::lit("z"))], col("title").eq("nobody")).unwrap().version, v);
+}

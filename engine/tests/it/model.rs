@@ -52,6 +52,14 @@ enum Op {
     RevertTo(usize),
     /// Replaces the view with one filtering `x > threshold`.
     CreateView(i64),
+    /// Sets the view's stored column `note` where `k % modulo == rest`.
+    Note {
+        value: i64,
+        modulo: i64,
+        rest: i64,
+    },
+    /// Reverts the view's latest version (refused when it follows the table).
+    RevertView,
 }
 
 /// Extra column names the operations draw from (`x` and `k` always exist).
@@ -72,6 +80,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Revert),
         1 => (0usize..100).prop_map(Op::RevertTo),
         1 => (-5i64..30).prop_map(Op::CreateView),
+        2 => (0i64..100, 1i64..4, 0i64..3).prop_map(|(value, modulo, rest)| Op::Note { value, modulo, rest }),
+        1 => Just(Op::RevertView),
     ]
 }
 
@@ -93,6 +103,8 @@ struct ModelVersion {
     number: u64,
     columns: Vec<(String, ColDef)>,
     rows: BTreeMap<i64, BTreeMap<String, Value>>,
+    /// Each row's identity (a key inserted again after a delete is another row).
+    ids: BTreeMap<i64, u64>,
 }
 
 fn compute(udf: bool, x: &Value) -> Value {
@@ -111,14 +123,16 @@ fn expr(udf: bool, inc: &Udf) -> tabula::Expr {
     }
 }
 
-/// A version of a view in the model: its number, the version of its base it shows, whether
-/// it has its own column yet, and whether it followed a change of its base.
+/// A version of a view in the model: its number, the version of its base it shows, how
+/// many of its own columns it has (the view: `vx`, then `note`; the view of it: `wx`), whether
+/// it followed a change of its base, and the view's notes by row identity.
 #[derive(Debug, Clone)]
 struct ViewVersion {
     number: u64,
     base: u64,
-    own: bool,
+    own: u8,
     follows: bool,
+    notes: BTreeMap<u64, i64>,
 }
 
 /// The view of the view shows the view's rows with `x < W_LIMIT`, and `wx = vx + 1`.
@@ -144,6 +158,8 @@ struct World {
     /// The highest version number each view had.
     view_last: u64,
     w_last: u64,
+    /// The last row identity given.
+    last_id: u64,
 }
 
 impl World {
@@ -166,6 +182,7 @@ impl World {
                 ("x".into(), ColDef::Stored { default: None }),
             ],
             rows: BTreeMap::new(),
+            ids: BTreeMap::new(),
         };
         let (view, w) = (t.clone(), t.clone());
         let mut world = World {
@@ -182,6 +199,7 @@ impl World {
             w_versions: Vec::new(),
             view_last: 0,
             w_last: 0,
+            last_id: 0,
         };
         world.make_views(10, IfExists::Error);
         world
@@ -191,18 +209,31 @@ impl World {
     fn make_views(&mut self, threshold: i64, if_exists: IfExists) {
         self.view = self.cat.create_view("v", &self.t, col("x").gt(threshold), if_exists).unwrap();
         self.view.add_computed_column("vx", col("x") + 100, ColumnOptions::default()).unwrap();
+        self.view.add_column("note", ColumnType::Int, Value::Null, IfExists::Error).unwrap();
         self.w = self.cat.create_view("w", &self.view, col("x").lt(W_LIMIT), IfExists::Error).unwrap();
         self.w.add_computed_column("wx", col("vx") + 1, ColumnOptions::default()).unwrap();
         self.threshold = threshold;
         let base = self.current().number;
-        let made = |number: u64, base: u64| ViewVersion { number, base, own: number == 1, follows: false };
-        self.view_versions = vec![made(0, base), made(1, base)];
-        self.w_versions = vec![made(0, 1), made(1, 1)];
-        (self.view_last, self.w_last) = (1, 1);
+        let made = |number: u64, base: u64| ViewVersion {
+            number,
+            base,
+            own: number as u8,
+            follows: false,
+            notes: BTreeMap::new(),
+        };
+        self.view_versions = vec![made(0, base), made(1, base), made(2, base)];
+        self.w_versions = vec![made(0, 2), made(1, 2)];
+        (self.view_last, self.w_last) = (2, 1);
     }
 
     fn current(&self) -> &ModelVersion {
         self.history.last().unwrap()
+    }
+
+    /// A new row identity.
+    fn next_id(&mut self) -> u64 {
+        self.last_id += 1;
+        self.last_id
     }
 
     /// Records the table's next version; the views follow it when it touched their rows
@@ -223,9 +254,9 @@ impl World {
         }
         // Version numbers are never reused: the next is one past the highest ever.
         let follow = |versions: &mut Vec<ViewVersion>, last: &mut u64, base: u64| {
-            let own = versions.last().unwrap().own;
+            let latest = versions.last().unwrap().clone();
             *last += 1;
-            versions.push(ViewVersion { number: *last, base, own, follows: true });
+            versions.push(ViewVersion { number: *last, base, follows: true, ..latest });
         };
         follow(&mut self.view_versions, &mut self.view_last, self.last_number);
         if moves(&in_w) {
@@ -284,6 +315,7 @@ impl World {
                         r.insert(name.clone(), v);
                     }
                     next.rows.insert(k, r);
+                    next.ids.insert(k, self.next_id());
                 }
                 self.push(next, Some(touched));
             }
@@ -337,6 +369,7 @@ impl World {
                                 r.insert(name.clone(), v);
                             }
                             next.rows.insert(*k, r);
+                            next.ids.insert(*k, self.next_id());
                             self.next_k = self.next_k.max(k + 1);
                         }
                         None => {}
@@ -383,6 +416,7 @@ impl World {
                     .collect();
                 let before = next.rows.len();
                 next.rows.retain(|k, _| !matches(*k, *modulo, *rest));
+                next.ids.retain(|k, _| !matches(*k, *modulo, *rest));
                 assert_eq!(done.deleted as usize, before - next.rows.len());
                 if done.deleted > 0 {
                     self.push(next, Some(touched));
@@ -478,6 +512,50 @@ impl World {
                 }
             }
             Op::CreateView(threshold) => self.make_views(*threshold, IfExists::ReplaceForce),
+            Op::Note { value, modulo, rest } => {
+                let done = self.view.update([("note", lit(*value))], (col("k") % *modulo).eq(*rest)).unwrap();
+                let latest = self.view_versions.last().unwrap().clone();
+                let ids = &self.current().ids;
+                let hit: Vec<i64> =
+                    self.view_rows(&latest).into_keys().filter(|k| matches(*k, *modulo, *rest)).collect();
+                assert_eq!(done.updated, hit.len() as u64);
+                if hit.is_empty() {
+                    return;
+                }
+                let mut notes = latest.notes.clone();
+                for k in &hit {
+                    notes.insert(ids[k], *value);
+                }
+                // The view of the view follows every update of the view's stored values.
+                self.view_last += 1;
+                let base = self.current().number;
+                self.view_versions.push(ViewVersion { number: self.view_last, base, follows: false, notes, ..latest });
+                let w_latest = self.w_versions.last().unwrap().clone();
+                self.w_last += 1;
+                self.w_versions.push(ViewVersion {
+                    number: self.w_last,
+                    base: self.view_last,
+                    follows: true,
+                    ..w_latest
+                });
+            }
+            Op::RevertView => {
+                let latest = self.view_versions.last().unwrap().clone();
+                if latest.follows {
+                    assert_eq!(self.view.revert().unwrap_err().code(), ErrorCode::InvalidArgument);
+                    return;
+                }
+                if latest.number <= 2 {
+                    return; // keeps the views' columns
+                }
+                self.view.revert().unwrap();
+                self.view_versions.pop();
+                let v_now = self.view_versions.last().unwrap().number;
+                self.w_versions.retain(|w| !(w.follows && w.base == latest.number));
+                for w in self.w_versions.iter_mut().filter(|w| !w.follows && w.base == latest.number) {
+                    w.base = v_now;
+                }
+            }
             Op::RevertTo(i) => {
                 let target = self.history[i % self.history.len()].number;
                 assert_eq!(self.t.revert_to(Version(target)).unwrap(), Version(target));
@@ -536,12 +614,15 @@ impl World {
             .filter(|(_, r)| matches!(r["x"], Value::Int(x) if x > self.threshold))
             .map(|(k, r)| {
                 let mut r = r.clone();
-                if version.own {
+                if version.own >= 1 {
                     let vx = match r["x"] {
                         Value::Int(x) => Value::Int(x + 100),
                         _ => Value::Null,
                     };
                     r.insert("vx".into(), vx);
+                }
+                if version.own >= 2 {
+                    r.insert("note".into(), Value::from(version.notes.get(&base.ids[k]).copied()));
                 }
                 (*k, r)
             })
@@ -556,7 +637,7 @@ impl World {
             .into_iter()
             .filter(|(_, r)| matches!(r["x"], Value::Int(x) if x < W_LIMIT))
             .map(|(k, mut r)| {
-                if version.own {
+                if version.own >= 1 {
                     let wx = match r["vx"] {
                         Value::Int(vx) => Value::Int(vx + 1),
                         _ => Value::Null,

@@ -183,7 +183,7 @@ fn views_follow_their_base_in_the_same_transaction() {
     fresh.add_computed_column("loud", shout.call([col("title")]), ColumnOptions::default()).unwrap();
     assert_eq!(titles(&v), titles(&fresh));
     fails_cleanly(&cat, ErrorCode::ReadOnly, || v.delete(lit(true)));
-    fails_cleanly(&cat, ErrorCode::ReadOnly, || v.add_column("x", ColumnType::Int, 0, IfExists::Error));
+    fails_cleanly(&cat, ErrorCode::InvalidArgument, || v.add_column("x", ColumnType::Int, 0, IfExists::Error));
     let msg = fails_cleanly(&cat, ErrorCode::HasDependents, || t.drop_column("words"));
     assert!(msg.contains("'app/fresh', 'app/long'"), "{msg}");
     fails_cleanly(&cat, ErrorCode::HasDependents, || t.rename_column("title", "name"));

@@ -1,0 +1,89 @@
+//! A view's own stored columns: values a user sets on the rows a view shows (`update` on the
+//! view), kept in `<phys>_stored` by root row identity with the view's versions as row
+//! versions (`_vmin`, `_vmax`), so every view version reads the values it had and a revert
+//! of the view brings the old ones back. A row without a stored row shows nulls.
+
+use super::meta::stored_name;
+use super::rows::LIVE;
+use super::sql::{sql_for_read, Params};
+use super::{column_level, TableMeta, Tx};
+use crate::error::{err, Result};
+use crate::expr::Expr;
+use crate::types::Version;
+
+impl Tx<'_> {
+    /// Sets the stored columns `set` of view `meta` (its own) to expressions over the view's
+    /// rows, in the rows it shows where `where_` holds, as its version `version`: those rows
+    /// get new versions of their stored values. Returns how many rows.
+    pub(crate) fn update_view_stored(
+        &self,
+        meta: &TableMeta,
+        version: Version,
+        set: &[(String, Expr)],
+        where_: &Expr,
+    ) -> Result<u64> {
+        let Some(filter) = &meta.view_filter else {
+            return Err(err!(InvalidArgument, "'{}' is not a view", meta.path));
+        };
+        let stored = stored_name(&meta.phys);
+        let level = meta.level();
+        let mut params = Params::default();
+        let (mut targets, mut values) = (
+            vec!["_id".to_string(), "_vmin".into(), "_vmax".into()],
+            vec!["b._id".to_string(), version.0.to_string(), LIVE.to_string()],
+        );
+        for c in meta.schema.columns.iter().filter(|c| column_level(c.id) == level && !c.is_computed()) {
+            targets.push(format!("c{}", c.id.0));
+            values.push(match set.iter().find(|(n, _)| *n == c.name) {
+                Some((_, expr)) => sql_for_read(meta, expr, &mut params)?,
+                None => meta.column_sql(&c.name).unwrap_or_else(|| "NULL".into()),
+            });
+        }
+        let shown = sql_for_read(meta, filter, &mut params)?;
+        let chosen = sql_for_read(meta, where_, &mut params)?;
+        let n = self.execute(
+            &format!(
+                "INSERT INTO {stored}({}) SELECT {} FROM {} WHERE {} AND {shown} AND {chosen}",
+                targets.join(", "),
+                values.join(", "),
+                meta.source_sql(),
+                meta.visible_sql(None),
+            ),
+            &params.values,
+        )?;
+        self.execute(
+            &format!(
+                "UPDATE {stored} SET _vmax = {v} WHERE _vmax = {LIVE} AND _vmin < {v}
+                 AND _id IN (SELECT _id FROM {stored} WHERE _vmax = {LIVE} AND _vmin = {v})",
+                v = version.0
+            ),
+            &[],
+        )?;
+        Ok(n)
+    }
+
+    /// How many rows view `meta` shows now whose values of the stored columns of view
+    /// `changed` (a view it reads through, or itself) its version `version` set.
+    pub(crate) fn rows_with_stored_change(
+        &self,
+        meta: &TableMeta,
+        changed: &TableMeta,
+        version: Version,
+    ) -> Result<u64> {
+        let Some(filter) = &meta.view_filter else { return Ok(0) };
+        let stored = stored_name(&changed.phys);
+        let mut params = Params::default();
+        let shown = sql_for_read(meta, filter, &mut params)?;
+        let n = self.query_i64(
+            &format!(
+                "SELECT count(*) FROM {} WHERE {} AND {shown} AND b._id IN
+                 (SELECT _id FROM {stored} WHERE _vmin = {v} OR (_vmax = {v} AND _vmax < {LIVE}))",
+                meta.source_sql(),
+                meta.visible_sql(None),
+                v = version.0
+            ),
+            &params.values,
+        )?;
+        Ok(n as u64)
+    }
+}
