@@ -285,6 +285,9 @@ fn describe(t: &Table, out: &mut impl Write) -> Result<()> {
         rows.push([c.name, ty, definition, on_error]);
     }
     output::aligned(out, &["column", "type", "definition", "on_error"], &rows)?;
+    if !info.primary_key.is_empty() {
+        writeln!(out, "primary key: {}", info.primary_key.join(", "))?;
+    }
     let dependents: Vec<String> = t.dependents()?.iter().map(|p| p.to_string()).collect();
     if !dependents.is_empty() {
         writeln!(out, "read by: {}", dependents.join(", "))?;

@@ -245,3 +245,22 @@ fn the_readme_session_is_what_the_cli_prints() {
     }
     assert_eq!(commands, 5);
 }
+
+#[test]
+fn describe_names_the_primary_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyed.db");
+    let cat = Catalog::open(&path).unwrap();
+    cat.create_table(
+        "stock",
+        tabula::Schema::new()
+            .required("shop", tabula::ColumnType::String)
+            .required("day", tabula::ColumnType::Int)
+            .primary_key(["shop", "day"]),
+        tabula::IfExists::Error,
+    )
+    .unwrap();
+    drop(cat);
+    let out = stdout(tabula(&path).args(["describe", "stock"]));
+    assert!(out.contains("primary key: shop, day"), "{out}");
+}
