@@ -103,9 +103,9 @@ mod types;
 mod udf;
 
 pub use catalog::{
-    Alter, Catalog, CatalogLock, ColumnInfo, ColumnOptions, Create, Durability, Estimate, Force, IfExists, IfMissing,
-    Listing, ListingKind, LockHolder, LockOptions, Only, OpenOptions, Query, Recursive, Retention, RowChange,
-    RowStream, Table, TableInfo, TableKind, TryLock, VersionInfo, WriteResult,
+    Alter, Cascade, Catalog, CatalogLock, ColumnInfo, ColumnOptions, Create, Durability, Estimate, Force, IfExists,
+    IfMissing, Listing, ListingKind, LockHolder, LockOptions, Only, OpenOptions, Query, Recursive, Retention,
+    RowChange, RowStream, Table, TableInfo, TableKind, TryLock, VersionInfo, WriteResult,
 };
 pub use change::ChangeKind;
 pub use error::{Error, ErrorCode, Result};

@@ -72,7 +72,7 @@ impl Table {
                     break;
                 }
                 let set = Set::Staged(&staged, group);
-                if let Some((a, b)) = compute::rewrite_ended(tx, meta, version, set, &BTreeSet::new(), udfs)? {
+                if let Some((a, b)) = compute::rewrite_ended(tx, meta, version, set, &BTreeSet::new(), true, udfs)? {
                     rewritten = Some(rewritten.map_or((a, b), |(first, _)| (first, b)));
                 }
             }

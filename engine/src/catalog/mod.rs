@@ -32,7 +32,7 @@ pub use lock::{CatalogLock, LockHolder, LockOptions, TryLock};
 pub use open::{Create, Durability, OpenOptions};
 pub use query::{Query, RowStream};
 pub(crate) use table::{all_columns, check_predicate, maintain_views, rows_writable};
-pub use table::{ColumnInfo, Only, Table, TableInfo, TableKind, VersionInfo, WriteResult};
+pub use table::{Cascade, ColumnInfo, Only, Table, TableInfo, TableKind, VersionInfo, WriteResult};
 
 /// The schema `rows` imply; see [`Catalog::create_table_from_rows`].
 fn infer_schema(rows: &[crate::row::Row]) -> Result<Schema> {

@@ -34,6 +34,15 @@ impl fmt::Debug for Table {
     }
 }
 
+/// Whether [`Table::recompute_with`] computes the columns that read the one it recomputes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cascade {
+    /// They are computed again too (their inputs changed).
+    Yes,
+    /// They keep their values.
+    No,
+}
+
 /// Which rows [`Table::recompute`] computes again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Only {
@@ -483,8 +492,8 @@ impl Table {
             if n == 0 {
                 return Ok(None);
             }
-            let rowids = compute::rewrite_ended(tx, meta, version, Set::Exprs(&set), &BTreeSet::new(), udfs).map_err(
-                |e| match e.code() {
+            let rowids = compute::rewrite_ended(tx, meta, version, Set::Exprs(&set), &BTreeSet::new(), true, udfs)
+                .map_err(|e| match e.code() {
                     crate::error::ErrorCode::DuplicateKey => err!(
                         DuplicateKey,
                         "update: setting {} would give two live rows the same primary key ({}); nothing was changed",
@@ -492,8 +501,7 @@ impl Table {
                         meta.schema.key_columns().iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
                     ),
                     _ => e,
-                },
-            )?;
+                })?;
             changed.extend(meta.schema.downstream_of(&changed).iter().map(|c| c.name.clone()));
             Ok(Some(Change { rowids, changed: Some(changed), ..Change::rows(ChangeKind::Update, detail, 0, n, 0) }))
         })
@@ -509,14 +517,23 @@ impl Table {
 
     /// [`recompute`](Self::recompute), for the rows where `where_` (no UDF) holds too.
     pub fn recompute_where(&self, name: &str, only: Only, where_: Expr) -> Result<WriteResult> {
+        self.recompute_with(name, only, where_, Cascade::Yes)
+    }
+
+    /// [`recompute_where`](Self::recompute_where), saying whether the computed columns that
+    /// read `name` (in this table and in its views) follow: `Cascade::No` computes `name`
+    /// alone and keeps their values as they were (as Pixeltable's `cascade=False`: when a
+    /// dependent's UDF is expensive and its result is known not to change, or is to be
+    /// recomputed later); they then no longer match their inputs until recomputed.
+    pub fn recompute_with(&self, name: &str, only: Only, where_: Expr, cascade: Cascade) -> Result<WriteResult> {
         let udfs = &self.catalog.inner.udfs;
         udfs.begin_session();
-        let done = self.recompute_now(name, only, where_);
+        let done = self.recompute_now(name, only, where_, cascade);
         udfs.end_session();
         done
     }
 
-    fn recompute_now(&self, name: &str, only: Only, where_: Expr) -> Result<WriteResult> {
+    fn recompute_now(&self, name: &str, only: Only, where_: Expr, cascade: Cascade) -> Result<WriteResult> {
         let udfs = &self.catalog.inner.udfs;
         if let Some(computed) = self.schema()?.column(name).and_then(|c| c.computed.clone()) {
             let rows = match only {
@@ -552,13 +569,20 @@ impl Table {
                 return Ok(None);
             }
             let again = BTreeSet::from([name.to_string()]);
-            let rowids = compute::rewrite_ended(tx, meta, version, Set::Exprs(&[]), &again, udfs)?;
-            let changed: BTreeSet<String> =
-                meta.schema.recomputed(&BTreeSet::new(), &again).iter().map(|c| c.name.clone()).collect();
+            let cascades = cascade == Cascade::Yes;
+            let rowids = compute::rewrite_ended(tx, meta, version, Set::Exprs(&[]), &again, cascades, udfs)?;
+            // What views recompute: what changed, or nothing when the change does not cascade.
+            let changed: BTreeSet<String> = match cascade {
+                Cascade::Yes => {
+                    meta.schema.recomputed(&BTreeSet::new(), &again).iter().map(|c| c.name.clone()).collect()
+                }
+                Cascade::No => BTreeSet::new(),
+            };
+            let alone = if cascades { "" } else { " (alone)" };
             Ok(Some(Change {
                 rowids,
                 changed: Some(changed),
-                ..Change::rows(ChangeKind::Recompute, format!("recompute {which}{name} where {where_}"), 0, n, 0)
+                ..Change::rows(ChangeKind::Recompute, format!("recompute {which}{name}{alone} where {where_}"), 0, n, 0)
             }))
         })
     }

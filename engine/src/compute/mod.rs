@@ -706,21 +706,26 @@ pub(crate) fn recompute_view(
 }
 
 /// Writes new versions (at `version`) of the rows just ended at `version`, with `set`
-/// applied, and the computed columns in `again` and every one downstream of them or of
-/// the set columns computed again. Returns the
+/// applied, and the computed columns in `again` and (with `cascade`) every one downstream
+/// of them or of the set columns computed again; the others keep their values. Returns the
 /// physical rowid range written.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn rewrite_ended(
     tx: &Tx,
     meta: &TableMeta,
     version: Version,
     set: Set,
     again: &BTreeSet<String>,
+    cascade: bool,
     udfs: &Registry,
 ) -> Result<Option<(i64, i64)>> {
     let schema = &meta.schema;
     let names = set.names();
     let changed: BTreeSet<String> = names.iter().cloned().collect();
-    let downstream = schema.recomputed(&changed, again);
+    let mut downstream = schema.recomputed(&changed, again);
+    if !cascade {
+        downstream.retain(|c| again.contains(&c.name));
+    }
     let in_rust = downstream.iter().any(|c| c.computed.as_ref().is_some_and(|comp| comp.expr.has_udf()));
     if in_rust {
         for c in &downstream {

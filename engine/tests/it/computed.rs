@@ -825,3 +825,39 @@ fn a_column_reading_another_columns_error_works_on_every_path() {
     let msg = fails_cleanly(&cat, ErrorCode::HasDependents, || t.drop_column("i1"));
     assert!(msg.contains("why") && msg.contains("safe"), "{msg}");
 }
+
+/// Pixeltable's `recompute_columns(.., cascade=False)`: the column alone, its dependents
+/// (here an expensive UDF, in the table and in a view) keep their values.
+#[test]
+fn a_recompute_that_does_not_cascade_leaves_dependents_as_they_were() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let cat = crate::catalog();
+    let t = cat.create_table("app/t", Schema::new().required("x", ColumnType::Int), IfExists::Error).unwrap();
+    t.insert((1..=4).map(|x| row! {"x" => x})).unwrap();
+    let calls = Arc::new(AtomicU64::new(0));
+    let seen = calls.clone();
+    let costly = Udf::new("costly", 1, move |n: i64| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        n + 1000
+    });
+    cat.register(&costly);
+    t.add_computed_column("a", col("x") * 2, ColumnOptions::default()).unwrap();
+    t.add_computed_column("b", costly.call([col("a")]), ColumnOptions::default()).unwrap();
+    let v = cat.create_view("app/v", &t, col("x").gt(0), IfExists::Error).unwrap();
+    v.add_computed_column("vb", costly.call([col("a")]), ColumnOptions::default()).unwrap();
+    calls.store(0, Ordering::SeqCst);
+    let done = t.recompute_with("a", tabula::Only::All, col("x").le(2), tabula::Cascade::No).unwrap();
+    assert_eq!((done.updated, calls.load(Ordering::SeqCst)), (2, 0));
+    let b: Vec<i64> =
+        t.select([col("b")]).order_by(col("x")).collect().unwrap().iter().map(|r| r.get("b").unwrap()).collect();
+    assert_eq!(b, [1002, 1004, 1006, 1008]);
+    assert_eq!(v.count().unwrap(), 4);
+    assert!(t.history().unwrap()[0].detail.contains("recompute a (alone) where x <= 2"));
+    // Cascading (the default) pays for every dependent of the rows recomputed.
+    t.recompute_where("a", tabula::Only::All, col("x").le(2)).unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 4, "b and vb for two rows");
+    t.revert().unwrap();
+    t.revert().unwrap();
+    assert_eq!(t.select([col("b")]).collect().unwrap().len(), 4);
+}
