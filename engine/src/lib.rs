@@ -79,6 +79,16 @@
 //! # }
 //! ```
 //!
+//! ## Keys, views and snapshots
+//! - A table may have a primary key ([`Schema::primary_key`]): no two live rows share one,
+//!   and [`Table::upsert`] / [`Table::batch_update`] change rows by key, as one version.
+//! - A view ([`Catalog::create_view`]) shows the rows of a table, a snapshot or another view
+//!   that pass its filter, with computed columns of its own and stored ones it sets with
+//!   `update`; it gets a version when what it shows changes, and `view:N` reads it as it was.
+//! - A snapshot ([`Catalog::create_snapshot`]) freezes a table or a view as it is now;
+//!   [`Catalog::create_snapshot_of`] freezes a filtered query with extra computed columns;
+//!   [`Catalog::create_table_from_query`] makes a new table of a query's rows.
+//!
 //! ## Choices
 //! - Names (directories, tables, columns) are ASCII identifiers; see [`Path`].
 //! - A call that changes nothing (an update or delete matching no row, an insert of no rows)
