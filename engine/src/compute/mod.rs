@@ -195,6 +195,8 @@ pub(crate) struct RowWriter<'t> {
     computed: Vec<String>,
     /// Where each value of the last row shape goes among `stored`.
     shape: Option<(Arc<[String]>, Vec<usize>)>,
+    /// The same the other way round: for each stored column, its value's place in the row.
+    sources: Vec<Option<usize>>,
     /// Rows checked but not yet written (Rust-evaluated tables write a batch at a time):
     /// `[logical id, stored values...]`.
     pending: Vec<Vec<Value>>,
@@ -221,6 +223,7 @@ impl<'t> RowWriter<'t> {
             schema: schema.clone(),
             computed: schema.columns.iter().filter(|c| c.is_computed()).map(|c| c.name.clone()).collect(),
             shape: None,
+            sources: Vec::new(),
             buf: Vec::new(),
             given: Vec::new(),
             pending: Vec::new(),
@@ -258,6 +261,10 @@ impl<'t> RowWriter<'t> {
                 None => return Err(self.unknown(index, name)),
             }
         }
+        self.sources = vec![None; self.stored.len()];
+        for (i, p) in positions.iter().enumerate() {
+            self.sources[*p] = Some(i);
+        }
         self.shape = Some((names.clone(), positions));
         Ok(())
     }
@@ -275,6 +282,9 @@ impl<'t> RowWriter<'t> {
     /// Writes one row given as named values (moved, not copied).
     pub(crate) fn push_row(&mut self, index: usize, row: Row) -> Result<()> {
         self.learn_shape(index, &row)?;
+        if self.rust_columns.is_empty() {
+            return self.push_direct(index, row);
+        }
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         buf.resize(self.stored.len() + 1, Value::Null);
@@ -291,6 +301,42 @@ impl<'t> RowWriter<'t> {
         let done = self.accept(index, buf, &given);
         self.given = given;
         done
+    }
+
+    /// Writes a row of a table without Rust-computed columns straight into the statement's
+    /// values: each stored column's value moved out of the row by place, defaulted, checked
+    /// and coerced on the way (the path of a plain insert, so it allocates nothing a row).
+    fn push_direct(&mut self, index: usize, row: Row) -> Result<()> {
+        let id = self.next_row_id;
+        self.next_row_id = id.checked_add(1).ok_or_else(|| {
+            err!(
+                InvalidArgument,
+                "row {index}: the table has used up its row ids (the next would pass {}); copy it into a new table",
+                i64::MAX
+            )
+        })?;
+        let mut values = row.into_values();
+        let (stored, sources) = (&self.stored, &self.sources);
+        self.inserter.push_with(|out| {
+            out.push(Value::Int(id));
+            for (c, source) in stored.iter().zip(sources) {
+                let value = match source {
+                    Some(at) => std::mem::replace(&mut values[*at], Value::Null),
+                    None => c.default.clone().unwrap_or(Value::Null),
+                };
+                if value.is_null() && !c.nullable {
+                    return Err(err!(NotNull, "row {index}: column '{}' is required but has no value", c.name));
+                }
+                out.push(
+                    value
+                        .coerce_to(c.ty)
+                        .map_err(|why| err!(TypeMismatch, "row {index}, column '{}': {why}", c.name))?,
+                );
+            }
+            Ok(())
+        })?;
+        self.count += 1;
+        Ok(())
     }
 
     /// Writes one row given as a JSON object (a serialized record).

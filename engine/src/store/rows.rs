@@ -174,6 +174,21 @@ impl<'t> Appender<'t> {
         Err(crate::error::err!(DuplicateKey, "an insert into '{}' broke its primary key", key.table))
     }
 
+    /// Adds one row that `fill` pushes (`width` values; on an error it pushed part of one,
+    /// which is taken back); writes a statement's worth of rows when it has them.
+    pub(crate) fn push_with(&mut self, fill: impl FnOnce(&mut Vec<Value>) -> Result<()>) -> Result<()> {
+        let start = self.pending.len();
+        if let Err(e) = fill(&mut self.pending) {
+            self.pending.truncate(start);
+            return Err(e);
+        }
+        debug_assert_eq!(self.pending.len() - start, self.width);
+        if self.pending.len() >= self.width * self.per_statement {
+            self.write()?;
+        }
+        Ok(())
+    }
+
     /// Adds one row (`width` values); writes a statement's worth of rows when it has them.
     pub(crate) fn push(&mut self, values: impl IntoIterator<Item = Value>) -> Result<()> {
         self.pending.extend(values);
