@@ -794,18 +794,13 @@ impl Tx<'_> {
                 schema.columns.retain(|c| !own.iter().any(|o| o.name == c.name));
                 schema.columns.extend(own);
                 match base_meta.kind {
-                    Kind::View { .. } => {
+                    // A view or a snapshot that reads another table: its root, layers and
+                    // filter, and this view's on top.
+                    Kind::View { .. } | Kind::Snapshot { base: Some(_), .. } => {
                         base_phys = base_meta.base_phys;
                         layers = base_meta.layers;
                         root_at = base_meta.root_at;
                         root = base_meta.root;
-                        view_filter = base_meta.view_filter.map(|f| f.and(filter.clone()));
-                    }
-                    Kind::Snapshot { base: Some(_), .. } => {
-                        base_phys = base_meta.base_phys;
-                        root = base_meta.root;
-                        root_at = base_meta.root_at;
-                        layers = base_meta.layers;
                         view_filter = base_meta.view_filter.map(|f| f.and(filter.clone()));
                     }
                     Kind::Snapshot { base: None, .. } => base_phys = Some(base_meta.phys),
