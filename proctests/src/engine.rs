@@ -8,16 +8,21 @@ use tabula::{col, row, Catalog, ColumnOptions, ColumnType, IfExists, Retention, 
 /// Rows of each insert of the crash scenario: one batch, all or nothing.
 pub const CRASH_BATCH: i64 = 5_000;
 
-/// `crash(batch, i, text)`, the table the crash scenario writes.
+/// `crash(batch, i, text)`, the table the crash scenario writes, and `crash_low`, a view of
+/// its rows with `i < 100` and a computed column `i3 = i * 3` (the view follows every write,
+/// so a kill also lands in its maintenance and its version records).
 pub fn crash_table(cat: &Catalog) -> tabula::Result<Table> {
-    cat.create_table(
+    let t = cat.create_table(
         "crash",
         Schema::new()
             .required("batch", ColumnType::Int)
             .required("i", ColumnType::Int)
             .required("text", ColumnType::String),
         IfExists::Ignore,
-    )
+    )?;
+    let view = cat.create_view("crash_low", &t, col("i").lt(100), IfExists::Ignore)?;
+    view.add_computed_column("i3", col("i") * 3, ColumnOptions::if_exists(IfExists::Ignore))?;
+    Ok(t)
 }
 
 /// Writes until killed, printing `start write|revert` before each call and

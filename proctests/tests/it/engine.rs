@@ -33,6 +33,17 @@ fn check_consistent(cat: &Catalog) {
     for c in t.describe().unwrap().columns.iter().filter(|c| c.computed.is_some()) {
         assert_eq!(t.select_all().where_(col(c.name.clone()).is_null()).count().unwrap(), 0, "{} has holes", c.name);
     }
+    // The view: its rows and column complete, and its latest version reads as it does.
+    let view = cat.get_table("crash_low").unwrap();
+    let shown = |v: &tabula::Table| -> (u64, i64) {
+        let rows = v.select([col("i3")]).collect().unwrap();
+        (rows.len() as u64, rows.iter().map(|r| r.get::<i64>("i3").unwrap()).sum())
+    };
+    let now = shown(&view);
+    assert_eq!(now.0, t.select_all().where_(col("i").lt(100)).count().unwrap(), "the view lost or gained rows");
+    assert_eq!((now.0 * 99 * 3 / 2) as i64, now.1, "every batch's rows 0..100 each have i3 = 3 i");
+    let latest = cat.get_table(format!("crash_low:{}", view.version().unwrap().0)).unwrap();
+    assert_eq!(shown(&latest), now, "the view's latest version reads otherwise than the view");
 }
 
 #[test]
