@@ -535,3 +535,75 @@ fn what_a_view_refuses_about_its_stored_columns() {
     let v = long.version().unwrap();
     assert_eq!(long.update([("note", tabula::lit("z"))], col("title").eq("nobody")).unwrap().version, v);
 }
+
+#[test]
+fn bad_outputs_views_and_view_updates_are_refused_naming_the_fix() {
+    let cat = catalog();
+    let t = docs(&cat);
+    // A query output or an additional column without a type (a bare null).
+    let msg = fails_cleanly(&cat, ErrorCode::InvalidExpr, || {
+        cat.create_table_from_query(
+            "app/n",
+            &t.select([tabula::lit(tabula::Value::Null).alias("nothing")]),
+            IfExists::Error,
+        )
+    });
+    assert!(msg.contains("the output 'nothing' has no type"), "{msg}");
+    let msg = fails_cleanly(&cat, ErrorCode::InvalidExpr, || {
+        cat.create_snapshot_of(
+            "app/n",
+            &t.select_all(),
+            [("nothing", tabula::lit(tabula::Value::Null))],
+            IfExists::Error,
+        )
+    });
+    assert!(msg.contains("column 'nothing'") && msg.contains("cast it"), "{msg}");
+    // A view of a table version: make a snapshot first.
+    let old = cat.get_table("app/docs:1").unwrap();
+    let msg = fails_cleanly(&cat, ErrorCode::InvalidArgument, || {
+        cat.create_view("app/v", &old, tabula::lit(true), IfExists::Error)
+    });
+    assert!(msg.contains("make a snapshot of it"), "{msg}");
+    // Updates on a view set only its own stored columns, each once.
+    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    long.add_computed_column("w2", col("words") * 2, ColumnOptions::default()).unwrap();
+    long.add_column("note", ColumnType::String, tabula::Value::Null, IfExists::Error).unwrap();
+    let msg = fails_cleanly(&cat, ErrorCode::ReadOnly, || long.update([("w2", tabula::lit(1))], tabula::lit(true)));
+    assert!(msg.contains("'w2' is computed"), "{msg}");
+    let msg =
+        fails_cleanly(&cat, ErrorCode::UnknownColumn, || long.update([("nope", tabula::lit(1))], tabula::lit(true)));
+    assert!(msg.contains("no column 'nope'"), "{msg}");
+    let msg = fails_cleanly(&cat, ErrorCode::InvalidArgument, || {
+        long.update([("note", tabula::lit("a")), ("note", tabula::lit("b"))], tabula::lit(true))
+    });
+    assert!(msg.contains("column 'note' is set twice"), "{msg}");
+}
+
+#[test]
+fn views_nest_at_most_31_deep_and_the_deepest_reads_every_level() {
+    // SQLite joins at most 64 tables: the root and two a level (computed, stored columns).
+    let cat = catalog();
+    let mut base = docs(&cat);
+    for level in 1..=31 {
+        base = cat.create_view(format!("app/v{level}"), &base, tabula::lit(true), IfExists::Error).unwrap();
+        base.add_computed_column(&format!("k{level}"), col("words") + level, ColumnOptions::default()).unwrap();
+        base.add_column(&format!("n{level}"), ColumnType::Int, tabula::Value::Null, IfExists::Error).unwrap();
+    }
+    base.update([("n31", tabula::lit(7))], col("title").eq("alpha")).unwrap();
+    assert_eq!(titled(&base, "k31")[0], ("alpha".into(), 41.into()));
+    assert_eq!(titled(&base, "n31")[0], ("alpha".into(), 7.into()));
+    let msg = fails_cleanly(&cat, ErrorCode::InvalidArgument, || {
+        cat.create_view("app/v32", &base, tabula::lit(true), IfExists::Error)
+    });
+    assert!(msg.contains("at most 31 levels"), "{msg}");
+}
+
+#[test]
+fn a_snapshot_of_a_query_is_replaced_on_request() {
+    let cat = catalog();
+    let t = docs(&cat);
+    cat.create_snapshot_of("app/s", &t.select_all(), [("w1", col("words") + 1)], IfExists::Error).unwrap();
+    t.delete(col("words").gt(10)).unwrap();
+    let s = cat.create_snapshot_of("app/s", &t.select_all(), [("w1", col("words") + 1)], IfExists::Replace).unwrap();
+    assert_eq!(s.count().unwrap(), 1);
+}

@@ -387,3 +387,12 @@ fn compaction_keeps_the_key() {
     assert_eq!(t.insert([row! { "sku" => "A", "name" => "x" }]).unwrap_err().code(), ErrorCode::DuplicateKey);
     assert_eq!(t.count().unwrap(), 3);
 }
+
+#[test]
+fn a_batch_cannot_set_a_computed_column() {
+    let cat = catalog();
+    let t = products(&cat);
+    t.add_computed_column("p2", col("price") * 2, ColumnOptions::default()).unwrap();
+    let msg = fails_cleanly(&cat, ErrorCode::InvalidArgument, || t.upsert([row! { "sku" => "A", "p2" => 1 }]));
+    assert!(msg.contains("row 0: column 'p2' is computed; set its inputs instead"), "{msg}");
+}
