@@ -83,6 +83,11 @@ fn a_table_from_a_query_refuses_bad_outputs_and_changes_nothing() {
     assert!(msg.contains("from a query"), "{msg}");
 }
 
+/// `app/long`: the view of `app/docs` with `words >= 20` (beta and gamma at first).
+fn long_docs(cat: &tabula::Catalog, t: &tabula::Table) -> tabula::Table {
+    cat.create_view("app/long", t, col("words").ge(20), IfExists::Error).unwrap()
+}
+
 /// `(title, own column)` of every row of a view, by title.
 fn titled(v: &tabula::Table, column: &str) -> Vec<(String, tabula::Value)> {
     v.select([col("title"), col(column)])
@@ -108,7 +113,7 @@ fn counting(name: &'static str) -> (Udf, std::sync::Arc<std::sync::atomic::Atomi
 fn a_view_of_a_view_filters_further_reads_its_columns_and_follows_the_base() {
     let cat = catalog();
     let t = docs(&cat);
-    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    let long = long_docs(&cat, &t);
     long.add_computed_column("w2", col("words") * 2, ColumnOptions::default()).unwrap();
     // The second level filters on the first level's own column.
     let longer = cat.create_view("app/longer", &long, col("w2").gt(50), IfExists::Error).unwrap();
@@ -147,7 +152,7 @@ fn a_view_of_a_view_filters_further_reads_its_columns_and_follows_the_base() {
 fn what_a_view_of_a_view_reads_cannot_be_dropped_under_it() {
     let cat = catalog();
     let t = docs(&cat);
-    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    let long = long_docs(&cat, &t);
     long.add_computed_column("w2", col("words") * 2, ColumnOptions::default()).unwrap();
     let longer = cat.create_view("app/longer", &long, col("w2").gt(50), IfExists::Error).unwrap();
     longer.add_computed_column("s", col("score") + 1.0, ColumnOptions::default()).unwrap();
@@ -203,7 +208,7 @@ fn a_view_of_a_snapshot_never_changes_and_keeps_its_values_when_the_snapshot_tak
 fn a_stream_of_a_view_of_a_view_reads_the_base_as_it_was_when_it_started() {
     let cat = catalog();
     let t = docs(&cat);
-    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    let long = long_docs(&cat, &t);
     let longer = cat.create_view("app/longer", &long, col("draft").eq(false), IfExists::Error).unwrap();
     let stream = longer.select([col("title")]).stream().unwrap();
     t.insert([row! { "title" => "delta", "words" => 40, "draft" => false }]).unwrap();
@@ -217,7 +222,7 @@ fn a_view_gets_a_version_when_its_rows_or_columns_change_and_reads_as_it_was() {
     use tabula::ChangeKind;
     let cat = catalog();
     let t = docs(&cat);
-    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    let long = long_docs(&cat, &t);
     let (shout, calls) = counting("shout");
     cat.register(&shout);
     long.add_computed_column("loud", shout.call([col("title")]), ColumnOptions::default()).unwrap();
@@ -263,7 +268,7 @@ fn a_view_gets_a_version_when_its_rows_or_columns_change_and_reads_as_it_was() {
 fn a_view_of_a_view_follows_its_base_view() {
     let cat = catalog();
     let t = docs(&cat);
-    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    let long = long_docs(&cat, &t);
     let longer = cat.create_view("app/longer", &long, col("words").ge(30), IfExists::Error).unwrap();
     t.insert([row! { "title" => "mid", "words" => 25, "draft" => false }]).unwrap();
     assert_eq!((long.version().unwrap(), longer.version().unwrap()), (Version(1), Version(0)));
@@ -281,7 +286,7 @@ fn a_view_of_a_view_follows_its_base_view() {
 fn a_snapshot_of_a_view_keeps_its_rows_and_values_through_base_changes_reverts_and_compaction() {
     let cat = catalog();
     let t = docs(&cat);
-    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    let long = long_docs(&cat, &t);
     let (shout, calls) = counting("shout");
     cat.register(&shout);
     long.add_computed_column("loud", shout.call([col("title")]), ColumnOptions::default()).unwrap();
@@ -307,7 +312,7 @@ fn a_snapshot_of_a_view_keeps_its_rows_and_values_through_base_changes_reverts_a
 fn a_snapshot_of_a_view_takes_its_rows_before_a_base_revert_removes_them() {
     let cat = catalog();
     let t = docs(&cat);
-    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    let long = long_docs(&cat, &t);
     long.add_computed_column("w2", col("words") * 2, ColumnOptions::default()).unwrap();
     t.insert([row! { "title" => "delta", "words" => 40, "draft" => false }]).unwrap();
     let snap = cat.create_snapshot("app/snap", &long, IfExists::Error).unwrap();
@@ -323,7 +328,7 @@ fn a_snapshot_of_a_view_takes_its_rows_before_a_base_revert_removes_them() {
 fn an_update_calls_a_view_udf_once_a_row_whether_the_row_enters_the_view_or_stays() {
     let cat = catalog();
     let t = docs(&cat);
-    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    let long = long_docs(&cat, &t);
     let (shout, calls) = counting("shout");
     cat.register(&shout);
     long.add_computed_column("loud", shout.call([col("title")]), ColumnOptions::default()).unwrap();
@@ -344,7 +349,7 @@ fn a_view_version_that_showed_a_reverted_base_version_shows_what_the_base_shows_
     let cat = catalog();
     let t = docs(&cat);
     t.insert([row! { "title" => "delta", "words" => 40, "draft" => false }]).unwrap();
-    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    let long = long_docs(&cat, &t);
     cat.create_view("app/longer", &long, col("words").ge(30), IfExists::Error).unwrap();
     t.revert().unwrap();
     for path in ["app/long:0", "app/longer:0"] {
@@ -449,7 +454,7 @@ fn a_format_3_catalog_with_a_view_becomes_format_4_at_its_first_view_version() {
 fn a_view_keeps_its_own_stored_values_by_row_through_base_changes_versions_and_reverts() {
     let cat = catalog();
     let t = docs(&cat);
-    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    let long = long_docs(&cat, &t);
     long.add_column("note", ColumnType::String, tabula::Value::Null, IfExists::Error).unwrap();
     let before = long.version().unwrap();
     let w = long.update([("note", tabula::lit("check"))], col("title").eq("beta")).unwrap();
@@ -485,7 +490,7 @@ fn a_view_keeps_its_own_stored_values_by_row_through_base_changes_versions_and_r
 fn a_view_of_a_view_shows_and_follows_its_stored_values() {
     let cat = catalog();
     let t = docs(&cat);
-    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    let long = long_docs(&cat, &t);
     long.add_column("note", ColumnType::String, tabula::Value::Null, IfExists::Error).unwrap();
     let longer = cat.create_view("app/longer", &long, col("words").ge(30), IfExists::Error).unwrap();
     let v = longer.version().unwrap();
@@ -513,7 +518,7 @@ fn a_view_of_a_view_shows_and_follows_its_stored_values() {
 fn what_a_view_refuses_about_its_stored_columns() {
     let cat = catalog();
     let t = docs(&cat);
-    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    let long = long_docs(&cat, &t);
     long.add_column("note", ColumnType::String, tabula::Value::Null, IfExists::Error).unwrap();
     let msg =
         fails_cleanly(&cat, ErrorCode::InvalidArgument, || long.add_column("n", ColumnType::Int, 0, IfExists::Error));
@@ -565,7 +570,7 @@ fn bad_outputs_views_and_view_updates_are_refused_naming_the_fix() {
     });
     assert!(msg.contains("make a snapshot of it"), "{msg}");
     // Updates on a view set only its own stored columns, each once.
-    let long = cat.create_view("app/long", &t, col("words").ge(20), IfExists::Error).unwrap();
+    let long = long_docs(&cat, &t);
     long.add_computed_column("w2", col("words") * 2, ColumnOptions::default()).unwrap();
     long.add_column("note", ColumnType::String, tabula::Value::Null, IfExists::Error).unwrap();
     let msg = fails_cleanly(&cat, ErrorCode::ReadOnly, || long.update([("w2", tabula::lit(1))], tabula::lit(true)));
