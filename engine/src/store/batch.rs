@@ -3,7 +3,6 @@
 //! primary key's index, so a batch of any size ends and rewrites its rows in two statements.
 
 use super::codec::sql_type;
-use super::rows::LIVE;
 use super::{TableMeta, Tx};
 use crate::error::Result;
 use crate::schema::ColumnDef;
@@ -104,9 +103,10 @@ impl Tx<'_> {
         let mut out = Vec::new();
         self.query_each(
             &format!(
-                "SELECT {} FROM {STAGE} n WHERE NOT EXISTS (SELECT 1 FROM {phys} WHERE {} AND {phys}._vmax = {LIVE})",
+                "SELECT {} FROM {STAGE} n WHERE NOT EXISTS (SELECT 1 FROM {phys} WHERE {} AND {})",
                 keys.join(", "),
-                staged.key_match("n", &phys)
+                staged.key_match("n", &phys),
+                meta.layout.is_live(&format!("{phys}."))
             ),
             &[],
             &types,
@@ -125,9 +125,10 @@ impl Tx<'_> {
         self.execute(
             &format!(
                 "UPDATE {phys} SET _vmax = {} WHERE rowid IN
-                 (SELECT p.rowid FROM {STAGE} n JOIN {phys} p ON {} AND p._vmax = {LIVE})",
+                 (SELECT p.rowid FROM {STAGE} n JOIN {phys} p ON {} AND {})",
                 version.0,
-                staged.key_match("n", "p")
+                staged.key_match("n", "p"),
+                meta.layout.is_live("p.")
             ),
             &[],
         )

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use rusqlite::params;
 
 use super::meta::{physical_columns, Kind, TableMeta};
-use super::{Tx, ENDED};
+use super::Tx;
 use crate::error::{err, Result};
 use crate::schema::TableSchema;
 use crate::types::Version;
@@ -45,7 +45,7 @@ impl Tx<'_> {
         let json = serde_json::to_string(&schema).map_err(|e| err!(Storage, "could not serialize a schema ({e})"))?;
         // Snapshots of forgotten versions keep their rows; views drop their values for the
         // row versions that go.
-        let dead = format!("_vmax <= {k} AND {ENDED}");
+        let dead = format!("_vmax <= {k} AND {}", meta.layout.ended(""));
         // Every snapshot first: one of a view copies that view's values too. Views of a
         // snapshot keep their values: its rows keep their rowids.
         let deps = self.descendant_metas(id)?;
@@ -116,16 +116,17 @@ impl Tx<'_> {
         let list: String = columns.iter().map(|c| format!(", {c}")).collect();
         let new = format!("{phys}_compacted");
         let key = super::meta::key_physical(&meta.schema);
-        let key_index = if key.is_empty() { String::new() } else { super::meta::key_index_sql(&phys, &key) };
+        let key_index = if key.is_empty() { String::new() } else { super::meta::key_index_sql(meta.layout, &phys, &key) };
         self.tx
             .execute_batch(&format!(
                 "CREATE TABLE {new}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL{ddl});
                  INSERT INTO {new}(rowid, _id, _vmin, _vmax{list}) SELECT rowid, _id, _vmin, _vmax{list} FROM {phys} ORDER BY rowid;
                  DROP TABLE {phys};
                  ALTER TABLE {new} RENAME TO {phys};
-                 CREATE INDEX {phys}_ended ON {phys}(_vmax, _id) WHERE {ENDED};
+                 CREATE INDEX {phys}_ended ON {phys}(_vmax, _id) WHERE {ended};
                  {key_index}",
-                ddl = ddl.concat()
+                ddl = ddl.concat(),
+                ended = meta.layout.ended("")
             ))
             .map_err(|e| self.fail(e))?;
         Ok(dead as u64)

@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::functions::RowFunction;
-use super::rows::{ended_at, Appender, Inserter, KeyCheck, ENDED, LIVE};
+use super::rows::{Appender, Inserter, KeyCheck, Layout};
 use super::sql::{physical, sql_for_read, sql_over_columns, to_sql, Params, UdfCall};
 use super::{Kind, TableMeta, Tx};
 use crate::error::{err, Result};
@@ -26,9 +26,9 @@ pub(crate) enum Scope {
 }
 
 impl Scope {
-    fn condition(self) -> String {
+    fn condition(self, meta: &TableMeta) -> String {
         match self {
-            Scope::Live => format!("_vmax = {LIVE}"),
+            Scope::Live => meta.layout.is_live(""),
             Scope::After(rowid) => format!("rowid > {rowid}"),
         }
     }
@@ -107,18 +107,19 @@ fn inherited_error(schema: &TableSchema, expr: &Expr, slot: &dyn Fn(&ColumnDef) 
 /// The statement of [`Tx::copy_view_cells`]. It walks the new row versions (a rowid range)
 /// and finds each one's predecessor through the ended rows' index on `(_vmax, _id)`: the
 /// work is the rows the update touched, not the table.
-fn copy_view_cells_sql(base: &str, view: &str, columns: &[&ColumnDef], first: i64, version: Version) -> String {
+fn copy_view_cells_sql(layout: Layout, base: &str, view: &str, columns: &[&ColumnDef], first: i64, version: Version) -> String {
     let targets: Vec<String> = columns.iter().flat_map(|c| [format!("c{}", c.id.0), format!("e{}", c.id.0)]).collect();
     let sources: Vec<String> = targets.iter().map(|t| format!("v.{t}")).collect();
     format!(
         "INSERT INTO {view}(_id, {targets}) SELECT n.rowid, {sources}
          FROM {base} n CROSS JOIN {base} o CROSS JOIN {view} v
-         WHERE n.rowid >= {first} AND n._vmin = {v} AND o._vmax = {v} AND o.{ENDED} AND o._id = n._id
+         WHERE n.rowid >= {first} AND n._vmin = {v} AND {ended} AND o._id = n._id
            AND v._id = o.rowid
          ON CONFLICT(_id) DO NOTHING",
         targets = targets.join(", "),
         sources = sources.join(", "),
         v = version.0,
+        ended = layout.ended_at("o.", &version.0.to_string()),
     )
 }
 
@@ -130,7 +131,7 @@ impl<'t> Tx<'t> {
         let stored: Vec<ColumnDef> = schema.columns.iter().filter(|c| !c.is_computed()).cloned().collect();
         let mut params = Params { values: vec![Value::Null; stored.len() + 1], udf_calls: None };
         let mut targets = vec!["_id".to_string(), "_vmin".into(), "_vmax".into()];
-        let mut values = vec!["?1".to_string(), version.0.to_string(), LIVE.to_string()];
+        let mut values = vec!["?1".to_string(), version.0.to_string(), meta.layout.live().to_string()];
         let mut sql_of: HashMap<String, String> = HashMap::new();
         for (i, c) in stored.iter().enumerate() {
             targets.push(format!("c{}", c.id.0));
@@ -165,7 +166,12 @@ impl<'t> Tx<'t> {
                 table: meta.path.to_string(),
                 names: key.iter().map(|c| c.name.clone()).collect(),
                 positions: key.iter().filter_map(|k| stored.iter().position(|c| c.id == k.id)).map(|p| p + 1).collect(),
-                lookup: format!("SELECT _vmin FROM {} WHERE {} AND _vmax = {LIVE}", meta.phys(), terms.join(" AND ")),
+                lookup: format!(
+                    "SELECT _vmin FROM {} WHERE {} AND {}",
+                    meta.phys(),
+                    terms.join(" AND "),
+                    meta.layout.is_live("")
+                ),
                 version: version.0 as i64,
             });
         }
@@ -183,7 +189,7 @@ impl<'t> Tx<'t> {
             None => format!("c{id} = {sql}, e{id} = NULL"),
             Some(error) => format!("c{id} = CASE WHEN {error} IS NULL THEN {sql} END, e{id} = {error}"),
         };
-        self.execute(&format!("UPDATE {} SET {sets} WHERE {}", meta.phys(), scope.condition()), &params.values)?;
+        self.execute(&format!("UPDATE {} SET {sets} WHERE {}", meta.phys(), scope.condition(meta)), &params.values)?;
         Ok(())
     }
 
@@ -204,7 +210,7 @@ impl<'t> Tx<'t> {
         for (k, call) in params.udf_calls.take().unwrap_or_default().into_iter().enumerate() {
             functions.push(function(k, call)?);
         }
-        let (phys, id, scope_kind, scope) = (meta.phys(), column.id.0, scope, scope.condition());
+        let (phys, id, scope_kind, scope) = (meta.phys(), column.id.0, scope, scope.condition(meta));
         // Rows where a computed column it reads failed inherit that error; the UDFs are not
         // called for them.
         let inherited = inherited_error(&meta.schema, &computed.expr, &|c| format!("e{}", c.id.0));
@@ -240,7 +246,7 @@ impl<'t> Tx<'t> {
     /// How many rows of `scope` come before physical row `rowid` (a fill numbers its rows so).
     pub(crate) fn count_before(&self, meta: &TableMeta, scope: Scope, rowid: i64) -> Result<i64> {
         self.query_i64(
-            &format!("SELECT count(*) FROM {} WHERE {} AND rowid < ?1", meta.phys(), scope.condition()),
+            &format!("SELECT count(*) FROM {} WHERE {} AND rowid < ?1", meta.phys(), scope.condition(meta)),
             &[Value::Int(rowid)],
         )
     }
@@ -290,7 +296,7 @@ impl<'t> Tx<'t> {
             "SELECT {} FROM {} WHERE {} AND rowid > {after} ORDER BY rowid LIMIT {batch}",
             select.join(", "),
             meta.phys(),
-            scope.condition()
+            scope.condition(meta)
         );
         self.query_each(&sql, &[], &types, each)
     }
@@ -327,7 +333,7 @@ impl<'t> Tx<'t> {
         let which = match rows {
             ViewRows::Live => live,
             ViewRows::From(first) => format!("{live} AND b.rowid >= {first}"),
-            ViewRows::EndedAt(v) => format!("b._vmax = {} AND b.{ENDED} AND {own}._id IS NULL", v.0),
+            ViewRows::EndedAt(v) => format!("{} AND {own}._id IS NULL", meta.layout.ended_at("b.", &v.0.to_string())),
             ViewRows::Rewritten { first, .. } => format!("{live} AND b.rowid >= {first}"),
             ViewRows::Missing(first) => format!("{live} AND b.rowid >= {first} AND {own}._id IS NULL"),
             ViewRows::Present(first) => format!("{live} AND b.rowid >= {first} AND {own}._id IS NOT NULL"),
@@ -366,7 +372,7 @@ impl<'t> Tx<'t> {
         if columns.is_empty() {
             return Ok(());
         }
-        self.execute(&copy_view_cells_sql(base, &meta.phys, columns, first, version), &[])?;
+        self.execute(&copy_view_cells_sql(meta.layout, base, &meta.phys, columns, first, version), &[])?;
         Ok(())
     }
 
@@ -403,7 +409,7 @@ impl<'t> Tx<'t> {
         let old = |name: &str| physical(schema, name);
         let mut new_sql: HashMap<String, String> = HashMap::new();
         let mut targets = vec!["_id".to_string(), "_vmin".into(), "_vmax".into()];
-        let mut values = vec!["_id".to_string(), version.0.to_string(), LIVE.to_string()];
+        let mut values = vec!["_id".to_string(), version.0.to_string(), meta.layout.live().to_string()];
         let mut copied_slots = Vec::new();
         for c in schema.columns.iter().filter(|c| !c.is_computed()) {
             let given = match set {
@@ -457,7 +463,7 @@ impl<'t> Tx<'t> {
                 "INSERT INTO {phys}({}) SELECT {} FROM {source} WHERE {}",
                 targets.join(", "),
                 values.join(", "),
-                ended_at(&version.0.to_string())
+                meta.layout.ended_at("", &version.0.to_string())
             ),
             &params.values,
         )?;
@@ -483,7 +489,13 @@ mod tests {
     /// by `(_vmax, _id)`: without that index, an update of k rows costs k scans of them.
     #[test]
     fn copying_view_cells_looks_predecessors_up_by_index() {
-        let cat = Catalog::in_memory().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for (layout, cat) in super::super::rows::catalogs_of_each_layout(dir.path()) {
+            copying_view_cells_looks_predecessors_up_by_index_in(layout, &cat);
+        }
+    }
+
+    fn copying_view_cells_looks_predecessors_up_by_index_in(layout: super::Layout, cat: &Catalog) {
         let t = cat.create_table("t", Schema::new().required("x", ColumnType::Int), IfExists::Error).unwrap();
         t.insert([row! {"x" => 1}]).unwrap();
         let v = cat.create_view("v", &t, col("x").gt(0), IfExists::Error).unwrap();
@@ -492,14 +504,15 @@ mod tests {
             .store()
             .read(|tx| {
                 let view = tx.load_table(crate::types::TableId(2), &crate::path::Path::root())?;
+                assert_eq!(view.layout, layout);
                 let own: Vec<&ColumnDef> = view.schema.columns.iter().filter(|c| c.name == "y").collect();
-                let sql = copy_view_cells_sql("t1", &view.phys, &own, 1, Version(2));
+                let sql = copy_view_cells_sql(view.layout, "t1", &view.phys, &own, 1, Version(2));
                 let mut stmt = tx.tx.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).map_err(|e| tx.fail(e))?;
                 let rows = stmt.query_map([], |r| r.get::<_, String>(3)).map_err(|e| tx.fail(e))?;
                 Ok(rows.map(|r| r.unwrap_or_default()).collect::<Vec<_>>().join(" | "))
             })
             .unwrap();
-        assert!(plan.contains("USING COVERING INDEX t1_ended (_vmax=? AND _id=?)"), "{plan}");
-        assert!(!plan.contains("SCAN"), "{plan}");
+        assert!(plan.contains("USING COVERING INDEX t1_ended (_vmax=? AND _id=?)"), "{layout:?}: {plan}");
+        assert!(!plan.contains("SCAN"), "{layout:?}: {plan}");
     }
 }

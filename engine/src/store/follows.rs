@@ -11,7 +11,6 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::rows::{ENDED, LIVE};
 use super::sql::sql_for_read;
 use super::{TableMeta, Tx};
 use crate::error::Result;
@@ -170,13 +169,15 @@ impl Tx<'_> {
         // Each use of the filter binds its own literals (`?N` numbered on from the last).
         let written = match rowids {
             Some((first, last)) => format!(
-                "SELECT b._id AS id, 1 AS w, 0 AS e FROM {source} WHERE b.rowid BETWEEN {first} AND {last} AND b._vmax = {LIVE} AND {}",
+                "SELECT b._id AS id, 1 AS w, 0 AS e FROM {source} WHERE b.rowid BETWEEN {first} AND {last} AND {} AND {}",
+                meta.layout.is_live("b."),
                 sql_for_read(meta, filter, &mut params)?
             ),
             None => "SELECT 0 AS id, 0 AS w, 0 AS e WHERE 0".into(),
         };
         let ended = format!(
-            "SELECT b._id, 0, 1 FROM {source} WHERE b._vmax = {v} AND b.{ENDED} AND {}",
+            "SELECT b._id, 0, 1 FROM {source} WHERE {} AND {}",
+            meta.layout.ended_at("b.", &v.to_string()),
             sql_for_read(meta, filter, &mut params)?
         );
         let sql = format!(

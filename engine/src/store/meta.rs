@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{codec::sql_type, Tx, FORMAT_VERSION};
+use super::{codec::sql_type, Layout, Tx, FORMAT_VERSION};
 use crate::change::ChangeKind;
 use crate::error::{err, Result};
 use crate::expr::Expr;
@@ -88,6 +88,8 @@ pub(crate) struct TableMeta {
     pub(crate) root: Option<TableId>,
     /// For a view: its filter and those of the views it reads through.
     pub(crate) view_filter: Option<Expr>,
+    /// The catalog's row layout.
+    pub(crate) layout: Layout,
 }
 
 impl TableMeta {
@@ -108,9 +110,10 @@ impl TableMeta {
                     let level = i + 1;
                     sql.push_str(&format!(" LEFT JOIN {} s{level} ON s{level}._id = b.rowid", layer.phys));
                     if let Some(stored) = &layer.stored {
+                        let u = format!("u{level}.");
                         let shown = match layer.at {
-                            None => format!("u{level}._vmax = {}", super::LIVE),
-                            Some(v) => format!("u{level}._vmin <= {0} AND u{level}._vmax > {0}", v.0),
+                            None => self.layout.is_live(&u),
+                            Some(v) => self.layout.visible_at(&u, v),
                         };
                         sql.push_str(&format!(" LEFT JOIN {stored} u{level} ON u{level}._id = b._id AND {shown}"));
                     }
@@ -150,15 +153,15 @@ impl TableMeta {
             Kind::Snapshot { base: None, .. } => None,
         };
         match at {
-            None => format!("b._vmax = {}", super::LIVE),
-            Some(v) => format!("(b._vmin <= {0} AND b._vmax > {0})", v.0),
+            None => self.layout.is_live("b."),
+            Some(v) => self.layout.visible_at("b.", v),
         }
     }
 
     /// The condition for a view's base rows as of base version `at` (a view stream reads
     /// the base as it was when the stream started).
     pub(crate) fn visible_sql_at_base(&self, at: Version) -> String {
-        format!("(b._vmin <= {0} AND b._vmax > {0})", at.0)
+        self.layout.visible_at("b.", at)
     }
 
     /// The SQL reading column `name` (or its error slot, for `name#error`) in a read.
@@ -215,9 +218,19 @@ pub(crate) fn key_physical(schema: &TableSchema) -> Vec<String> {
 
 /// The unique index that enforces a primary key over physical columns `key` among the live
 /// row versions (older versions of a row share its key). A lookup by key must contain the
-/// term `_vmax = LIVE` for SQLite to use it.
-pub(crate) fn key_index_sql(phys: &str, key: &[String]) -> String {
-    format!("CREATE UNIQUE INDEX {phys}_key ON {phys}({}) WHERE _vmax = {};", key.join(", "), super::LIVE)
+/// term [`Layout::is_live`] for SQLite to use it.
+pub(crate) fn key_index_sql(layout: Layout, phys: &str, key: &[String]) -> String {
+    format!("CREATE UNIQUE INDEX {phys}_key ON {phys}({}) WHERE {};", key.join(", "), layout.is_live(""))
+}
+
+/// The physical table of a table's rows: the system columns, then `ddl` (`, c1 INTEGER` ...),
+/// with the partial index on its ended row versions.
+pub(crate) fn rows_table_sql(layout: Layout, phys: &str, ddl: &str) -> String {
+    format!(
+        "CREATE TABLE {phys}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL{ddl});
+         CREATE INDEX {phys}_ended ON {phys}(_vmax, _id) WHERE {};",
+        layout.ended("")
+    )
 }
 
 /// The `_tabula_meta` keys of the spare tables with `signature`: `[spare:<sig>/, spare:<sig>0)`.
@@ -315,9 +328,31 @@ pub(super) fn init_or_check(tx: &Tx, location: &str) -> Result<()> {
     tx.tx.execute_batch(CREATE_META).map_err(|e| tx.fail(e))?;
     tx.tx.execute_batch(super::follows::CREATE_FOLLOWS).map_err(|e| tx.fail(e))?;
     tx.tx
-        .execute("INSERT INTO _tabula_meta(key, value) VALUES ('format_version', ?1)", [FORMAT_VERSION.to_string()])
+        .execute(
+            "INSERT INTO _tabula_meta(key, value) VALUES ('format_version', ?1), ('live_vmax', '0')",
+            [FORMAT_VERSION.to_string()],
+        )
         .map_err(|e| tx.fail(e))?;
     Ok(())
+}
+
+/// The catalog's row layout: `live_vmax` = `0` since format 5; catalogs created before have
+/// no such key and keep `i64::MAX`.
+pub(super) fn read_layout(tx: &Tx, location: &str) -> Result<Layout> {
+    let found: Option<String> = tx
+        .tx
+        .query_row("SELECT value FROM _tabula_meta WHERE key = 'live_vmax'", [], |r| r.get(0))
+        .optional()
+        .map_err(|e| tx.fail(e))?;
+    match found.as_deref() {
+        None => Ok(Layout::Max),
+        Some("0") => Ok(Layout::Zero),
+        Some(other) => Err(err!(
+            NotACatalog,
+            "catalog '{location}' marks live rows with _vmax = '{other}', which no Tabula writes (0, or no key for \
+             i64::MAX); the file is damaged"
+        )),
+    }
 }
 
 impl Tx<'_> {
@@ -538,14 +573,9 @@ impl Tx<'_> {
         if !self.reuse_spare(id, &signature(columns.iter().map(|(n, t)| (n.as_str(), *t)), &key))? {
             let phys = phys_name(id);
             let ddl: String = columns.iter().map(|(name, ty)| format!(", {name} {ty}")).collect();
-            let key_index = if key.is_empty() { String::new() } else { key_index_sql(&phys, &key) };
+            let key_index = if key.is_empty() { String::new() } else { key_index_sql(self.layout, &phys, &key) };
             self.tx
-                .execute_batch(&format!(
-                    "CREATE TABLE {phys}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL{ddl});
-                     CREATE INDEX {phys}_ended ON {phys}(_vmax, _id) WHERE {};
-                     {key_index}",
-                    super::ENDED
-                ))
+                .execute_batch(&format!("{}\n{key_index}", rows_table_sql(self.layout, &phys, &ddl)))
                 .map_err(|e| self.fail(e))?;
         }
         self.insert_version(
@@ -659,7 +689,7 @@ impl Tx<'_> {
                  WHERE {}{filter} ORDER BY b.rowid",
                 meta.source_sql(),
                 meta.visible_sql(None),
-                live = super::LIVE,
+                live = self.layout.live(),
             ),
             &params.values,
         )?;
@@ -862,6 +892,7 @@ impl Tx<'_> {
             root_at,
             root,
             view_filter,
+            layout: self.layout,
         })
     }
 
@@ -1004,15 +1035,16 @@ impl Tx<'_> {
     /// table, made with the view's first stored column.
     pub(crate) fn add_view_stored_column(&self, meta: &TableMeta, col: &ColumnDef) -> Result<()> {
         let stored = stored_name(&meta.phys);
-        let live = super::LIVE;
         self.tx
             .execute_batch(&format!(
                 "CREATE TABLE IF NOT EXISTS {stored}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL);
-                 CREATE INDEX IF NOT EXISTS {stored}_live ON {stored}(_id) WHERE _vmax = {live};
-                 CREATE INDEX IF NOT EXISTS {stored}_ended ON {stored}(_vmax) WHERE _vmax < {live};
+                 CREATE INDEX IF NOT EXISTS {stored}_live ON {stored}(_id) WHERE {live};
+                 CREATE INDEX IF NOT EXISTS {stored}_ended ON {stored}(_vmax) WHERE {ended};
                  ALTER TABLE {stored} ADD COLUMN c{} {};",
                 col.id.0,
-                sql_type(col.ty)
+                sql_type(col.ty),
+                live = self.layout.is_live(""),
+                ended = self.layout.ended(""),
             ))
             .map_err(|e| self.fail(e))
     }
@@ -1209,7 +1241,7 @@ impl Tx<'_> {
             }
             self.tx
                 .execute(
-                    &format!("UPDATE {phys} SET _vmax = {} WHERE {}", super::LIVE, super::ended_at("?1")),
+                    &format!("UPDATE {phys} SET _vmax = {} WHERE {}", self.layout.live(), self.layout.ended_at("", "?1")),
                     [latest],
                 )
                 .map_err(|e| self.fail(e))?;
@@ -1226,7 +1258,11 @@ impl Tx<'_> {
                     .execute(&format!("DELETE FROM {stored} WHERE _vmin = ?1"), [latest])
                     .and_then(|_| {
                         self.tx.execute(
-                            &format!("UPDATE {stored} SET _vmax = {} WHERE _vmax = ?1 AND _vmax < {0}", super::LIVE),
+                            &format!(
+                                "UPDATE {stored} SET _vmax = {} WHERE {}",
+                                self.layout.live(),
+                                self.layout.ended_at("", "?1")
+                            ),
                             [latest],
                         )
                     })
@@ -1248,18 +1284,25 @@ mod tests {
     /// a revert costs a scan of the whole table instead of the rows it touches.
     #[test]
     fn ended_row_lookups_use_the_partial_index() {
-        let cat = Catalog::in_memory().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for (layout, cat) in super::super::rows::catalogs_of_each_layout(dir.path()) {
+            ended_row_lookups_use_the_partial_index_in(layout, &cat);
+        }
+    }
+
+    fn ended_row_lookups_use_the_partial_index_in(layout: super::Layout, cat: &Catalog) {
         let t = cat.create_table("t", Schema::new().required("x", ColumnType::Int), IfExists::Error).unwrap();
         t.insert([row! {"x" => 1}]).unwrap();
         t.update([("x", col("x") + 1)], crate::expr::lit(true)).unwrap();
         let plans = cat
             .store()
             .read(|tx| {
+                assert_eq!(tx.layout, layout);
                 let mut out = Vec::new();
                 for sql in [
-                    format!("UPDATE t1 SET _vmax = 1 WHERE {}", super::super::ended_at("?1")),
-                    format!("SELECT * FROM t1 WHERE {}", super::super::ended_at("?1")),
-                    format!("SELECT * FROM t1 WHERE {} AND ?1 = 1", super::super::ended_at("5")),
+                    format!("UPDATE t1 SET _vmax = 1 WHERE {}", tx.layout.ended_at("", "?1")),
+                    format!("SELECT * FROM t1 WHERE {}", tx.layout.ended_at("", "?1")),
+                    format!("SELECT * FROM t1 WHERE {} AND ?1 = 1", tx.layout.ended_at("", "5")),
                 ] {
                     let mut stmt = tx.tx.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
                     let rows: Vec<String> =
@@ -1270,7 +1313,7 @@ mod tests {
             })
             .unwrap();
         for plan in plans {
-            assert!(plan.contains("USING INDEX t1_ended"), "{plan}");
+            assert!(plan.contains("USING INDEX t1_ended"), "{layout:?}: {plan}");
         }
     }
 }

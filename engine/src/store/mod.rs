@@ -17,7 +17,8 @@
 //!   with its first data change).
 //! - `t<id>` (or the reused table that `phys:<id>` names): the rows of table `id`: `_id`
 //!   (logical row id), `_vmin`, `_vmax` (the row version is visible in versions
-//!   `_vmin <= v < _vmax`; live rows have `_vmax = LIVE`), one `c<column id>` a column and
+//!   `_vmin <= v < _vmax`; live rows have `_vmax = 0`, or `i64::MAX` in a catalog created
+//!   before format 5: see [`Layout`]), one `c<column id>` a column and
 //!   one `e<column id>` error slot a computed column.
 //! - `_tabula_follows(view_id, version, base_version, follows)`: the version of its base each
 //!   view version shows (format 4; see `follows`).
@@ -54,11 +55,11 @@ pub(crate) use functions::RowFunction;
 pub(crate) use locks::LockRow;
 pub(crate) use meta::{column_level, now_micros, EntryKind, Kind, TableMeta, VersionRecord, VIEW_COLUMN_IDS};
 pub(crate) use results::{args_key, ArgsKey, Results, ResultsAt};
-pub(crate) use rows::{ended_at, show_key, Appender, ENDED, LIVE};
+pub(crate) use rows::{show_key, Appender, Layout};
 pub(crate) use scan::{Scan, Seen};
 
 /// The metadata format this build writes. Files with a larger number are refused.
-pub const FORMAT_VERSION: i64 = 4;
+pub const FORMAT_VERSION: i64 = 5;
 
 /// How a store is opened (the catalog module's `OpenOptions`, as the store needs them).
 #[derive(Debug, Clone, Copy)]
@@ -92,6 +93,8 @@ pub(crate) struct Store {
     location: String,
     read_only: bool,
     read_mode: ReadMode,
+    /// How the catalog's row tables mark live rows (read once: it never changes).
+    layout: Layout,
     /// The private copy a read-only catalog was opened from, when it had to be copied.
     _copy: Option<tempfile::TempDir>,
 }
@@ -145,6 +148,8 @@ fn thread_token() -> u64 {
 /// A transaction on the store; every catalog call runs inside exactly one.
 pub(crate) struct Tx<'a> {
     tx: rusqlite::Transaction<'a>,
+    /// The catalog's row layout.
+    pub(crate) layout: Layout,
 }
 
 /// A pool of read-only connections to one file.
@@ -319,13 +324,14 @@ impl Store {
         ))
         .map_err(|e| storage(&location, e))?;
         functions::register(&conn).map_err(|e| storage(&location, e))?;
-        let store = Store {
+        let mut store = Store {
             readers,
             conn: Mutex::new(conn),
             holder: AtomicU64::new(0),
             location,
             read_only,
             read_mode,
+            layout: Layout::Zero,
             _copy: copy,
         };
         // An existing catalog is only read here, so opening one never waits for a writer;
@@ -336,6 +342,7 @@ impl Store {
         } else {
             store.write(|tx| meta::init_or_check(tx, &store.location))?;
         }
+        store.layout = store.read(|tx| meta::read_layout(tx, &store.location))?;
         Ok(store)
     }
 
@@ -425,7 +432,7 @@ impl Store {
         let mut conn = self.lock()?;
         let tx =
             conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| storage(&self.location, e))?;
-        let tx = Tx { tx };
+        let tx = Tx { tx, layout: self.layout };
         let out = f(&tx)?;
         tx.tx.commit().map_err(|e| storage(&self.location, e))?;
         Ok(out)
@@ -439,20 +446,25 @@ impl Store {
             // a column) every other connection reloads the whole schema, which in a catalog
             // of thousands of tables costs more than the read. A read connection otherwise.
             if let Some(mut conn) = self.try_lock() {
-                return Store::read_on(&mut conn, &self.location, f);
+                return Store::read_on(&mut conn, &self.location, self.layout, f);
             }
             let mut conn = readers.take(&self.location)?;
-            let out = Store::read_on(&mut conn, &self.location, f);
+            let out = Store::read_on(&mut conn, &self.location, self.layout, f);
             readers.put(conn);
             return out;
         }
         let mut conn = self.lock()?;
-        Store::read_on(&mut conn, &self.location, f)
+        Store::read_on(&mut conn, &self.location, self.layout, f)
     }
 
-    fn read_on<T>(conn: &mut Connection, location: &str, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
+    fn read_on<T>(
+        conn: &mut Connection,
+        location: &str,
+        layout: Layout,
+        f: impl FnOnce(&Tx) -> Result<T>,
+    ) -> Result<T> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(|e| storage(location, e))?;
-        let tx = Tx { tx };
+        let tx = Tx { tx, layout };
         let out = f(&tx)?;
         // Nothing was written; ending the read transaction cannot lose anything.
         tx.tx.rollback().map_err(|e| storage(location, e))?;

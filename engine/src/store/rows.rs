@@ -9,17 +9,74 @@ use crate::expr::Expr;
 use crate::schema::ColumnDef;
 use crate::types::{ColumnType, Value, Version};
 
-/// `_vmax` of a live row version.
-pub(crate) const LIVE: i64 = i64::MAX;
+/// Which `_vmax` marks a live row version in a catalog's row tables: fixed when the catalog
+/// is created (`_tabula_meta` key `live_vmax`), the same for all its tables. Every condition
+/// on `_vmax` is written by this type, so the two layouts cannot be mixed up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// `_vmax = 0` (catalogs created at format 5 or later): SQLite stores the integer 0 in
+    /// no bytes, so a live row version is 8 bytes smaller than with `i64::MAX`.
+    Zero,
+    /// `_vmax = i64::MAX` (catalogs created before format 5, which keep it).
+    Max,
+}
 
-/// The condition of the partial index on ended row versions. A query that looks up ended
-/// rows by `_vmax` must contain this exact term, or SQLite cannot use the index.
-pub(crate) const ENDED: &str = "_vmax < 9223372036854775807";
+impl Layout {
+    /// `_vmax` of a live row version.
+    pub(crate) fn live(self) -> i64 {
+        match self {
+            Layout::Zero => 0,
+            Layout::Max => i64::MAX,
+        }
+    }
 
-/// The condition for the row versions ended at `version` (SQL: a literal or a parameter),
-/// written so that SQLite uses the partial index.
-pub(crate) fn ended_at(version: &str) -> String {
-    format!("_vmax = {version} AND {ENDED}")
+    /// The live row versions; `q` qualifies the column (`""`, or an alias and a dot).
+    pub(crate) fn is_live(self, q: &str) -> String {
+        format!("{q}_vmax = {}", self.live())
+    }
+
+    /// The ended row versions: the condition of the partial index on them. A query that
+    /// looks ended rows up by `_vmax` must contain this exact term, or SQLite cannot use the
+    /// index.
+    pub(crate) fn ended(self, q: &str) -> String {
+        match self {
+            Layout::Zero => format!("{q}_vmax > 0"),
+            Layout::Max => format!("{q}_vmax < {}", i64::MAX),
+        }
+    }
+
+    /// The row versions ended at `version` (SQL: a literal or a parameter), written so that
+    /// SQLite uses the partial index.
+    pub(crate) fn ended_at(self, q: &str, version: &str) -> String {
+        format!("{q}_vmax = {version} AND {}", self.ended(q))
+    }
+
+    /// The row versions visible in version `v`: `_vmin <= v < _vmax`, a live `_vmax` counting
+    /// as past every version.
+    pub(crate) fn visible_at(self, q: &str, v: Version) -> String {
+        match self {
+            Layout::Zero => format!("({q}_vmin <= {0} AND ({q}_vmax > {0} OR {q}_vmax = 0))", v.0),
+            Layout::Max => format!("({q}_vmin <= {0} AND {q}_vmax > {0})", v.0),
+        }
+    }
+}
+
+/// One catalog file in each layout (for tests of the SQL each writes): a new one, and one
+/// made as a Tabula before format 5 made it (no `live_vmax` key, format 4).
+#[cfg(test)]
+pub(crate) fn catalogs_of_each_layout(dir: &std::path::Path) -> Vec<(Layout, crate::Catalog)> {
+    let old = dir.join("format-4.db");
+    drop(crate::Catalog::open(&old).expect("a new catalog"));
+    let conn = rusqlite::Connection::open(&old).expect("the catalog file");
+    conn.execute_batch(
+        "DELETE FROM _tabula_meta WHERE key = 'live_vmax';
+         UPDATE _tabula_meta SET value = '4' WHERE key = 'format_version'",
+    )
+    .expect("made format 4");
+    vec![
+        (Layout::Zero, crate::Catalog::open(dir.join("new.db")).expect("a new catalog")),
+        (Layout::Max, crate::Catalog::open(&old).expect("the format 4 catalog")),
+    ]
 }
 
 /// A prepared statement (an update or upsert by rowid), bound and run once a row.
@@ -86,7 +143,7 @@ pub(crate) struct KeyCheck {
     pub(crate) names: Vec<String>,
     /// The positions of the key's values among a row's values.
     pub(crate) positions: Vec<usize>,
-    /// `SELECT _vmin FROM <phys> WHERE c<k1> = ?1 AND .. AND _vmax = LIVE`.
+    /// `SELECT _vmin FROM <phys> WHERE c<k1> = ?1 AND .. AND <live>`.
     pub(crate) lookup: String,
     /// The version being written (a live row of it was written by this call).
     pub(crate) version: i64,
@@ -288,7 +345,7 @@ impl Tx<'_> {
     /// default); returns how many rows.
     pub(crate) fn fill_live(&self, meta: &TableMeta, column: &ColumnDef, value: &Value) -> Result<u64> {
         self.execute(
-            &format!("UPDATE {} SET c{} = ?1 WHERE _vmax = {LIVE}", meta.phys(), column.id.0),
+            &format!("UPDATE {} SET c{} = ?1 WHERE {}", meta.phys(), column.id.0, meta.layout.is_live("")),
             std::slice::from_ref(value),
         )
     }
@@ -296,7 +353,12 @@ impl Tx<'_> {
     /// How many live rows have `column` null.
     pub(crate) fn live_nulls(&self, meta: &TableMeta, column: &ColumnDef) -> Result<u64> {
         let n = self.query_i64(
-            &format!("SELECT count(*) FROM {} WHERE _vmax = {LIVE} AND c{} IS NULL", meta.phys(), column.id.0),
+            &format!(
+                "SELECT count(*) FROM {} WHERE {} AND c{} IS NULL",
+                meta.phys(),
+                meta.layout.is_live(""),
+                column.id.0
+            ),
             &[],
         )?;
         Ok(n as u64)
@@ -305,7 +367,13 @@ impl Tx<'_> {
     /// Copies `from` into the REAL column `to` in every live row.
     pub(crate) fn copy_live_as_real(&self, meta: &TableMeta, from: &ColumnDef, to: &ColumnDef) -> Result<u64> {
         self.execute(
-            &format!("UPDATE {} SET c{} = CAST(c{} AS REAL) WHERE _vmax = {LIVE}", meta.phys(), to.id.0, from.id.0),
+            &format!(
+                "UPDATE {} SET c{} = CAST(c{} AS REAL) WHERE {}",
+                meta.phys(),
+                to.id.0,
+                from.id.0,
+                meta.layout.is_live("")
+            ),
             &[],
         )
     }
@@ -316,7 +384,7 @@ impl Tx<'_> {
         let mut params = Params::default();
         let cond = sql_over_columns(&meta.schema, pred, &mut params)?;
         self.execute(
-            &format!("UPDATE {} SET _vmax = {} WHERE _vmax = {LIVE} AND {cond}", meta.phys(), version.0),
+            &format!("UPDATE {} SET _vmax = {} WHERE {} AND {cond}", meta.phys(), version.0, meta.layout.is_live("")),
             &params.values,
         )
     }

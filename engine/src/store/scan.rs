@@ -193,7 +193,7 @@ impl Tx<'_> {
         columns: &[(u32, ColumnType)],
         mut each: impl FnMut(i64, bool, Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
-        let at = |v: Version| format!("(_vmin <= {0} AND _vmax > {0})", v.0);
+        let at = |v: Version| meta.layout.visible_at("", v);
         let fetch: String = columns.iter().map(|(id, _)| format!(", c{id}")).collect();
         let sql = format!(
             "SELECT _id, {hi_seen}{fetch} FROM {phys} WHERE {lo_seen} != {hi_seen} ORDER BY _id, _vmin",

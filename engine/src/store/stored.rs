@@ -4,7 +4,6 @@
 //! of the view brings the old ones back. A row without a stored row shows nulls.
 
 use super::meta::stored_name;
-use super::rows::LIVE;
 use super::sql::{sql_for_read, Params};
 use super::{column_level, TableMeta, Tx};
 use crate::error::{err, Result};
@@ -30,7 +29,7 @@ impl Tx<'_> {
         let mut params = Params::default();
         let (mut targets, mut values) = (
             vec!["_id".to_string(), "_vmin".into(), "_vmax".into()],
-            vec!["b._id".to_string(), version.0.to_string(), LIVE.to_string()],
+            vec!["b._id".to_string(), version.0.to_string(), meta.layout.live().to_string()],
         );
         for c in meta.schema.columns.iter().filter(|c| column_level(c.id) == level && !c.is_computed()) {
             targets.push(format!("c{}", c.id.0));
@@ -53,9 +52,10 @@ impl Tx<'_> {
         )?;
         self.execute(
             &format!(
-                "UPDATE {stored} SET _vmax = {v} WHERE _vmax = {LIVE} AND _vmin < {v}
-                 AND _id IN (SELECT _id FROM {stored} WHERE _vmax = {LIVE} AND _vmin = {v})",
-                v = version.0
+                "UPDATE {stored} SET _vmax = {v} WHERE {live} AND _vmin < {v}
+                 AND _id IN (SELECT _id FROM {stored} WHERE {live} AND _vmin = {v})",
+                v = version.0,
+                live = meta.layout.is_live("")
             ),
             &[],
         )?;
@@ -77,10 +77,11 @@ impl Tx<'_> {
         let n = self.query_i64(
             &format!(
                 "SELECT count(*) FROM {} WHERE {} AND {shown} AND b._id IN
-                 (SELECT _id FROM {stored} WHERE _vmin = {v} OR (_vmax = {v} AND _vmax < {LIVE}))",
+                 (SELECT _id FROM {stored} WHERE _vmin = {v} OR ({ended}))",
                 meta.source_sql(),
                 meta.visible_sql(None),
-                v = version.0
+                v = version.0,
+                ended = meta.layout.ended_at("", &version.0.to_string())
             ),
             &params.values,
         )?;

@@ -265,6 +265,7 @@ fn data_versions_store_no_schema_and_every_version_reads_exactly() {
 fn a_format_1_catalog_is_read_and_upgraded_by_its_first_data_change() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cat.db");
+    crate::format_4_file(&path);
     {
         let cat = Catalog::open(&path).unwrap();
         cat.create_dir("app", IfExists::Error).unwrap();
@@ -456,6 +457,7 @@ fn views_snapshots_revert_and_compaction_work_on_a_reused_table() {
 fn spare_tables_are_bounded_and_a_reuse_upgrades_the_format() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cat.db");
+    crate::format_4_file(&path);
     let cat = Catalog::open(&path).unwrap();
     cat.create_dir("app", IfExists::Error).unwrap();
     let raw = rusqlite::Connection::open(&path).unwrap();
@@ -638,4 +640,76 @@ fn create_table_from_rows_infers_the_schema_and_inserts_them() {
     fails_cleanly(&cat, ErrorCode::AlreadyExists, || {
         cat.create_table_from_rows("app/imported", [row! {"id" => 9}], IfExists::Error)
     });
+}
+
+/// A catalog created at format 5 marks live rows with `_vmax = 0` (stored in no bytes); one
+/// created before keeps `i64::MAX` through every kind of write, stays format 4 (so the Tabula
+/// that wrote it still reads it), and reads the same.
+#[test]
+fn live_rows_are_marked_by_the_layout_the_catalog_was_created_with() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, format_4) in [("new.db", false), ("old.db", true)] {
+        let path = dir.path().join(name);
+        if format_4 {
+            crate::format_4_file(&path);
+        }
+        let cat = Catalog::open(&path).unwrap();
+        let t = cat
+            .create_table("t", Schema::new().required("k", ColumnType::Int).primary_key(["k"]), IfExists::Error)
+            .unwrap();
+        t.insert((0..4).map(|k| tabula::row! {"k" => k})).unwrap();
+        t.update([("k", tabula::col("k") + 10)], tabula::col("k").lt(2)).unwrap();
+        t.delete(tabula::col("k").eq(3)).unwrap();
+        t.revert().unwrap();
+        t.upsert([tabula::row! {"k" => 20}]).unwrap();
+        t.add_column("tmp", ColumnType::Int, 0, IfExists::Error).unwrap();
+        t.drop_column("tmp").unwrap();
+        // Keeps version 6 alone: the physical table is rebuilt without `tmp`.
+        t.compact(tabula::Retention::Versions(1)).unwrap();
+        t.update([("k", tabula::col("k") + 1)], tabula::col("k").eq(20)).unwrap();
+        let e = t.insert([tabula::row! {"k" => 2}]).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::DuplicateKey, "{name}: {e}");
+        let view = cat.create_view("v", &t, tabula::col("k").ge(10), IfExists::Error).unwrap();
+        view.add_column("note", ColumnType::String, tabula::Value::Null, IfExists::Error).unwrap();
+        view.update([("note", tabula::lit("n"))], tabula::lit(true)).unwrap();
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        let ends = |table: &str| -> Vec<i64> {
+            let mut stmt = raw.prepare(&format!("SELECT DISTINCT _vmax FROM {table} ORDER BY 1")).unwrap();
+            stmt.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect()
+        };
+        let format: String =
+            raw.query_row("SELECT value FROM _tabula_meta WHERE key = 'format_version'", [], |r| r.get(0)).unwrap();
+        if format_4 {
+            assert_eq!(ends("t1"), vec![7, i64::MAX], "{name}");
+            assert_eq!(ends("t2_stored"), vec![i64::MAX], "{name}");
+            assert_eq!(format, "4");
+        } else {
+            assert_eq!(ends("t1"), vec![0, 7], "{name}");
+            assert_eq!(ends("t2_stored"), vec![0], "{name}");
+            assert_eq!(format, tabula::FORMAT_VERSION.to_string());
+        }
+        let keys = |at: &str| -> Vec<i64> {
+            let rows = cat.get_table(at).unwrap().select_all().collect().unwrap();
+            let mut keys: Vec<i64> = rows.iter().map(|r| r.get("k").unwrap()).collect();
+            keys.sort();
+            keys
+        };
+        assert_eq!(keys("t"), vec![2, 3, 10, 11, 21], "{name}");
+        assert_eq!(keys("t:6"), vec![2, 3, 10, 11, 20], "{name}");
+        assert_eq!(view.count().unwrap(), 3, "{name}");
+        cat.integrity_check().unwrap();
+    }
+}
+
+/// A `live_vmax` no Tabula writes is refused at open, naming the file.
+#[test]
+fn an_unknown_live_row_marker_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cat.db");
+    drop(Catalog::open(&path).unwrap());
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute("UPDATE _tabula_meta SET value = '7' WHERE key = 'live_vmax'", []).unwrap();
+    let e = Catalog::open(&path).err().unwrap();
+    assert_eq!(e.code(), ErrorCode::NotACatalog);
+    assert!(e.to_string().contains("cat.db") && e.to_string().contains("'7'"), "{e}");
 }

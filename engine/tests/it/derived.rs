@@ -426,6 +426,7 @@ fn a_snapshot_of_a_query_fails_whole_when_a_column_fails() {
 fn a_format_3_catalog_with_a_view_becomes_format_4_at_its_first_view_version() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cat.db");
+    crate::format_4_file(&path);
     {
         let cat = tabula::Catalog::open(&path).unwrap();
         cat.create_dir("app", IfExists::Error).unwrap();

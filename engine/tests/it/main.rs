@@ -18,6 +18,19 @@ mod versions;
 
 use tabula::{row, Catalog, ColumnType, IfExists, Recursive, Schema, Table};
 
+/// Makes `path` an empty catalog file as a Tabula before format 5 created it: its live rows
+/// are marked with `_vmax = i64::MAX` (there is no `live_vmax` key), and its format is 4.
+/// Such files stay in that layout for good; tests of older formats start from one.
+pub fn format_4_file(path: &std::path::Path) {
+    drop(Catalog::open(path).unwrap());
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "DELETE FROM _tabula_meta WHERE key = 'live_vmax';
+         UPDATE _tabula_meta SET value = '4' WHERE key = 'format_version'",
+    )
+    .unwrap();
+}
+
 /// A fresh in-memory catalog with directory `app`.
 pub fn catalog() -> Catalog {
     let cat = Catalog::in_memory().unwrap();
