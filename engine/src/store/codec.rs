@@ -1,26 +1,23 @@
 //! How each [`Value`] is encoded in SQLite and decoded back, by column type.
 
-use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
+use rusqlite::types::{Null, ValueRef};
+use rusqlite::Statement;
 
 use crate::error::{err, Result};
 use crate::types::{ColumnType, Value};
 
-/// A borrowed [`Value`] ready to bind as a statement parameter.
-pub(crate) struct SqlValue<'a>(pub(crate) &'a Value);
-
-impl ToSql for SqlValue<'_> {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        use rusqlite::types::Value as V;
-        Ok(match self.0 {
-            Value::Null => ToSqlOutput::Owned(V::Null),
-            Value::Int(i) | Value::Timestamp(i) => ToSqlOutput::Owned(V::Integer(*i)),
-            Value::Date(d) => ToSqlOutput::Owned(V::Integer(i64::from(*d))),
-            Value::Bool(b) => ToSqlOutput::Owned(V::Integer(i64::from(*b))),
-            Value::Float(f) => ToSqlOutput::Owned(V::Real(*f)),
-            Value::String(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
-            Value::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
-            Value::Json(j) => ToSqlOutput::Owned(V::Text(j.to_string())),
-        })
+/// Binds `v` to parameter `at` (1-based) of `stmt`, each kind through rusqlite's binding of
+/// its primitive type (no intermediate `ToSqlOutput`: this runs for every value written).
+pub(crate) fn bind(stmt: &mut Statement<'_>, at: usize, v: &Value) -> rusqlite::Result<()> {
+    match v {
+        Value::Null => stmt.raw_bind_parameter(at, Null),
+        Value::Int(i) | Value::Timestamp(i) => stmt.raw_bind_parameter(at, *i),
+        Value::Date(d) => stmt.raw_bind_parameter(at, i64::from(*d)),
+        Value::Bool(b) => stmt.raw_bind_parameter(at, i64::from(*b)),
+        Value::Float(f) => stmt.raw_bind_parameter(at, *f),
+        Value::String(s) => stmt.raw_bind_parameter(at, s.as_str()),
+        Value::Bytes(b) => stmt.raw_bind_parameter(at, b.as_slice()),
+        Value::Json(j) => stmt.raw_bind_parameter(at, j.to_string()),
     }
 }
 

@@ -116,7 +116,8 @@ impl Tx<'_> {
         let list: String = columns.iter().map(|c| format!(", {c}")).collect();
         let new = format!("{phys}_compacted");
         let key = super::meta::key_physical(&meta.schema);
-        let key_index = if key.is_empty() { String::new() } else { super::meta::key_index_sql(meta.layout, &phys, &key) };
+        let key_index =
+            if key.is_empty() { String::new() } else { super::meta::key_index_sql(meta.layout, &phys, &key) };
         self.tx
             .execute_batch(&format!(
                 "CREATE TABLE {new}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL{ddl});

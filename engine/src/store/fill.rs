@@ -107,7 +107,14 @@ fn inherited_error(schema: &TableSchema, expr: &Expr, slot: &dyn Fn(&ColumnDef) 
 /// The statement of [`Tx::copy_view_cells`]. It walks the new row versions (a rowid range)
 /// and finds each one's predecessor through the ended rows' index on `(_vmax, _id)`: the
 /// work is the rows the update touched, not the table.
-fn copy_view_cells_sql(layout: Layout, base: &str, view: &str, columns: &[&ColumnDef], first: i64, version: Version) -> String {
+fn copy_view_cells_sql(
+    layout: Layout,
+    base: &str,
+    view: &str,
+    columns: &[&ColumnDef],
+    first: i64,
+    version: Version,
+) -> String {
     let targets: Vec<String> = columns.iter().flat_map(|c| [format!("c{}", c.id.0), format!("e{}", c.id.0)]).collect();
     let sources: Vec<String> = targets.iter().map(|t| format!("v.{t}")).collect();
     format!(

@@ -1241,7 +1241,11 @@ impl Tx<'_> {
             }
             self.tx
                 .execute(
-                    &format!("UPDATE {phys} SET _vmax = {} WHERE {}", self.layout.live(), self.layout.ended_at("", "?1")),
+                    &format!(
+                        "UPDATE {phys} SET _vmax = {} WHERE {}",
+                        self.layout.live(),
+                        self.layout.ended_at("", "?1")
+                    ),
                     [latest],
                 )
                 .map_err(|e| self.fail(e))?;

@@ -47,7 +47,6 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use crate::error::{err, Error, ErrorCode, Result};
 
 pub(crate) use batch::{Staged, StagedRow};
-pub(crate) use codec::SqlValue;
 pub use compact::CompactReport;
 pub(crate) use fill::{Scope, Set, ViewRows};
 pub(crate) use follows::ViewChange;

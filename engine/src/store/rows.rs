@@ -1,9 +1,10 @@
 //! Physical row operations: prepared inserts, statements with bound [`Value`]s, and
 //! decoded row scans.
 
+use super::codec::{bind, decode};
 use super::sql::{sql_over_columns, Params};
 use super::TableMeta;
-use super::{codec::decode, SqlValue, Tx};
+use super::Tx;
 use crate::error::Result;
 use crate::expr::Expr;
 use crate::schema::ColumnDef;
@@ -97,7 +98,7 @@ impl Inserter<'_> {
     /// Binds `params` to ?1, ?2, ... and runs the statement.
     pub(crate) fn insert<'v>(&mut self, params: impl IntoIterator<Item = &'v Value>) -> Result<()> {
         for (i, v) in params.into_iter().enumerate() {
-            self.stmt.raw_bind_parameter(i + 1, SqlValue(v)).map_err(|e| self.tx.fail(e))?;
+            bind(&mut self.stmt, i + 1, v).map_err(|e| self.tx.fail(e))?;
         }
         self.stmt.raw_execute().map_err(|e| self.tx.fail(e))?;
         Ok(())
@@ -275,7 +276,7 @@ impl<'t> Appender<'t> {
             }
         };
         for (i, v) in self.pending.iter().chain(&self.literals).enumerate() {
-            stmt.raw_bind_parameter(i + 1, SqlValue(v)).map_err(|e| tx.fail(e))?;
+            bind(stmt, i + 1, v).map_err(|e| tx.fail(e))?;
         }
         if let Err(e) = stmt.raw_execute() {
             if super::is_unique_violation(&e) {
@@ -393,7 +394,7 @@ impl Tx<'_> {
     pub(crate) fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
         let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.fail(e))?;
         for (i, v) in params.iter().enumerate() {
-            stmt.raw_bind_parameter(i + 1, SqlValue(v)).map_err(|e| self.fail(e))?;
+            bind(&mut stmt, i + 1, v).map_err(|e| self.fail(e))?;
         }
         stmt.raw_execute().map(|n| n as u64).map_err(|e| self.fail(e))
     }
@@ -409,7 +410,7 @@ impl Tx<'_> {
     ) -> Result<()> {
         let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.fail(e))?;
         for (i, v) in params.iter().enumerate() {
-            stmt.raw_bind_parameter(i + 1, SqlValue(v)).map_err(|e| self.fail(e))?;
+            bind(&mut stmt, i + 1, v).map_err(|e| self.fail(e))?;
         }
         let mut rows = stmt.raw_query();
         while let Some(row) = rows.next().map_err(|e| self.fail(e))? {
