@@ -9,8 +9,6 @@
 
 use std::collections::BTreeSet;
 
-use rusqlite::params;
-
 use super::meta::{physical_columns, Kind, TableMeta};
 use super::Tx;
 use crate::error::{err, Result};
@@ -59,36 +57,27 @@ impl Tx<'_> {
         }
         for dep in &deps {
             if matches!(dep.kind, Kind::View { .. }) && dep.root == Some(id) && dep.root_at.is_none() {
-                self.tx
-                    .execute(
-                        &format!("DELETE FROM {} WHERE _id IN (SELECT rowid FROM {phys} WHERE {dead})", dep.phys),
-                        [],
-                    )
-                    .map_err(|e| self.fail(e))?;
+                self.execute(
+                    &format!("DELETE FROM {} WHERE _id IN (SELECT rowid FROM {phys} WHERE {dead})", dep.phys),
+                    &[],
+                )?;
             }
         }
         let removed_versions = self
-            .tx
-            .execute("DELETE FROM _tabula_versions WHERE table_id = ?1 AND version < ?2", params![id.0, k])
-            .map_err(|e| self.fail(e))? as u64;
+            .execute("DELETE FROM _tabula_versions WHERE table_id = ?1 AND version < ?2", &[id.0.into(), k.into()])?;
         if removed_versions > 0 {
-            self.tx
-                .execute(
-                    "UPDATE _tabula_versions SET schema = ?3 WHERE table_id = ?1 AND version = ?2",
-                    params![id.0, k, json],
-                )
-                .map_err(|e| self.fail(e))?;
+            self.execute(
+                "UPDATE _tabula_versions SET schema = ?3 WHERE table_id = ?1 AND version = ?2",
+                &[id.0.into(), k.into(), json.into()],
+            )?;
             // Records that referred to a forgotten version share the oldest kept schema.
-            self.tx
-                .execute(
-                    "UPDATE _tabula_versions SET schema = '@' || ?2 WHERE table_id = ?1 AND version > ?2
-                     AND substr(schema, 1, 1) = '@' AND CAST(substr(schema, 2) AS INTEGER) < ?2",
-                    params![id.0, k],
-                )
-                .map_err(|e| self.fail(e))?;
+            self.execute(
+                "UPDATE _tabula_versions SET schema = '@' || ?2 WHERE table_id = ?1 AND version > ?2
+                 AND substr(schema, 1, 1) = '@' AND CAST(substr(schema, 2) AS INTEGER) < ?2",
+                &[id.0.into(), k.into()],
+            )?;
         }
-        let rows_removed =
-            self.tx.execute(&format!("DELETE FROM {phys} WHERE {dead}"), []).map_err(|e| self.fail(e))? as u64;
+        let rows_removed = self.execute(&format!("DELETE FROM {phys} WHERE {dead}"), &[])?;
         let columns_removed = self.drop_dead_columns(meta)?;
         Ok(CompactReport { oldest_kept: keep_from, versions_removed: removed_versions, rows_removed, columns_removed })
     }
@@ -118,8 +107,7 @@ impl Tx<'_> {
         let key = super::meta::key_physical(&meta.schema);
         let key_index =
             if key.is_empty() { String::new() } else { super::meta::key_index_sql(meta.layout, &phys, &key) };
-        self.tx
-            .execute_batch(&format!(
+        self.execute_batch(&format!(
                 "CREATE TABLE {new}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL{ddl});
                  INSERT INTO {new}(rowid, _id, _vmin, _vmax{list}) SELECT rowid, _id, _vmin, _vmax{list} FROM {phys} ORDER BY rowid;
                  DROP TABLE {phys};
@@ -128,21 +116,20 @@ impl Tx<'_> {
                  {key_index}",
                 ddl = ddl.concat(),
                 ended = meta.layout.ended("")
-            ))
-            .map_err(|e| self.fail(e))?;
+            ))?;
         Ok(dead as u64)
     }
 
     /// The schemas of the kept versions (each stored once).
     fn kept_schemas(&self, meta: &TableMeta) -> Result<Vec<TableSchema>> {
-        let mut stmt = self
-            .tx
-            .prepare("SELECT schema FROM _tabula_versions WHERE table_id = ?1 AND substr(schema, 1, 1) <> '@'")
-            .map_err(|e| self.fail(e))?;
-        let texts = stmt.query_map([meta.id.0], |r| r.get::<_, String>(0)).map_err(|e| self.fail(e))?;
+        let texts = self.query_rows(
+            "SELECT schema FROM _tabula_versions WHERE table_id = ?1 AND substr(schema, 1, 1) <> '@'",
+            &[meta.id.0.into()],
+            1,
+        )?;
         let mut out = Vec::new();
-        for text in texts {
-            let text = text.map_err(|e| self.fail(e))?;
+        for row in texts {
+            let text = row.text(0)?;
             out.push(serde_json::from_str(&text).map_err(|e| {
                 err!(Storage, "a stored schema of '{}' does not parse ({e}); the catalog may be damaged", meta.path)
             })?);

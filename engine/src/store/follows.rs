@@ -9,8 +9,6 @@
 //! `base_version`; a revert of the base takes the versions that followed the reverted one
 //! away with it.
 
-use rusqlite::{params, OptionalExtension};
-
 use super::sql::sql_for_read;
 use super::{TableMeta, Tx};
 use crate::error::Result;
@@ -50,15 +48,14 @@ impl Tx<'_> {
         follows: bool,
     ) -> Result<()> {
         if self.format_version()? < 4 {
-            self.tx.execute_batch(CREATE_FOLLOWS).map_err(|e| self.fail(e))?;
+            self.execute_batch(CREATE_FOLLOWS)?;
             self.require_format(4)?;
         }
-        self.tx
-            .prepare_cached(
-                "INSERT OR REPLACE INTO _tabula_follows(view_id, version, base_version, follows) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .and_then(|mut s| s.execute(params![view.0, version.0 as i64, base_version.0 as i64, follows]))
-            .map_err(|e| self.fail(e))?;
+        self.execute(
+            "INSERT INTO _tabula_follows(view_id, version, base_version, follows) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(view_id, version) DO UPDATE SET base_version = excluded.base_version, follows = excluded.follows",
+            &[view.0.into(), (version.0 as i64).into(), (base_version.0 as i64).into(), i64::from(follows).into()],
+        )?;
         Ok(())
     }
 
@@ -69,12 +66,12 @@ impl Tx<'_> {
         if self.format_version()? < 4 {
             return Ok(None);
         }
-        let found: Option<(i64, bool)> = self
-            .tx
-            .prepare_cached("SELECT base_version, follows FROM _tabula_follows WHERE view_id = ?1 AND version = ?2")
-            .and_then(|mut s| s.query_row(params![view.0, version.0 as i64], |r| Ok((r.get(0)?, r.get(1)?))).optional())
-            .map_err(|e| self.fail(e))?;
-        Ok(found.map(|(v, follows)| (Version(v as u64), follows)))
+        let found = self.query_row(
+            "SELECT base_version, follows FROM _tabula_follows WHERE view_id = ?1 AND version = ?2",
+            &[view.0.into(), (version.0 as i64).into()],
+            2,
+        )?;
+        found.map(|r| Ok((Version(r.int(0)? as u64), r.int(1)? != 0))).transpose()
     }
 
     /// After a revert took versions `gone` of its base away (its current version is now
@@ -88,43 +85,30 @@ impl Tx<'_> {
         }
         let mut removed = Vec::new();
         for base in gone {
-            let mut stmt = self
-                .tx
-                .prepare_cached(
-                    "SELECT version FROM _tabula_follows WHERE view_id = ?1 AND base_version = ?2 AND follows = 1",
-                )
-                .map_err(|e| self.fail(e))?;
-            let versions = stmt
-                .query_map(params![view.0, base.0 as i64], |r| r.get::<_, i64>(0))
-                .map_err(|e| self.fail(e))?
-                .collect::<rusqlite::Result<Vec<i64>>>()
-                .map_err(|e| self.fail(e))?;
-            removed.extend(versions.into_iter().map(|v| Version(v as u64)));
-            self.tx
-                .prepare_cached(
-                    "UPDATE _tabula_follows SET base_version = ?3 WHERE view_id = ?1 AND base_version = ?2 AND follows = 0",
-                )
-                .and_then(|mut s| s.execute(params![view.0, base.0 as i64, base_now.0 as i64]))
-                .map_err(|e| self.fail(e))?;
+            let versions = self.query_rows(
+                "SELECT version FROM _tabula_follows WHERE view_id = ?1 AND base_version = ?2 AND follows = 1",
+                &[view.0.into(), (base.0 as i64).into()],
+                1,
+            )?;
+            for row in versions {
+                removed.push(Version(row.int(0)? as u64));
+            }
+            self.execute(
+                "UPDATE _tabula_follows SET base_version = ?3 WHERE view_id = ?1 AND base_version = ?2 AND follows = 0",
+                &[view.0.into(), (base.0 as i64).into(), (base_now.0 as i64).into()],
+            )?;
         }
         for v in &removed {
-            self.tx
-                .prepare_cached("DELETE FROM _tabula_follows WHERE view_id = ?1 AND version = ?2")
-                .and_then(|mut s| s.execute(params![view.0, v.0 as i64]))
-                .and_then(|_| {
-                    self.tx.prepare_cached("DELETE FROM _tabula_versions WHERE table_id = ?1 AND version = ?2")
-                })
-                .and_then(|mut s| s.execute(params![view.0, v.0 as i64]))
-                .map_err(|e| self.fail(e))?;
+            let key = [view.0.into(), (v.0 as i64).into()];
+            self.execute("DELETE FROM _tabula_follows WHERE view_id = ?1 AND version = ?2", &key)?;
+            self.execute("DELETE FROM _tabula_versions WHERE table_id = ?1 AND version = ?2", &key)?;
         }
         if !removed.is_empty() {
-            self.tx
-                .prepare_cached(
-                    "UPDATE _tabula_tables SET epoch = epoch + 1, version =
-                     (SELECT max(version) FROM _tabula_versions WHERE table_id = ?1) WHERE id = ?1",
-                )
-                .and_then(|mut s| s.execute([view.0]))
-                .map_err(|e| self.fail(e))?;
+            self.execute(
+                "UPDATE _tabula_tables SET epoch = epoch + 1, version =
+                 (SELECT max(version) FROM _tabula_versions WHERE table_id = ?1) WHERE id = ?1",
+                &[view.0.into()],
+            )?;
         }
         Ok(removed)
     }
@@ -134,10 +118,10 @@ impl Tx<'_> {
         if self.format_version()? < 4 {
             return Ok(());
         }
-        self.tx
-            .prepare_cached("DELETE FROM _tabula_follows WHERE view_id = ?1 AND version = ?2")
-            .and_then(|mut s| s.execute(params![view.0, version.0 as i64]))
-            .map_err(|e| self.fail(e))?;
+        self.execute(
+            "DELETE FROM _tabula_follows WHERE view_id = ?1 AND version = ?2",
+            &[view.0.into(), (version.0 as i64).into()],
+        )?;
         Ok(())
     }
 
@@ -146,10 +130,7 @@ impl Tx<'_> {
         if self.format_version()? < 4 {
             return Ok(());
         }
-        self.tx
-            .prepare_cached("DELETE FROM _tabula_follows WHERE view_id = ?1")
-            .and_then(|mut s| s.execute([view.0]))
-            .map_err(|e| self.fail(e))?;
+        self.execute("DELETE FROM _tabula_follows WHERE view_id = ?1", &[view.0.into()])?;
         Ok(())
     }
 

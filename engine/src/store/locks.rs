@@ -6,8 +6,6 @@
 //! This module only reads and writes rows; whether a holder is gone is decided by
 //! `catalog::lock`, which owns the rules.
 
-use rusqlite::{params, OptionalExtension};
-
 use super::Tx;
 use crate::error::Result;
 
@@ -48,38 +46,47 @@ impl Tx<'_> {
         if !self.has_locks_table()? {
             return Ok(None);
         }
-        self.tx
-            .query_row(
-                "SELECT name, token, pid, process_start, host, since_us, expires_us, note
-                 FROM _tabula_locks WHERE name = ?1",
-                [name],
-                |r| {
-                    Ok(LockRow {
-                        name: r.get(0)?,
-                        token: r.get(1)?,
-                        pid: r.get(2)?,
-                        process_start: r.get(3)?,
-                        host: r.get(4)?,
-                        since_us: r.get(5)?,
-                        expires_us: r.get(6)?,
-                        note: r.get(7)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(|e| self.fail(e))
+        let row = self.query_row(
+            "SELECT name, token, pid, process_start, host, since_us, expires_us, note
+             FROM _tabula_locks WHERE name = ?1",
+            &[name.into()],
+            8,
+        )?;
+        row.map(|r| {
+            Ok(LockRow {
+                name: r.text(0)?,
+                token: r.text(1)?,
+                pid: r.int(2)?,
+                process_start: r.int(3)?,
+                host: r.text(4)?,
+                since_us: r.int(5)?,
+                expires_us: r.int(6)?,
+                note: r.opt_text(7)?,
+            })
+        })
+        .transpose()
     }
 
     /// Writes `row` as the holder of its lock (replacing a stale holder's row).
     pub(crate) fn put_lock(&self, row: &LockRow) -> Result<()> {
-        self.tx.execute_batch(CREATE_LOCKS).map_err(|e| self.fail(e))?;
-        self.tx
-            .execute(
-                "INSERT OR REPLACE INTO _tabula_locks(name, token, pid, process_start, host, since_us, expires_us, note)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![row.name, row.token, row.pid, row.process_start, row.host, row.since_us, row.expires_us, row.note],
-            )
-            .map_err(|e| self.fail(e))?;
+        self.execute_batch(CREATE_LOCKS)?;
+        self.execute(
+            "INSERT INTO _tabula_locks(name, token, pid, process_start, host, since_us, expires_us, note)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT(name) DO UPDATE SET token = excluded.token, pid = excluded.pid,
+             process_start = excluded.process_start, host = excluded.host, since_us = excluded.since_us,
+             expires_us = excluded.expires_us, note = excluded.note",
+            &[
+                row.name.as_str().into(),
+                row.token.as_str().into(),
+                row.pid.into(),
+                row.process_start.into(),
+                row.host.as_str().into(),
+                row.since_us.into(),
+                row.expires_us.into(),
+                row.note.as_deref().into(),
+            ],
+        )?;
         Ok(())
     }
 
@@ -89,13 +96,10 @@ impl Tx<'_> {
         if !self.has_locks_table()? {
             return Ok(false);
         }
-        let n = self
-            .tx
-            .execute(
-                "UPDATE _tabula_locks SET expires_us = ?3, note = ?4 WHERE name = ?1 AND token = ?2",
-                params![name, token, expires_us, note],
-            )
-            .map_err(|e| self.fail(e))?;
+        let n = self.execute(
+            "UPDATE _tabula_locks SET expires_us = ?3, note = ?4 WHERE name = ?1 AND token = ?2",
+            &[name.into(), token.into(), expires_us.into(), note.into()],
+        )?;
         Ok(n == 1)
     }
 
@@ -104,10 +108,8 @@ impl Tx<'_> {
         if !self.has_locks_table()? {
             return Ok(false);
         }
-        let n = self
-            .tx
-            .execute("DELETE FROM _tabula_locks WHERE name = ?1 AND token = ?2", params![name, token])
-            .map_err(|e| self.fail(e))?;
+        let n =
+            self.execute("DELETE FROM _tabula_locks WHERE name = ?1 AND token = ?2", &[name.into(), token.into()])?;
         Ok(n == 1)
     }
 }

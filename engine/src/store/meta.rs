@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::OptionalExtension;
 
 use super::{codec::sql_type, Layout, Tx, FORMAT_VERSION};
 use crate::change::ChangeKind;
@@ -325,26 +325,20 @@ pub(super) fn init_or_check(tx: &Tx, location: &str) -> Result<()> {
             "'{location}' is an SQLite database but not a Tabula catalog (it has no _tabula_meta table); use a new file"
         ));
     }
-    tx.tx.execute_batch(CREATE_META).map_err(|e| tx.fail(e))?;
-    tx.tx.execute_batch(super::follows::CREATE_FOLLOWS).map_err(|e| tx.fail(e))?;
-    tx.tx
-        .execute(
-            "INSERT INTO _tabula_meta(key, value) VALUES ('format_version', ?1), ('live_vmax', '0')",
-            [FORMAT_VERSION.to_string()],
-        )
-        .map_err(|e| tx.fail(e))?;
+    tx.execute_batch(CREATE_META)?;
+    tx.execute_batch(super::follows::CREATE_FOLLOWS)?;
+    tx.execute(
+        "INSERT INTO _tabula_meta(key, value) VALUES ('format_version', ?1), ('live_vmax', '0')",
+        &[FORMAT_VERSION.to_string().into()],
+    )?;
     Ok(())
 }
 
 /// The catalog's row layout: `live_vmax` = `0` since format 5; catalogs created before have
 /// no such key and keep `i64::MAX`.
 pub(super) fn read_layout(tx: &Tx, location: &str) -> Result<Layout> {
-    let found: Option<String> = tx
-        .tx
-        .query_row("SELECT value FROM _tabula_meta WHERE key = 'live_vmax'", [], |r| r.get(0))
-        .optional()
-        .map_err(|e| tx.fail(e))?;
-    match found.as_deref() {
+    let found = tx.query_row("SELECT value FROM _tabula_meta WHERE key = 'live_vmax'", &[], 1)?;
+    match found.map(|r| r.text(0)).transpose()?.as_deref() {
         None => Ok(Layout::Max),
         Some("0") => Ok(Layout::Zero),
         Some(other) => Err(err!(
@@ -438,10 +432,10 @@ impl Tx<'_> {
 
     /// The format version the file says it has.
     pub(crate) fn format_version(&self) -> Result<i64> {
-        let text: String = self
-            .tx
-            .query_row("SELECT value FROM _tabula_meta WHERE key = 'format_version'", [], |r| r.get(0))
-            .map_err(|e| self.fail(e))?;
+        let text = self
+            .query_row("SELECT value FROM _tabula_meta WHERE key = 'format_version'", &[], 1)?
+            .ok_or_else(|| err!(NotACatalog, "the catalog has no format version"))?
+            .text(0)?;
         text.parse().map_err(|_| err!(NotACatalog, "the format version '{text}' is not a number"))
     }
 }
@@ -492,31 +486,24 @@ impl Tx<'_> {
         if path.is_root() {
             return Ok(Some(EntryKind::Dir));
         }
-        let text = path.to_string();
-        let kind: Option<i64> = self
-            .tx
-            .query_row(
-                "SELECT 0 FROM _tabula_dirs WHERE path = ?1 UNION ALL SELECT 1 FROM _tabula_tables WHERE path = ?1",
-                [&text],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.fail(e))?;
-        Ok(kind.map(|k| if k == 0 { EntryKind::Dir } else { EntryKind::Table }))
+        let kind = self.query_row(
+            "SELECT 0 FROM _tabula_dirs WHERE path = ?1 UNION ALL SELECT 1 FROM _tabula_tables WHERE path = ?1",
+            &[path.to_string().into()],
+            1,
+        )?;
+        kind.map(|k| Ok(if k.int(0)? == 0 { EntryKind::Dir } else { EntryKind::Table })).transpose()
     }
 
     pub(crate) fn insert_dir(&self, path: &Path) -> Result<()> {
-        self.tx
-            .execute(
-                "INSERT INTO _tabula_dirs(path, created_at) VALUES (?1, ?2)",
-                params![path.to_string(), now_micros()],
-            )
-            .map_err(|e| self.fail(e))?;
+        self.execute(
+            "INSERT INTO _tabula_dirs(path, created_at) VALUES (?1, ?2)",
+            &[path.to_string().into(), now_micros().into()],
+        )?;
         Ok(())
     }
 
     pub(crate) fn delete_dir(&self, path: &Path) -> Result<()> {
-        self.tx.execute("DELETE FROM _tabula_dirs WHERE path = ?1", [path.to_string()]).map_err(|e| self.fail(e))?;
+        self.execute("DELETE FROM _tabula_dirs WHERE path = ?1", &[path.to_string().into()])?;
         Ok(())
     }
 
@@ -525,20 +512,16 @@ impl Tx<'_> {
         // The paths below `dir/` are exactly those in ["dir/", "dir0"): '0' follows '/'. A
         // range on the paths' unique indexes, so listing a namespace never scans the catalog.
         let (low, high) = if dir.is_root() { (String::new(), "\u{10ffff}".to_string()) } else { below(dir) };
-        let mut stmt = self
-            .tx
-            .prepare_cached(
-                "SELECT path, 0 FROM _tabula_dirs WHERE path >= ?1 AND path < ?2
-                 UNION ALL SELECT path, 1 FROM _tabula_tables WHERE path >= ?1 AND path < ?2
-                 ORDER BY 1",
-            )
-            .map_err(|e| self.fail(e))?;
-        let rows = stmt
-            .query_map([&low, &high], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-            .map_err(|e| self.fail(e))?;
+        let rows = self.query_rows(
+            "SELECT path, 0 FROM _tabula_dirs WHERE path >= ?1 AND path < ?2
+             UNION ALL SELECT path, 1 FROM _tabula_tables WHERE path >= ?1 AND path < ?2
+             ORDER BY 1",
+            &[low.into(), high.into()],
+            2,
+        )?;
         let mut out = Vec::new();
         for row in rows {
-            let (text, kind) = row.map_err(|e| self.fail(e))?;
+            let (text, kind) = (row.text(0)?, row.int(1)?);
             let path =
                 Path::parse(&text).map_err(|e| e.context("stored path is invalid; the catalog may be damaged"))?;
             if recursive || path.depth() == dir.depth() + 1 {
@@ -550,17 +533,16 @@ impl Tx<'_> {
 
     /// Renames `from` (a table or a directory with everything below it) to `to`.
     pub(crate) fn move_entries(&self, from: &Path, to: &Path) -> Result<()> {
-        let (from_text, to_text) = (from.to_string(), to.to_string());
+        let (low, high) = below(from);
+        let params = [from.to_string().into(), to.to_string().into(), low.into(), high.into()];
         for table in ["_tabula_dirs", "_tabula_tables"] {
-            self.tx
-                .execute(
-                    &format!(
-                        "UPDATE {table} SET path = ?2 || substr(path, length(?1) + 1)
-                         WHERE path = ?1 OR (path >= ?3 AND path < ?4)"
-                    ),
-                    [&from_text, &to_text, &below(from).0, &below(from).1],
-                )
-                .map_err(|e| self.fail(e))?;
+            self.execute(
+                &format!(
+                    "UPDATE {table} SET path = ?2 || substr(path, length(?1) + 1)
+                     WHERE path = ?1 OR (path >= ?3 AND path < ?4)"
+                ),
+                &params,
+            )?;
         }
         Ok(())
     }
@@ -574,9 +556,7 @@ impl Tx<'_> {
             let phys = phys_name(id);
             let ddl: String = columns.iter().map(|(name, ty)| format!(", {name} {ty}")).collect();
             let key_index = if key.is_empty() { String::new() } else { key_index_sql(self.layout, &phys, &key) };
-            self.tx
-                .execute_batch(&format!("{}\n{key_index}", rows_table_sql(self.layout, &phys, &ddl)))
-                .map_err(|e| self.fail(e))?;
+            self.execute_batch(&format!("{}\n{key_index}", rows_table_sql(self.layout, &phys, &ddl)))?;
         }
         self.insert_version(
             id,
@@ -591,9 +571,7 @@ impl Tx<'_> {
     pub(crate) fn create_derived(&self, path: &Path, kind: &Kind, level: usize, detail: String) -> Result<TableId> {
         let id = self.insert_table_row(path, kind, i64::from(VIEW_COLUMN_IDS) * level.max(1) as i64)?;
         if let Kind::View { .. } = kind {
-            self.tx
-                .execute_batch(&format!("CREATE TABLE {}(_id INTEGER PRIMARY KEY)", phys_name(id)))
-                .map_err(|e| self.fail(e))?;
+            self.execute_batch(&format!("CREATE TABLE {}(_id INTEGER PRIMARY KEY)", phys_name(id)))?;
         }
         self.insert_version(id, &VersionRecord::first(detail, TableSchema::default()), None)?;
         Ok(id)
@@ -609,14 +587,20 @@ impl Tx<'_> {
             }
             Kind::Snapshot { base, at } => ("snapshot", base.map(|b| b.0), Some(at.0 as i64), None),
         };
-        self.tx
-            .execute(
-                "INSERT INTO _tabula_tables(path, version, next_row_id, next_col_id, epoch, last_version, kind, base_id,
-                 base_version, filter, created_at) VALUES (?1, 0, 0, ?2, 0, 0, ?3, ?4, ?5, ?6, ?7)",
-                params![path.to_string(), next_col_id, name, base, at, filter, now_micros()],
-            )
-            .map_err(|e| self.fail(e))?;
-        Ok(TableId(self.tx.last_insert_rowid()))
+        let id = self.query_i64(
+            "INSERT INTO _tabula_tables(path, version, next_row_id, next_col_id, epoch, last_version, kind, base_id,
+             base_version, filter, created_at) VALUES (?1, 0, 0, ?2, 0, 0, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+            &[
+                path.to_string().into(),
+                next_col_id.into(),
+                name.into(),
+                base.into(),
+                at.into(),
+                filter.into(),
+                now_micros().into(),
+            ],
+        )?;
+        Ok(TableId(id))
     }
 
     /// Every view and snapshot that reads table `id`, directly or through others, as (id,
@@ -640,18 +624,9 @@ impl Tx<'_> {
 
     /// The views and snapshots whose rows come from table `id`, as (id, path).
     pub(crate) fn dependents(&self, id: TableId) -> Result<Vec<(TableId, Path)>> {
-        let mut stmt = self
-            .tx
-            .prepare_cached("SELECT id, path FROM _tabula_tables WHERE base_id = ?1 ORDER BY path")
-            .map_err(|e| self.fail(e))?;
         let rows =
-            stmt.query_map([id.0], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))).map_err(|e| self.fail(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (dep, path) = row.map_err(|e| self.fail(e))?;
-            out.push((TableId(dep), Path::parse(&path)?));
-        }
-        Ok(out)
+            self.query_rows("SELECT id, path FROM _tabula_tables WHERE base_id = ?1 ORDER BY path", &[id.0.into()], 2)?;
+        rows.iter().map(|row| Ok((TableId(row.int(0)?), Path::parse(&row.text(1)?)?))).collect()
     }
 
     /// Makes a snapshot hold its own copy of its rows (before its base is reverted past the
@@ -664,11 +639,9 @@ impl Tx<'_> {
         let phys = phys_name(snapshot);
         let columns = physical_columns(&schema.columns);
         let ddl: String = columns.iter().map(|(name, ty)| format!(", {name} {ty}")).collect();
-        self.tx
-            .execute_batch(&format!(
-                "CREATE TABLE {phys}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL{ddl})"
-            ))
-            .map_err(|e| self.fail(e))?;
+        self.execute_batch(&format!(
+            "CREATE TABLE {phys}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL{ddl})"
+        ))?;
         let mut sources = Vec::new();
         for c in &schema.columns {
             sources.push(meta.column_sql(&c.name).unwrap_or_else(|| "NULL".into()));
@@ -693,55 +666,39 @@ impl Tx<'_> {
             ),
             &params.values,
         )?;
-        self.tx
-            .execute("UPDATE _tabula_tables SET base_id = NULL WHERE id = ?1", [snapshot.0])
-            .map_err(|e| self.fail(e))?;
+        self.execute("UPDATE _tabula_tables SET base_id = NULL WHERE id = ?1", &[snapshot.0.into()])?;
         let text = serde_json::to_string(schema).map_err(|e| err!(Storage, "could not serialize a schema ({e})"))?;
-        self.tx
-            .execute(
-                "UPDATE _tabula_versions SET schema = ?1 WHERE table_id = ?2 AND version = 0",
-                params![text, snapshot.0],
-            )
-            .map_err(|e| self.fail(e))?;
+        self.execute(
+            "UPDATE _tabula_versions SET schema = ?1 WHERE table_id = ?2 AND version = 0",
+            &[text.into(), snapshot.0.into()],
+        )?;
         Ok(())
     }
 
     /// Turns table `id`, just created and filled in this transaction, into a snapshot that
     /// holds its own rows: one version (0, `detail`, holding its final schema), read-only.
     pub(crate) fn seal_snapshot(&self, id: TableId, detail: &str) -> Result<()> {
-        let current: i64 = self
-            .tx
-            .query_row("SELECT version FROM _tabula_tables WHERE id = ?1", [id.0], |r| r.get(0))
-            .map_err(|e| self.fail(e))?;
+        let current = self.query_i64("SELECT version FROM _tabula_tables WHERE id = ?1", &[id.0.into()])?;
         let schema = self.schema_at(id, Version(current as u64))?;
         let text = serde_json::to_string(&schema).map_err(|e| err!(Storage, "could not serialize a schema ({e})"))?;
-        self.tx
-            .execute("DELETE FROM _tabula_versions WHERE table_id = ?1 AND version > 0", [id.0])
-            .and_then(|_| {
-                self.tx.execute(
-                    "UPDATE _tabula_versions SET schema = ?2, detail = ?3, first_rowid = NULL, last_rowid = NULL
-                     WHERE table_id = ?1 AND version = 0",
-                    params![id.0, text, detail],
-                )
-            })
-            .and_then(|_| {
-                self.tx.execute(
-                    "UPDATE _tabula_tables SET kind = 'snapshot', base_id = NULL, base_version = 0, version = 0,
-                     last_version = 0 WHERE id = ?1",
-                    [id.0],
-                )
-            })
-            .map_err(|e| self.fail(e))?;
+        self.execute("DELETE FROM _tabula_versions WHERE table_id = ?1 AND version > 0", &[id.0.into()])?;
+        self.execute(
+            "UPDATE _tabula_versions SET schema = ?2, detail = ?3, first_rowid = NULL, last_rowid = NULL
+             WHERE table_id = ?1 AND version = 0",
+            &[id.0.into(), text.into(), detail.into()],
+        )?;
+        self.execute(
+            "UPDATE _tabula_tables SET kind = 'snapshot', base_id = NULL, base_version = 0, version = 0,
+             last_version = 0 WHERE id = ?1",
+            &[id.0.into()],
+        )?;
         Ok(())
     }
 
     /// The id of the table at `path`, if there is one.
     pub(crate) fn table_id(&self, path: &Path) -> Result<Option<TableId>> {
-        self.tx
-            .query_row("SELECT id FROM _tabula_tables WHERE path = ?1", [path.to_string()], |r| r.get(0))
-            .optional()
-            .map(|id| id.map(TableId))
-            .map_err(|e| self.fail(e))
+        let row = self.query_row("SELECT id FROM _tabula_tables WHERE path = ?1", &[path.to_string().into()], 1)?;
+        row.map(|r| Ok(TableId(r.int(0)?))).transpose()
     }
 
     /// The current metadata of table `id`; `shown` names it in the error when it is gone.
@@ -753,38 +710,22 @@ impl Tx<'_> {
     /// a view's own schema then and its base as that version showed it (the version of its
     /// base it recorded). A snapshot has one version.
     pub(crate) fn load_at(&self, id: TableId, shown: &Path, at: Option<Version>) -> Result<TableMeta> {
-        type Row = (String, i64, i64, i64, i64, i64, String, Option<i64>, Option<i64>, Option<String>);
-        let row: Option<Row> = self
-            .tx
-            .prepare_cached(
+        let row = self
+            .query_row(
                 "SELECT path, version, next_row_id, next_col_id, epoch, last_version, kind, base_id, base_version, filter
                  FROM _tabula_tables WHERE id = ?1",
-            )
-            .and_then(|mut s| {
-                s.query_row([id.0], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                        r.get(8)?,
-                        r.get(9)?,
-                    ))
-                })
-                .optional()
-            })
-            .map_err(|e| self.fail(e))?;
-        let (path, version, next_row_id, next_col_id, epoch, last_version, kind, base, base_version, filter) = row
+                &[id.0.into()],
+                10,
+            )?
             .ok_or_else(|| {
                 err!(
                     NotFound,
                     "table '{shown}' no longer exists (it was dropped, possibly by another handle); open it again"
                 )
             })?;
+        let (path, version, next_row_id, next_col_id, epoch, last_version) =
+            (row.text(0)?, row.int(1)?, row.int(2)?, row.int(3)?, row.int(4)?, row.int(5)?);
+        let (kind, base, base_version, filter) = (row.text(6)?, row.opt_int(7)?, row.opt_int(8)?, row.opt_text(9)?);
         let current = Version(version as u64);
         let version = match (at, kind.as_str()) {
             (Some(v), "table" | "view") => v,
@@ -921,12 +862,12 @@ impl Tx<'_> {
 
     /// The stored schema text of `version`: JSON, or `@N` for the schema of version N.
     fn schema_text(&self, id: TableId, version: Version) -> Result<String> {
-        let text: Option<String> = self
-            .tx
-            .prepare_cached("SELECT schema FROM _tabula_versions WHERE table_id = ?1 AND version = ?2")
-            .and_then(|mut s| s.query_row(params![id.0, version.0 as i64], |r| r.get(0)).optional())
-            .map_err(|e| self.fail(e))?;
-        text.ok_or_else(|| err!(NotFound, "version {version} does not exist"))
+        let row = self.query_row(
+            "SELECT schema FROM _tabula_versions WHERE table_id = ?1 AND version = ?2",
+            &[id.0.into(), (version.0 as i64).into()],
+            1,
+        )?;
+        row.ok_or_else(|| err!(NotFound, "version {version} does not exist"))?.text(0)
     }
 
     /// Removes a table: its metadata, versions and rows. The physical table of a table's own
@@ -936,42 +877,31 @@ impl Tx<'_> {
     /// [`SPARE_TABLES`]; others are dropped.
     pub(crate) fn drop_table(&self, id: TableId) -> Result<()> {
         let phys = self.phys_of(id)?;
-        let kind: Option<String> = self
-            .tx
-            .prepare_cached("SELECT kind FROM _tabula_tables WHERE id = ?1")
-            .and_then(|mut s| s.query_row([id.0], |r| r.get(0)).optional())
-            .map_err(|e| self.fail(e))?;
-        self.tx
-            .prepare_cached("DELETE FROM _tabula_tables WHERE id = ?1")
-            .and_then(|mut s| s.execute([id.0]))
-            .and_then(|_| self.tx.prepare_cached("DELETE FROM _tabula_versions WHERE table_id = ?1"))
-            .and_then(|mut s| s.execute([id.0]))
-            .and_then(|_| self.tx.prepare_cached("DELETE FROM _tabula_meta WHERE key = 'phys:' || ?1"))
-            .and_then(|mut s| s.execute([id.0]))
-            .map_err(|e| self.fail(e))?;
+        let kind = self.query_row("SELECT kind FROM _tabula_tables WHERE id = ?1", &[id.0.into()], 1)?;
+        let kind = kind.map(|r| r.text(0)).transpose()?;
+        self.execute("DELETE FROM _tabula_tables WHERE id = ?1", &[id.0.into()])?;
+        self.execute("DELETE FROM _tabula_versions WHERE table_id = ?1", &[id.0.into()])?;
+        self.execute("DELETE FROM _tabula_meta WHERE key = 'phys:' || ?1", &[id.0.into()])?;
         self.forget_follows(id)?;
-        let spares: i64 = self
-            .tx
-            .prepare_cached("SELECT count(*) FROM _tabula_meta WHERE key >= 'spare:' AND key < 'spare;'")
-            .and_then(|mut s| s.query_row([], |r| r.get(0)))
-            .map_err(|e| self.fail(e))?;
+        let spares =
+            self.query_i64("SELECT count(*) FROM _tabula_meta WHERE key >= 'spare:' AND key < 'spare;'", &[])?;
         if kind.as_deref() == Some("table") && spares < SPARE_TABLES {
             let present = self.present_columns(&phys)?;
             if present.len() >= 3 && present[..3].iter().map(|(n, _)| n.as_str()).eq(["_id", "_vmin", "_vmax"]) {
                 let key = self.key_index_columns(&phys)?;
                 let sig = signature(present[3..].iter().map(|(n, t)| (n.as_str(), t.as_str())), &key);
-                self.tx.execute(&format!("DELETE FROM {phys}"), []).map_err(|e| self.fail(e))?;
-                self.tx
-                    .prepare_cached("INSERT INTO _tabula_meta(key, value) VALUES (?1, '')")
-                    .and_then(|mut s| s.execute([format!("{}{phys}", spare_range(&sig).0)]))
-                    .map_err(|e| self.fail(e))?;
+                self.execute(&format!("DELETE FROM {phys}"), &[])?;
+                self.execute(
+                    "INSERT INTO _tabula_meta(key, value) VALUES (?1, '')",
+                    &[format!("{}{phys}", spare_range(&sig).0).into()],
+                )?;
                 return Ok(());
             }
         }
         if kind.as_deref() == Some("view") {
-            self.tx.execute_batch(&format!("DROP TABLE IF EXISTS {}", stored_name(&phys))).map_err(|e| self.fail(e))?;
+            self.execute_batch(&format!("DROP TABLE IF EXISTS {}", stored_name(&phys)))?;
         }
-        self.tx.execute_batch(&format!("DROP TABLE IF EXISTS {phys}")).map_err(|e| self.fail(e))
+        self.execute_batch(&format!("DROP TABLE IF EXISTS {phys}"))
     }
 
     /// The columns of physical table `phys`'s key index, in order (empty: it has none).
@@ -985,31 +915,26 @@ impl Tx<'_> {
     /// columns and key index of `signature`, if there is one; false when there is none.
     fn reuse_spare(&self, id: TableId, signature: &str) -> Result<bool> {
         let (from, to) = spare_range(signature);
-        let key: Option<String> = self
-            .tx
-            .prepare_cached("SELECT key FROM _tabula_meta WHERE key >= ?1 AND key < ?2 LIMIT 1")
-            .and_then(|mut s| s.query_row([&from, &to], |r| r.get(0)).optional())
-            .map_err(|e| self.fail(e))?;
-        let Some(key) = key else { return Ok(false) };
+        let key = self.query_row(
+            "SELECT key FROM _tabula_meta WHERE key >= ?1 AND key < ?2 LIMIT 1",
+            &[from.clone().into(), to.into()],
+            1,
+        )?;
+        let Some(key) = key.map(|r| r.text(0)).transpose()? else { return Ok(false) };
         let phys = &key[from.len()..];
         self.require_format(3)?;
-        self.tx
-            .prepare_cached("DELETE FROM _tabula_meta WHERE key = ?1")
-            .and_then(|mut s| s.execute([&key]))
-            .and_then(|_| self.tx.prepare_cached("INSERT INTO _tabula_meta(key, value) VALUES ('phys:' || ?1, ?2)"))
-            .and_then(|mut s| s.execute(params![id.0, phys]))
-            .map_err(|e| self.fail(e))?;
+        self.execute("DELETE FROM _tabula_meta WHERE key = ?1", &[key.as_str().into()])?;
+        self.execute("INSERT INTO _tabula_meta(key, value) VALUES ('phys:' || ?1, ?2)", &[id.0.into(), phys.into()])?;
         Ok(true)
     }
 
     /// The physical table holding table `id`'s rows (or a view's own columns).
     pub(crate) fn phys_of(&self, id: TableId) -> Result<String> {
-        let mapped: Option<String> = self
-            .tx
-            .prepare_cached("SELECT value FROM _tabula_meta WHERE key = 'phys:' || ?1")
-            .and_then(|mut s| s.query_row([id.0], |r| r.get(0)).optional())
-            .map_err(|e| self.fail(e))?;
-        Ok(mapped.unwrap_or_else(|| phys_name(id)))
+        let mapped = self.query_row("SELECT value FROM _tabula_meta WHERE key = 'phys:' || ?1", &[id.0.into()], 1)?;
+        Ok(match mapped {
+            Some(row) => row.text(0)?,
+            None => phys_name(id),
+        })
     }
 
     /// The columns of physical table `phys` as declared: (name, type).
@@ -1022,31 +947,27 @@ impl Tx<'_> {
     /// Marks the file as needing format `n` at least (a build that reads only older formats
     /// then refuses it, instead of misreading it).
     pub(super) fn require_format(&self, n: i64) -> Result<()> {
-        self.tx
-            .prepare_cached(
-                "UPDATE _tabula_meta SET value = ?1 WHERE key = 'format_version' AND CAST(value AS INTEGER) < ?1",
-            )
-            .and_then(|mut s| s.execute([n.to_string()]))
-            .map(|_| ())
-            .map_err(|e| self.fail(e))
+        self.execute(
+            "UPDATE _tabula_meta SET value = ?1 WHERE key = 'format_version' AND CAST(value AS INTEGER) < ?1",
+            &[n.to_string().into()],
+        )?;
+        Ok(())
     }
 
     /// Adds the storage of a new stored column of view `meta`: a column of its stored
     /// table, made with the view's first stored column.
     pub(crate) fn add_view_stored_column(&self, meta: &TableMeta, col: &ColumnDef) -> Result<()> {
         let stored = stored_name(&meta.phys);
-        self.tx
-            .execute_batch(&format!(
-                "CREATE TABLE IF NOT EXISTS {stored}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL);
+        self.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {stored}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL);
                  CREATE INDEX IF NOT EXISTS {stored}_live ON {stored}(_id) WHERE {live};
                  CREATE INDEX IF NOT EXISTS {stored}_ended ON {stored}(_vmax) WHERE {ended};
                  ALTER TABLE {stored} ADD COLUMN c{} {};",
-                col.id.0,
-                sql_type(col.ty),
-                live = self.layout.is_live(""),
-                ended = self.layout.ended(""),
-            ))
-            .map_err(|e| self.fail(e))
+            col.id.0,
+            sql_type(col.ty),
+            live = self.layout.is_live(""),
+            ended = self.layout.ended(""),
+        ))
     }
 
     /// Adds the physical storage of a new column (and its error slot, when computed).
@@ -1056,7 +977,7 @@ impl Tx<'_> {
         if col.is_computed() {
             ddl.push_str(&format!("ALTER TABLE {phys} ADD COLUMN e{} TEXT;", col.id.0));
         }
-        self.tx.execute_batch(&ddl).map_err(|e| self.fail(e))
+        self.execute_batch(&ddl)
     }
 
     /// Records a version. `current` is the table's version before it, whose schema a data
@@ -1073,27 +994,23 @@ impl Tx<'_> {
             }
             (None, None) => return Err(err!(Storage, "version {} has no schema to refer to", rec.version)),
         };
-        self.tx
-            .prepare_cached(
-                "INSERT INTO _tabula_versions(table_id, version, created_at, change, detail, inserted, updated, deleted,
-                 first_rowid, last_rowid, schema) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    id.0,
-                    rec.version.0 as i64,
-                    rec.created_at,
-                    rec.change.as_str(),
-                    rec.detail,
-                    rec.inserted as i64,
-                    rec.updated as i64,
-                    rec.deleted as i64,
-                    rec.rowids.map(|r| r.0),
-                    rec.rowids.map(|r| r.1),
-                    schema
-                ])
-            })
-            .map_err(|e| self.fail(e))?;
+        self.execute(
+            "INSERT INTO _tabula_versions(table_id, version, created_at, change, detail, inserted, updated, deleted,
+             first_rowid, last_rowid, schema) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            &[
+                id.0.into(),
+                (rec.version.0 as i64).into(),
+                rec.created_at.into(),
+                rec.change.as_str().into(),
+                rec.detail.as_str().into(),
+                (rec.inserted as i64).into(),
+                (rec.updated as i64).into(),
+                (rec.deleted as i64).into(),
+                rec.rowids.map(|r| r.0).into(),
+                rec.rowids.map(|r| r.1).into(),
+                schema.into(),
+            ],
+        )?;
         Ok(())
     }
 
@@ -1101,41 +1018,27 @@ impl Tx<'_> {
     /// counters (next row and column ids) as they are after the change.
     pub(crate) fn commit_version(&self, meta: &TableMeta, rec: &VersionRecord) -> Result<()> {
         self.insert_version(meta.id, rec, Some(meta.version))?;
-        self.tx
-            .prepare_cached(
-                "UPDATE _tabula_tables SET version = ?2, next_row_id = ?3, next_col_id = ?4,
-                 last_version = max(last_version, ?2) WHERE id = ?1",
-            )
-            .and_then(|mut s| s.execute(params![meta.id.0, rec.version.0 as i64, meta.next_row_id, meta.next_col_id]))
-            .map_err(|e| self.fail(e))?;
+        self.execute(
+            "UPDATE _tabula_tables SET version = ?2, next_row_id = ?3, next_col_id = ?4,
+             last_version = max(last_version, ?2) WHERE id = ?1",
+            &[meta.id.0.into(), (rec.version.0 as i64).into(), meta.next_row_id.into(), meta.next_col_id.into()],
+        )?;
         Ok(())
     }
 
     /// Every recorded version of table `id`, newest first, without their schemas.
     pub(crate) fn versions(&self, id: TableId) -> Result<Vec<VersionRecord>> {
-        let mut stmt = self
-            .tx
-            .prepare_cached(
-                "SELECT version, created_at, change, detail, inserted, updated, deleted, first_rowid, last_rowid
-                 FROM _tabula_versions WHERE table_id = ?1 ORDER BY version DESC",
-            )
-            .map_err(|e| self.fail(e))?;
-        let rows = stmt
-            .query_map([id.0], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    [r.get::<_, i64>(4)?, r.get::<_, i64>(5)?, r.get::<_, i64>(6)?],
-                    (r.get::<_, Option<i64>>(7)?, r.get::<_, Option<i64>>(8)?),
-                ))
-            })
-            .map_err(|e| self.fail(e))?;
+        let rows = self.query_rows(
+            "SELECT version, created_at, change, detail, inserted, updated, deleted, first_rowid, last_rowid
+             FROM _tabula_versions WHERE table_id = ?1 ORDER BY version DESC",
+            &[id.0.into()],
+            9,
+        )?;
         let mut out = Vec::new();
         for row in rows {
-            let (version, created_at, change, detail, counts, range) = row.map_err(|e| self.fail(e))?;
-            let change: String = change;
+            let (version, created_at, change, detail) = (row.int(0)?, row.int(1)?, row.text(2)?, row.text(3)?);
+            let counts = [row.int(4)?, row.int(5)?, row.int(6)?];
+            let range = (row.opt_int(7)?, row.opt_int(8)?);
             let change = ChangeKind::parse(&change).ok_or_else(|| {
                 err!(
                     Storage,
@@ -1186,18 +1089,16 @@ impl Tx<'_> {
     /// reopens the ones it ended, and makes the version before it current. Snapshots that
     /// see the undone version first get their own copy. Returns the new current version.
     pub(crate) fn revert_latest(&self, meta: &TableMeta) -> Result<Version> {
-        let mut stmt = self
-            .tx
-            .prepare_cached(
+        let top = self
+            .query_rows(
                 "SELECT version, first_rowid, last_rowid FROM _tabula_versions WHERE table_id = ?1
                  ORDER BY version DESC LIMIT 2",
-            )
-            .map_err(|e| self.fail(e))?;
-        let top: Vec<(i64, Option<i64>, Option<i64>)> = stmt
-            .query_map([meta.id.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(|e| self.fail(e))?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(|e| self.fail(e))?;
+                &[meta.id.0.into()],
+                3,
+            )?
+            .iter()
+            .map(|r| Ok((r.int(0)?, r.opt_int(1)?, r.opt_int(2)?)))
+            .collect::<Result<Vec<_>>>()?;
         let [(latest, first, last), (previous, ..)] = top[..] else {
             let why = if latest_is_zero(&top) { "as created" } else { "its older versions were compacted away" };
             return Err(err!(
@@ -1225,57 +1126,48 @@ impl Tx<'_> {
                 if let (Kind::View { .. }, true, None, Some(a), Some(b)) =
                     (&dep.kind, dep.root == Some(meta.id), dep.root_at, first, last)
                 {
-                    self.tx
-                        .execute(&format!("DELETE FROM {} WHERE _id BETWEEN ?1 AND ?2", dep.phys), [a, b])
-                        .map_err(|e| self.fail(e))?;
+                    self.execute(
+                        &format!("DELETE FROM {} WHERE _id BETWEEN ?1 AND ?2", dep.phys),
+                        &[a.into(), b.into()],
+                    )?;
                 }
             }
             let phys = meta.phys();
             if let (Some(a), Some(b)) = (first, last) {
-                self.tx
-                    .execute(
-                        &format!("DELETE FROM {phys} WHERE rowid BETWEEN ?1 AND ?2 AND _vmin = ?3"),
-                        [a, b, latest],
-                    )
-                    .map_err(|e| self.fail(e))?;
+                self.execute(
+                    &format!("DELETE FROM {phys} WHERE rowid BETWEEN ?1 AND ?2 AND _vmin = ?3"),
+                    &[a.into(), b.into(), latest.into()],
+                )?;
             }
-            self.tx
-                .execute(
-                    &format!(
-                        "UPDATE {phys} SET _vmax = {} WHERE {}",
-                        self.layout.live(),
-                        self.layout.ended_at("", "?1")
-                    ),
-                    [latest],
-                )
-                .map_err(|e| self.fail(e))?;
+            self.execute(
+                &format!("UPDATE {phys} SET _vmax = {} WHERE {}", self.layout.live(), self.layout.ended_at("", "?1")),
+                &[latest.into()],
+            )?;
         }
-        self.tx
-            .execute("DELETE FROM _tabula_versions WHERE table_id = ?1 AND version = ?2", [meta.id.0, latest])
-            .map_err(|e| self.fail(e))?;
+        self.execute(
+            "DELETE FROM _tabula_versions WHERE table_id = ?1 AND version = ?2",
+            &[meta.id.0.into(), latest.into()],
+        )?;
         if let Kind::View { .. } = meta.kind {
             self.forget_follow(meta.id, Version(latest as u64))?;
             // Stored values the version wrote go, the ones it replaced come back.
             if meta.layers.last().is_some_and(|l| l.stored.is_some()) {
                 let stored = stored_name(&meta.phys);
-                self.tx
-                    .execute(&format!("DELETE FROM {stored} WHERE _vmin = ?1"), [latest])
-                    .and_then(|_| {
-                        self.tx.execute(
-                            &format!(
-                                "UPDATE {stored} SET _vmax = {} WHERE {}",
-                                self.layout.live(),
-                                self.layout.ended_at("", "?1")
-                            ),
-                            [latest],
-                        )
-                    })
-                    .map_err(|e| self.fail(e))?;
+                self.execute(&format!("DELETE FROM {stored} WHERE _vmin = ?1"), &[latest.into()])?;
+                self.execute(
+                    &format!(
+                        "UPDATE {stored} SET _vmax = {} WHERE {}",
+                        self.layout.live(),
+                        self.layout.ended_at("", "?1")
+                    ),
+                    &[latest.into()],
+                )?;
             }
         }
-        self.tx
-            .execute("UPDATE _tabula_tables SET version = ?2, epoch = epoch + 1 WHERE id = ?1", [meta.id.0, previous])
-            .map_err(|e| self.fail(e))?;
+        self.execute(
+            "UPDATE _tabula_tables SET version = ?2, epoch = epoch + 1 WHERE id = ?1",
+            &[meta.id.0.into(), previous.into()],
+        )?;
         Ok(Version(previous as u64))
     }
 }

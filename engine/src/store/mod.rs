@@ -26,6 +26,7 @@
 mod batch;
 mod codec;
 mod compact;
+mod exec;
 mod fill;
 mod follows;
 mod functions;

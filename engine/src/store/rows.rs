@@ -1,7 +1,7 @@
 //! Physical row operations: prepared inserts, statements with bound [`Value`]s, and
 //! decoded row scans.
 
-use super::codec::{bind, decode};
+use super::codec::bind;
 use super::sql::{sql_over_columns, Params};
 use super::TableMeta;
 use super::Tx;
@@ -388,53 +388,6 @@ impl Tx<'_> {
             &format!("UPDATE {} SET _vmax = {} WHERE {} AND {cond}", meta.phys(), version.0, meta.layout.is_live("")),
             &params.values,
         )
-    }
-
-    /// Runs one statement with bound values; returns the number of rows it changed.
-    pub(crate) fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
-        let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.fail(e))?;
-        for (i, v) in params.iter().enumerate() {
-            bind(&mut stmt, i + 1, v).map_err(|e| self.fail(e))?;
-        }
-        stmt.raw_execute().map(|n| n as u64).map_err(|e| self.fail(e))
-    }
-
-    /// Runs a query and calls `each` with every row decoded by `types` (one a result
-    /// column), until it returns `Ok(false)`.
-    pub(crate) fn query_each(
-        &self,
-        sql: &str,
-        params: &[Value],
-        types: &[Option<ColumnType>],
-        mut each: impl FnMut(Vec<Value>) -> Result<bool>,
-    ) -> Result<()> {
-        let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.fail(e))?;
-        for (i, v) in params.iter().enumerate() {
-            bind(&mut stmt, i + 1, v).map_err(|e| self.fail(e))?;
-        }
-        let mut rows = stmt.raw_query();
-        while let Some(row) = rows.next().map_err(|e| self.fail(e))? {
-            let mut values = Vec::with_capacity(types.len());
-            for (i, ty) in types.iter().enumerate() {
-                values.push(decode(row.get_ref(i).map_err(|e| self.fail(e))?, *ty)?);
-            }
-            if !each(values)? {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// Runs a query that returns one integer.
-    pub(crate) fn query_i64(&self, sql: &str, params: &[Value]) -> Result<i64> {
-        let mut out = 0;
-        self.query_each(sql, params, &[Some(ColumnType::Int)], |v| {
-            if let Some(Value::Int(i)) = v.first() {
-                out = *i;
-            }
-            Ok(false)
-        })?;
-        Ok(out)
     }
 }
 

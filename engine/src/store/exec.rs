@@ -1,0 +1,126 @@
+//! How the store runs SQL: statements with [`Value`] parameters (`?1`, `?2`, ...) and
+//! result rows decoded into [`Value`]s. The store's operations go through these methods, not
+//! through the driver, so what is specific to the driver stays here and in the few places
+//! that are SQLite's by nature (opening files, registered functions, the schema catalog).
+
+use super::codec::{bind, decode};
+use super::Tx;
+use crate::error::{err, Result};
+use crate::types::{ColumnType, Value};
+
+/// A result row of [`Tx::query_row`] or [`Tx::query_rows`]: its values as the database gave
+/// them (integers as `Int`, text as `String`), read by position.
+pub(crate) struct DbRow(Vec<Value>);
+
+impl DbRow {
+    /// The integer at `i`.
+    pub(crate) fn int(&self, i: usize) -> Result<i64> {
+        self.opt_int(i)?
+            .ok_or_else(|| err!(Storage, "column {i} of a metadata row is NULL; the catalog may be damaged"))
+    }
+
+    /// The integer at `i`, or `None` for NULL.
+    pub(crate) fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        match self.0.get(i) {
+            Some(Value::Int(n)) => Ok(Some(*n)),
+            Some(Value::Null) => Ok(None),
+            other => Err(damaged(i, "an integer", other)),
+        }
+    }
+
+    /// The text at `i`.
+    pub(crate) fn text(&self, i: usize) -> Result<String> {
+        self.opt_text(i)?
+            .ok_or_else(|| err!(Storage, "column {i} of a metadata row is NULL; the catalog may be damaged"))
+    }
+
+    /// The text at `i`, or `None` for NULL.
+    pub(crate) fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        match self.0.get(i) {
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Null) => Ok(None),
+            other => Err(damaged(i, "text", other)),
+        }
+    }
+}
+
+fn damaged(i: usize, wanted: &str, found: Option<&Value>) -> crate::error::Error {
+    match found {
+        Some(v) => err!(Storage, "column {i} of a metadata row holds {v}, not {wanted}; the catalog may be damaged"),
+        None => err!(Storage, "a metadata row has no column {i}"),
+    }
+}
+
+impl Tx<'_> {
+    /// Runs one statement with bound values; returns the number of rows it changed.
+    pub(crate) fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
+        let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.fail(e))?;
+        for (i, v) in params.iter().enumerate() {
+            bind(&mut stmt, i + 1, v).map_err(|e| self.fail(e))?;
+        }
+        stmt.raw_execute().map(|n| n as u64).map_err(|e| self.fail(e))
+    }
+
+    /// Runs statements without parameters (DDL), separated by `;`.
+    pub(crate) fn execute_batch(&self, sql: &str) -> Result<()> {
+        self.tx.execute_batch(sql).map_err(|e| self.fail(e))
+    }
+
+    /// Runs a query and calls `each` with every row decoded by `types` (one a result
+    /// column), until it returns `Ok(false)`.
+    pub(crate) fn query_each(
+        &self,
+        sql: &str,
+        params: &[Value],
+        types: &[Option<ColumnType>],
+        mut each: impl FnMut(Vec<Value>) -> Result<bool>,
+    ) -> Result<()> {
+        let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.fail(e))?;
+        for (i, v) in params.iter().enumerate() {
+            bind(&mut stmt, i + 1, v).map_err(|e| self.fail(e))?;
+        }
+        let mut rows = stmt.raw_query();
+        while let Some(row) = rows.next().map_err(|e| self.fail(e))? {
+            let mut values = Vec::with_capacity(types.len());
+            for (i, ty) in types.iter().enumerate() {
+                values.push(decode(row.get_ref(i).map_err(|e| self.fail(e))?, *ty)?);
+            }
+            if !each(values)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a query that returns one integer.
+    pub(crate) fn query_i64(&self, sql: &str, params: &[Value]) -> Result<i64> {
+        let mut out = 0;
+        self.query_each(sql, params, &[Some(ColumnType::Int)], |v| {
+            if let Some(Value::Int(i)) = v.first() {
+                out = *i;
+            }
+            Ok(false)
+        })?;
+        Ok(out)
+    }
+
+    /// The first row of a query of `width` columns, if it returns any.
+    pub(crate) fn query_row(&self, sql: &str, params: &[Value], width: usize) -> Result<Option<DbRow>> {
+        let mut out = None;
+        self.query_each(sql, params, &vec![None; width], |v| {
+            out = Some(DbRow(v));
+            Ok(false)
+        })?;
+        Ok(out)
+    }
+
+    /// Every row of a query of `width` columns.
+    pub(crate) fn query_rows(&self, sql: &str, params: &[Value], width: usize) -> Result<Vec<DbRow>> {
+        let mut out = Vec::new();
+        self.query_each(sql, params, &vec![None; width], |v| {
+            out.push(DbRow(v));
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+}
