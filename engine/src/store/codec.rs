@@ -58,3 +58,27 @@ pub(crate) fn decode(v: ValueRef<'_>, ty: Option<ColumnType>) -> Result<Value> {
         (_, ValueRef::Blob(b)) => Value::Bytes(b.to_vec()),
     })
 }
+
+/// A value as a server returned it (by its own type), read as a value of type `ty`: how
+/// Tabula stores each type on PostgreSQL (`Bool` as boolean or integer, times and dates as
+/// integers, JSON as text).
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) fn decode_as(v: Value, ty: ColumnType) -> Result<Value> {
+    use ColumnType as T;
+    Ok(match (ty, v) {
+        (_, Value::Null) => Value::Null,
+        (T::Bool, Value::Int(i)) => Value::Bool(i != 0),
+        (T::Int, Value::Bool(b)) => Value::Int(i64::from(b)),
+        (T::Timestamp, Value::Int(i)) => Value::Timestamp(i),
+        (T::Date, Value::Int(i)) => Value::Date(
+            i32::try_from(i)
+                .map_err(|_| err!(Storage, "stored date {i} is out of range; the catalog may be damaged"))?,
+        ),
+        (T::Float, Value::Int(i)) => Value::Float(i as f64),
+        (T::Json, Value::String(t)) => Value::Json(
+            serde_json::from_str(&t)
+                .map_err(|e| err!(Storage, "stored JSON does not parse ({e}); the catalog may be damaged"))?,
+        ),
+        (_, v) => v,
+    })
+}

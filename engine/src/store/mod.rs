@@ -32,6 +32,8 @@ mod follows;
 mod functions;
 mod locks;
 mod meta;
+#[cfg(feature = "postgres")]
+mod pg;
 mod results;
 mod rows;
 mod scan;
