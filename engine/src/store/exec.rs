@@ -4,6 +4,8 @@
 //! that are SQLite's by nature (opening files, registered functions, the schema catalog).
 
 use super::codec::{bind, decode};
+#[cfg(feature = "postgres")]
+use super::Conn;
 use super::Tx;
 use crate::error::{err, Result};
 use crate::types::{ColumnType, Value};
@@ -54,7 +56,11 @@ fn damaged(i: usize, wanted: &str, found: Option<&Value>) -> crate::error::Error
 impl Tx<'_> {
     /// Runs one statement with bound values; returns the number of rows it changed.
     pub(crate) fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
-        let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.fail(e))?;
+        #[cfg(feature = "postgres")]
+        if let Conn::Postgres(tx) = &self.conn {
+            return tx.execute(sql, params);
+        }
+        let mut stmt = self.sqlite()?.prepare_cached(sql).map_err(|e| self.fail(e))?;
         for (i, v) in params.iter().enumerate() {
             bind(&mut stmt, i + 1, v).map_err(|e| self.fail(e))?;
         }
@@ -63,7 +69,11 @@ impl Tx<'_> {
 
     /// Runs statements without parameters (DDL), separated by `;`.
     pub(crate) fn execute_batch(&self, sql: &str) -> Result<()> {
-        self.tx.execute_batch(sql).map_err(|e| self.fail(e))
+        #[cfg(feature = "postgres")]
+        if let Conn::Postgres(tx) = &self.conn {
+            return tx.execute_batch(sql);
+        }
+        self.sqlite()?.execute_batch(sql).map_err(|e| self.fail(e))
     }
 
     /// Runs a query and calls `each` with every row decoded by `types` (one a result
@@ -75,7 +85,11 @@ impl Tx<'_> {
         types: &[Option<ColumnType>],
         mut each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
-        let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.fail(e))?;
+        #[cfg(feature = "postgres")]
+        if let Conn::Postgres(tx) = &self.conn {
+            return tx.query_each(sql, params, types, each);
+        }
+        let mut stmt = self.sqlite()?.prepare_cached(sql).map_err(|e| self.fail(e))?;
         for (i, v) in params.iter().enumerate() {
             bind(&mut stmt, i + 1, v).map_err(|e| self.fail(e))?;
         }

@@ -514,7 +514,7 @@ mod tests {
                 assert_eq!(view.layout, layout);
                 let own: Vec<&ColumnDef> = view.schema.columns.iter().filter(|c| c.name == "y").collect();
                 let sql = copy_view_cells_sql(view.layout, "t1", &view.phys, &own, 1, Version(2));
-                let mut stmt = tx.tx.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).map_err(|e| tx.fail(e))?;
+                let mut stmt = tx.sqlite()?.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).map_err(|e| tx.fail(e))?;
                 let rows = stmt.query_map([], |r| r.get::<_, String>(3)).map_err(|e| tx.fail(e))?;
                 Ok(rows.map(|r| r.unwrap_or_default()).collect::<Vec<_>>().join(" | "))
             })

@@ -90,10 +90,11 @@ impl super::Tx<'_> {
         run: impl FnOnce(&Self) -> crate::error::Result<T>,
     ) -> crate::error::Result<T> {
         let names: Vec<(String, i32)> = functions.iter().map(|f| (f.name.clone(), f.types.len() as i32 + 1)).collect();
+        let conn = self.sqlite()?;
         let mut registered = Ok(());
         for RowFunction { name, types, mut call } in functions {
             let flags = FunctionFlags::SQLITE_UTF8;
-            let added = self.tx.create_scalar_function(&name, types.len() as i32 + 1, flags, move |ctx| {
+            let added = conn.create_scalar_function(&name, types.len() as i32 + 1, flags, move |ctx| {
                 let rowid: i64 = ctx.get(0)?;
                 let mut args = Vec::with_capacity(types.len());
                 for (i, ty) in types.iter().enumerate() {
@@ -112,7 +113,7 @@ impl super::Tx<'_> {
         let out = registered.and_then(|()| run(self));
         for (name, n) in names {
             // Removing a function never fails but for a name that was never added.
-            let _ = self.tx.remove_function(&name, n);
+            let _ = conn.remove_function(&name, n);
         }
         out
     }

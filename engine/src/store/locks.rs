@@ -35,7 +35,7 @@ pub(crate) struct LockRow {
 impl Tx<'_> {
     fn has_locks_table(&self) -> Result<bool> {
         let n: i64 = self
-            .tx
+            .sqlite()?
             .query_row("SELECT count(*) FROM sqlite_master WHERE name = '_tabula_locks'", [], |r| r.get(0))
             .map_err(|e| self.fail(e))?;
         Ok(n > 0)

@@ -273,7 +273,7 @@ impl VersionRecord {
     }
 }
 
-const CREATE_META: &str = "
+pub(super) const CREATE_META: &str = "
 CREATE TABLE _tabula_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE _tabula_dirs(path TEXT PRIMARY KEY, created_at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE _tabula_tables(
@@ -307,7 +307,7 @@ CREATE TABLE _tabula_versions(
 
 /// True when the file has Tabula's metadata table.
 pub(super) fn has_meta(tx: &Tx) -> Result<bool> {
-    tx.tx
+    tx.sqlite()?
         .query_row("SELECT count(*) FROM sqlite_master WHERE name = '_tabula_meta'", [], |r| r.get(0))
         .map_err(|e| tx.fail(e))
 }
@@ -318,7 +318,7 @@ pub(super) fn init_or_check(tx: &Tx, location: &str) -> Result<()> {
         return check_format(tx, location);
     }
     let others: i64 =
-        tx.tx.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)).map_err(|e| tx.fail(e))?;
+        tx.sqlite()?.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)).map_err(|e| tx.fail(e))?;
     if others > 0 {
         return Err(err!(
             NotACatalog,
@@ -357,7 +357,7 @@ impl Tx<'_> {
     /// names the object.
     pub(crate) fn dangling_objects(&self) -> Result<Vec<String>> {
         let strings = |sql: &str| -> Result<Vec<(String, String)>> {
-            let mut stmt = self.tx.prepare(sql).map_err(|e| self.fail(e))?;
+            let mut stmt = self.sqlite()?.prepare(sql).map_err(|e| self.fail(e))?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| self.fail(e))?;
             rows.collect::<rusqlite::Result<_>>().map_err(|e| self.fail(e))
         };
@@ -443,7 +443,7 @@ impl Tx<'_> {
 /// Checks that the catalog's format is one this build reads.
 pub(super) fn check_format(tx: &Tx, location: &str) -> Result<()> {
     let found: Option<String> = tx
-        .tx
+        .sqlite()?
         .query_row("SELECT value FROM _tabula_meta WHERE key = 'format_version'", [], |r| r.get(0))
         .optional()
         .map_err(|e| match e.sqlite_error_code() {
@@ -906,7 +906,7 @@ impl Tx<'_> {
 
     /// The columns of physical table `phys`'s key index, in order (empty: it has none).
     fn key_index_columns(&self, phys: &str) -> Result<Vec<String>> {
-        let mut stmt = self.tx.prepare(&format!("PRAGMA index_info({phys}_key)")).map_err(|e| self.fail(e))?;
+        let mut stmt = self.sqlite()?.prepare(&format!("PRAGMA index_info({phys}_key)")).map_err(|e| self.fail(e))?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(2)).map_err(|e| self.fail(e))?;
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.fail(e))
     }
@@ -939,7 +939,7 @@ impl Tx<'_> {
 
     /// The columns of physical table `phys` as declared: (name, type).
     pub(crate) fn present_columns(&self, phys: &str) -> Result<Vec<(String, String)>> {
-        let mut stmt = self.tx.prepare(&format!("PRAGMA table_info({phys})")).map_err(|e| self.fail(e))?;
+        let mut stmt = self.sqlite()?.prepare(&format!("PRAGMA table_info({phys})")).map_err(|e| self.fail(e))?;
         let rows = stmt.query_map([], |r| Ok((r.get(1)?, r.get(2)?))).map_err(|e| self.fail(e))?;
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.fail(e))
     }
@@ -1200,7 +1200,7 @@ mod tests {
                     format!("SELECT * FROM t1 WHERE {}", tx.layout.ended_at("", "?1")),
                     format!("SELECT * FROM t1 WHERE {} AND ?1 = 1", tx.layout.ended_at("", "5")),
                 ] {
-                    let mut stmt = tx.tx.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+                    let mut stmt = tx.sqlite().unwrap().prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
                     let rows: Vec<String> =
                         stmt.query_map([1], |r| r.get::<_, String>(3)).unwrap().map(|r| r.unwrap()).collect();
                     out.push(rows.join(" "));

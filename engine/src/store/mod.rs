@@ -149,9 +149,16 @@ fn thread_token() -> u64 {
 
 /// A transaction on the store; every catalog call runs inside exactly one.
 pub(crate) struct Tx<'a> {
-    tx: rusqlite::Transaction<'a>,
+    conn: Conn<'a>,
     /// The catalog's row layout.
     pub(crate) layout: Layout,
+}
+
+/// The transaction a [`Tx`] runs on.
+enum Conn<'a> {
+    Sqlite(rusqlite::Transaction<'a>),
+    #[cfg(feature = "postgres")]
+    Postgres(pg::PgTx<'a>),
 }
 
 /// A pool of read-only connections to one file.
@@ -352,7 +359,7 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn pragma(&self, name: &str) -> Result<(i64, Option<i64>)> {
         let sql = format!("PRAGMA {name}");
-        let writer = self.write(|tx| tx.tx.query_row(&sql, [], |r| r.get(0)).map_err(|e| tx.fail(e)))?;
+        let writer = self.write(|tx| tx.sqlite()?.query_row(&sql, [], |r| r.get(0)).map_err(|e| tx.fail(e)))?;
         let reader = match &self.readers {
             Some(readers) => {
                 let conn = readers.take(&self.location)?;
@@ -434,9 +441,9 @@ impl Store {
         let mut conn = self.lock()?;
         let tx =
             conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| storage(&self.location, e))?;
-        let tx = Tx { tx, layout: self.layout };
+        let tx = Tx { conn: Conn::Sqlite(tx), layout: self.layout };
         let out = f(&tx)?;
-        tx.tx.commit().map_err(|e| storage(&self.location, e))?;
+        tx.commit().map_err(|e| e.context(format_args!("catalog '{}'", self.location)))?;
         Ok(out)
     }
 
@@ -466,10 +473,10 @@ impl Store {
         f: impl FnOnce(&Tx) -> Result<T>,
     ) -> Result<T> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(|e| storage(location, e))?;
-        let tx = Tx { tx, layout };
+        let tx = Tx { conn: Conn::Sqlite(tx), layout };
         let out = f(&tx)?;
         // Nothing was written; ending the read transaction cannot lose anything.
-        tx.tx.rollback().map_err(|e| storage(location, e))?;
+        tx.rollback()?;
         Ok(out)
     }
 
@@ -585,9 +592,61 @@ pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
 }
 
-impl Tx<'_> {
+impl<'a> Tx<'a> {
     /// Maps a SQLite failure inside this transaction.
     pub(crate) fn fail(&self, e: rusqlite::Error) -> Error {
-        storage(self.tx.path().unwrap_or(":memory:"), e)
+        match &self.conn {
+            Conn::Sqlite(tx) => storage(tx.path().unwrap_or(":memory:"), e),
+            #[cfg(feature = "postgres")]
+            Conn::Postgres(tx) => storage(tx.location(), e),
+        }
+    }
+
+    /// The SQLite transaction, for what only SQLite has (registered functions, its schema
+    /// catalog, pragmas, prepared multi-row inserts).
+    pub(crate) fn sqlite(&self) -> Result<&rusqlite::Transaction<'a>> {
+        match &self.conn {
+            Conn::Sqlite(tx) => Ok(tx),
+            #[cfg(feature = "postgres")]
+            Conn::Postgres(tx) => Err(err!(
+                Storage,
+                "catalog '{}': an operation of the SQLite store ran on PostgreSQL (a bug in Tabula)",
+                tx.location()
+            )),
+        }
+    }
+
+    /// A transaction on a PostgreSQL catalog.
+    #[cfg(feature = "postgres")]
+    fn on_postgres(tx: pg::PgTx<'a>) -> Tx<'a> {
+        Tx { conn: Conn::Postgres(tx), layout: Layout::Zero }
+    }
+
+    /// Ends the transaction, undoing what it wrote.
+    fn rollback(self) -> Result<()> {
+        match self.conn {
+            Conn::Sqlite(tx) => {
+                let location = tx.path().unwrap_or(":memory:").to_string();
+                tx.rollback().map_err(|e| storage(&location, e))
+            }
+            // Dropping it rolls it back.
+            #[cfg(feature = "postgres")]
+            Conn::Postgres(tx) => {
+                drop(tx);
+                Ok(())
+            }
+        }
+    }
+
+    /// Commits the transaction.
+    fn commit(self) -> Result<()> {
+        match self.conn {
+            Conn::Sqlite(tx) => {
+                let location = tx.path().unwrap_or(":memory:").to_string();
+                tx.commit().map_err(|e| storage(&location, e))
+            }
+            #[cfg(feature = "postgres")]
+            Conn::Postgres(tx) => tx.commit(),
+        }
     }
 }

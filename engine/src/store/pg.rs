@@ -15,22 +15,31 @@ use super::codec::decode_as;
 use crate::error::{err, Error, Result};
 use crate::types::{ColumnType, Value};
 
-/// A transaction on a PostgreSQL server.
+/// A transaction on a PostgreSQL server: begun on a connection, rolled back when dropped
+/// without [`PgTx::commit`].
 pub(crate) struct PgTx<'a> {
-    tx: RefCell<postgres::Transaction<'a>>,
+    client: &'a RefCell<postgres::Client>,
     /// Names the server in errors (its URL without a password).
     location: String,
+    done: bool,
 }
 
 impl<'a> PgTx<'a> {
-    pub(crate) fn new(tx: postgres::Transaction<'a>, location: String) -> PgTx<'a> {
-        PgTx { tx: RefCell::new(tx), location }
+    /// Begins a transaction on `client`.
+    pub(crate) fn begin(client: &'a RefCell<postgres::Client>, location: String) -> Result<PgTx<'a>> {
+        client.borrow_mut().batch_execute("BEGIN").map_err(|e| pg_error(&location, e))?;
+        Ok(PgTx { client, location, done: false })
+    }
+
+    /// Where the catalog lives, as errors name it.
+    pub(crate) fn location(&self) -> &str {
+        &self.location
     }
 
     /// Commits the transaction.
-    pub(crate) fn commit(self) -> Result<()> {
-        let location = self.location;
-        self.tx.into_inner().commit().map_err(|e| pg_error(&location, e))
+    pub(crate) fn commit(mut self) -> Result<()> {
+        self.done = true;
+        self.client.borrow_mut().batch_execute("COMMIT").map_err(|e| pg_error(&self.location, e))
     }
 
     fn fail(&self, e: postgres::Error) -> Error {
@@ -39,7 +48,7 @@ impl<'a> PgTx<'a> {
 
     /// Runs one statement with bound values; returns the number of rows it changed.
     pub(crate) fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
-        let mut tx = self.tx.borrow_mut();
+        let mut tx = self.client.borrow_mut();
         let stmt = tx.prepare(&dollar_params(sql)).map_err(|e| self.fail(e))?;
         let bound = bind_all(stmt.params(), params)?;
         let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|b| b.as_ref()).collect();
@@ -48,7 +57,7 @@ impl<'a> PgTx<'a> {
 
     /// Runs statements without parameters, separated by `;`.
     pub(crate) fn execute_batch(&self, sql: &str) -> Result<()> {
-        self.tx.borrow_mut().batch_execute(sql).map_err(|e| self.fail(e))
+        self.client.borrow_mut().batch_execute(sql).map_err(|e| self.fail(e))
     }
 
     /// Runs a query and calls `each` with every row decoded by `types` (one a result
@@ -61,7 +70,7 @@ impl<'a> PgTx<'a> {
         mut each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
         use postgres::fallible_iterator::FallibleIterator;
-        let mut tx = self.tx.borrow_mut();
+        let mut tx = self.client.borrow_mut();
         let stmt = tx.prepare(&dollar_params(sql)).map_err(|e| self.fail(e))?;
         let bound = bind_all(stmt.params(), params)?;
         let refs = bound.iter().map(|b| b.as_ref() as &dyn ToSql);
@@ -77,6 +86,130 @@ impl<'a> PgTx<'a> {
         }
         Ok(())
     }
+}
+
+impl Drop for PgTx<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            // A failed call: nothing it did stays. A broken connection rolls back by itself.
+            let _ = self.client.borrow_mut().batch_execute("ROLLBACK");
+        }
+    }
+}
+
+/// A catalog on a PostgreSQL server: connections to one database, one transaction a call.
+///
+/// Not yet reachable from the public API: the backend is being built (issue #22), and
+/// until `Catalog::connect` opens one, its tests are what use it.
+#[allow(dead_code)]
+pub(crate) struct PgStore {
+    config: postgres::Config,
+    /// Idle connections.
+    idle: std::sync::Mutex<Vec<postgres::Client>>,
+    location: String,
+}
+
+#[allow(dead_code)]
+impl PgStore {
+    /// Connects to the database `url` names and makes it a catalog if it is not one yet.
+    pub(crate) fn connect(url: &str) -> Result<PgStore> {
+        let config: postgres::Config = url.parse().map_err(|e| {
+            err!(
+                InvalidArgument,
+                "'{}' is not a PostgreSQL connection URL ({e}); write postgres://user@host:port/db",
+                shown_url(url)
+            )
+        })?;
+        let store = PgStore { config, idle: std::sync::Mutex::new(Vec::new()), location: shown_url(url) };
+        let location = store.location.clone();
+        store.write(|tx| {
+            // Two processes creating the same catalog: one waits for the other.
+            tx.execute_batch("SELECT pg_advisory_xact_lock(7312950412)")?;
+            let has_meta = "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '_tabula_meta'";
+            if tx.query_i64(has_meta, &[])? == 0 {
+                tx.execute_batch(&ddl(super::meta::CREATE_META))?;
+                tx.execute_batch(&ddl(super::follows::CREATE_FOLLOWS))?;
+                tx.execute(
+                    "INSERT INTO _tabula_meta(key, value) VALUES ('format_version', ?1), ('live_vmax', '0')",
+                    &[super::FORMAT_VERSION.to_string().into()],
+                )?;
+            } else {
+                let found = tx.format_version()?;
+                if found > super::FORMAT_VERSION {
+                    return Err(err!(
+                        FormatTooNew,
+                        "catalog '{location}' has format version {found}, newer than this Tabula reads ({}); upgrade tabula",
+                        super::FORMAT_VERSION
+                    ));
+                }
+            }
+            Ok(())
+        })?;
+        Ok(store)
+    }
+
+    fn client(&self) -> Result<postgres::Client> {
+        if let Some(client) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            if !client.is_closed() {
+                return Ok(client);
+            }
+        }
+        self.config.connect(postgres::NoTls).map_err(|e| pg_error(&self.location, e))
+    }
+
+    fn put(&self, client: postgres::Client) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < 4 {
+            idle.push(client);
+        }
+    }
+
+    /// Runs `f` in a transaction; commits when it returns `Ok`, rolls back otherwise.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&super::Tx) -> Result<T>) -> Result<T> {
+        let client = RefCell::new(self.client()?);
+        let out = {
+            let tx = super::Tx::on_postgres(PgTx::begin(&client, self.location.clone())?);
+            let out = f(&tx);
+            match out {
+                Ok(v) => tx.commit().map(|()| v),
+                Err(e) => Err(e),
+            }
+        };
+        self.put(client.into_inner());
+        out
+    }
+
+    /// Runs `f` in a read-only transaction.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&super::Tx) -> Result<T>) -> Result<T> {
+        self.write(|tx| {
+            tx.execute_batch("SET TRANSACTION READ ONLY")?;
+            f(tx)
+        })
+    }
+}
+
+/// A connection URL as messages show it: without its password.
+fn shown_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let user = &url[scheme + 3..at];
+            let user = user.split(':').next().unwrap_or("");
+            format!("{}{user}{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Tabula's metadata DDL (written for SQLite) as PostgreSQL takes it: 64-bit integers,
+/// identity keys, no `WITHOUT ROWID`, and text compared byte by byte as SQLite does (the
+/// directory listings are ranges such as `["dir/", "dir0")`, which a locale's collation
+/// would order otherwise).
+fn ddl(sqlite: &str) -> String {
+    sqlite
+        .replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY")
+        .replace("INTEGER", "BIGINT")
+        .replace("TEXT", "TEXT COLLATE \"C\"")
+        .replace(" WITHOUT ROWID", "")
 }
 
 /// `sql` with its `?N` parameters written `$N`; text in quotes (literals, quoted names) is
@@ -115,7 +248,8 @@ fn bind_all(types: &[Type], params: &[Value]) -> Result<Vec<Box<dyn ToSql + Sync
 }
 
 fn bind_one(at: usize, ty: &Type, v: &Value) -> Result<Box<dyn ToSql + Sync>> {
-    let wrong = || err!(Storage, "parameter ${at} is a {ty} on the server; {} {v} cannot be bound to it", v.type_name());
+    let wrong =
+        || err!(Storage, "parameter ${at} is a {ty} on the server; {} {v} cannot be bound to it", v.type_name());
     let int = |v: &Value| -> Option<i64> {
         match v {
             Value::Int(i) | Value::Timestamp(i) => Some(*i),
@@ -231,20 +365,81 @@ mod tests {
             .expect("TABULA_TEST_POSTGRES=postgres://user@host:port/db names the test server (`.ci/postgres start`)");
         let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("the test server answers");
         static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let schema = format!(
-            "exec_test_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
+        let schema =
+            format!("exec_test_{}_{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         client.batch_execute(&format!("CREATE SCHEMA {schema}; SET search_path TO {schema}")).expect("a schema");
         (client, schema)
+    }
+
+    /// The URL of the test server with `schema` as the search path of its connections.
+    fn url_in(schema: &str) -> String {
+        let url = std::env::var("TABULA_TEST_POSTGRES").unwrap_or_default();
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}options=-csearch_path%3D{schema}")
+    }
+
+    /// The store's directory operations (shared SQL, run through the executor) give the
+    /// same answers on a server as on SQLite, and a failed call leaves nothing behind.
+    #[test]
+    #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
+    fn directory_operations_answer_on_postgres_as_on_sqlite() {
+        use crate::path::Path;
+        let (mut admin, schema) = server();
+        let pg = PgStore::connect(&url_in(&schema)).unwrap();
+        let lite = super::super::Store::in_memory().unwrap();
+        let p = |s: &str| Path::parse(s).unwrap();
+        let script = |tx: &super::super::Tx| -> Result<Vec<String>> {
+            for d in ["app", "app/sub", "app/sub/deep", "app0", "apps", "zeta"] {
+                tx.insert_dir(&p(d))?;
+            }
+            tx.move_entries(&p("app/sub"), &p("app/moved"))?;
+            tx.delete_dir(&p("zeta"))?;
+            let mut out: Vec<String> = tx
+                .list_entries(&Path::root(), true)?
+                .into_iter()
+                .map(|(path, kind)| format!("{path} {kind:?}"))
+                .collect();
+            out.push(format!("{:?}", tx.entry_kind(&p("app/moved/deep"))?));
+            out.push(format!("{:?}", tx.entry_kind(&p("app/sub"))?));
+            out.extend(tx.list_entries(&p("app"), false)?.into_iter().map(|(path, _)| path.to_string()));
+            Ok(out)
+        };
+        let on_pg = pg.write(script).unwrap();
+        let on_lite = lite.write(script).unwrap();
+        assert_eq!(on_pg, on_lite);
+        assert!(on_pg.contains(&"app/moved/deep Dir".to_string()), "{on_pg:?}");
+        // A call that fails half way leaves nothing: the first insert is rolled back too.
+        let e = pg
+            .write(|tx| {
+                tx.insert_dir(&p("new"))?;
+                tx.insert_dir(&p("app"))
+            })
+            .unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::DuplicateKey, "{e}");
+        assert_eq!(pg.read(|tx| tx.entry_kind(&p("new"))).unwrap().map(|k| format!("{k:?}")), None);
+        // Connecting again finds the catalog, of this format.
+        let again = PgStore::connect(&url_in(&schema)).unwrap();
+        assert_eq!(again.read(|tx| tx.format_version()).unwrap(), super::super::FORMAT_VERSION);
+        drop((pg, again));
+        admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+    }
+
+    #[test]
+    fn connection_urls_are_shown_without_their_password() {
+        assert_eq!(shown_url("postgres://ann:s3cret@db:5432/prod"), "postgres://ann@db:5432/prod");
+        assert_eq!(shown_url("postgres://ann@db/prod"), "postgres://ann@db/prod");
+        assert_eq!(shown_url("host=db user=ann"), "host=db user=ann");
+        let e = PgStore::connect("postgres://ann:pw@db:notaport/x").err().unwrap();
+        assert_eq!(e.code(), crate::ErrorCode::InvalidArgument);
+        assert!(!e.to_string().contains("pw"), "{e}");
     }
 
     #[test]
     #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
     fn every_kind_of_value_round_trips_through_the_server() {
-        let (mut client, schema) = server();
-        let tx = PgTx::new(client.transaction().unwrap(), "test server".into());
+        let (client, schema) = server();
+        let client = RefCell::new(client);
+        let tx = PgTx::begin(&client, "test server".into()).unwrap();
         tx.execute_batch(
             "CREATE TABLE t(i BIGINT, f DOUBLE PRECISION, s TEXT, b BOOLEAN, y BYTEA, ts BIGINT, d BIGINT, j TEXT)",
         )
@@ -281,24 +476,30 @@ mod tests {
         assert_eq!(read, vec![row, vec![Value::Null; 8]]);
         // A parameter compared with a column takes the column's type.
         let mut found = 0;
-        tx.query_each("SELECT count(*) FROM t WHERE i = ?1 AND s = ?2", &[Value::Int(-7), "naïve 'quoted' ?1".into()], &[None], |r| {
-            found = match r[0] {
-                Value::Int(n) => n,
-                _ => -1,
-            };
-            Ok(false)
-        })
+        tx.query_each(
+            "SELECT count(*) FROM t WHERE i = ?1 AND s = ?2",
+            &[Value::Int(-7), "naïve 'quoted' ?1".into()],
+            &[None],
+            |r| {
+                found = match r[0] {
+                    Value::Int(n) => n,
+                    _ => -1,
+                };
+                Ok(false)
+            },
+        )
         .unwrap();
         assert_eq!(found, 1);
         drop(tx);
-        client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+        client.borrow_mut().batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
     }
 
     #[test]
     #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
     fn server_errors_name_the_catalog_and_map_to_codes() {
-        let (mut client, schema) = server();
-        let tx = PgTx::new(client.transaction().unwrap(), "pg://test".into());
+        let (client, schema) = server();
+        let client = RefCell::new(client);
+        let tx = PgTx::begin(&client, "pg://test".into()).unwrap();
         tx.execute_batch("CREATE TABLE k(a BIGINT PRIMARY KEY)").unwrap();
         let e = tx.execute("INSERT INTO k VALUES (?1)", &[Value::String("x".into())]).unwrap_err();
         assert!(e.to_string().contains("parameter $1 is a int8"), "{e}");
@@ -307,6 +508,10 @@ mod tests {
         assert_eq!(e.code(), crate::ErrorCode::DuplicateKey, "{e}");
         assert!(e.to_string().contains("catalog 'pg://test'"), "{e}");
         drop(tx);
+        // Dropped without a commit: the table is gone with the transaction.
+        let mut client = client.into_inner();
+        let left = client.query_one(&format!("SELECT count(*) FROM pg_tables WHERE schemaname = '{schema}'"), &[]);
+        assert_eq!(left.unwrap().get::<_, i64>(0), 0);
         client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
     }
 }

@@ -89,7 +89,7 @@ pub(crate) struct Inserter<'t> {
 impl<'t> Tx<'t> {
     /// Prepares `sql` (a statement with positional parameters) for many rows.
     pub(crate) fn inserter(&'t self, sql: &str) -> Result<Inserter<'t>> {
-        let stmt = self.tx.prepare_cached(sql).map_err(|e| self.fail(e))?;
+        let stmt = self.sqlite()?.prepare_cached(sql).map_err(|e| self.fail(e))?;
         Ok(Inserter { stmt, tx: self })
     }
 }
@@ -129,6 +129,8 @@ pub(crate) struct Appender<'t> {
     /// The prepared full statement, kept between writes.
     full: Option<rusqlite::CachedStatement<'t>>,
     first: Option<i64>,
+    /// The rowid of the last row written.
+    last: i64,
     /// Rows written by earlier statements.
     written: usize,
     /// For a table with a primary key: how to say which row broke it.
@@ -173,6 +175,7 @@ impl<'t> Tx<'t> {
             pending: Vec::new(),
             full: None,
             first: None,
+            last: 0,
             written: 0,
             key: None,
         }
@@ -265,13 +268,13 @@ impl<'t> Appender<'t> {
         let tx: &'t Tx<'t> = self.tx;
         let full = rows == self.per_statement;
         if full && self.full.is_none() {
-            self.full = Some(tx.tx.prepare_cached(&self.statement(rows)).map_err(|e| tx.fail(e))?);
+            self.full = Some(tx.sqlite()?.prepare_cached(&self.statement(rows)).map_err(|e| tx.fail(e))?);
         }
         let mut partial;
         let stmt = match self.full.as_mut().filter(|_| full) {
             Some(stmt) => stmt,
             None => {
-                partial = tx.tx.prepare_cached(&self.statement(rows)).map_err(|e| tx.fail(e))?;
+                partial = tx.sqlite()?.prepare_cached(&self.statement(rows)).map_err(|e| tx.fail(e))?;
                 &mut partial
             }
         };
@@ -284,7 +287,8 @@ impl<'t> Appender<'t> {
             }
             return Err(tx.fail(e));
         }
-        let last = self.tx.tx.last_insert_rowid();
+        let last = tx.sqlite()?.last_insert_rowid();
+        self.last = last;
         if self.first.is_none() {
             // One statement appends its rows at consecutive rowids.
             self.first = Some(last - rows as i64 + 1);
@@ -315,7 +319,7 @@ impl<'t> Appender<'t> {
 
     /// The first and last physical rowid written (after [`Appender::write`]).
     pub(crate) fn rowids(&self) -> Option<(i64, i64)> {
-        self.first.map(|first| (first, self.tx.tx.last_insert_rowid()))
+        self.first.map(|first| (first, self.last))
     }
 }
 
