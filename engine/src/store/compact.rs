@@ -58,7 +58,7 @@ impl Tx<'_> {
         for dep in &deps {
             if matches!(dep.kind, Kind::View { .. }) && dep.root == Some(id) && dep.root_at.is_none() {
                 self.execute(
-                    &format!("DELETE FROM {} WHERE _id IN (SELECT rowid FROM {phys} WHERE {dead})", dep.phys),
+                    &format!("DELETE FROM {} WHERE _id IN (SELECT _rowid_ FROM {phys} WHERE {dead})", dep.phys),
                     &[],
                 )?;
             }
@@ -109,7 +109,7 @@ impl Tx<'_> {
             if key.is_empty() { String::new() } else { super::meta::key_index_sql(meta.layout, &phys, &key) };
         self.execute_batch(&format!(
                 "CREATE TABLE {new}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL{ddl});
-                 INSERT INTO {new}(rowid, _id, _vmin, _vmax{list}) SELECT rowid, _id, _vmin, _vmax{list} FROM {phys} ORDER BY rowid;
+                 INSERT INTO {new}(_rowid_, _id, _vmin, _vmax{list}) SELECT _rowid_, _id, _vmin, _vmax{list} FROM {phys} ORDER BY _rowid_;
                  DROP TABLE {phys};
                  ALTER TABLE {new} RENAME TO {phys};
                  CREATE INDEX {phys}_ended ON {phys}(_vmax, _id) WHERE {ended};

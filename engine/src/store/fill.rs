@@ -29,7 +29,7 @@ impl Scope {
     fn condition(self, meta: &TableMeta) -> String {
         match self {
             Scope::Live => meta.layout.is_live(""),
-            Scope::After(rowid) => format!("rowid > {rowid}"),
+            Scope::After(rowid) => format!("_rowid_ > {rowid}"),
         }
     }
 }
@@ -118,10 +118,10 @@ fn copy_view_cells_sql(
     let targets: Vec<String> = columns.iter().flat_map(|c| [format!("c{}", c.id.0), format!("e{}", c.id.0)]).collect();
     let sources: Vec<String> = targets.iter().map(|t| format!("v.{t}")).collect();
     format!(
-        "INSERT INTO {view}(_id, {targets}) SELECT n.rowid, {sources}
+        "INSERT INTO {view}(_id, {targets}) SELECT n._rowid_, {sources}
          FROM {base} n CROSS JOIN {base} o CROSS JOIN {view} v
-         WHERE n.rowid >= {first} AND n._vmin = {v} AND {ended} AND o._id = n._id
-           AND v._id = o.rowid
+         WHERE n._rowid_ >= {first} AND n._vmin = {v} AND {ended} AND o._id = n._id
+           AND v._id = o._rowid_
          ON CONFLICT(_id) DO NOTHING",
         targets = targets.join(", "),
         sources = sources.join(", "),
@@ -243,7 +243,7 @@ impl<'t> Tx<'t> {
         errors: impl IntoIterator<Item = (i64, Value)>,
     ) -> Result<()> {
         let mut mark =
-            self.inserter(&format!("UPDATE {} SET c{1} = NULL, e{1} = ?1 WHERE rowid = ?2", meta.phys(), column.id.0))?;
+            self.inserter(&format!("UPDATE {} SET c{1} = NULL, e{1} = ?1 WHERE _rowid_ = ?2", meta.phys(), column.id.0))?;
         for (rowid, error) in errors {
             mark.insert([&error, &Value::Int(rowid)])?;
         }
@@ -253,7 +253,7 @@ impl<'t> Tx<'t> {
     /// How many rows of `scope` come before physical row `rowid` (a fill numbers its rows so).
     pub(crate) fn count_before(&self, meta: &TableMeta, scope: Scope, rowid: i64) -> Result<i64> {
         self.query_i64(
-            &format!("SELECT count(*) FROM {} WHERE {} AND rowid < ?1", meta.phys(), scope.condition(meta)),
+            &format!("SELECT count(*) FROM {} WHERE {} AND _rowid_ < ?1", meta.phys(), scope.condition(meta)),
             &[Value::Int(rowid)],
         )
     }
@@ -267,7 +267,7 @@ impl<'t> Tx<'t> {
         let select: Vec<String> = columns.iter().map(|c| format!("c{}", c.id.0)).collect();
         let types: Vec<Option<ColumnType>> = columns.iter().map(|c| Some(c.ty)).collect();
         self.query_each(
-            &format!("SELECT {} FROM {} WHERE rowid = ?1", select.join(", "), meta.phys()),
+            &format!("SELECT {} FROM {} WHERE _rowid_ = ?1", select.join(", "), meta.phys()),
             &[Value::Int(rowid)],
             &types,
             |values| {
@@ -291,7 +291,7 @@ impl<'t> Tx<'t> {
         batch: usize,
         each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
-        let select: Vec<String> = std::iter::once("rowid".to_string())
+        let select: Vec<String> = std::iter::once("_rowid_".to_string())
             .chain(inputs.iter().map(|c| format!("c{}", c.id.0)))
             .chain(failing.iter().map(|c| format!("e{}", c.id.0)))
             .collect();
@@ -300,7 +300,7 @@ impl<'t> Tx<'t> {
             .chain(failing.iter().map(|_| Some(ColumnType::String)))
             .collect();
         let sql = format!(
-            "SELECT {} FROM {} WHERE {} AND rowid > {after} ORDER BY rowid LIMIT {batch}",
+            "SELECT {} FROM {} WHERE {} AND _rowid_ > {after} ORDER BY _rowid_ LIMIT {batch}",
             select.join(", "),
             meta.phys(),
             scope.condition(meta)
@@ -313,7 +313,7 @@ impl<'t> Tx<'t> {
     pub(crate) fn cell_writer(&'t self, meta: &TableMeta, columns: &[&ColumnDef]) -> Result<Inserter<'t>> {
         let sets: Vec<String> =
             columns.iter().flat_map(|c| [format!("c{0} = ?", c.id.0), format!("e{0} = ?", c.id.0)]).collect();
-        self.inserter(&format!("UPDATE {} SET {} WHERE rowid = ?", meta.phys(), sets.join(", ")))
+        self.inserter(&format!("UPDATE {} SET {} WHERE _rowid_ = ?", meta.phys(), sets.join(", ")))
     }
 
     /// The next `batch` base rows of view `meta` in `rows` after base row `after`, in
@@ -339,13 +339,13 @@ impl<'t> Tx<'t> {
         let live = meta.visible_sql(None);
         let which = match rows {
             ViewRows::Live => live,
-            ViewRows::From(first) => format!("{live} AND b.rowid >= {first}"),
+            ViewRows::From(first) => format!("{live} AND b._rowid_ >= {first}"),
             ViewRows::EndedAt(v) => format!("{} AND {own}._id IS NULL", meta.layout.ended_at("b.", &v.0.to_string())),
-            ViewRows::Rewritten { first, .. } => format!("{live} AND b.rowid >= {first}"),
-            ViewRows::Missing(first) => format!("{live} AND b.rowid >= {first} AND {own}._id IS NULL"),
-            ViewRows::Present(first) => format!("{live} AND b.rowid >= {first} AND {own}._id IS NOT NULL"),
+            ViewRows::Rewritten { first, .. } => format!("{live} AND b._rowid_ >= {first}"),
+            ViewRows::Missing(first) => format!("{live} AND b._rowid_ >= {first} AND {own}._id IS NULL"),
+            ViewRows::Present(first) => format!("{live} AND b._rowid_ >= {first} AND {own}._id IS NOT NULL"),
         };
-        let mut select = vec!["b.rowid".to_string()];
+        let mut select = vec!["b._rowid_".to_string()];
         select.extend(inputs.iter().map(|c| meta.column_sql(&c.name).unwrap_or_else(|| "NULL".into())));
         select.extend(
             failing.iter().map(|c| meta.column_sql(&format!("{}#error", c.name)).unwrap_or_else(|| "NULL".into())),
@@ -355,7 +355,7 @@ impl<'t> Tx<'t> {
             .chain(failing.iter().map(|_| Some(ColumnType::String)))
             .collect();
         let sql = format!(
-            "SELECT {} FROM {} WHERE {which} AND {shown} AND b.rowid > {after} ORDER BY b.rowid LIMIT {batch}",
+            "SELECT {} FROM {} WHERE {which} AND {shown} AND b._rowid_ > {after} ORDER BY b._rowid_ LIMIT {batch}",
             select.join(", "),
             meta.source_sql(),
         );
@@ -411,7 +411,7 @@ impl<'t> Tx<'t> {
     ) -> Result<(i64, i64)> {
         let schema = &meta.schema;
         let phys = meta.phys();
-        let before = self.query_i64(&format!("SELECT coalesce(max(rowid), 0) FROM {phys}"), &[])?;
+        let before = self.query_i64(&format!("SELECT coalesce(max(_rowid_), 0) FROM {phys}"), &[])?;
         let mut params = Params::default();
         let old = |name: &str| physical(schema, name);
         let mut new_sql: HashMap<String, String> = HashMap::new();
@@ -474,14 +474,14 @@ impl<'t> Tx<'t> {
             ),
             &params.values,
         )?;
-        let after = self.query_i64(&format!("SELECT coalesce(max(rowid), 0) FROM {phys}"), &[])?;
+        let after = self.query_i64(&format!("SELECT coalesce(max(_rowid_), 0) FROM {phys}"), &[])?;
         Ok((before, after))
     }
 
     /// How many rows written after physical row `before` have `column` null.
     pub(crate) fn nulls_after(&self, meta: &TableMeta, column: &ColumnDef, before: i64) -> Result<i64> {
         self.query_i64(
-            &format!("SELECT count(*) FROM {} WHERE rowid > {before} AND c{} IS NULL", meta.phys(), column.id.0),
+            &format!("SELECT count(*) FROM {} WHERE _rowid_ > {before} AND c{} IS NULL", meta.phys(), column.id.0),
             &[],
         )
     }

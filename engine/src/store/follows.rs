@@ -150,7 +150,7 @@ impl Tx<'_> {
         // Each use of the filter binds its own literals (`?N` numbered on from the last).
         let written = match rowids {
             Some((first, last)) => format!(
-                "SELECT b._id AS id, 1 AS w, 0 AS e FROM {source} WHERE b.rowid BETWEEN {first} AND {last} AND {} AND {}",
+                "SELECT b._id AS id, 1 AS w, 0 AS e FROM {source} WHERE b._rowid_ BETWEEN {first} AND {last} AND {} AND {}",
                 meta.layout.is_live("b."),
                 sql_for_read(meta, filter, &mut params)?
             ),

@@ -108,7 +108,7 @@ impl TableMeta {
                 let mut sql = format!("{} b", self.base_phys());
                 for (i, layer) in self.layers.iter().enumerate() {
                     let level = i + 1;
-                    sql.push_str(&format!(" LEFT JOIN {} s{level} ON s{level}._id = b.rowid", layer.phys));
+                    sql.push_str(&format!(" LEFT JOIN {} s{level} ON s{level}._id = b._rowid_", layer.phys));
                     if let Some(stored) = &layer.stored {
                         let u = format!("u{level}.");
                         let shown = match layer.at {
@@ -658,8 +658,8 @@ impl Tx<'_> {
         };
         self.execute(
             &format!(
-                "INSERT INTO {phys}(rowid, _id, _vmin, _vmax{list}) SELECT b.rowid, b._id, 0, {live}{selected} FROM {} \
-                 WHERE {}{filter} ORDER BY b.rowid",
+                "INSERT INTO {phys}(_rowid_, _id, _vmin, _vmax{list}) SELECT b._rowid_, b._id, 0, {live}{selected} FROM {} \
+                 WHERE {}{filter} ORDER BY b._rowid_",
                 meta.source_sql(),
                 meta.visible_sql(None),
                 live = self.layout.live(),
@@ -1135,7 +1135,7 @@ impl Tx<'_> {
             let phys = meta.phys();
             if let (Some(a), Some(b)) = (first, last) {
                 self.execute(
-                    &format!("DELETE FROM {phys} WHERE rowid BETWEEN ?1 AND ?2 AND _vmin = ?3"),
+                    &format!("DELETE FROM {phys} WHERE _rowid_ BETWEEN ?1 AND ?2 AND _vmin = ?3"),
                     &[a.into(), b.into(), latest.into()],
                 )?;
             }

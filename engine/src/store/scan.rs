@@ -138,7 +138,7 @@ impl Tx<'_> {
     /// The physical row ids of the scan's rows in its order (8 bytes a row: what an ordered
     /// stream keeps).
     pub(crate) fn scan_ordered_ids(&self, scan: &Scan, limit: Option<u64>, offset: u64) -> Result<Vec<i64>> {
-        let sql = format!("SELECT b.rowid {}{}{}", scan.rows_sql(), scan.order_sql(), limit_sql(limit, offset));
+        let sql = format!("SELECT b._rowid_ {}{}{}", scan.rows_sql(), scan.order_sql(), limit_sql(limit, offset));
         let mut ids = Vec::new();
         self.query_each(&sql, &scan.params.values, &[Some(ColumnType::Int)], |v| {
             if let Some(Value::Int(id)) = v.first() {
@@ -159,7 +159,7 @@ impl Tx<'_> {
         each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        let sql = format!("SELECT b.rowid, {} {} AND b.rowid IN ({list})", scan.fetch.join(", "), scan.rows_sql());
+        let sql = format!("SELECT b._rowid_, {} {} AND b._rowid_ IN ({list})", scan.fetch.join(", "), scan.rows_sql());
         self.query_each(&sql, &scan.params.values, types, each)
     }
 
@@ -174,7 +174,7 @@ impl Tx<'_> {
         each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
         let sql = format!(
-            "SELECT b.rowid, {} {} AND b.rowid > {after} ORDER BY b.rowid LIMIT {batch}",
+            "SELECT b._rowid_, {} {} AND b._rowid_ > {after} ORDER BY b._rowid_ LIMIT {batch}",
             scan.fetch.join(", "),
             scan.rows_sql()
         );

@@ -140,7 +140,7 @@ pub(crate) fn to_sql(
             };
             let k = calls.len();
             calls.push(UdfCall { name: name.clone(), version: *version, params: types.clone(), returns: *returns });
-            let mut parts = vec!["rowid".to_string()];
+            let mut parts = vec!["_rowid_".to_string()];
             for a in args {
                 parts.push(sql(a, params)?);
             }
