@@ -99,22 +99,32 @@ impl Tx<'_> {
         if dead == 0 {
             return Ok(0);
         }
+        if self.on_server() {
+            // A server drops columns in place.
+            let drops: Vec<String> = present
+                .iter()
+                .filter(|p| !system.contains(&p.as_str()) && !kept.iter().any(|(k, _)| k == *p))
+                .map(|p| format!("DROP COLUMN {p}"))
+                .collect();
+            self.execute_batch(&format!("ALTER TABLE {phys} {}", drops.join(", ")))?;
+            return Ok(dead as u64);
+        }
         kept.retain(|(name, _)| present.contains(name));
         let columns: Vec<&str> = kept.iter().map(|(n, _)| n.as_str()).collect();
-        let ddl: Vec<String> = kept.iter().map(|(n, ty)| format!(", {n} {ty}")).collect();
+        let ddl = self.columns_ddl(&kept.iter().map(|(n, ty)| (n.clone(), *ty)).collect::<Vec<_>>());
         let list: String = columns.iter().map(|c| format!(", {c}")).collect();
         let new = format!("{phys}_compacted");
         let key = super::meta::key_physical(&meta.schema);
         let key_index =
             if key.is_empty() { String::new() } else { super::meta::key_index_sql(meta.layout, &phys, &key) };
         self.execute_batch(&format!(
-                "CREATE TABLE {new}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL{ddl});
+                "CREATE TABLE {new}({}{ddl});
                  INSERT INTO {new}(_rowid_, _id, _vmin, _vmax{list}) SELECT _rowid_, _id, _vmin, _vmax{list} FROM {phys} ORDER BY _rowid_;
                  DROP TABLE {phys};
                  ALTER TABLE {new} RENAME TO {phys};
                  CREATE INDEX {phys}_ended ON {phys}(_vmax, _id) WHERE {ended};
                  {key_index}",
-                ddl = ddl.concat(),
+                self.system_columns(),
                 ended = meta.layout.ended("")
             ))?;
         Ok(dead as u64)

@@ -242,8 +242,11 @@ impl<'t> Tx<'t> {
         column: &ColumnDef,
         errors: impl IntoIterator<Item = (i64, Value)>,
     ) -> Result<()> {
-        let mut mark =
-            self.inserter(&format!("UPDATE {} SET c{1} = NULL, e{1} = ?1 WHERE _rowid_ = ?2", meta.phys(), column.id.0))?;
+        let mut mark = self.inserter(&format!(
+            "UPDATE {} SET c{1} = NULL, e{1} = ?1 WHERE _rowid_ = ?2",
+            meta.phys(),
+            column.id.0
+        ))?;
         for (rowid, error) in errors {
             mark.insert([&error, &Value::Int(rowid)])?;
         }
@@ -311,9 +314,13 @@ impl<'t> Tx<'t> {
     /// Writes `(value, error slot)` of each of `columns` into a physical row:
     /// `insert(values..., rowid)`.
     pub(crate) fn cell_writer(&'t self, meta: &TableMeta, columns: &[&ColumnDef]) -> Result<Inserter<'t>> {
-        let sets: Vec<String> =
-            columns.iter().flat_map(|c| [format!("c{0} = ?", c.id.0), format!("e{0} = ?", c.id.0)]).collect();
-        self.inserter(&format!("UPDATE {} SET {} WHERE _rowid_ = ?", meta.phys(), sets.join(", ")))
+        let sets: Vec<String> = columns
+            .iter()
+            .enumerate()
+            .flat_map(|(i, c)| [format!("c{} = ?{}", c.id.0, 2 * i + 1), format!("e{} = ?{}", c.id.0, 2 * i + 2)])
+            .collect();
+        let at = 2 * columns.len() + 1;
+        self.inserter(&format!("UPDATE {} SET {} WHERE _rowid_ = ?{at}", meta.phys(), sets.join(", ")))
     }
 
     /// The next `batch` base rows of view `meta` in `rows` after base row `after`, in

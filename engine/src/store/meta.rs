@@ -223,14 +223,24 @@ pub(crate) fn key_index_sql(layout: Layout, phys: &str, key: &[String]) -> Strin
     format!("CREATE UNIQUE INDEX {phys}_key ON {phys}({}) WHERE {};", key.join(", "), layout.is_live(""))
 }
 
-/// The physical table of a table's rows: the system columns, then `ddl` (`, c1 INTEGER` ...),
-/// with the partial index on its ended row versions.
-pub(crate) fn rows_table_sql(layout: Layout, phys: &str, ddl: &str) -> String {
-    format!(
-        "CREATE TABLE {phys}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL{ddl});
-         CREATE INDEX {phys}_ended ON {phys}(_vmax, _id) WHERE {};",
-        layout.ended("")
-    )
+impl Tx<'_> {
+    /// The physical table of a table's rows: the system columns, then `columns` (name and
+    /// SQLite type), with the partial index on its ended row versions.
+    pub(crate) fn rows_table_sql(&self, phys: &str, columns: &[(String, &str)]) -> String {
+        format!(
+            "CREATE TABLE {phys}({}{});
+             CREATE INDEX {phys}_ended ON {phys}(_vmax, _id) WHERE {};",
+            self.system_columns(),
+            self.columns_ddl(columns),
+            self.layout.ended("")
+        )
+    }
+
+    /// `, c1 INTEGER, e1 TEXT ...`: `columns` (name and SQLite type) as this backend
+    /// declares them.
+    pub(crate) fn columns_ddl(&self, columns: &[(String, &str)]) -> String {
+        columns.iter().map(|(name, ty)| format!(", {name} {}", self.column_type(ty))).collect()
+    }
 }
 
 /// The `_tabula_meta` keys of the spare tables with `signature`: `[spare:<sig>/, spare:<sig>0)`.
@@ -554,9 +564,8 @@ impl Tx<'_> {
         let key = key_physical(schema);
         if !self.reuse_spare(id, &signature(columns.iter().map(|(n, t)| (n.as_str(), *t)), &key))? {
             let phys = phys_name(id);
-            let ddl: String = columns.iter().map(|(name, ty)| format!(", {name} {ty}")).collect();
             let key_index = if key.is_empty() { String::new() } else { key_index_sql(self.layout, &phys, &key) };
-            self.execute_batch(&format!("{}\n{key_index}", rows_table_sql(self.layout, &phys, &ddl)))?;
+            self.execute_batch(&format!("{}\n{key_index}", self.rows_table_sql(&phys, &columns)))?;
         }
         self.insert_version(
             id,
@@ -571,7 +580,8 @@ impl Tx<'_> {
     pub(crate) fn create_derived(&self, path: &Path, kind: &Kind, level: usize, detail: String) -> Result<TableId> {
         let id = self.insert_table_row(path, kind, i64::from(VIEW_COLUMN_IDS) * level.max(1) as i64)?;
         if let Kind::View { .. } = kind {
-            self.execute_batch(&format!("CREATE TABLE {}(_id INTEGER PRIMARY KEY)", phys_name(id)))?;
+            let id_type = self.column_type("INTEGER");
+            self.execute_batch(&format!("CREATE TABLE {}(_id {id_type} PRIMARY KEY)", phys_name(id)))?;
         }
         self.insert_version(id, &VersionRecord::first(detail, TableSchema::default()), None)?;
         Ok(id)
@@ -638,10 +648,7 @@ impl Tx<'_> {
         let schema = &meta.schema;
         let phys = phys_name(snapshot);
         let columns = physical_columns(&schema.columns);
-        let ddl: String = columns.iter().map(|(name, ty)| format!(", {name} {ty}")).collect();
-        self.execute_batch(&format!(
-            "CREATE TABLE {phys}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL{ddl})"
-        ))?;
+        self.execute_batch(&format!("CREATE TABLE {phys}({}{})", self.system_columns(), self.columns_ddl(&columns)))?;
         let mut sources = Vec::new();
         for c in &schema.columns {
             sources.push(meta.column_sql(&c.name).unwrap_or_else(|| "NULL".into()));
@@ -885,7 +892,8 @@ impl Tx<'_> {
         self.forget_follows(id)?;
         let spares =
             self.query_i64("SELECT count(*) FROM _tabula_meta WHERE key >= 'spare:' AND key < 'spare;'", &[])?;
-        if kind.as_deref() == Some("table") && spares < SPARE_TABLES {
+        // A server's DDL is transactional and does not scan a schema catalog: no spares there.
+        if kind.as_deref() == Some("table") && spares < SPARE_TABLES && !self.on_server() {
             let present = self.present_columns(&phys)?;
             if present.len() >= 3 && present[..3].iter().map(|(n, _)| n.as_str()).eq(["_id", "_vmin", "_vmax"]) {
                 let key = self.key_index_columns(&phys)?;
@@ -939,6 +947,16 @@ impl Tx<'_> {
 
     /// The columns of physical table `phys` as declared: (name, type).
     pub(crate) fn present_columns(&self, phys: &str) -> Result<Vec<(String, String)>> {
+        if self.on_server() {
+            let rows = self.query_rows(
+                "SELECT CAST(column_name AS TEXT), CAST(data_type AS TEXT) FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name = ?1 AND column_name <> '_rowid_'
+                 ORDER BY ordinal_position",
+                &[phys.into()],
+                2,
+            )?;
+            return rows.iter().map(|r| Ok((r.text(0)?, r.text(1)?))).collect();
+        }
         let mut stmt = self.sqlite()?.prepare(&format!("PRAGMA table_info({phys})")).map_err(|e| self.fail(e))?;
         let rows = stmt.query_map([], |r| Ok((r.get(1)?, r.get(2)?))).map_err(|e| self.fail(e))?;
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.fail(e))
@@ -948,8 +966,8 @@ impl Tx<'_> {
     /// then refuses it, instead of misreading it).
     pub(super) fn require_format(&self, n: i64) -> Result<()> {
         self.execute(
-            "UPDATE _tabula_meta SET value = ?1 WHERE key = 'format_version' AND CAST(value AS INTEGER) < ?1",
-            &[n.to_string().into()],
+            "UPDATE _tabula_meta SET value = ?1 WHERE key = 'format_version' AND CAST(value AS INTEGER) < ?2",
+            &[n.to_string().into(), n.into()],
         )?;
         Ok(())
     }
@@ -959,23 +977,24 @@ impl Tx<'_> {
     pub(crate) fn add_view_stored_column(&self, meta: &TableMeta, col: &ColumnDef) -> Result<()> {
         let stored = stored_name(&meta.phys);
         self.execute_batch(&format!(
-            "CREATE TABLE IF NOT EXISTS {stored}(_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL);
+            "CREATE TABLE IF NOT EXISTS {stored}(_id {int} NOT NULL, _vmin {int} NOT NULL, _vmax {int} NOT NULL);
                  CREATE INDEX IF NOT EXISTS {stored}_live ON {stored}(_id) WHERE {live};
                  CREATE INDEX IF NOT EXISTS {stored}_ended ON {stored}(_vmax) WHERE {ended};
                  ALTER TABLE {stored} ADD COLUMN c{} {};",
             col.id.0,
-            sql_type(col.ty),
+            self.column_type(sql_type(col.ty)),
             live = self.layout.is_live(""),
             ended = self.layout.ended(""),
+            int = self.column_type("INTEGER"),
         ))
     }
 
     /// Adds the physical storage of a new column (and its error slot, when computed).
     pub(crate) fn add_physical_column(&self, meta: &TableMeta, col: &ColumnDef) -> Result<()> {
         let phys = meta.phys();
-        let mut ddl = format!("ALTER TABLE {phys} ADD COLUMN c{} {};", col.id.0, sql_type(col.ty));
+        let mut ddl = format!("ALTER TABLE {phys} ADD COLUMN c{} {};", col.id.0, self.column_type(sql_type(col.ty)));
         if col.is_computed() {
-            ddl.push_str(&format!("ALTER TABLE {phys} ADD COLUMN e{} TEXT;", col.id.0));
+            ddl.push_str(&format!("ALTER TABLE {phys} ADD COLUMN e{} {};", col.id.0, self.column_type("TEXT")));
         }
         self.execute_batch(&ddl)
     }
@@ -1020,7 +1039,7 @@ impl Tx<'_> {
         self.insert_version(meta.id, rec, Some(meta.version))?;
         self.execute(
             "UPDATE _tabula_tables SET version = ?2, next_row_id = ?3, next_col_id = ?4,
-             last_version = max(last_version, ?2) WHERE id = ?1",
+             last_version = CASE WHEN last_version > ?2 THEN last_version ELSE ?2 END WHERE id = ?1",
             &[meta.id.0.into(), (rec.version.0 as i64).into(), meta.next_row_id.into(), meta.next_col_id.into()],
         )?;
         Ok(())

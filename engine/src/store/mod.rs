@@ -84,7 +84,7 @@ pub(crate) struct Opening {
 /// connections for the reads that find it busy: so reads never wait for each other or for
 /// a write, and a read made during a write on the same thread (an insert pulling rows from
 /// a stream of the same handle) has a connection of its own.
-pub(crate) struct Store {
+pub(crate) struct SqliteStore {
     /// Read connections (none for an in-memory catalog, whose data no other connection sees).
     /// Declared before `conn`, so they close first: the last connection to close folds the
     /// write-ahead log into the file, and only the writer may.
@@ -161,6 +161,116 @@ enum Conn<'a> {
     Postgres(pg::PgTx<'a>),
 }
 
+/// A catalog's storage: a SQLite file (or memory), or a database on a PostgreSQL server.
+pub(crate) enum Store {
+    Sqlite(SqliteStore),
+    #[cfg(feature = "postgres")]
+    #[allow(dead_code)] // Reached by the backend's tests until `Catalog::connect` opens one (#22).
+    Postgres(pg::PgStore),
+}
+
+impl Store {
+    /// Opens (creating when absent) the catalog file at `path`.
+    pub(crate) fn open(path: &FsPath, opening: Opening) -> Result<Store> {
+        SqliteStore::open(path, opening).map(Store::Sqlite)
+    }
+
+    /// A private in-memory catalog.
+    pub(crate) fn in_memory() -> Result<Store> {
+        SqliteStore::in_memory().map(Store::Sqlite)
+    }
+
+    /// Connects to the catalog in the PostgreSQL database `url` names (making it one).
+    #[cfg(feature = "postgres")]
+    #[allow(dead_code)] // Used by the backend's tests until `Catalog::connect` opens one (#22).
+    pub(crate) fn connect(url: &str) -> Result<Store> {
+        pg::PgStore::connect(url).map(Store::Postgres)
+    }
+
+    /// Runs `f` in a write transaction; commits when `f` returns `Ok`, rolls back otherwise.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
+        match self {
+            Store::Sqlite(s) => s.write(f),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) => s.write(f),
+        }
+    }
+
+    /// Runs `f` in a read transaction: one consistent state of the catalog.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
+        match self {
+            Store::Sqlite(s) => s.read(f),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) => s.read(f),
+        }
+    }
+
+    /// The SQLite store, for what only a file has (backups, pragmas, SQLite's own check).
+    fn sqlite(&self) -> Result<&SqliteStore> {
+        match self {
+            Store::Sqlite(s) => Ok(s),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) => Err(err!(
+                InvalidArgument,
+                "catalog '{}' is on a PostgreSQL server; this works on a catalog file only",
+                s.location()
+            )),
+        }
+    }
+
+    /// `PRAGMA <name>` of the writing connection and of a pool reader (what options set).
+    #[cfg(test)]
+    pub(crate) fn pragma(&self, name: &str) -> Result<(i64, Option<i64>)> {
+        self.sqlite()?.pragma(name)
+    }
+
+    /// Whether the store was opened read-only.
+    pub(crate) fn is_read_only(&self) -> bool {
+        match self {
+            Store::Sqlite(s) => s.is_read_only(),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(_) => false,
+        }
+    }
+
+    /// How a read-only store was opened.
+    pub(crate) fn read_mode(&self) -> ReadMode {
+        match self {
+            Store::Sqlite(s) => s.read_mode(),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(_) => ReadMode::Direct,
+        }
+    }
+
+    /// Where this store lives (a file path, `:memory:`, or a server URL without password).
+    pub(crate) fn location(&self) -> &str {
+        match self {
+            Store::Sqlite(s) => s.location(),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) => s.location(),
+        }
+    }
+
+    /// The file behind this store, if it is a file.
+    pub(crate) fn file(&self) -> Option<PathBuf> {
+        match self {
+            Store::Sqlite(s) => s.file(),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(_) => None,
+        }
+    }
+
+    /// Copies the whole catalog into a file at `dest`.
+    pub(crate) fn backup_to(&self, dest: &FsPath) -> Result<()> {
+        self.sqlite()?.backup_to(dest)
+    }
+
+    /// Checks the storage (SQLite's own check on a file), then the storage model.
+    pub(crate) fn integrity_check(&self) -> Result<Vec<String>> {
+        self.sqlite()?.integrity_check()
+    }
+}
+
 /// A pool of read-only connections to one file.
 struct Readers {
     /// What each opens: the file's path, or the URI the writer was opened with.
@@ -204,11 +314,11 @@ impl Readers {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating when absent) the catalog file at `path`. Anything but a regular file
     /// (a directory, a FIFO, a socket, a device) is refused before SQLite sees it, so a FIFO
     /// never blocks the call.
-    pub(crate) fn open(path: &FsPath, opening: Opening) -> Result<Store> {
+    pub(crate) fn open(path: &FsPath, opening: Opening) -> Result<SqliteStore> {
         let location = path.display().to_string();
         let read_only = opening.read_only;
         match std::fs::metadata(path) {
@@ -238,12 +348,12 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_URI;
             let conn = Connection::open_with_flags(path, flags).map_err(|e| storage(&location, e))?;
             let readers = Readers::new(path.display().to_string(), &opening);
-            return Store::init(conn, location, opening, Some(readers), ReadMode::Direct, None);
+            return SqliteStore::init(conn, location, opening, Some(readers), ReadMode::Direct, None);
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
         let direct = Connection::open_with_flags(path, flags).map_err(|e| storage(&location, e)).and_then(|conn| {
             let readers = Readers::new(path.display().to_string(), &opening);
-            Store::init(conn, location.clone(), opening, Some(readers), ReadMode::Direct, None)
+            SqliteStore::init(conn, location.clone(), opening, Some(readers), ReadMode::Direct, None)
         });
         let e = match direct {
             Err(e) if matches!(e.code(), ErrorCode::ReadOnly | ErrorCode::Storage) => e,
@@ -256,7 +366,7 @@ impl Store {
             let uri = format!("file:{}?immutable=1", uri_path(path));
             let conn = Connection::open_with_flags(&uri, flags).map_err(|_| e.clone())?;
             let readers = Readers::new(uri, &opening);
-            return Store::init(conn, location, opening, Some(readers), ReadMode::Immutable, None);
+            return SqliteStore::init(conn, location, opening, Some(readers), ReadMode::Immutable, None);
         }
         let copy = tempfile::Builder::new()
             .prefix("tabula-read-only-")
@@ -269,11 +379,11 @@ impl Store {
         }
         let conn = Connection::open_with_flags(&db, flags).map_err(|e| storage(&location, e))?;
         let readers = Readers::new(db.display().to_string(), &opening);
-        Store::init(conn, location, opening, Some(readers), ReadMode::Copy, Some(copy))
+        SqliteStore::init(conn, location, opening, Some(readers), ReadMode::Copy, Some(copy))
     }
 
     /// A private in-memory catalog.
-    pub(crate) fn in_memory() -> Result<Store> {
+    pub(crate) fn in_memory() -> Result<SqliteStore> {
         let conn = Connection::open_in_memory().map_err(|e| storage(":memory:", e))?;
         let opening = Opening {
             read_only: false,
@@ -283,7 +393,7 @@ impl Store {
             busy_timeout: Duration::from_secs(30),
             mmap_size: 0,
         };
-        Store::init(conn, ":memory:".into(), opening, None, ReadMode::Direct, None)
+        SqliteStore::init(conn, ":memory:".into(), opening, None, ReadMode::Direct, None)
     }
 
     fn init(
@@ -293,7 +403,7 @@ impl Store {
         readers: Option<Readers>,
         read_mode: ReadMode,
         copy: Option<tempfile::TempDir>,
-    ) -> Result<Store> {
+    ) -> Result<SqliteStore> {
         let read_only = opening.read_only;
         conn.busy_timeout(opening.busy_timeout).map_err(|e| storage(&location, e))?;
         // Probe that the file is a database at all before changing anything.
@@ -333,7 +443,7 @@ impl Store {
         ))
         .map_err(|e| storage(&location, e))?;
         functions::register(&conn).map_err(|e| storage(&location, e))?;
-        let mut store = Store {
+        let mut store = SqliteStore {
             readers,
             conn: Mutex::new(conn),
             holder: AtomicU64::new(0),
@@ -455,15 +565,15 @@ impl Store {
             // a column) every other connection reloads the whole schema, which in a catalog
             // of thousands of tables costs more than the read. A read connection otherwise.
             if let Some(mut conn) = self.try_lock() {
-                return Store::read_on(&mut conn, &self.location, self.layout, f);
+                return SqliteStore::read_on(&mut conn, &self.location, self.layout, f);
             }
             let mut conn = readers.take(&self.location)?;
-            let out = Store::read_on(&mut conn, &self.location, self.layout, f);
+            let out = SqliteStore::read_on(&mut conn, &self.location, self.layout, f);
             readers.put(conn);
             return out;
         }
         let mut conn = self.lock()?;
-        Store::read_on(&mut conn, &self.location, self.layout, f)
+        SqliteStore::read_on(&mut conn, &self.location, self.layout, f)
     }
 
     fn read_on<T>(
@@ -599,6 +709,42 @@ impl<'a> Tx<'a> {
             Conn::Sqlite(tx) => storage(tx.path().unwrap_or(":memory:"), e),
             #[cfg(feature = "postgres")]
             Conn::Postgres(tx) => storage(tx.location(), e),
+        }
+    }
+
+    /// Whether this transaction runs on a PostgreSQL server.
+    pub(crate) fn on_server(&self) -> bool {
+        match &self.conn {
+            Conn::Sqlite(_) => false,
+            #[cfg(feature = "postgres")]
+            Conn::Postgres(_) => true,
+        }
+    }
+
+    /// The declared type of a column whose SQLite type is `sqlite` (`INTEGER`, `REAL`,
+    /// `TEXT`, `BLOB`), on this backend. On a server, text compares byte by byte, as in
+    /// SQLite.
+    pub(crate) fn column_type(&self, sqlite: &str) -> &'static str {
+        match (self.on_server(), sqlite) {
+            (false, "INTEGER") => "INTEGER",
+            (false, "REAL") => "REAL",
+            (false, "BLOB") => "BLOB",
+            (false, _) => "TEXT",
+            (true, "INTEGER") => "BIGINT",
+            (true, "REAL") => "DOUBLE PRECISION",
+            (true, "BLOB") => "BYTEA",
+            (true, _) => "TEXT COLLATE \"C\"",
+        }
+    }
+
+    /// The system columns that start a row table: SQLite's rows have an implicit `rowid`
+    /// (`_rowid_`); a server's get an identity column of that name.
+    pub(crate) fn system_columns(&self) -> &'static str {
+        if self.on_server() {
+            "_rowid_ BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, _id BIGINT NOT NULL, _vmin BIGINT NOT NULL, \
+             _vmax BIGINT NOT NULL"
+        } else {
+            "_id INTEGER NOT NULL, _vmin INTEGER NOT NULL, _vmax INTEGER NOT NULL"
         }
     }
 

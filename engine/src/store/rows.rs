@@ -80,27 +80,37 @@ pub(crate) fn catalogs_of_each_layout(dir: &std::path::Path) -> Vec<(Layout, cra
     ]
 }
 
-/// A prepared statement (an update or upsert by rowid), bound and run once a row.
+/// A statement (an update or upsert by rowid), bound and run once a row: prepared once on
+/// SQLite; on a server, sent with each row's values.
 pub(crate) struct Inserter<'t> {
-    stmt: rusqlite::CachedStatement<'t>,
+    stmt: Option<rusqlite::CachedStatement<'t>>,
+    sql: String,
     tx: &'t Tx<'t>,
 }
 
 impl<'t> Tx<'t> {
-    /// Prepares `sql` (a statement with positional parameters) for many rows.
+    /// Prepares `sql` (a statement with positional parameters `?1`, `?2`, ...) for many rows.
     pub(crate) fn inserter(&'t self, sql: &str) -> Result<Inserter<'t>> {
-        let stmt = self.sqlite()?.prepare_cached(sql).map_err(|e| self.fail(e))?;
-        Ok(Inserter { stmt, tx: self })
+        let stmt = match self.on_server() {
+            true => None,
+            false => Some(self.sqlite()?.prepare_cached(sql).map_err(|e| self.fail(e))?),
+        };
+        Ok(Inserter { stmt, sql: sql.to_string(), tx: self })
     }
 }
 
 impl Inserter<'_> {
     /// Binds `params` to ?1, ?2, ... and runs the statement.
     pub(crate) fn insert<'v>(&mut self, params: impl IntoIterator<Item = &'v Value>) -> Result<()> {
+        let Some(stmt) = &mut self.stmt else {
+            let values: Vec<Value> = params.into_iter().cloned().collect();
+            self.tx.execute(&self.sql, &values)?;
+            return Ok(());
+        };
         for (i, v) in params.into_iter().enumerate() {
-            bind(&mut self.stmt, i + 1, v).map_err(|e| self.tx.fail(e))?;
+            bind(stmt, i + 1, v).map_err(|e| self.tx.fail(e))?;
         }
-        self.stmt.raw_execute().map_err(|e| self.tx.fail(e))?;
+        stmt.raw_execute().map_err(|e| self.tx.fail(e))?;
         Ok(())
     }
 }
@@ -191,9 +201,19 @@ impl<'t> Appender<'t> {
     /// The error for the pending rows, one of which broke the primary key: the first whose
     /// key an earlier row of this call or a live row already has.
     fn duplicate_key(&self) -> Result<crate::error::Error> {
-        let Some(key) = &self.key else {
-            return Err(crate::error::err!(DuplicateKey, "an insert gave two live rows the same primary key"));
-        };
+        match (self.find_duplicate()?, &self.key) {
+            (Some(e), _) => Ok(e),
+            (None, Some(key)) => {
+                Ok(crate::error::err!(DuplicateKey, "an insert into '{}' broke its primary key", key.table))
+            }
+            (None, None) => Err(crate::error::err!(DuplicateKey, "an insert gave two live rows the same primary key")),
+        }
+    }
+
+    /// The error for the first pending row whose key an earlier row of this call or a live
+    /// row already has, if one has.
+    fn find_duplicate(&self) -> Result<Option<crate::error::Error>> {
+        let Some(key) = &self.key else { return Ok(None) };
         let rows: Vec<&[Value]> = self.pending.chunks(self.width).collect();
         for (j, row) in rows.iter().enumerate() {
             let values: Vec<&Value> = key.positions.iter().map(|p| &row[*p]).collect();
@@ -201,12 +221,12 @@ impl<'t> Appender<'t> {
             let shown = show_key(&key.names, &values);
             let same = |other: &&[Value]| key.positions.iter().all(|p| other[*p] == row[*p]);
             if let Some(earlier) = rows[..j].iter().position(same) {
-                return Ok(crate::error::err!(
+                return Ok(Some(crate::error::err!(
                     DuplicateKey,
                     "rows {} and {index} of the insert into '{}' have the same primary key {shown}; give each row its own key, or use Table::upsert to keep the last",
                     self.written + earlier,
                     key.table
-                ));
+                )));
             }
             let owned: Vec<Value> = values.into_iter().cloned().collect();
             let mut found = None;
@@ -216,23 +236,23 @@ impl<'t> Appender<'t> {
             })?;
             match found {
                 Some(Value::Int(vmin)) if vmin == key.version => {
-                    return Ok(crate::error::err!(
+                    return Ok(Some(crate::error::err!(
                         DuplicateKey,
                         "row {index} of the insert into '{}' repeats the primary key {shown} of an earlier row; give each row its own key, or use Table::upsert to keep the last",
                         key.table
-                    ))
+                    )))
                 }
                 Some(_) => {
-                    return Ok(crate::error::err!(
+                    return Ok(Some(crate::error::err!(
                         DuplicateKey,
                         "row {index}: '{}' already has a row with primary key {shown}; use Table::upsert to replace it, or Table::batch_update to change it",
                         key.table
-                    ))
+                    )))
                 }
                 None => {}
             }
         }
-        Err(crate::error::err!(DuplicateKey, "an insert into '{}' broke its primary key", key.table))
+        Ok(None)
     }
 
     /// Adds one row that `fill` pushes (`width` values; on an error it pushed part of one,
@@ -266,6 +286,9 @@ impl<'t> Appender<'t> {
             return Ok(());
         }
         let tx: &'t Tx<'t> = self.tx;
+        if tx.on_server() {
+            return self.write_on_server(rows);
+        }
         let full = rows == self.per_statement;
         if full && self.full.is_none() {
             self.full = Some(tx.sqlite()?.prepare_cached(&self.statement(rows)).map_err(|e| tx.fail(e))?);
@@ -315,6 +338,36 @@ impl<'t> Appender<'t> {
             });
         }
         sql
+    }
+
+    /// [`Appender::write`] on a server: the statement returns the rowids it gave, and keys are
+    /// checked first (a violation would abort the whole transaction before the check could
+    /// name the row; the unique index still holds against a concurrent writer).
+    fn write_on_server(&mut self, rows: usize) -> Result<()> {
+        if let Some(e) = self.find_duplicate()? {
+            return Err(e);
+        }
+        let values: Vec<Value> = self.pending.iter().chain(&self.literals).cloned().collect();
+        let (mut low, mut high) = (i64::MAX, i64::MIN);
+        self.tx.query_each(
+            &format!("{} RETURNING _rowid_", self.statement(rows)),
+            &values,
+            &[Some(ColumnType::Int)],
+            |v| {
+                if let Some(Value::Int(id)) = v.first() {
+                    low = low.min(*id);
+                    high = high.max(*id);
+                }
+                Ok(true)
+            },
+        )?;
+        if self.first.is_none() {
+            self.first = Some(low);
+        }
+        self.last = high;
+        self.written += rows;
+        self.pending.clear();
+        Ok(())
     }
 
     /// The first and last physical rowid written (after [`Appender::write`]).

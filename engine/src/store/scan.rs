@@ -131,7 +131,7 @@ impl Tx<'_> {
 
     /// How many rows the scan has after `offset`, at most `limit`.
     pub(crate) fn scan_count(&self, scan: &Scan, limit: Option<u64>, offset: u64) -> Result<u64> {
-        let sql = format!("SELECT count(*) FROM (SELECT 1 {}{})", scan.rows_sql(), limit_sql(limit, offset));
+        let sql = format!("SELECT count(*) FROM (SELECT 1 {}{}) AS counted", scan.rows_sql(), limit_sql(limit, offset));
         Ok(self.query_i64(&sql, &scan.params.values)? as u64)
     }
 
