@@ -215,7 +215,8 @@ impl<'t> RowWriter<'t> {
         if schema.has_udf_columns() {
             udfs.check_schema(schema).map_err(|e| e.context("insert refused"))?;
         }
-        let plan = tx.insert_plan(meta, version, schema.has_udf_columns())?;
+        // A server cannot run Tabula's SQL functions: every computed value is computed here.
+        let plan = tx.insert_plan(meta, version, schema.has_udf_columns() || tx.on_server())?;
         Ok(RowWriter {
             inserter: plan.appender,
             stored: plan.stored,
@@ -612,7 +613,8 @@ pub(crate) fn recompute(
     budget: Option<&Budget>,
 ) -> Result<()> {
     let schema = &meta.schema;
-    if !columns.iter().any(|c| c.computed.as_ref().is_some_and(|comp| comp.expr.has_udf())) {
+    let has_udf = columns.iter().any(|c| c.computed.as_ref().is_some_and(|comp| comp.expr.has_udf()));
+    if !has_udf && !tx.on_server() {
         // Every column filled here is a fresh physical column (added, or given a new id by a
         // replace), so its error slot is already null: only the value is written.
         for c in columns {
@@ -621,7 +623,7 @@ pub(crate) fn recompute(
         return Ok(());
     }
     let pass = Pass::new(columns, schema, udfs)?;
-    if in_sql(columns, udfs) {
+    if in_sql(columns, udfs) && !tx.on_server() {
         return recompute_in_sql(tx, meta, &pass, scope, udfs, budget);
     }
     let fetch = |after: i64, each: &mut dyn FnMut(Vec<Value>) -> Result<bool>| {
@@ -772,7 +774,8 @@ pub(crate) fn rewrite_ended(
     if !cascade {
         downstream.retain(|c| again.contains(&c.name));
     }
-    let in_rust = downstream.iter().any(|c| c.computed.as_ref().is_some_and(|comp| comp.expr.has_udf()));
+    let in_rust = tx.on_server() && !downstream.is_empty()
+        || downstream.iter().any(|c| c.computed.as_ref().is_some_and(|comp| comp.expr.has_udf()));
     if in_rust {
         for c in &downstream {
             if let Some(comp) = &c.computed {

@@ -225,10 +225,14 @@ impl Tx<'_> {
             .iter()
             .filter(|c| c.is_computed())
             .filter_map(|c| meta.column_sql(&format!("{}#error", c.name)))
-            .map(|slot| format!("({slot} IS NOT NULL)"))
+            .map(|slot| format!("(CASE WHEN {slot} IS NULL THEN 0 ELSE 1 END)"))
             .collect();
-        let errors =
-            if slots.is_empty() { "0".to_string() } else { format!("coalesce(sum({}), 0)", slots.join(" + ")) };
+        // CAST: a server's sum of integers is a decimal.
+        let errors = if slots.is_empty() {
+            "0".to_string()
+        } else {
+            format!("CAST(coalesce(sum({}), 0) AS BIGINT)", slots.join(" + "))
+        };
         let mut out = (0, 0);
         self.query_each(
             &format!("SELECT count(*), {errors} {}", scan.rows_sql()),
