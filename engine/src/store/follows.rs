@@ -154,7 +154,7 @@ impl Tx<'_> {
                 meta.layout.is_live("b."),
                 sql_for_read(meta, filter, &mut params)?
             ),
-            None => "SELECT 0 AS id, 0 AS w, 0 AS e WHERE 0".into(),
+            None => "SELECT 0 AS id, 0 AS w, 0 AS e WHERE 1 = 0".into(),
         };
         let ended = format!(
             "SELECT b._id, 0, 1 FROM {source} WHERE {} AND {}",
@@ -162,8 +162,10 @@ impl Tx<'_> {
             sql_for_read(meta, filter, &mut params)?
         );
         let sql = format!(
-            "SELECT coalesce(sum(w AND NOT e), 0), coalesce(sum(w AND e), 0), coalesce(sum(e AND NOT w), 0) FROM (
-               SELECT id, max(w) AS w, max(e) AS e FROM ({written} UNION ALL {ended}) GROUP BY id)"
+            "SELECT CAST(coalesce(sum(CASE WHEN w = 1 AND e = 0 THEN 1 ELSE 0 END), 0) AS BIGINT),
+               CAST(coalesce(sum(CASE WHEN w = 1 AND e = 1 THEN 1 ELSE 0 END), 0) AS BIGINT),
+               CAST(coalesce(sum(CASE WHEN w = 0 AND e = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) FROM (
+               SELECT id, max(w) AS w, max(e) AS e FROM ({written} UNION ALL {ended}) AS touched GROUP BY id) AS rows_touched"
         );
         let mut out = ViewChange::default();
         let types = [Some(crate::types::ColumnType::Int); 3];

@@ -248,19 +248,32 @@ fn ddl(sqlite: &str) -> String {
         .replace(" WITHOUT ROWID", "")
 }
 
-/// `sql` with its `?N` parameters written `$N`; text in quotes (literals, quoted names) is
-/// left as it is.
+/// `sql` with its parameters written `$N`: `?N` keeps its number, and a bare `?` takes one
+/// more than the largest number before it, as SQLite numbers it. Text in quotes (literals,
+/// quoted names) is left as it is.
 pub(crate) fn dollar_params(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len());
+    let mut out = String::with_capacity(sql.len() + 8);
     let mut quote: Option<char> = None;
+    let mut largest = 0u32;
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {
         match (quote, c) {
             (Some(q), c) if c == q => quote = None,
             (Some(_), _) => {}
             (None, '\'' | '"') => quote = Some(c),
-            (None, '?') if chars.peek().is_some_and(|d| d.is_ascii_digit()) => {
+            (None, '?') => {
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    digits.push(*d);
+                    chars.next();
+                }
+                let n = match digits.parse::<u32>() {
+                    Ok(n) => n,
+                    Err(_) => largest + 1,
+                };
+                largest = largest.max(n);
                 out.push('$');
+                out.push_str(&n.to_string());
                 continue;
             }
             _ => {}
@@ -394,7 +407,7 @@ mod tests {
         assert_eq!(dollar_params("SELECT ?1, ?12 FROM t WHERE a = ?2"), "SELECT $1, $12 FROM t WHERE a = $2");
         assert_eq!(dollar_params("SELECT '?1', \"?2\" || ?3"), "SELECT '?1', \"?2\" || $3");
         assert_eq!(dollar_params("SELECT 'it''s ?1' WHERE x = ?1"), "SELECT 'it''s ?1' WHERE x = $1");
-        assert_eq!(dollar_params("SELECT a ? b"), "SELECT a ? b", "a ? not followed by a digit stays");
+        assert_eq!(dollar_params("VALUES (?, ?, ?5, ?)"), "VALUES ($1, $2, $5, $6)", "bare ? as SQLite numbers it");
     }
 
     /// A connection to the test server, and a schema of its own that is dropped after.
@@ -529,7 +542,30 @@ mod tests {
                     .join(", "),
             );
             out.push(rows(&t));
+            // Snapshots, views (with a computed column of their own), previews, streams, diffs.
+            let snap = cat.create_snapshot("app/snap", &t, IfExists::Error).unwrap();
+            let view = cat.create_view("app/big", &t, col("k").ge(3), IfExists::Error).unwrap();
+            view.add_computed_column("twice", col("k10") * 2, opts()).unwrap();
+            t.insert([row! {"k" => 8, "name" => "eight", "ok" => false}]).unwrap();
+            t.delete(col("k").eq(3)).unwrap();
+            out.push(rows(&view));
+            out.push(rows(&snap));
+            out.push(format!("{:?}", t.select_all().order_by(col("k")).head(2).unwrap()));
+            out.push(format!("{}", t.select_all().stream().unwrap().count()));
+            let mut changes = Vec::new();
+            t.diff(crate::Version(1), t.version().unwrap(), |c| {
+                changes.push(format!("{c:?}"));
+                Ok(true)
+            })
+            .unwrap();
+            out.push(changes.join(" | "));
+            let report = t.compact(crate::Retention::Versions(2)).unwrap();
+            out.push(format!("{report:?}"));
+            out.push(rows(&view));
+            out.push(rows(&snap));
             out.push(format!("{:?}", cat.ls("app", crate::Recursive::Yes).unwrap()));
+            cat.drop_table("app/big", crate::Force::No).unwrap();
+            cat.drop_table("app/snap", crate::Force::No).unwrap();
             let e = t.update([("k", col("k") + 1)], lit(true));
             out.push(format!("needs tb_: {}", e.is_err()));
             cat.drop_table("app/t", crate::Force::No).unwrap();
