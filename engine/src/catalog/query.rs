@@ -21,7 +21,7 @@ use crate::eval::{eval, Batch};
 use crate::expr::Expr;
 use crate::row::Row;
 use crate::schema::Schema;
-use crate::store::{Kind, Scan, Seen, Tx};
+use crate::store::{sql, Kind, Scan, Seen, Tx};
 use crate::types::{ColumnType, Value, Version};
 use crate::udf::Registry;
 
@@ -207,6 +207,12 @@ impl Query {
         let mut outputs = Vec::with_capacity(items.len());
         let mut inputs: Vec<String> = Vec::new();
         let mut sql_items = Vec::new();
+        // What the store cannot compute is computed here: UDFs, and on a server what only
+        // Tabula's SQL functions (registered on SQLite) compute as Tabula does.
+        let server = tx.on_server();
+        let in_rust = |e: &Expr, predicate: bool| {
+            e.has_udf() || (server && !if predicate { sql::portable_predicate(e) } else { sql::portable_operand(e) })
+        };
         for item in &items {
             let name = item.output_name();
             if names.contains(&name) {
@@ -216,7 +222,7 @@ impl Query {
                 ));
             }
             let ty = item.check(schema)?.ty;
-            if item.has_udf() {
+            if in_rust(item, false) {
                 self.udfs().check_expr(item)?;
                 inputs.extend(item.columns());
                 outputs.push(Output::Eval(item.unaliased().clone(), ty));
@@ -234,7 +240,7 @@ impl Query {
         let mut rust_filter = None;
         if let Some(filter) = &self.filter {
             check_predicate(schema, filter)?;
-            if filter.has_udf() {
+            if in_rust(filter, true) {
                 self.udfs().check_expr(filter)?;
                 inputs.extend(filter.columns());
                 rust_filter = Some(filter.clone());
@@ -257,10 +263,11 @@ impl Query {
         }
         for (key, desc) in &self.order {
             key.check(schema)?;
-            if key.has_udf() {
+            if in_rust(key, false) {
+                let what = if key.has_udf() { "a UDF" } else { "an expression on a PostgreSQL catalog" };
                 return Err(err!(
                     InvalidArgument,
-                    "order_by `{key}`: sorting by a UDF is not supported; add it as a computed column and sort by that"
+                    "order_by `{key}`: sorting by {what} is not supported; add it as a computed column and sort by that"
                 ));
             }
             scan.order_by(&meta, key, *desc)?;
@@ -397,7 +404,8 @@ impl Query {
     /// The number of matching rows (after limit and offset).
     pub fn count(&self) -> Result<u64> {
         let table = &self.table;
-        if self.filter.as_ref().is_some_and(Expr::has_udf) {
+        let server = table.catalog.store().on_server();
+        if self.filter.as_ref().is_some_and(|f| f.has_udf() || (server && !sql::portable_predicate(f))) {
             // The UDF filter runs in Rust: count the rows of a stream, a batch at a time.
             let mut n = 0;
             for row in self.clone_with_items(vec![crate::expr::lit(1)]).stream()? {

@@ -175,6 +175,36 @@ pub(crate) fn parse_types(text: &str) -> Vec<Option<ColumnType>> {
         .collect()
 }
 
+/// Whether `expr`, as a filter, is SQL a PostgreSQL server runs with Tabula's meaning:
+/// comparisons of columns and literals, joined by AND, OR and NOT, and IS [NOT] NULL. Anything
+/// else (arithmetic, functions, casts, a Bool column as a predicate) needs Tabula's SQL
+/// functions or SQLite's integer booleans, so a server catalog evaluates it in Rust.
+pub(crate) fn portable_predicate(expr: &Expr) -> bool {
+    match expr {
+        Expr::Alias { expr, .. } => portable_predicate(expr),
+        Expr::Binary { op: BinaryOp::And | BinaryOp::Or, left, right } => {
+            portable_predicate(left) && portable_predicate(right)
+        }
+        Expr::Binary {
+            op: BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge,
+            left,
+            right,
+        } => portable_operand(left) && portable_operand(right),
+        Expr::Unary { op: UnaryOp::Not, arg } => portable_predicate(arg),
+        Expr::Unary { op: UnaryOp::IsNull | UnaryOp::IsNotNull, arg } => portable_operand(arg),
+        _ => false,
+    }
+}
+
+/// Whether `expr` is a column or a literal (a value a server reads as Tabula does).
+pub(crate) fn portable_operand(expr: &Expr) -> bool {
+    match expr {
+        Expr::Alias { expr, .. } => portable_operand(expr),
+        Expr::Column(_) | Expr::Literal(_) => true,
+        _ => false,
+    }
+}
+
 /// `expr` as SQL over the physical columns of `schema`.
 pub(crate) fn sql_over_columns(schema: &TableSchema, expr: &Expr, params: &mut Params) -> Result<String> {
     to_sql(expr, schema, &|name| physical(schema, name), params)
