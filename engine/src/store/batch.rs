@@ -10,7 +10,7 @@ use crate::types::{ColumnType, Value, Version};
 
 /// The staging table's name (temporary: only this connection sees it, and a rolled-back
 /// write takes it away).
-const STAGE: &str = "temp._tabula_batch";
+const STAGE: &str = "_tabula_batch";
 
 /// A batch staged for a write: `k<i>` the key's values, `v<j>` the value of the j-th set
 /// column, `grp` the row's group: the rows that set the same columns (each group is
@@ -72,13 +72,18 @@ impl Tx<'_> {
     ) -> Result<Staged> {
         let key: Vec<ColumnDef> = meta.schema.key_columns().into_iter().cloned().collect();
         let mut columns: Vec<String> =
-            key.iter().enumerate().map(|(i, c)| format!("k{i} {}", sql_type(c.ty))).collect();
-        columns.extend(set.iter().enumerate().map(|(j, c)| format!("v{j} {}", sql_type(c.ty))));
-        columns.push("grp INTEGER NOT NULL".into());
+            key.iter().enumerate().map(|(i, c)| format!("k{i} {}", self.column_type(sql_type(c.ty)))).collect();
+        columns.extend(set.iter().enumerate().map(|(j, c)| format!("v{j} {}", self.column_type(sql_type(c.ty)))));
+        columns.push(format!("grp {} NOT NULL", self.column_type("INTEGER")));
         let keys: Vec<String> = (0..key.len()).map(|i| format!("k{i}")).collect();
         self.execute(&format!("DROP TABLE IF EXISTS {STAGE}"), &[])?;
         self.execute(
-            &format!("CREATE TABLE {STAGE}({}, PRIMARY KEY({})) WITHOUT ROWID", columns.join(", "), keys.join(", ")),
+            &format!(
+                "CREATE TEMP TABLE {STAGE}({}, PRIMARY KEY({})){}",
+                columns.join(", "),
+                keys.join(", "),
+                if self.on_server() { "" } else { " WITHOUT ROWID" }
+            ),
             &[],
         )?;
         let width = key.len() + set.len() + 1;

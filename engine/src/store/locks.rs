@@ -9,7 +9,7 @@
 use super::Tx;
 use crate::error::Result;
 
-const CREATE_LOCKS: &str = "CREATE TABLE IF NOT EXISTS _tabula_locks(
+pub(super) const CREATE_LOCKS: &str = "CREATE TABLE IF NOT EXISTS _tabula_locks(
     name TEXT PRIMARY KEY,
     token TEXT NOT NULL,
     pid INTEGER NOT NULL,
@@ -34,6 +34,10 @@ pub(crate) struct LockRow {
 
 impl Tx<'_> {
     fn has_locks_table(&self) -> Result<bool> {
+        // A server catalog has it from its creation.
+        if self.on_server() {
+            return Ok(true);
+        }
         let n: i64 = self
             .sqlite()?
             .query_row("SELECT count(*) FROM sqlite_master WHERE name = '_tabula_locks'", [], |r| r.get(0))
@@ -69,7 +73,9 @@ impl Tx<'_> {
 
     /// Writes `row` as the holder of its lock (replacing a stale holder's row).
     pub(crate) fn put_lock(&self, row: &LockRow) -> Result<()> {
-        self.execute_batch(CREATE_LOCKS)?;
+        if !self.on_server() {
+            self.execute_batch(CREATE_LOCKS)?;
+        }
         self.execute(
             "INSERT INTO _tabula_locks(name, token, pid, process_start, host, since_us, expires_us, note)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
