@@ -488,7 +488,7 @@ impl Table {
                 "update {} where {where_}",
                 set.iter().map(|(n, e)| format!("{n} = {e}")).collect::<Vec<_>>().join(", ")
             );
-            let n = tx.end_rows(meta, version, &where_)?;
+            let n = compute::end_rows(tx, meta, version, &where_, udfs)?;
             if n == 0 {
                 return Ok(None);
             }
@@ -564,7 +564,7 @@ impl Table {
                 Only::Errors => (where_.clone().and(col(name).errortype().is_not_null()), "failed cells of "),
                 Only::All => (where_.clone(), ""),
             };
-            let n = tx.end_rows(meta, version, &rows)?;
+            let n = compute::end_rows(tx, meta, version, &rows, udfs)?;
             if n == 0 {
                 return Ok(None);
             }
@@ -593,7 +593,7 @@ impl Table {
             rows_writable(meta)?;
             check_predicate(&meta.schema, &where_)?;
             no_udf("the condition of an update or delete", &where_)?;
-            let n = tx.end_rows(meta, version, &where_)?;
+            let n = compute::end_rows(tx, meta, version, &where_, &self.catalog.inner.udfs)?;
             Ok((n > 0).then(|| Change::rows(ChangeKind::Delete, format!("delete where {where_}"), 0, 0, n)))
         })
     }

@@ -601,6 +601,41 @@ impl<'a> Pass<'a> {
     }
 }
 
+/// Ends, at `version`, the live rows of `meta` where `pred` holds; returns how many. In one
+/// statement, or, on a server, for a condition it cannot run with Tabula's meaning
+/// (functions, arithmetic, a Bool column as a predicate), by evaluating it here on the live
+/// rows a batch at a time, as SQLite's functions would (a cell that fails does not match).
+pub(crate) fn end_rows(tx: &Tx, meta: &TableMeta, version: Version, pred: &Expr, udfs: &Registry) -> Result<u64> {
+    if !tx.on_server() || crate::store::sql::portable_predicate(pred) {
+        return tx.end_rows(meta, version, pred);
+    }
+    let names: Vec<String> = pred.columns().into_iter().collect();
+    let inputs = names
+        .iter()
+        .map(|n| meta.schema.column(n).ok_or_else(|| err!(UnknownColumn, "no column '{n}'")))
+        .collect::<Result<Vec<_>>>()?;
+    let mut matching = Vec::new();
+    let mut after = 0;
+    loop {
+        let (mut rowids, mut rows) = (Vec::new(), Vec::new());
+        tx.fetch_inputs(meta, &inputs, &[], Scope::Live, after, BATCH, |mut values| {
+            if let Some(Value::Int(id)) = values.first() {
+                rowids.push(*id);
+                rows.push(values.split_off(1));
+            }
+            Ok(true)
+        })?;
+        let cells = eval(pred, &Batch { names: &names, rows: &rows }, udfs)?;
+        matching
+            .extend(rowids.iter().zip(cells).filter(|(_, c)| matches!(c, Ok(Value::Bool(true)))).map(|(id, _)| *id));
+        match rowids.last() {
+            Some(last) if rowids.len() == BATCH => after = *last,
+            _ => break,
+        }
+    }
+    tx.end_rowids(meta, version, &matching)
+}
+
 /// Computes `columns` (computed columns of `meta.schema`, in dependency order) for the rows
 /// in `scope`: in one SQL statement each when none calls a UDF, else in Rust, a batch of
 /// rows at a time.

@@ -436,17 +436,28 @@ impl Tx<'_> {
         )
     }
 
+    /// Ends, at `version`, the live rows among physical rows `rowids`; returns how many.
+    pub(crate) fn end_rowids(&self, meta: &TableMeta, version: Version, rowids: &[i64]) -> Result<u64> {
+        let mut n = 0;
+        for chunk in rowids.chunks(500) {
+            let list: Vec<String> = chunk.iter().map(|id| id.to_string()).collect();
+            n += self.execute(
+                &format!(
+                    "UPDATE {} SET _vmax = {} WHERE {} AND _rowid_ IN ({})",
+                    meta.phys(),
+                    version.0,
+                    meta.layout.is_live(""),
+                    list.join(", ")
+                ),
+                &[],
+            )?;
+        }
+        Ok(n)
+    }
+
     /// Ends, at `version`, the live rows where `pred` holds (an expression without UDFs);
     /// returns how many.
     pub(crate) fn end_rows(&self, meta: &TableMeta, version: Version, pred: &Expr) -> Result<u64> {
-        if self.on_server() && !super::sql::portable_predicate(pred) {
-            return Err(crate::error::err!(
-                InvalidArgument,
-                "the condition `{pred}` is not yet supported in updates and deletes of a PostgreSQL catalog (only \
-                 comparisons of columns with values, AND, OR, NOT and IS NULL are); select the rows with it and \
-                 delete or update them by key"
-            ));
-        }
         let mut params = Params::default();
         let cond = sql_over_columns(&meta.schema, pred, &mut params)?;
         self.execute(

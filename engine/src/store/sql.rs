@@ -60,6 +60,13 @@ pub(crate) fn to_sql(
         Expr::Literal(v) => params.push(v.clone()),
         Expr::Alias { expr, .. } => sql(expr, params)?,
         Expr::Unary { op, arg } => {
+            // Whether a cell failed: its error slot, as a null test (the same on every backend).
+            if let (UnaryOp::IsNull | UnaryOp::IsNotNull, Expr::CellError { column, .. }) = (op, &**arg) {
+                let slot = resolve(&error_slot(column))
+                    .ok_or_else(|| err!(InvalidExpr, "'{column}' has no error slot (is it a computed column?)"))?;
+                let test = if *op == UnaryOp::IsNull { "IS NULL" } else { "IS NOT NULL" };
+                return Ok(format!("({slot} {test})"));
+            }
             let a = sql(arg, params)?;
             match op {
                 UnaryOp::Not => format!("(NOT {a})"),
@@ -191,7 +198,9 @@ pub(crate) fn portable_predicate(expr: &Expr) -> bool {
             right,
         } => portable_operand(left) && portable_operand(right),
         Expr::Unary { op: UnaryOp::Not, arg } => portable_predicate(arg),
-        Expr::Unary { op: UnaryOp::IsNull | UnaryOp::IsNotNull, arg } => portable_operand(arg),
+        Expr::Unary { op: UnaryOp::IsNull | UnaryOp::IsNotNull, arg } => {
+            portable_operand(arg) || matches!(**arg, Expr::CellError { .. })
+        }
         _ => false,
     }
 }
