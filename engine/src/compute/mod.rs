@@ -636,6 +636,55 @@ pub(crate) fn end_rows(tx: &Tx, meta: &TableMeta, version: Version, pred: &Expr,
     tx.end_rowids(meta, version, &matching)
 }
 
+/// The new values of an update's `set` for the rows ended at `version`, computed here (a
+/// server cannot run Tabula's functions) and staged by physical rowid for the rewrite. A
+/// value a function cannot compute is null, as SQLite's functions make it.
+fn stage_set_in_rust(
+    tx: &Tx,
+    meta: &TableMeta,
+    version: Version,
+    set: &[(String, Expr)],
+    udfs: &Registry,
+) -> Result<crate::store::Staged> {
+    let mut names: Vec<String> = set.iter().flat_map(|(_, e)| e.columns()).collect();
+    names.sort();
+    names.dedup();
+    let column = |n: &str| meta.schema.column(n).ok_or_else(|| err!(UnknownColumn, "no column '{n}'"));
+    let inputs = names.iter().map(|n| column(n)).collect::<Result<Vec<_>>>()?;
+    let targets = set.iter().map(|(n, _)| column(n).cloned()).collect::<Result<Vec<_>>>()?;
+    let mut staged = Vec::new();
+    let mut after = 0;
+    loop {
+        let (mut rowids, mut rows) = (Vec::new(), Vec::new());
+        tx.fetch_inputs(meta, &inputs, &[], Scope::EndedAt(version), after, BATCH, |mut values| {
+            if let Some(Value::Int(id)) = values.first() {
+                rowids.push(*id);
+                rows.push(values.split_off(1));
+            }
+            Ok(true)
+        })?;
+        let batch = Batch { names: &names, rows: &rows };
+        let mut values: Vec<Vec<Option<Value>>> = vec![Vec::with_capacity(set.len()); rows.len()];
+        for ((_, expr), target) in set.iter().zip(&targets) {
+            for (i, cell) in eval(expr, &batch, udfs)?.into_iter().enumerate() {
+                let value = cell
+                    .unwrap_or(Value::Null)
+                    .coerce_to(target.ty)
+                    .map_err(|why| err!(TypeMismatch, "update: the new value of column '{}': {why}", target.name))?;
+                values[i].push(Some(value));
+            }
+        }
+        for (id, set) in rowids.iter().zip(values) {
+            staged.push(crate::store::StagedRow { key: vec![Value::Int(*id)], set, group: 0 });
+        }
+        match rowids.last() {
+            Some(last) if rowids.len() == BATCH => after = *last,
+            _ => break,
+        }
+    }
+    tx.stage_by_rowid(targets, &staged)
+}
+
 /// Computes `columns` (computed columns of `meta.schema`, in dependency order) for the rows
 /// in `scope`: in one SQL statement each when none calls a UDF, else in Rust, a batch of
 /// rows at a time.
@@ -802,6 +851,14 @@ pub(crate) fn rewrite_ended(
     cascade: bool,
     udfs: &Registry,
 ) -> Result<Option<(i64, i64)>> {
+    if let (true, Set::Exprs(exprs)) = (tx.on_server(), set) {
+        if exprs.iter().any(|(_, e)| !crate::store::sql::portable_operand(e)) {
+            let staged = stage_set_in_rust(tx, meta, version, exprs, udfs)?;
+            let out = rewrite_ended(tx, meta, version, Set::Staged(&staged, 0), again, cascade, udfs)?;
+            tx.unstage()?;
+            return Ok(out);
+        }
+    }
     let schema = &meta.schema;
     let names = set.names();
     let changed: BTreeSet<String> = names.iter().cloned().collect();

@@ -17,6 +17,8 @@ const STAGE: &str = "_tabula_batch";
 /// rewritten on its own, so a row recomputes only what is downstream of what it sets).
 pub(crate) struct Staged {
     key: Vec<ColumnDef>,
+    /// Staged by physical rowid (`k0`) instead of by the table's key.
+    by_rowid: bool,
     set: Vec<ColumnDef>,
     /// For each group, the indexes (in `set`) of the columns its rows set.
     groups: Vec<Vec<usize>>,
@@ -54,6 +56,9 @@ impl Staged {
     }
 
     fn key_match(&self, stage: &str, phys: &str) -> String {
+        if self.by_rowid {
+            return format!("{stage}.k0 = {phys}._rowid_");
+        }
         let terms: Vec<String> =
             self.key.iter().enumerate().map(|(i, c)| format!("{stage}.k{i} = {phys}.c{}", c.id.0)).collect();
         terms.join(" AND ")
@@ -71,6 +76,31 @@ impl Tx<'_> {
         rows: &[StagedRow],
     ) -> Result<Staged> {
         let key: Vec<ColumnDef> = meta.schema.key_columns().into_iter().cloned().collect();
+        self.stage(key, false, set, groups, rows)
+    }
+
+    /// Stages new values of `set` for physical rows: each row's key is its rowid.
+    pub(crate) fn stage_by_rowid(&self, set: Vec<ColumnDef>, rows: &[StagedRow]) -> Result<Staged> {
+        let rowid = ColumnDef {
+            id: crate::types::ColumnId(0),
+            name: "_rowid_".into(),
+            ty: ColumnType::Int,
+            nullable: false,
+            computed: None,
+            default: None,
+        };
+        let group = (0..set.len()).collect();
+        self.stage(vec![rowid], true, set, vec![group], rows)
+    }
+
+    fn stage(
+        &self,
+        key: Vec<ColumnDef>,
+        by_rowid: bool,
+        set: Vec<ColumnDef>,
+        groups: Vec<Vec<usize>>,
+        rows: &[StagedRow],
+    ) -> Result<Staged> {
         let mut columns: Vec<String> =
             key.iter().enumerate().map(|(i, c)| format!("k{i} {}", self.column_type(sql_type(c.ty)))).collect();
         columns.extend(set.iter().enumerate().map(|(j, c)| format!("v{j} {}", self.column_type(sql_type(c.ty)))));
@@ -97,7 +127,7 @@ impl Tx<'_> {
             values.push(Value::Int(row.group as i64));
             insert.insert(&values)?;
         }
-        Ok(Staged { key, set, groups })
+        Ok(Staged { key, by_rowid, set, groups })
     }
 
     /// The keys of the staged rows that match no live row of `meta`, in key order.

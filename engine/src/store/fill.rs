@@ -23,6 +23,8 @@ pub(crate) enum Scope {
     Live,
     /// The row versions written after this physical rowid (by the current call).
     After(i64),
+    /// The row versions ended at this version (by the current call).
+    EndedAt(Version),
 }
 
 impl Scope {
@@ -30,6 +32,7 @@ impl Scope {
         match self {
             Scope::Live => meta.layout.is_live(""),
             Scope::After(rowid) => format!("_rowid_ > {rowid}"),
+            Scope::EndedAt(v) => meta.layout.ended_at("", &v.0.to_string()),
         }
     }
 }
