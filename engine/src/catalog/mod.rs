@@ -207,6 +207,25 @@ impl Catalog {
         Catalog::from_store(Store::in_memory()?)
     }
 
+    /// Connects to the catalog in a PostgreSQL database (its current schema: choose one with
+    /// `?options=-csearch_path%3Dname` in the URL), making the schema a catalog when it has
+    /// none. `postgres://user:password@host:port/database`; errors show the URL without its
+    /// password. Several processes on several hosts may write one catalog: each call is one
+    /// transaction, and writers of a catalog take turns (waiting up to 30 s, then
+    /// [`Busy`](crate::ErrorCode::Busy)), so versions are numbered without gaps in commit
+    /// order.
+    ///
+    /// The backend is new (see "Backends" in ARCHITECTURE.md): tables, computed columns
+    /// (computed in Rust on a server, builtins included), versions, revert, views, snapshots,
+    /// queries, streams, diffs, compaction, batch updates and locks work as on SQLite;
+    /// [`Catalog::backup_to`] and [`Catalog::integrity_check`] are for catalog files and say so,
+    /// remembered UDF results last as long as the handle, and a view's own stored columns are
+    /// not supported yet.
+    #[cfg(feature = "postgres")]
+    pub fn connect(url: &str) -> Result<Catalog> {
+        Catalog::from_store(Store::connect(url)?)
+    }
+
     pub(crate) fn from_store(store: Store) -> Result<Catalog> {
         // Remembered UDF results live beside a writable catalog file, else in memory.
         let results = match store.file() {

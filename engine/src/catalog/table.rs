@@ -15,7 +15,7 @@ use crate::expr::{col, Expr};
 use crate::path::Path;
 use crate::row::Row;
 use crate::schema::{ColumnDef, TableSchema};
-use crate::store::{column_level, now_micros, Kind, Set, TableMeta, Tx, VersionRecord, ViewRows};
+use crate::store::{column_level, now_micros, sql, Kind, Set, TableMeta, Tx, VersionRecord, ViewRows};
 use crate::types::{ColumnType, TableId, Version};
 
 /// A handle on a table. Cheap to clone. It reads the table's metadata afresh in every call,
@@ -677,6 +677,16 @@ fn update_view(
     }
     check_predicate(&meta.schema, where_)?;
     no_udf("the condition of an update or delete", where_)?;
+    let portable = sql::portable_predicate(where_) && set.iter().all(|(_, e)| sql::portable_operand(e));
+    if tx.on_server() && !portable {
+        return Err(err!(
+            InvalidArgument,
+            "'{}' is a view on a PostgreSQL catalog: an update of its stored columns takes values and columns, and \
+             conditions of comparisons, AND, OR, NOT and IS NULL (not yet functions or arithmetic); compute the \
+             values in a select and set them by condition",
+            meta.path
+        ));
+    }
     let n = tx.update_view_stored(meta, version, set, where_)?;
     let detail = format!(
         "update {} where {where_}",

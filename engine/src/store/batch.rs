@@ -2,7 +2,7 @@
 //! temporary table of the write transaction, then matched with the live rows through the
 //! primary key's index, so a batch of any size ends and rewrites its rows in two statements.
 
-use super::codec::sql_type;
+use super::codec::declared_type;
 use super::{TableMeta, Tx};
 use crate::error::Result;
 use crate::schema::ColumnDef;
@@ -102,8 +102,8 @@ impl Tx<'_> {
         rows: &[StagedRow],
     ) -> Result<Staged> {
         let mut columns: Vec<String> =
-            key.iter().enumerate().map(|(i, c)| format!("k{i} {}", self.column_type(sql_type(c.ty)))).collect();
-        columns.extend(set.iter().enumerate().map(|(j, c)| format!("v{j} {}", self.column_type(sql_type(c.ty)))));
+            key.iter().enumerate().map(|(i, c)| format!("k{i} {}", self.column_type(declared_type(c.ty)))).collect();
+        columns.extend(set.iter().enumerate().map(|(j, c)| format!("v{j} {}", self.column_type(declared_type(c.ty)))));
         columns.push(format!("grp {} NOT NULL", self.column_type("INTEGER")));
         let keys: Vec<String> = (0..key.len()).map(|i| format!("k{i}")).collect();
         self.execute(&format!("DROP TABLE IF EXISTS {STAGE}"), &[])?;
@@ -138,7 +138,7 @@ impl Tx<'_> {
         let mut out = Vec::new();
         self.query_each(
             &format!(
-                "SELECT {} FROM {STAGE} n WHERE NOT EXISTS (SELECT 1 FROM {phys} WHERE {} AND {})",
+                "SELECT {0} FROM {STAGE} n WHERE NOT EXISTS (SELECT 1 FROM {phys} WHERE {1} AND {2}) ORDER BY {0}",
                 keys.join(", "),
                 staged.key_match("n", &phys),
                 meta.layout.is_live(&format!("{phys}."))

@@ -21,6 +21,17 @@ pub(crate) fn bind(stmt: &mut Statement<'_>, at: usize, v: &Value) -> rusqlite::
     }
 }
 
+/// The type a column of Tabula type `ty` is declared with, before a backend names it
+/// ([`Tx::column_type`](super::Tx::column_type)): SQLite's type, but `BOOLEAN` for `Bool`,
+/// which SQLite stores as `INTEGER` and a server as a boolean (its conditions take no
+/// integers).
+pub(crate) fn declared_type(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::Bool => "BOOLEAN",
+        other => sql_type(other),
+    }
+}
+
 /// The SQLite column type declared for a Tabula type.
 pub(crate) fn sql_type(ty: ColumnType) -> &'static str {
     match ty {

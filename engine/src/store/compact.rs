@@ -99,16 +99,6 @@ impl Tx<'_> {
         if dead == 0 {
             return Ok(0);
         }
-        if self.on_server() {
-            // A server drops columns in place.
-            let drops: Vec<String> = present
-                .iter()
-                .filter(|p| !system.contains(&p.as_str()) && !kept.iter().any(|(k, _)| k == *p))
-                .map(|p| format!("DROP COLUMN {p}"))
-                .collect();
-            self.execute_batch(&format!("ALTER TABLE {phys} {}", drops.join(", ")))?;
-            return Ok(dead as u64);
-        }
         kept.retain(|(name, _)| present.contains(name));
         let columns: Vec<&str> = kept.iter().map(|(n, _)| n.as_str()).collect();
         let ddl = self.columns_ddl(&kept.iter().map(|(n, ty)| (n.clone(), *ty)).collect::<Vec<_>>());
@@ -127,6 +117,13 @@ impl Tx<'_> {
                 self.system_columns(),
                 ended = meta.layout.ended("")
             ))?;
+        if self.on_server() {
+            // The copy kept its rowids; its identity goes on after them. (A server's own
+            // DROP COLUMN would keep each dropped column's slot, and a table has 1,600.)
+            self.execute_batch(&format!(
+                "SELECT setval(pg_get_serial_sequence('{phys}', '_rowid_'), coalesce((SELECT max(_rowid_) FROM {phys}), 0) + 1, false)"
+            ))?;
+        }
         Ok(dead as u64)
     }
 

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::OptionalExtension;
 
-use super::{codec::sql_type, Layout, Tx, FORMAT_VERSION};
+use super::{Layout, Tx, FORMAT_VERSION};
 use crate::change::ChangeKind;
 use crate::error::{err, Result};
 use crate::expr::Expr;
@@ -193,7 +193,7 @@ const SPARE_TABLES: i64 = 64;
 pub(crate) fn physical_columns(columns: &[ColumnDef]) -> Vec<(String, &'static str)> {
     let mut out = Vec::new();
     for c in columns {
-        out.push((format!("c{}", c.id.0), sql_type(c.ty)));
+        out.push((format!("c{}", c.id.0), super::codec::declared_type(c.ty)));
         if c.is_computed() {
             out.push((format!("e{}", c.id.0), "TEXT"));
         }
@@ -204,7 +204,10 @@ pub(crate) fn physical_columns(columns: &[ColumnDef]) -> Vec<(String, &'static s
 /// What a spare physical table is filed under: its columns after the system ones, in order,
 /// and the columns of its key index (`|key c0,c1`), if it has one.
 fn signature<'a>(columns: impl IntoIterator<Item = (&'a str, &'a str)>, key: &[String]) -> String {
-    let mut sig = columns.into_iter().map(|(name, ty)| format!("{name} {ty}")).collect::<Vec<_>>().join(",");
+    // As SQLite declares them (a dropped table's are read back from its schema).
+    let sqlite = |ty: &'a str| if ty == "BOOLEAN" { "INTEGER" } else { ty };
+    let sig = columns.into_iter().map(|(name, ty)| format!("{name} {}", sqlite(ty)));
+    let mut sig = sig.collect::<Vec<_>>().join(",");
     if !key.is_empty() {
         sig.push_str(&format!("|key {}", key.join(",")));
     }
@@ -367,25 +370,29 @@ impl Tx<'_> {
     /// names the object.
     pub(crate) fn dangling_objects(&self) -> Result<Vec<String>> {
         let strings = |sql: &str| -> Result<Vec<(String, String)>> {
-            let mut stmt = self.sqlite()?.prepare(sql).map_err(|e| self.fail(e))?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| self.fail(e))?;
-            rows.collect::<rusqlite::Result<_>>().map_err(|e| self.fail(e))
+            self.query_rows(sql, &[], 2)?.iter().map(|r| Ok((r.text(0)?, r.text(1)?))).collect()
         };
-        let physical: BTreeSet<String> =
-            strings("SELECT name, '' FROM sqlite_master WHERE type = 'table' AND name GLOB 't[0-9]*'")?
-                .into_iter()
-                .map(|(name, _)| name)
-                .collect();
+        let tables = match self.on_server() {
+            false => "SELECT name, '' FROM sqlite_master WHERE type = 'table' AND name GLOB 't[0-9]*'",
+            true => {
+                "SELECT CAST(tablename AS TEXT), '' FROM pg_tables WHERE schemaname = current_schema()
+                     AND tablename ~ '^t[0-9]'"
+            }
+        };
+        let physical: BTreeSet<String> = strings(tables)?.into_iter().map(|(name, _)| name).collect();
         let mapped: BTreeMap<String, String> =
-            strings("SELECT substr(key, 6), value FROM _tabula_meta WHERE key GLOB 'phys:*'")?.into_iter().collect();
-        let spares: Vec<String> = strings("SELECT key, '' FROM _tabula_meta WHERE key GLOB 'spare:*'")?
+            strings("SELECT substr(key, 6), value FROM _tabula_meta WHERE substr(key, 1, 5) = 'phys:'")?
+                .into_iter()
+                .collect();
+        let spares: Vec<String> = strings("SELECT key, '' FROM _tabula_meta WHERE substr(key, 1, 6) = 'spare:'")?
             .into_iter()
             .filter_map(|(key, _)| key.rsplit_once('/').map(|(_, phys)| phys.to_string()))
             .collect();
         let mut problems = Vec::new();
         let mut owned = BTreeSet::new();
         let tables = strings(
-            "SELECT id || ' ' || kind || ' ' || coalesce(base_id, '-'), path FROM _tabula_tables ORDER BY path",
+            "SELECT CAST(id AS TEXT) || ' ' || kind || ' ' || coalesce(CAST(base_id AS TEXT), '-'), path
+             FROM _tabula_tables ORDER BY path",
         )?;
         let ids: BTreeSet<&str> = tables.iter().filter_map(|(key, _)| key.split(' ').next()).collect();
         for (key, path) in &tables {
@@ -430,7 +437,7 @@ impl Tx<'_> {
         }
         if self.format_version()? >= 4 {
             for (path, version) in strings(
-                "SELECT coalesce((SELECT path FROM _tabula_tables WHERE id = f.view_id), 'view id ' || f.view_id),
+                "SELECT coalesce((SELECT path FROM _tabula_tables WHERE id = f.view_id), 'view id ' || CAST(f.view_id AS TEXT)),
                  CAST(f.version AS TEXT) FROM _tabula_follows f WHERE NOT EXISTS
                  (SELECT 1 FROM _tabula_versions v WHERE v.table_id = f.view_id AND v.version = f.version)",
             )? {
@@ -982,7 +989,7 @@ impl Tx<'_> {
                  CREATE INDEX IF NOT EXISTS {stored}_ended ON {stored}(_vmax) WHERE {ended};
                  ALTER TABLE {stored} ADD COLUMN c{} {};",
             col.id.0,
-            self.column_type(sql_type(col.ty)),
+            self.column_type(super::codec::declared_type(col.ty)),
             live = self.layout.is_live(""),
             ended = self.layout.ended(""),
             int = self.column_type("INTEGER"),
@@ -992,7 +999,11 @@ impl Tx<'_> {
     /// Adds the physical storage of a new column (and its error slot, when computed).
     pub(crate) fn add_physical_column(&self, meta: &TableMeta, col: &ColumnDef) -> Result<()> {
         let phys = meta.phys();
-        let mut ddl = format!("ALTER TABLE {phys} ADD COLUMN c{} {};", col.id.0, self.column_type(sql_type(col.ty)));
+        let mut ddl = format!(
+            "ALTER TABLE {phys} ADD COLUMN c{} {};",
+            col.id.0,
+            self.column_type(super::codec::declared_type(col.ty))
+        );
         if col.is_computed() {
             ddl.push_str(&format!("ALTER TABLE {phys} ADD COLUMN e{} {};", col.id.0, self.column_type("TEXT")));
         }

@@ -165,7 +165,6 @@ enum Conn<'a> {
 pub(crate) enum Store {
     Sqlite(SqliteStore),
     #[cfg(feature = "postgres")]
-    #[allow(dead_code)] // Reached by the backend's tests until `Catalog::connect` opens one (#22).
     Postgres(pg::PgStore),
 }
 
@@ -182,7 +181,6 @@ impl Store {
 
     /// Connects to the catalog in the PostgreSQL database `url` names (making it one).
     #[cfg(feature = "postgres")]
-    #[allow(dead_code)] // Used by the backend's tests until `Catalog::connect` opens one (#22).
     pub(crate) fn connect(url: &str) -> Result<Store> {
         pg::PgStore::connect(url).map(Store::Postgres)
     }
@@ -270,9 +268,14 @@ impl Store {
         self.sqlite()?.backup_to(dest)
     }
 
-    /// Checks the storage (SQLite's own check on a file), then the storage model.
+    /// Checks the storage (SQLite's own check on a file; a server checks its own), then the
+    /// storage model.
     pub(crate) fn integrity_check(&self) -> Result<Vec<String>> {
-        self.sqlite()?.integrity_check()
+        match self {
+            Store::Sqlite(s) => s.integrity_check(),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) => s.read(|tx| tx.dangling_objects()),
+        }
     }
 }
 
@@ -727,11 +730,12 @@ impl<'a> Tx<'a> {
     }
 
     /// The declared type of a column whose SQLite type is `sqlite` (`INTEGER`, `REAL`,
-    /// `TEXT`, `BLOB`), on this backend. On a server, text compares byte by byte, as in
+    /// `TEXT`, `BLOB`, or `BOOLEAN`: see `codec::declared_type`), on this backend. On a server, text compares byte by byte, as in
     /// SQLite.
     pub(crate) fn column_type(&self, sqlite: &str) -> &'static str {
         match (self.on_server(), sqlite) {
-            (false, "INTEGER") => "INTEGER",
+            (false, "INTEGER" | "BOOLEAN") => "INTEGER",
+            (true, "BOOLEAN") => "BOOLEAN",
             (false, "REAL") => "REAL",
             (false, "BLOB") => "BLOB",
             (false, _) => "TEXT",

@@ -3,9 +3,8 @@
 //! here they become `$N`, each [`Value`] is bound as the type the server inferred for its
 //! parameter, and result columns decode by their server type into [`Value`]s.
 //!
-//! The backend is being built (issue #22): this is its executor, tested against a real
-//! server when `TABULA_TEST_POSTGRES` holds a URL. Nothing public opens a PostgreSQL
-//! catalog yet.
+//! `PgStore` is the catalog on a server (`Catalog::connect`): its connections, transactions
+//! and write lock. Tested against a real server when `TABULA_TEST_POSTGRES` holds a URL.
 
 use std::cell::RefCell;
 
@@ -64,7 +63,7 @@ impl<'a> PgTx<'a> {
     pub(crate) fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
         self.portable(sql)?;
         let mut tx = self.client.borrow_mut();
-        let stmt = tx.prepare(&dollar_params(sql)).map_err(|e| self.fail(e))?;
+        let stmt = tx.prepare(&server_sql(sql)).map_err(|e| self.fail(e))?;
         let bound = bind_all(stmt.params(), params)?;
         let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|b| b.as_ref()).collect();
         tx.execute(&stmt, &refs).map_err(|e| self.fail(e))
@@ -87,7 +86,7 @@ impl<'a> PgTx<'a> {
         use postgres::fallible_iterator::FallibleIterator;
         self.portable(sql)?;
         let mut tx = self.client.borrow_mut();
-        let stmt = tx.prepare(&dollar_params(sql)).map_err(|e| self.fail(e))?;
+        let stmt = tx.prepare(&server_sql(sql)).map_err(|e| self.fail(e))?;
         let bound = bind_all(stmt.params(), params)?;
         let refs = bound.iter().map(|b| b.as_ref() as &dyn ToSql);
         let mut rows = tx.query_raw(&stmt, refs).map_err(|e| self.fail(e))?;
@@ -114,10 +113,6 @@ impl Drop for PgTx<'_> {
 }
 
 /// A catalog on a PostgreSQL server: connections to one database, one transaction a call.
-///
-/// Not yet reachable from the public API: the backend is being built (issue #22), and
-/// until `Catalog::connect` opens one, its tests are what use it.
-#[allow(dead_code)]
 pub(crate) struct PgStore {
     /// The connection URL (its configuration is parsed at each connect: `postgres::Config`
     /// holds a callback, which would make every `Catalog` lose `UnwindSafe`).
@@ -127,7 +122,6 @@ pub(crate) struct PgStore {
     location: String,
 }
 
-#[allow(dead_code)]
 impl PgStore {
     /// Connects to the database `url` names and makes it a catalog if it is not one yet.
     pub(crate) fn connect(url: &str) -> Result<PgStore> {
@@ -249,6 +243,13 @@ fn ddl(sqlite: &str) -> String {
         .replace(" WITHOUT ROWID", "")
 }
 
+/// A statement written for both backends as the server takes it: parameters written `$N`,
+/// and SQLite's `instr(text, part)` (where an error slot's kind ends) as `strpos`, the same
+/// function under PostgreSQL's name.
+fn server_sql(sql: &str) -> String {
+    dollar_params(&sql.replace("instr(", "strpos("))
+}
+
 /// `sql` with its parameters written `$N`: `?N` keeps its number, and a bare `?` takes one
 /// more than the largest number before it, as SQLite numbers it. Text in quotes (literals,
 /// quoted names) is left as it is.
@@ -338,6 +339,13 @@ fn bind_one(at: usize, ty: &Type, v: &Value) -> Result<Box<dyn ToSql + Sync>> {
         },
         // Text next to a number (`'phys:' || ?1`) takes the number's digits, as SQLite does.
         Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => match v {
+            Value::String(s) if s.contains('\0') => {
+                return Err(err!(
+                    InvalidArgument,
+                    "a PostgreSQL catalog cannot store text holding the NUL character (\\0); remove it, or keep the \
+                     value as Bytes"
+                ))
+            }
             Value::String(s) => Box::new(s.clone()),
             Value::Json(j) => Box::new(j.to_string()),
             Value::Int(i) => Box::new(i.to_string()),

@@ -78,7 +78,8 @@ impl Scan {
     /// Orders by `expr` (no UDF), after the keys before it.
     pub(crate) fn order_by(&mut self, meta: &TableMeta, expr: &Expr, desc: bool) -> Result<()> {
         let sql = sql_for_read(meta, expr, &mut self.params)?;
-        self.order.push(format!("{sql}{}", if desc { " DESC" } else { "" }));
+        // Nulls first going up, as SQLite orders them (a server would put them last).
+        self.order.push(format!("{sql}{}", if desc { " DESC NULLS LAST" } else { " NULLS FIRST" }));
         Ok(())
     }
 
@@ -91,11 +92,13 @@ impl Scan {
         format!("FROM {} WHERE {}", self.source, self.cond)
     }
 
+    /// The scan's order, then row order: the order rows were written in, on every backend
+    /// (SQLite reads a table in that order anyway; a server's heap does not keep it).
     fn order_sql(&self) -> String {
         if self.order.is_empty() {
-            String::new()
+            " ORDER BY b._rowid_".to_string()
         } else {
-            format!(" ORDER BY {}", self.order.join(", "))
+            format!(" ORDER BY {}, b._rowid_", self.order.join(", "))
         }
     }
 }
@@ -103,7 +106,7 @@ impl Scan {
 fn limit_sql(limit: Option<u64>, offset: u64) -> String {
     match (limit, offset) {
         (None, 0) => String::new(),
-        (None, off) => format!(" LIMIT -1 OFFSET {off}"),
+        (None, off) => format!(" LIMIT {} OFFSET {off}", i64::MAX),
         (Some(n), off) => format!(" LIMIT {} OFFSET {off}", n.min(i64::MAX as u64)),
     }
 }

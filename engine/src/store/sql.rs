@@ -183,9 +183,9 @@ pub(crate) fn parse_types(text: &str) -> Vec<Option<ColumnType>> {
 }
 
 /// Whether `expr`, as a filter, is SQL a PostgreSQL server runs with Tabula's meaning:
-/// comparisons of columns and literals, joined by AND, OR and NOT, and IS [NOT] NULL. Anything
-/// else (arithmetic, functions, casts, a Bool column as a predicate) needs Tabula's SQL
-/// functions or SQLite's integer booleans, so a server catalog evaluates it in Rust.
+/// comparisons of columns and literals, Bool columns and literals, joined by AND, OR and NOT,
+/// IS [NOT] NULL, and whether a cell failed. Anything else (arithmetic, functions, casts)
+/// needs Tabula's SQL functions, so a server catalog evaluates it in Rust.
 pub(crate) fn portable_predicate(expr: &Expr) -> bool {
     match expr {
         Expr::Alias { expr, .. } => portable_predicate(expr),
@@ -198,6 +198,8 @@ pub(crate) fn portable_predicate(expr: &Expr) -> bool {
             right,
         } => portable_operand(left) && portable_operand(right),
         Expr::Unary { op: UnaryOp::Not, arg } => portable_predicate(arg),
+        // A Bool column or literal: a server stores Bool as a boolean.
+        Expr::Column(_) | Expr::Literal(Value::Bool(_)) => true,
         Expr::Unary { op: UnaryOp::IsNull | UnaryOp::IsNotNull, arg } => {
             portable_operand(arg) || matches!(**arg, Expr::CellError { .. })
         }
@@ -209,7 +211,7 @@ pub(crate) fn portable_predicate(expr: &Expr) -> bool {
 pub(crate) fn portable_operand(expr: &Expr) -> bool {
     match expr {
         Expr::Alias { expr, .. } => portable_operand(expr),
-        Expr::Column(_) | Expr::Literal(_) => true,
+        Expr::Column(_) | Expr::Literal(_) | Expr::CellError { .. } => true,
         _ => false,
     }
 }

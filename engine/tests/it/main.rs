@@ -31,11 +31,30 @@ pub fn format_4_file(path: &std::path::Path) {
     .unwrap();
 }
 
-/// A fresh in-memory catalog with directory `app`.
+/// A fresh catalog with directory `app`: in memory, or, when `TABULA_TEST_POSTGRES` names a
+/// PostgreSQL server, in a new schema of its database (the suite on the second backend).
 pub fn catalog() -> Catalog {
-    let cat = Catalog::in_memory().unwrap();
+    let cat = match std::env::var("TABULA_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => server_catalog(&url),
+        _ => Catalog::in_memory().unwrap(),
+    };
     cat.create_dir("app", IfExists::Error).unwrap();
     cat
+}
+
+/// Whether `cat` is on a PostgreSQL server (the few differences the suite checks as such).
+pub fn on_server(cat: &Catalog) -> bool {
+    cat.location().starts_with("postgres")
+}
+
+/// A catalog in a new schema `it_<pid>_<n>` of the server's database.
+fn server_catalog(url: &str) -> Catalog {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let schema = format!("it_{}_{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let mut client = postgres::Client::connect(url, postgres::NoTls).expect("the test server answers");
+    client.batch_execute(&format!("CREATE SCHEMA {schema}")).expect("a schema of its own");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Catalog::connect(&format!("{url}{sep}options=-csearch_path%3D{schema}")).unwrap()
 }
 
 /// `app/docs(title String, words Int, score Float?, draft Bool)` with three rows.
