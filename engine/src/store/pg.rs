@@ -679,6 +679,37 @@ mod tests {
         admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
     }
 
+    /// Conditions and values a server cannot compute run in Rust a batch of rows at a time,
+    /// and the rows they match are ended 500 rowids a statement: more than one of each here.
+    #[test]
+    #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
+    fn rust_evaluated_updates_and_deletes_cover_every_batch() {
+        use crate::{col, lit, row, Catalog, ColumnType, IfExists, Schema};
+        let (mut admin, schema) = server();
+        let scenario = |cat: &Catalog| -> (u64, u64, i64) {
+            let t = cat.create_table("t", Schema::new().required("k", ColumnType::Int), IfExists::Error).unwrap();
+            t.insert((0..2500).map(|k| row! {"k" => k})).unwrap();
+            let deleted = t.delete((col("k") % 2).eq(0)).unwrap().deleted;
+            let updated = t.update([("k", col("k") * 10)], (col("k") % 5).eq(lit(1))).unwrap().updated;
+            let rows = t.select([col("k")]).collect().unwrap();
+            let sum: i64 = rows.iter().map(|r| r.get::<i64>("k").unwrap()).sum();
+            (deleted, updated, sum)
+        };
+        let server = Catalog::connect(&url_in(&schema)).unwrap();
+        let on_server = scenario(&server);
+        assert_eq!(on_server, scenario(&Catalog::in_memory().unwrap()));
+        assert_eq!((on_server.0, on_server.1), (1250, 250));
+        // A format from a newer Tabula is refused at connect.
+        server
+            .store()
+            .write(|tx| tx.execute("UPDATE _tabula_meta SET value = '99' WHERE key = 'format_version'", &[]))
+            .unwrap();
+        let e = Catalog::connect(&url_in(&schema)).unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::FormatTooNew, "{e}");
+        drop(server);
+        admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+    }
+
     #[test]
     fn connection_urls_are_shown_without_their_password() {
         assert_eq!(shown_url("postgres://ann:s3cret@db:5432/prod"), "postgres://ann@db:5432/prod");
