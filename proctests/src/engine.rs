@@ -137,15 +137,16 @@ impl Rng {
     }
 }
 
-/// Writer `id` makes `ops` random calls on `shared`, logging each one that changed something
-/// as a JSON line `{"version": V, "op": ...}` to `log`.
+/// Writer `id` makes `ops` random calls on `shared` of the catalog at `target` (a file, or a
+/// `postgres://` URL), logging each one that changed something as a JSON line
+/// `{"version": V, "op": ...}` to `log`.
 pub fn concurrent_writer(
-    path: &str,
+    target: &str,
     id: i64,
     ops: u64,
     log: &mut impl Write,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let cat = Catalog::open(path)?;
+    let cat = if target.starts_with("postgres") { Catalog::connect(target)? } else { Catalog::open(target)? };
     let t = writer_table(&cat)?;
     let mut rng = Rng(0x9e37_79b9 + id.unsigned_abs());
     for seq in 0..ops as i64 {

@@ -68,14 +68,14 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
             Err("the holder was not killed".into())
         }
         ["crash", db] => engine::crash_writer(db, &mut std::io::stdout()),
-        ["writer", db, id, ops] => {
-            let mut log = std::fs::File::create(format!("{db}.log{id}"))?;
+        ["writer", db, id, ops, log] => {
+            let mut log = std::fs::File::create(log)?;
             engine::concurrent_writer(db, id.parse()?, ops.parse()?, &mut log)
         }
         ["events", db, name, n] => Ok(engine::write_events(db, name, n.parse()?)?),
         ["expensive", db, count] => engine::expensive_add(db, count),
         _ => Err("usage: proctest-child apply DB NAMESPACE START_US | hang DB NAMESPACE READY | churn DB | hold DB \
-                  | crash DB | writer DB ID OPS | events DB NAME N | expensive DB COUNT_FILE"
+                  | crash DB | writer DB ID OPS LOG | events DB NAME N | expensive DB COUNT_FILE"
             .into()),
     }
 }

@@ -117,12 +117,38 @@ fn contents(t: &tabula::Table) -> Vec<(i64, i64, i64)> {
 fn concurrent_writers_equal_a_replay_of_their_commits() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("shared.db");
-    writer_table(&Catalog::open(&path).unwrap()).unwrap();
+    let open = || Catalog::open(&path).unwrap();
+    writers_equal_a_replay(path.to_str().unwrap(), dir.path(), &open);
+}
+
+/// The same on a PostgreSQL server: writer processes on their own connections (as on several
+/// hosts), in a new schema of the test server's database.
+#[test]
+#[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
+fn concurrent_writers_on_a_server_equal_a_replay_of_their_commits() {
+    let url = std::env::var("TABULA_TEST_POSTGRES").expect("TABULA_TEST_POSTGRES names the test server");
+    let schema = format!("proc_{}", std::process::id());
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    admin.batch_execute(&format!("CREATE SCHEMA {schema}")).unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let target = format!("{url}{sep}options=-csearch_path%3D{schema}");
+    let dir = tempfile::tempdir().unwrap();
+    let open = || Catalog::connect(&target).unwrap();
+    writers_equal_a_replay(&target, dir.path(), &open);
+    admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+}
+
+/// Three writer processes make random calls on one table of the catalog at `target`; every
+/// committed call, replayed in version order on a fresh catalog, gives the same versions and
+/// rows.
+fn writers_equal_a_replay(target: &str, logs: &std::path::Path, open: &dyn Fn() -> Catalog) {
+    writer_table(&open()).unwrap();
     let ops = env_number("TABULA_WRITER_OPS", 60).to_string();
+    let log = |id: i64| logs.join(format!("writer{id}.log"));
     let writers: Vec<_> = (1..=3)
         .map(|id| {
             Command::new(CHILD)
-                .args(["writer", path.to_str().unwrap(), &id.to_string(), &ops])
+                .args(["writer", target, &id.to_string(), &ops, log(id).to_str().unwrap()])
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -133,28 +159,28 @@ fn concurrent_writers_equal_a_replay_of_their_commits() {
         let out = w.wait_with_output().unwrap();
         assert!(out.status.success(), "a writer failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    let cat = Catalog::open(&path).unwrap();
-    cat.integrity_check().unwrap();
+    let cat = open();
+    assert_eq!(cat.integrity_check().map_err(|e| e.to_string()), Ok(()));
     let t = cat.get_table("shared").unwrap();
     // Replay every committed operation, in version order, on a fresh catalog.
-    let mut log: Vec<(u64, Op)> = Vec::new();
+    let mut committed: Vec<(u64, Op)> = Vec::new();
     for id in 1..=3 {
-        for line in std::fs::read_to_string(format!("{}.log{id}", path.display())).unwrap().lines() {
+        for line in std::fs::read_to_string(log(id)).unwrap().lines() {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            log.push((v["version"].as_u64().unwrap(), serde_json::from_value(v["op"].clone()).unwrap()));
+            committed.push((v["version"].as_u64().unwrap(), serde_json::from_value(v["op"].clone()).unwrap()));
         }
     }
-    assert!(log.len() > 30, "the writers committed too little to test anything: {}", log.len());
-    log.sort_by_key(|(v, _)| *v);
-    let versions: Vec<u64> = log.iter().map(|(v, _)| *v).collect();
+    assert!(committed.len() > 30, "the writers committed too little to test anything: {}", committed.len());
+    committed.sort_by_key(|(v, _)| *v);
+    let versions: Vec<u64> = committed.iter().map(|(v, _)| *v).collect();
     assert_eq!(
         versions,
-        (1..=log.len() as u64).collect::<Vec<_>>(),
+        (1..=committed.len() as u64).collect::<Vec<_>>(),
         "every version was made by exactly one logged call"
     );
     let fresh = Catalog::in_memory().unwrap();
     let replay = writer_table(&fresh).unwrap();
-    for (v, op) in &log {
+    for (v, op) in &committed {
         assert_eq!(apply(&replay, op).unwrap().version, Version(*v));
     }
     assert_eq!(contents(&t), contents(&replay));
