@@ -14,6 +14,23 @@ pub struct TestEnv {
     catalog: Catalog,
     // Dropped after the catalog (fields drop in order), so the file is closed first.
     dir: Option<tempfile::TempDir>,
+    /// For a copy on a server: its database, dropped after the catalog.
+    _server: Option<ServerCopy>,
+}
+
+/// A database of a test's own on a PostgreSQL server, dropped with the [`TestEnv`].
+struct ServerCopy {
+    admin: String,
+    name: String,
+}
+
+impl Drop for ServerCopy {
+    fn drop(&mut self) {
+        // FORCE: a clone of the catalog still open elsewhere does not keep it alive.
+        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
 }
 
 fn io(what: &str, path: &FsPath, e: std::io::Error) -> Error {
@@ -25,12 +42,40 @@ impl TestEnv {
     pub fn new() -> Result<TestEnv> {
         let dir = tempdir()?;
         let catalog = Catalog::open(dir.path().join("catalog.db"))?;
-        Ok(TestEnv { catalog, dir: Some(dir) })
+        Ok(TestEnv { catalog, dir: Some(dir), _server: None })
     }
 
     /// A private in-memory catalog.
     pub fn in_memory() -> Result<TestEnv> {
-        Ok(TestEnv { catalog: Catalog::in_memory()?, dir: None })
+        Ok(TestEnv { catalog: Catalog::in_memory()?, dir: None, _server: None })
+    }
+
+    /// [`TestEnv::from_template`] on a PostgreSQL server: the template is a database of the
+    /// server built once per key (by one process, the others wait on an advisory lock), and
+    /// each test gets a database of its own copied from it (`CREATE DATABASE .. TEMPLATE`),
+    /// dropped with the `TestEnv`. `url` names the server, a user who may create databases,
+    /// and a database to connect to for that (`postgres://user@host/postgres`). Templates are
+    /// named `tabula_tpl_<hash>` and kept on the server (drop them to rebuild).
+    pub fn from_template_on(url: &str, key: impl Hash, setup: impl FnOnce(&Catalog) -> Result<()>) -> Result<TestEnv> {
+        let template = format!("tabula_tpl_{}", template_hash(&key));
+        let mut admin = postgres::Client::connect(url, postgres::NoTls).map_err(|e| server(url, e))?;
+        // One builder; the others wait for it, then find the template.
+        let lock = format!("SELECT pg_advisory_lock(hashtext('{template}'))");
+        admin.batch_execute(&lock).map_err(|e| server(url, e))?;
+        let built = build_on_server(url, &mut admin, &template, setup);
+        let unlock = format!("SELECT pg_advisory_unlock(hashtext('{template}'))");
+        let _ = admin.batch_execute(&unlock);
+        built?;
+        static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+        let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("tabula_test_{}_{n}_{nanos:x}", std::process::id());
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY"))
+            .map_err(|e| server(url, e))?;
+        let copy = ServerCopy { admin: url.to_string(), name: name.clone() };
+        let catalog = Catalog::connect(&with_database(url, &name))?;
+        Ok(TestEnv { catalog, dir: None, _server: Some(copy) })
     }
 
     /// A copy of the template catalog for `key`, built by `setup` the first time the key is
@@ -54,7 +99,7 @@ impl TestEnv {
         let dest = dir.path().join("catalog.db");
         fs::copy(&template, &dest).map_err(|e| io("copying template", &template, e))?;
         let catalog = Catalog::open(&dest)?;
-        Ok(TestEnv { catalog, dir: Some(dir) })
+        Ok(TestEnv { catalog, dir: Some(dir), _server: None })
     }
 
     /// The catalog.
@@ -124,12 +169,75 @@ fn template_dir() -> Result<PathBuf> {
 }
 
 fn template_path(key: &impl Hash) -> Result<PathBuf> {
+    Ok(template_dir()?.join(format!("{}.db", template_hash(key))))
+}
+
+/// The key combined with the executable's identity, Tabula's format version and this
+/// crate's version, as 32 hex digits.
+fn template_hash(key: &impl Hash) -> String {
     let mut h = Blake(blake3::Hasher::new());
     key.hash(&mut h);
     h.0.update(&tabula::FORMAT_VERSION.to_le_bytes());
     h.0.update(env!("CARGO_PKG_VERSION").as_bytes());
     h.0.update(executable_identity().as_bytes());
-    Ok(template_dir()?.join(format!("{}.db", &h.0.finalize().to_hex()[..32])))
+    h.0.finalize().to_hex()[..32].to_string()
+}
+
+fn server(url: &str, e: postgres::Error) -> Error {
+    let shown = match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            format!("{}{}{}", &url[..s + 3], url[s + 3..at].split(':').next().unwrap_or(""), &url[at..])
+        }
+        _ => url.to_string(),
+    };
+    let detail = e.as_db_error().map(|db| db.message().to_string()).unwrap_or_else(|| e.to_string());
+    Error::new(ErrorCode::Storage, format!("PostgreSQL server '{shown}': {detail}"))
+}
+
+/// `url` with its database replaced by `name` (its options kept).
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let host_end = base.find("://").map(|s| s + 3).unwrap_or(0);
+    let base = match base[host_end..].find('/') {
+        Some(slash) => &base[..host_end + slash],
+        None => base,
+    };
+    format!("{base}/{name}{query}")
+}
+
+/// Builds the template database `template` unless it exists: in a scratch database renamed
+/// into place when done, so a half-built template is never copied.
+fn build_on_server(
+    url: &str,
+    admin: &mut postgres::Client,
+    template: &str,
+    setup: impl FnOnce(&Catalog) -> Result<()>,
+) -> Result<()> {
+    let exists = admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&template])
+        .map_err(|e| server(url, e))?
+        .is_some();
+    if exists {
+        return Ok(());
+    }
+    let scratch = format!("{template}_build_{}", std::process::id());
+    // One statement a call: a server runs several in one transaction, which these refuse.
+    for sql in [format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)"), format!("CREATE DATABASE {scratch}")] {
+        admin.batch_execute(&sql).map_err(|e| server(url, e))?;
+    }
+    {
+        let catalog = Catalog::connect(&with_database(url, &scratch))?;
+        setup(&catalog).map_err(|e| e.context("building the test template"))?;
+    }
+    // FORCE: the builder's pooled connections close with it, but not always before this.
+    let closing = format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{scratch}'");
+    for sql in [closing, format!("ALTER DATABASE {scratch} RENAME TO {template}")] {
+        admin.batch_execute(&sql).map_err(|e| server(url, e))?;
+    }
+    Ok(())
 }
 
 /// Removes templates unused for a day, and the least recently used beyond

@@ -42,6 +42,45 @@ fn templates_are_built_once_and_copied_per_test() {
     std::fs::remove_file(template_file(key).unwrap()).unwrap();
 }
 
+/// On a PostgreSQL server: built once (by one of several threads), copied into a database
+/// of each test's own, which goes with its `TestEnv`.
+#[test]
+#[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
+fn templates_on_a_server_are_built_once_and_copied_per_test() {
+    let url = std::env::var("TABULA_TEST_POSTGRES").expect("TABULA_TEST_POSTGRES names the test server");
+    static BUILDS: AtomicUsize = AtomicUsize::new(0);
+    let key = ("testkit-server-template", std::process::id(), line!());
+    let build = |cat: &tabula::Catalog| {
+        BUILDS.fetch_add(1, Ordering::SeqCst);
+        seed(cat)
+    };
+    let envs: Vec<TestEnv> = std::thread::scope(|s| {
+        let handles: Vec<_> =
+            (0..3).map(|_| s.spawn(|| TestEnv::from_template_on(&url, key, build).unwrap())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(BUILDS.load(Ordering::SeqCst), 1, "the setup ran once");
+    let started = std::time::Instant::now();
+    let more = TestEnv::from_template_on(&url, key, build).unwrap();
+    eprintln!("a copy of a 10,000-row template on the server: {:?}", started.elapsed());
+    let t = |env: &TestEnv| env.catalog().get_table("app/t").unwrap();
+    t(&envs[0]).insert([row! {"n" => -1}]).unwrap();
+    assert_eq!(t(&envs[0]).count().unwrap(), 10_001);
+    assert_eq!(t(&envs[1]).count().unwrap(), 10_000);
+    assert_eq!(t(&more).count().unwrap(), 10_000);
+    more.catalog().integrity_check().unwrap();
+    // A copy's database goes with its TestEnv.
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let copies = |admin: &mut postgres::Client| -> i64 {
+        let pattern = format!("tabula_test_{}_%", std::process::id());
+        admin.query_one("SELECT count(*) FROM pg_database WHERE datname LIKE $1", &[&pattern]).unwrap().get(0)
+    };
+    assert_eq!(copies(&mut admin), 4);
+    drop(envs);
+    drop(more);
+    assert_eq!(copies(&mut admin), 0);
+}
+
 #[test]
 fn templates_are_built_once_across_threads() {
     static BUILDS: AtomicUsize = AtomicUsize::new(0);
