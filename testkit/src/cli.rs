@@ -39,8 +39,9 @@ use crate::staging::{self, App, Key, Options};
 /// check could not run (bad input; production is never changed).
 #[derive(clap::Args, Debug, Clone)]
 pub struct StagingArgs {
-    /// The production catalog, opened read-only. Without it, the application's demo
-    /// production catalog is built and checked (with the public demo key).
+    /// The production catalog, opened read-only: a file, or a `postgres://` URL of a catalog
+    /// on a server (connected read-only). Without it, the application's demo production
+    /// catalog is built and checked (with the public demo key).
     #[arg(long)]
     pub prod: Option<PathBuf>,
     /// A file whose first line is the anonymization key (at least 16 characters). Without

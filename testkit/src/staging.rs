@@ -365,6 +365,11 @@ pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
         ));
     }
     let prod = phases.run("open production (read-only)", || {
+        // A `postgres://` URL: production on a server, read through a read-only connection.
+        if let Some(url) = prod_path.to_str().filter(|p| p.starts_with("postgres://") || p.starts_with("postgresql://"))
+        {
+            return Catalog::connect_read_only(url);
+        }
         if !prod_path.exists() {
             return Err(Error::new(
                 ErrorCode::NotFound,
@@ -373,11 +378,13 @@ pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
         }
         Catalog::open_read_only(&prod_path)
     })?;
+    // How messages and reports name production: a server's URL without its password.
+    let prod_shown = prod.location().to_string();
     let prod_ns = Path::parse(&app.namespace)?;
     if prod.list_tables(&prod_ns, tabula::Recursive::Yes).is_err() {
         return Err(Error::new(
             ErrorCode::NotFound,
-            format!("production catalog '{}' has no namespace '{}'", prod_path.display(), app.namespace),
+            format!("production catalog '{prod_shown}' has no namespace '{}'", app.namespace),
         ));
     }
     // Production must match the code before anything is checked against it.
@@ -389,7 +396,7 @@ pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
             format!(
                 "production catalog '{}' does not match the code's migrations:\n{}\nthe check cannot tell what this \
                  release would do; make the code's steps match what production applied",
-                prod_path.display(),
+                prod_shown,
                 drift.join("\n")
             ),
         ));
@@ -429,7 +436,7 @@ pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
     let passed = migrations.passed() && udfs.iter().all(UdfDiffReport::passed);
     let mut outcome = Outcome {
         passed,
-        prod: prod_path.display().to_string(),
+        prod: prod_shown,
         prod_read_mode: prod.read_mode(),
         staging: staging_path.display().to_string(),
         namespace,

@@ -223,7 +223,16 @@ impl Catalog {
     /// not supported yet.
     #[cfg(feature = "postgres")]
     pub fn connect(url: &str) -> Result<Catalog> {
-        Catalog::from_store(Store::connect(url)?)
+        Catalog::from_store(Store::connect(url, false)?)
+    }
+
+    /// Connects to an existing catalog on a PostgreSQL server for reading only: every write
+    /// fails with [`ReadOnly`](crate::ErrorCode::ReadOnly), and a schema without a catalog is
+    /// [`NotFound`](crate::ErrorCode::NotFound) instead of becoming one. (Give the server a
+    /// user without write grants too, for a production a check must not touch.)
+    #[cfg(feature = "postgres")]
+    pub fn connect_read_only(url: &str) -> Result<Catalog> {
+        Catalog::from_store(Store::connect(url, true)?)
     }
 
     pub(crate) fn from_store(store: Store) -> Result<Catalog> {

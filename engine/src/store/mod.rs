@@ -181,8 +181,8 @@ impl Store {
 
     /// Connects to the catalog in the PostgreSQL database `url` names (making it one).
     #[cfg(feature = "postgres")]
-    pub(crate) fn connect(url: &str) -> Result<Store> {
-        pg::PgStore::connect(url).map(Store::Postgres)
+    pub(crate) fn connect(url: &str, read_only: bool) -> Result<Store> {
+        pg::PgStore::connect(url, read_only).map(Store::Postgres)
     }
 
     /// Runs `f` in a write transaction; commits when `f` returns `Ok`, rolls back otherwise.
@@ -232,7 +232,7 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.is_read_only(),
             #[cfg(feature = "postgres")]
-            Store::Postgres(_) => false,
+            Store::Postgres(s) => s.is_read_only(),
         }
     }
 

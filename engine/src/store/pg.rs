@@ -120,11 +120,13 @@ pub(crate) struct PgStore {
     /// Idle connections.
     idle: std::sync::Mutex<Vec<postgres::Client>>,
     location: String,
+    /// Every write fails with `ReadOnly` (a staging check reading production).
+    read_only: bool,
 }
 
 impl PgStore {
     /// Connects to the database `url` names and makes it a catalog if it is not one yet.
-    pub(crate) fn connect(url: &str) -> Result<PgStore> {
+    pub(crate) fn connect(url: &str, read_only: bool) -> Result<PgStore> {
         let _: postgres::Config = url.parse().map_err(|e| {
             err!(
                 InvalidArgument,
@@ -132,8 +134,35 @@ impl PgStore {
                 shown_url(url)
             )
         })?;
-        let store = PgStore { url: url.to_string(), idle: std::sync::Mutex::new(Vec::new()), location: shown_url(url) };
+        let store = PgStore {
+            url: url.to_string(),
+            idle: std::sync::Mutex::new(Vec::new()),
+            location: shown_url(url),
+            read_only,
+        };
         let location = store.location.clone();
+        if read_only {
+            let found = store.read(|tx| {
+                let has_meta =
+                    "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '_tabula_meta'";
+                if tx.query_i64(has_meta, &[])? == 0 {
+                    return Err(err!(
+                        NotFound,
+                        "'{location}' holds no Tabula catalog (its current schema has no _tabula_meta table); check \
+                         the database and the search path"
+                    ));
+                }
+                tx.format_version()
+            })?;
+            if found > super::FORMAT_VERSION {
+                return Err(err!(
+                    FormatTooNew,
+                    "catalog '{location}' has format version {found}, newer than this Tabula reads ({}); upgrade tabula",
+                    super::FORMAT_VERSION
+                ));
+            }
+            return Ok(store);
+        }
         // Two processes creating the same catalog: one waits for the other (the write lock).
         store.write(|tx| {
             let has_meta = "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '_tabula_meta'";
@@ -189,7 +218,19 @@ impl PgStore {
     /// after it sees every commit made before (read committed), so versions are numbered
     /// without gaps in commit order. Readers never wait.
     pub(crate) fn write<T>(&self, f: impl FnOnce(&super::Tx) -> Result<T>) -> Result<T> {
+        if self.read_only {
+            return Err(err!(
+                ReadOnly,
+                "catalog '{}' was connected read-only; connect with Catalog::connect to write",
+                self.location
+            ));
+        }
         self.run("BEGIN", true, f)
+    }
+
+    /// Whether every write is refused.
+    pub(crate) fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// Runs `f` in a read-only transaction that sees one state of the catalog throughout.
@@ -448,7 +489,7 @@ mod tests {
     fn directory_operations_answer_on_postgres_as_on_sqlite() {
         use crate::path::Path;
         let (mut admin, schema) = server();
-        let pg = PgStore::connect(&url_in(&schema)).unwrap();
+        let pg = PgStore::connect(&url_in(&schema), false).unwrap();
         let lite = super::super::Store::in_memory().unwrap();
         let p = |s: &str| Path::parse(s).unwrap();
         let script = |tx: &super::super::Tx| -> Result<Vec<String>> {
@@ -481,7 +522,7 @@ mod tests {
         assert_eq!(e.code(), crate::ErrorCode::DuplicateKey, "{e}");
         assert_eq!(pg.read(|tx| tx.entry_kind(&p("new"))).unwrap().map(|k| format!("{k:?}")), None);
         // Connecting again finds the catalog, of this format.
-        let again = PgStore::connect(&url_in(&schema)).unwrap();
+        let again = PgStore::connect(&url_in(&schema), false).unwrap();
         assert_eq!(again.read(|tx| tx.format_version()).unwrap(), super::super::FORMAT_VERSION);
         drop((pg, again));
         admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
@@ -616,7 +657,7 @@ mod tests {
             out.push(format!("{:?}", cat.ls("", crate::Recursive::Yes).unwrap()));
             out
         };
-        let server = Catalog::from_store(super::super::Store::connect(&url_in(&schema)).unwrap()).unwrap();
+        let server = Catalog::connect(&url_in(&schema)).unwrap();
         let on_server = scenario(&server);
         let on_file = scenario(&Catalog::in_memory().unwrap());
         assert_eq!(on_server, on_file);
@@ -646,7 +687,7 @@ mod tests {
         use crate::{row, Catalog, ColumnType, IfExists, Schema};
         let (mut admin, schema) = server();
         let url = url_in(&schema);
-        let open = || Catalog::from_store(super::super::Store::connect(&url).unwrap()).unwrap();
+        let open = || Catalog::connect(&url).unwrap();
         open()
             .create_table(
                 "t",
@@ -715,7 +756,7 @@ mod tests {
         assert_eq!(shown_url("postgres://ann:s3cret@db:5432/prod"), "postgres://ann@db:5432/prod");
         assert_eq!(shown_url("postgres://ann@db/prod"), "postgres://ann@db/prod");
         assert_eq!(shown_url("host=db user=ann"), "host=db user=ann");
-        let e = PgStore::connect("postgres://ann:pw@db:notaport/x").err().unwrap();
+        let e = PgStore::connect("postgres://ann:pw@db:notaport/x", false).err().unwrap();
         assert_eq!(e.code(), crate::ErrorCode::InvalidArgument);
         assert!(!e.to_string().contains("pw"), "{e}");
     }

@@ -29,7 +29,7 @@ use tabula::{col, row, Catalog, Path, Result};
 use tabula_testkit::{Anonymizer, Rule};
 
 pub use migrations::{authors_schema, documents_schema, migrations, APPLIED_IN_PRODUCTION};
-pub use staging::{demo_production, fixtures, staging_app};
+pub use staging::{demo_production, demo_production_in, fixtures, staging_app};
 pub use udfs::{summarize_v1, summarize_v2, toy_embed, EMBED_DIM};
 
 /// Registers the UDF versions production runs (before the pending migrations), so a copy

@@ -30,7 +30,12 @@ pub fn fixtures() -> Fixtures {
 /// production has applied, and notes that mention their authors by name, email and phone
 /// (what a staging copy must not show).
 pub fn demo_production(path: &FsPath) -> Result<()> {
-    let catalog = Catalog::open(path)?;
+    demo_production_in(&Catalog::open(path)?)
+}
+
+/// [`demo_production`] into `catalog` (a file's, or one on a PostgreSQL server).
+pub fn demo_production_in(catalog: &Catalog) -> Result<()> {
+    let catalog = catalog.clone();
     let ns = Path::parse("docs")?;
     register_production(&catalog);
     let steps = migrations();

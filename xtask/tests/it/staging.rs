@@ -66,6 +66,40 @@ fn the_default_pipeline_passes_and_writes_both_reports() {
     assert!(md.contains("| docs/documents.legacy_flag | Keep |"), "every column's rule is listed: {md}");
 }
 
+/// Production on a PostgreSQL server: read through a read-only connection, and the check
+/// passes as on a file; the report names the server without its password, and production is
+/// unchanged.
+#[test]
+#[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
+fn the_pipeline_passes_with_production_on_a_server() {
+    let url = std::env::var("TABULA_TEST_POSTGRES").expect("TABULA_TEST_POSTGRES names the test server");
+    let schema = format!("staging_prod_{}", std::process::id());
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")).unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let prod_url = format!("{url}{sep}options=-csearch_path%3D{schema}");
+    docs_app::demo_production_in(&Catalog::connect(&prod_url).unwrap()).unwrap();
+    let before = Catalog::connect_read_only(&prod_url).unwrap().get_table("docs/documents").unwrap().version().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = Some("a secret key of this test, long enough");
+    let outcome =
+        staging::run(&docs_app::staging_app(), &opts(dir.path(), Some(prod_url.clone().into()), key)).unwrap();
+    assert!(outcome.passed, "{}", staging::summary(&outcome));
+    assert_eq!(outcome.applied, ["0001_tables", "0002_word_count", "0003_summary", "0004_embedding"]);
+    assert!(outcome.leak_scan.as_ref().is_some_and(|s| s.passed() && s.checked > 100));
+    assert!(outcome.prod.starts_with("postgres://"), "{}", outcome.prod);
+    let prod = Catalog::connect_read_only(&prod_url).unwrap();
+    let docs = prod.get_table("docs/documents").unwrap();
+    assert_eq!(docs.version().unwrap(), before, "production is unchanged");
+    assert!(docs.schema().unwrap().column("legacy_flag").is_some());
+    let e = docs.insert([tabula::row! {"doc_id" => 1}]).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::ReadOnly, "{e}");
+    // A schema without a catalog is not made one by a read-only connection.
+    let empty = format!("{url}{sep}options=-csearch_path%3Dpublic");
+    assert_eq!(Catalog::connect_read_only(&empty).unwrap_err().code(), ErrorCode::NotFound);
+    admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+}
+
 #[test]
 fn a_failing_check_is_reported_and_fails_the_run() {
     let dir = tempfile::tempdir().unwrap();
