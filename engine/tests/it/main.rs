@@ -34,10 +34,13 @@ pub fn format_4_file(path: &std::path::Path) {
 /// A fresh catalog with directory `app`: in memory, or, when `TABULA_TEST_POSTGRES` names a
 /// PostgreSQL server, in a new schema of its database (the suite on the second backend).
 pub fn catalog() -> Catalog {
+    #[cfg(feature = "postgres")]
     let cat = match std::env::var("TABULA_TEST_POSTGRES") {
         Ok(url) if !url.is_empty() => server_catalog(&url),
         _ => Catalog::in_memory().unwrap(),
     };
+    #[cfg(not(feature = "postgres"))]
+    let cat = Catalog::in_memory().unwrap();
     cat.create_dir("app", IfExists::Error).unwrap();
     cat
 }
@@ -48,6 +51,7 @@ pub fn on_server(cat: &Catalog) -> bool {
 }
 
 /// A catalog in a new schema `it_<pid>_<n>` of the server's database.
+#[cfg(feature = "postgres")]
 fn server_catalog(url: &str) -> Catalog {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let schema = format!("it_{}_{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
