@@ -14,10 +14,40 @@ use super::codec::decode_as;
 use crate::error::{err, Error, Result};
 use crate::types::{ColumnType, Value};
 
+/// A connection to a server and the statements prepared on it, by their SQL: a statement
+/// is parsed once a connection, not at every call (a server re-plans it by itself when DDL
+/// changes what it reads).
+pub(crate) struct Conn {
+    client: postgres::Client,
+    prepared: std::collections::HashMap<String, postgres::Statement>,
+}
+
+/// Statements a connection keeps prepared; past it, it starts over.
+const PREPARED: usize = 512;
+
+impl Conn {
+    pub(crate) fn new(client: postgres::Client) -> Conn {
+        Conn { client, prepared: std::collections::HashMap::new() }
+    }
+
+    /// `sql` prepared on this connection.
+    fn prepare(&mut self, sql: &str) -> std::result::Result<postgres::Statement, postgres::Error> {
+        if let Some(stmt) = self.prepared.get(sql) {
+            return Ok(stmt.clone());
+        }
+        let stmt = self.client.prepare(&server_sql(sql))?;
+        if self.prepared.len() >= PREPARED {
+            self.prepared.clear();
+        }
+        self.prepared.insert(sql.to_string(), stmt.clone());
+        Ok(stmt)
+    }
+}
+
 /// A transaction on a PostgreSQL server: begun on a connection, rolled back when dropped
 /// without [`PgTx::commit`].
 pub(crate) struct PgTx<'a> {
-    client: &'a RefCell<postgres::Client>,
+    client: &'a RefCell<Conn>,
     /// Names the server in errors (its URL without a password).
     location: String,
     done: bool,
@@ -25,8 +55,8 @@ pub(crate) struct PgTx<'a> {
 
 impl<'a> PgTx<'a> {
     /// Begins a transaction on `client` with `begin` (`BEGIN ...`).
-    pub(crate) fn begin(client: &'a RefCell<postgres::Client>, location: String, begin: &str) -> Result<PgTx<'a>> {
-        client.borrow_mut().batch_execute(begin).map_err(|e| pg_error(&location, e))?;
+    pub(crate) fn begin(client: &'a RefCell<Conn>, location: String, begin: &str) -> Result<PgTx<'a>> {
+        client.borrow_mut().client.batch_execute(begin).map_err(|e| pg_error(&location, e))?;
         Ok(PgTx { client, location, done: false })
     }
 
@@ -38,7 +68,7 @@ impl<'a> PgTx<'a> {
     /// Commits the transaction.
     pub(crate) fn commit(mut self) -> Result<()> {
         self.done = true;
-        self.client.borrow_mut().batch_execute("COMMIT").map_err(|e| pg_error(&self.location, e))
+        self.client.borrow_mut().client.batch_execute("COMMIT").map_err(|e| pg_error(&self.location, e))
     }
 
     /// Refuses a statement that calls Tabula's SQL functions (`tb_*`: builtins with Tabula's
@@ -62,16 +92,16 @@ impl<'a> PgTx<'a> {
     /// Runs one statement with bound values; returns the number of rows it changed.
     pub(crate) fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
         self.portable(sql)?;
-        let mut tx = self.client.borrow_mut();
-        let stmt = tx.prepare(&server_sql(sql)).map_err(|e| self.fail(e))?;
+        let mut conn = self.client.borrow_mut();
+        let stmt = conn.prepare(sql).map_err(|e| self.fail(e))?;
         let bound = bind_all(stmt.params(), params)?;
         let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|b| b.as_ref()).collect();
-        tx.execute(&stmt, &refs).map_err(|e| self.fail(e))
+        conn.client.execute(&stmt, &refs).map_err(|e| self.fail(e))
     }
 
     /// Runs statements without parameters, separated by `;`.
     pub(crate) fn execute_batch(&self, sql: &str) -> Result<()> {
-        self.client.borrow_mut().batch_execute(sql).map_err(|e| self.fail(e))
+        self.client.borrow_mut().client.batch_execute(sql).map_err(|e| self.fail(e))
     }
 
     /// Runs a query and calls `each` with every row decoded by `types` (one a result
@@ -85,11 +115,11 @@ impl<'a> PgTx<'a> {
     ) -> Result<()> {
         use postgres::fallible_iterator::FallibleIterator;
         self.portable(sql)?;
-        let mut tx = self.client.borrow_mut();
-        let stmt = tx.prepare(&server_sql(sql)).map_err(|e| self.fail(e))?;
+        let mut conn = self.client.borrow_mut();
+        let stmt = conn.prepare(sql).map_err(|e| self.fail(e))?;
         let bound = bind_all(stmt.params(), params)?;
         let refs = bound.iter().map(|b| b.as_ref() as &dyn ToSql);
-        let mut rows = tx.query_raw(&stmt, refs).map_err(|e| self.fail(e))?;
+        let mut rows = conn.client.query_raw(&stmt, refs).map_err(|e| self.fail(e))?;
         while let Some(row) = rows.next().map_err(|e| self.fail(e))? {
             let mut values = Vec::with_capacity(types.len());
             for (i, ty) in types.iter().enumerate() {
@@ -107,7 +137,7 @@ impl Drop for PgTx<'_> {
     fn drop(&mut self) {
         if !self.done {
             // A failed call: nothing it did stays. A broken connection rolls back by itself.
-            let _ = self.client.borrow_mut().batch_execute("ROLLBACK");
+            let _ = self.client.borrow_mut().client.batch_execute("ROLLBACK");
         }
     }
 }
@@ -118,7 +148,7 @@ pub(crate) struct PgStore {
     /// holds a callback, which would make every `Catalog` lose `UnwindSafe`).
     url: String,
     /// Idle connections.
-    idle: std::sync::Mutex<Vec<postgres::Client>>,
+    idle: std::sync::Mutex<Vec<Conn>>,
     location: String,
     /// Every write fails with `ReadOnly` (a staging check reading production).
     read_only: bool,
@@ -194,17 +224,17 @@ impl PgStore {
         &self.location
     }
 
-    fn client(&self) -> Result<postgres::Client> {
-        if let Some(client) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
-            if !client.is_closed() {
-                return Ok(client);
+    fn client(&self) -> Result<Conn> {
+        if let Some(conn) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            if !conn.client.is_closed() {
+                return Ok(conn);
             }
         }
         let config: postgres::Config = self.url.parse().map_err(|e| pg_error(&self.location, e))?;
-        config.connect(postgres::NoTls).map_err(|e| pg_error(&self.location, e))
+        config.connect(postgres::NoTls).map(Conn::new).map_err(|e| pg_error(&self.location, e))
     }
 
-    fn put(&self, client: postgres::Client) {
+    fn put(&self, client: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < 4 {
             idle.push(client);
@@ -765,7 +795,7 @@ mod tests {
     #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
     fn every_kind_of_value_round_trips_through_the_server() {
         let (client, schema) = server();
-        let client = RefCell::new(client);
+        let client = RefCell::new(Conn::new(client));
         let tx = PgTx::begin(&client, "test server".into(), "BEGIN").unwrap();
         tx.execute_batch(
             "CREATE TABLE t(i BIGINT, f DOUBLE PRECISION, s TEXT, b BOOLEAN, y BYTEA, ts BIGINT, d BIGINT, j TEXT)",
@@ -818,14 +848,14 @@ mod tests {
         .unwrap();
         assert_eq!(found, 1);
         drop(tx);
-        client.borrow_mut().batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+        client.borrow_mut().client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
     }
 
     #[test]
     #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
     fn server_errors_name_the_catalog_and_map_to_codes() {
         let (client, schema) = server();
-        let client = RefCell::new(client);
+        let client = RefCell::new(Conn::new(client));
         let tx = PgTx::begin(&client, "pg://test".into(), "BEGIN").unwrap();
         tx.execute_batch("CREATE TABLE k(a BIGINT PRIMARY KEY)").unwrap();
         let e = tx.execute("INSERT INTO k VALUES (?1)", &[Value::String("x".into())]).unwrap_err();
@@ -836,7 +866,7 @@ mod tests {
         assert!(e.to_string().contains("catalog 'pg://test'"), "{e}");
         drop(tx);
         // Dropped without a commit: the table is gone with the transaction.
-        let mut client = client.into_inner();
+        let mut client = client.into_inner().client;
         let left = client.query_one(&format!("SELECT count(*) FROM pg_tables WHERE schemaname = '{schema}'"), &[]);
         assert_eq!(left.unwrap().get::<_, i64>(0), 0);
         client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
