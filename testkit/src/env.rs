@@ -18,19 +18,29 @@ pub struct TestEnv {
     _server: Option<ServerCopy>,
 }
 
-/// A database of a test's own on a PostgreSQL server, dropped with the [`TestEnv`].
+/// What a test owns on a PostgreSQL server, dropped with its [`TestEnv`]: a database, or a
+/// schema of the server's database.
 struct ServerCopy {
     admin: String,
-    name: String,
+    /// The catalog's URL (for child processes).
+    url: String,
+    drop: String,
 }
 
 impl Drop for ServerCopy {
     fn drop(&mut self) {
-        // FORCE: a clone of the catalog still open elsewhere does not keep it alive.
         if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+            let _ = client.batch_execute(&self.drop);
         }
     }
+}
+
+/// A name no other test uses: `tabula_test_<pid>_<n>_<nanos>`.
+fn unique_name() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("tabula_test_{}_{n}_{nanos:x}", std::process::id())
 }
 
 fn io(what: &str, path: &FsPath, e: std::io::Error) -> Error {
@@ -50,6 +60,29 @@ impl TestEnv {
         Ok(TestEnv { catalog: Catalog::in_memory()?, dir: None, _server: None })
     }
 
+    /// A new, empty catalog on the PostgreSQL server `url` names: a schema of its own in the
+    /// URL's database (`tabula_test_<pid>_<n>_<nanos>`), dropped with the `TestEnv`.
+    /// [`TestEnv::url`] gives its URL, for processes the test starts.
+    pub fn on_server(url: &str) -> Result<TestEnv> {
+        let name = unique_name();
+        let mut admin = postgres::Client::connect(url, postgres::NoTls).map_err(|e| server(url, e))?;
+        admin.batch_execute(&format!("CREATE SCHEMA {name}")).map_err(|e| server(url, e))?;
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let copy = ServerCopy {
+            admin: url.to_string(),
+            url: format!("{url}{sep}options=-csearch_path%3D{name}"),
+            drop: format!("DROP SCHEMA IF EXISTS {name} CASCADE"),
+        };
+        let catalog = Catalog::connect(&copy.url)?;
+        Ok(TestEnv { catalog, dir: None, _server: Some(copy) })
+    }
+
+    /// The catalog's URL, for a catalog on a server (with its password, if the server's URL
+    /// had one: for the test's own processes, not for output).
+    pub fn url(&self) -> Option<&str> {
+        self._server.as_ref().map(|s| s.url.as_str())
+    }
+
     /// [`TestEnv::from_template`] on a PostgreSQL server: the template is a database of the
     /// server built once per key (by one process, the others wait on an advisory lock), and
     /// each test gets a database of its own copied from it (`CREATE DATABASE .. TEMPLATE`),
@@ -66,15 +99,17 @@ impl TestEnv {
         let unlock = format!("SELECT pg_advisory_unlock(hashtext('{template}'))");
         let _ = admin.batch_execute(&unlock);
         built?;
-        static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().subsec_nanos();
-        let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("tabula_test_{}_{n}_{nanos:x}", std::process::id());
+        let name = unique_name();
         admin
             .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY"))
             .map_err(|e| server(url, e))?;
-        let copy = ServerCopy { admin: url.to_string(), name: name.clone() };
-        let catalog = Catalog::connect(&with_database(url, &name))?;
+        // FORCE: a clone of the catalog still open elsewhere does not keep it alive.
+        let copy = ServerCopy {
+            admin: url.to_string(),
+            url: with_database(url, &name),
+            drop: format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        };
+        let catalog = Catalog::connect(&copy.url)?;
         Ok(TestEnv { catalog, dir: None, _server: Some(copy) })
     }
 

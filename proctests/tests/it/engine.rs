@@ -127,15 +127,11 @@ fn concurrent_writers_equal_a_replay_of_their_commits() {
 #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
 fn concurrent_writers_on_a_server_equal_a_replay_of_their_commits() {
     let url = std::env::var("TABULA_TEST_POSTGRES").expect("TABULA_TEST_POSTGRES names the test server");
-    let schema = format!("proc_{}", std::process::id());
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-    admin.batch_execute(&format!("CREATE SCHEMA {schema}")).unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let target = format!("{url}{sep}options=-csearch_path%3D{schema}");
+    let env = tabula_testkit::TestEnv::on_server(&url).unwrap();
+    let target = env.url().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let open = || Catalog::connect(&target).unwrap();
-    writers_equal_a_replay(&target, dir.path(), &open);
-    admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+    let open = || Catalog::connect(target).unwrap();
+    writers_equal_a_replay(target, dir.path(), &open);
 }
 
 /// Three writer processes make random calls on one table of the catalog at `target`; every

@@ -81,6 +81,25 @@ fn templates_on_a_server_are_built_once_and_copied_per_test() {
     assert_eq!(copies(&mut admin), 0);
 }
 
+/// A fresh catalog on a server: a schema of its own, gone with its `TestEnv`.
+#[test]
+#[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
+fn a_catalog_on_a_server_lives_in_a_schema_of_its_own() {
+    let url = std::env::var("TABULA_TEST_POSTGRES").expect("TABULA_TEST_POSTGRES names the test server");
+    let (a, b) = (TestEnv::on_server(&url).unwrap(), TestEnv::on_server(&url).unwrap());
+    seed(a.catalog()).unwrap();
+    assert!(b.catalog().get_table("app/t").is_err(), "each has its own catalog");
+    let again = tabula::Catalog::connect(a.url().unwrap()).unwrap();
+    assert_eq!(again.get_table("app/t").unwrap().count().unwrap(), 10_000);
+    drop(again);
+    let url_a = a.url().unwrap().to_string();
+    drop(a);
+    // Gone: a read-only connection finds no catalog there.
+    let e = tabula::Catalog::connect_read_only(&url_a).unwrap_err();
+    assert_eq!(e.code(), tabula::ErrorCode::NotFound, "{e}");
+    assert!(TestEnv::in_memory().unwrap().url().is_none());
+}
+
 #[test]
 fn templates_are_built_once_across_threads() {
     static BUILDS: AtomicUsize = AtomicUsize::new(0);

@@ -73,12 +73,9 @@ fn the_default_pipeline_passes_and_writes_both_reports() {
 #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
 fn the_pipeline_passes_with_production_on_a_server() {
     let url = std::env::var("TABULA_TEST_POSTGRES").expect("TABULA_TEST_POSTGRES names the test server");
-    let schema = format!("staging_prod_{}", std::process::id());
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-    admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")).unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let prod_url = format!("{url}{sep}options=-csearch_path%3D{schema}");
-    docs_app::demo_production_in(&Catalog::connect(&prod_url).unwrap()).unwrap();
+    let env = tabula_testkit::TestEnv::on_server(&url).unwrap();
+    let prod_url = env.url().unwrap().to_string();
+    docs_app::demo_production_in(env.catalog()).unwrap();
     let before = Catalog::connect_read_only(&prod_url).unwrap().get_table("docs/documents").unwrap().version().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let key = Some("a secret key of this test, long enough");
@@ -95,9 +92,9 @@ fn the_pipeline_passes_with_production_on_a_server() {
     let e = docs.insert([tabula::row! {"doc_id" => 1}]).unwrap_err();
     assert_eq!(e.code(), ErrorCode::ReadOnly, "{e}");
     // A schema without a catalog is not made one by a read-only connection.
+    let sep = if url.contains('?') { '&' } else { '?' };
     let empty = format!("{url}{sep}options=-csearch_path%3Dpublic");
     assert_eq!(Catalog::connect_read_only(&empty).unwrap_err().code(), ErrorCode::NotFound);
-    admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
 }
 
 #[test]
