@@ -714,10 +714,8 @@ pub(crate) fn recompute(
         tx.fetch_inputs(meta, &pass.inputs, &pass.failing, scope, after, BATCH, each)
     };
     let mut update = tx.cell_writer(meta, pass.columns)?;
-    pass.run(&fetch, udfs, "row", budget, |rowid, values| {
-        let id = Value::Int(rowid);
-        update.insert(values.iter().chain(std::iter::once(&id)))
-    })
+    pass.run(&fetch, udfs, "row", budget, |rowid, values| update.write(rowid, values))?;
+    update.finish()
 }
 
 /// Whether `columns` can be filled by SQL statements that call their UDFs back: every UDF

@@ -67,6 +67,35 @@ impl Tx<'_> {
         stmt.raw_execute().map(|n| n as u64).map_err(|e| self.fail(e))
     }
 
+    /// Appends rows with `COPY` on a server (see `PgTx::copy_rows`); SQLite has no `COPY`.
+    pub(crate) fn copy_rows(
+        &self,
+        table: &str,
+        columns: &[String],
+        first: i64,
+        values: &[Value],
+        width: usize,
+        constants: &[Value],
+    ) -> Result<u64> {
+        #[cfg(feature = "postgres")]
+        if let Conn::Postgres(tx) = &self.conn {
+            return tx.copy_rows(table, columns, first, values, width, constants);
+        }
+        let _ = (columns, first, values, width, constants);
+        Err(err!(Storage, "a COPY into '{table}' ran on SQLite (a bug in Tabula)"))
+    }
+
+    /// Runs one statement on a server whose every parameter is an array: `arrays[k]` is
+    /// bound to `?k+1`, each value as the array's element type. SQLite has no arrays.
+    pub(crate) fn execute_arrays(&self, sql: &str, arrays: &[Vec<Value>]) -> Result<u64> {
+        #[cfg(feature = "postgres")]
+        if let Conn::Postgres(tx) = &self.conn {
+            return tx.execute_arrays(sql, arrays);
+        }
+        let _ = arrays;
+        Err(err!(Storage, "a statement binding arrays ran on SQLite (a bug in Tabula): {sql}"))
+    }
+
     /// Runs statements without parameters (DDL), separated by `;`.
     pub(crate) fn execute_batch(&self, sql: &str) -> Result<()> {
         #[cfg(feature = "postgres")]
