@@ -90,7 +90,7 @@ impl TestEnv {
     /// and a database to connect to for that (`postgres://user@host/postgres`). Templates are
     /// named `tabula_tpl_<hash>` and kept on the server (drop them to rebuild).
     pub fn from_template_on(url: &str, key: impl Hash, setup: impl FnOnce(&Catalog) -> Result<()>) -> Result<TestEnv> {
-        let template = format!("tabula_tpl_{}", template_hash(&key));
+        let template = template_database(&key);
         let mut admin = postgres::Client::connect(url, postgres::NoTls).map_err(|e| server(url, e))?;
         // One builder; the others wait for it, then find the template.
         let lock = format!("SELECT pg_advisory_lock(hashtext('{template}'))");
@@ -195,6 +195,12 @@ fn executable_identity() -> String {
 /// and this crate's version.
 pub fn template_file(key: impl Hash) -> Result<PathBuf> {
     template_path(&key)
+}
+
+/// The name of the template database [`TestEnv::from_template_on`] keeps on a server for
+/// `key` in this executable (`DROP DATABASE` it to force a rebuild, or to clean up).
+pub fn template_database(key: impl Hash) -> String {
+    format!("tabula_tpl_{}", template_hash(&key))
 }
 
 fn template_dir() -> Result<PathBuf> {

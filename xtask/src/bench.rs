@@ -14,6 +14,8 @@ use serde::Serialize;
 use tabula::{col, Catalog, ColumnOptions, ColumnType, Error, ErrorCode, IfExists, Result, Row, Schema, Udf, Value};
 use tabula_testkit::{Anonymizer, Gen, Rule, Synth, TestEnv, TestNamespace};
 
+mod pg;
+
 /// One line of the table.
 #[derive(Debug, Clone, Serialize)]
 pub struct Line {
@@ -135,6 +137,8 @@ struct Bench {
     dir: tempfile::TempDir,
     counter: usize,
     lines: Vec<Line>,
+    /// A PostgreSQL server for the `pg-` workloads (a URL naming a database to connect to).
+    server: Option<String>,
 }
 
 impl Bench {
@@ -780,7 +784,8 @@ pub fn rss_child(path: &FsPath) -> Result<()> {
 
 /// Runs every workload and prints the table.
 /// Runs the workloads whose name contains `only` (all without it) and prints the table.
-pub fn run(rows: u64, quick: bool, only: Option<&str>, root: &FsPath) -> Result<()> {
+/// The `pg-` workloads run on `server` (skipped without one).
+pub fn run(rows: u64, quick: bool, only: Option<&str>, server: Option<&str>, root: &FsPath) -> Result<()> {
     let rows = if quick { rows.min(10_000) } else { rows };
     let mut b = Bench {
         rows,
@@ -788,6 +793,7 @@ pub fn run(rows: u64, quick: bool, only: Option<&str>, root: &FsPath) -> Result<
         dir: tempfile::tempdir().map_err(err)?,
         counter: 0,
         lines: Vec::new(),
+        server: server.map(str::to_string),
     };
     eprintln!("bench: {rows} rows, {} repetitions{}", b.reps, if quick { " (quick)" } else { "" });
     let preview_sizes = if quick { [1_000, 10_000] } else { [10_000, 1_000_000] };
@@ -809,8 +815,16 @@ pub fn run(rows: u64, quick: bool, only: Option<&str>, root: &FsPath) -> Result<
         ("synth", Box::new(Bench::synth)),
         ("anonymize", Box::new(Bench::anonymize)),
         ("peak-rss", Box::new(move |b: &mut Bench| b.peak_rss(rss_rows))),
+        ("pg-insert", Box::new(Bench::pg_insert)),
+        ("pg-select", Box::new(Bench::pg_select)),
+        ("pg-columns", Box::new(Bench::pg_columns)),
+        ("pg-namespace-cycle", Box::new(Bench::pg_namespace_cycle)),
+        ("pg-template-clone", Box::new(Bench::pg_template_clone)),
     ];
     for (name, run) in &workloads {
+        if name.starts_with("pg-") && server.is_none() {
+            continue;
+        }
         if only.is_none_or(|o| name.contains(o)) {
             // Each workload starts with no dirty pages of the one before still being written
             // back, which would otherwise slow whichever workload comes next.

@@ -30,9 +30,15 @@ enum Task {
         quick: bool,
         /// Only the workloads whose name contains this (insert, select, builtin-column,
         /// udf-column, udf-concurrency, preview, revert, namespace-cycle, apply-nothing-pending, template-copy,
-        /// synth, anonymize, peak-rss).
+        /// synth, anonymize, peak-rss; on a server: pg-insert, pg-select, pg-columns, pg-namespace-cycle,
+        /// pg-template-clone).
         #[arg(long)]
         only: Option<String>,
+        /// Also runs the workloads on this PostgreSQL server (a URL naming a database of it
+        /// that the user may create schemas and databases from, such as
+        /// `postgres://user@host/postgres`).
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
     },
     /// Runs what CI runs (.ci/run).
     Ci,
@@ -62,13 +68,15 @@ fn main() -> ExitCode {
             args.run(&docs_app::staging_app())
         }
         Task::Fixtures(args) => args.run(&docs_app::fixtures()),
-        Task::Bench { rows, quick, only } => match bench::run(rows, quick, only.as_deref(), &root) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("bench failed: {e}");
-                ExitCode::from(2)
+        Task::Bench { rows, quick, only, postgres } => {
+            match bench::run(rows, quick, only.as_deref(), postgres.as_deref(), &root) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("bench failed: {e}");
+                    ExitCode::from(2)
+                }
             }
-        },
+        }
         Task::Ci => {
             let status = Command::new("bash").arg(root.join(".ci/run")).current_dir(&root).status();
             match status {
