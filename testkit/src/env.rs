@@ -67,10 +67,9 @@ impl TestEnv {
         let name = unique_name();
         let mut admin = postgres::Client::connect(url, postgres::NoTls).map_err(|e| server(url, e))?;
         admin.batch_execute(&format!("CREATE SCHEMA {name}")).map_err(|e| server(url, e))?;
-        let sep = if url.contains('?') { '&' } else { '?' };
         let copy = ServerCopy {
             admin: url.to_string(),
-            url: format!("{url}{sep}options=-csearch_path%3D{name}"),
+            url: with_search_path(url, &name),
             drop: format!("DROP SCHEMA IF EXISTS {name} CASCADE"),
         };
         let catalog = Catalog::connect(&copy.url)?;
@@ -83,14 +82,19 @@ impl TestEnv {
         self._server.as_ref().map(|s| s.url.as_str())
     }
 
-    /// [`TestEnv::from_template`] on a PostgreSQL server: the template is a database of the
-    /// server built once per key (by one process, the others wait on an advisory lock), and
-    /// each test gets a database of its own copied from it (`CREATE DATABASE .. TEMPLATE`),
-    /// dropped with the `TestEnv`. `url` names the server, a user who may create databases,
-    /// and a database to connect to for that (`postgres://user@host/postgres`). Templates are
-    /// named `tabula_tpl_<hash>` and kept on the server (drop them to rebuild).
+    /// [`TestEnv::from_template`] on a PostgreSQL server: the template is a schema of the
+    /// database `url` names (`postgres://user@host/db`), built once per key (by one process,
+    /// the others wait on an advisory lock), and each test gets a schema of its own copied
+    /// from it, dropped with the `TestEnv`. Templates are named `tabula_tpl_<hash>` and kept
+    /// ([`template_schema`] names one; drop it to rebuild).
+    ///
+    /// A copy is made by the server in one statement (each table created like the
+    /// template's, with its indexes, and filled from it; identity sequences set to where the
+    /// template's are): a 10,000-row catalog in about 25 ms on the CI server. (A copied
+    /// database, `CREATE DATABASE .. TEMPLATE`, took 20 ms on an idle server but 100-350 ms
+    /// after a few seconds of writes: it checkpoints and copies the catalog's files.)
     pub fn from_template_on(url: &str, key: impl Hash, setup: impl FnOnce(&Catalog) -> Result<()>) -> Result<TestEnv> {
-        let template = template_database(&key);
+        let template = template_schema(&key);
         let mut admin = postgres::Client::connect(url, postgres::NoTls).map_err(|e| server(url, e))?;
         // One builder; the others wait for it, then find the template.
         let lock = format!("SELECT pg_advisory_lock(hashtext('{template}'))");
@@ -100,14 +104,11 @@ impl TestEnv {
         let _ = admin.batch_execute(&unlock);
         built?;
         let name = unique_name();
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY"))
-            .map_err(|e| server(url, e))?;
-        // FORCE: a clone of the catalog still open elsewhere does not keep it alive.
+        admin.batch_execute(&copy_schema(&template, &name)).map_err(|e| server(url, e))?;
         let copy = ServerCopy {
             admin: url.to_string(),
-            url: with_database(url, &name),
-            drop: format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            url: with_search_path(url, &name),
+            drop: format!("DROP SCHEMA IF EXISTS {name} CASCADE"),
         };
         let catalog = Catalog::connect(&copy.url)?;
         Ok(TestEnv { catalog, dir: None, _server: Some(copy) })
@@ -197,9 +198,9 @@ pub fn template_file(key: impl Hash) -> Result<PathBuf> {
     template_path(&key)
 }
 
-/// The name of the template database [`TestEnv::from_template_on`] keeps on a server for
-/// `key` in this executable (`DROP DATABASE` it to force a rebuild, or to clean up).
-pub fn template_database(key: impl Hash) -> String {
+/// The name of the template schema [`TestEnv::from_template_on`] keeps on a server for
+/// `key` in this executable (`DROP SCHEMA .. CASCADE` it to force a rebuild, or to clean up).
+pub fn template_schema(key: impl Hash) -> String {
     format!("tabula_tpl_{}", template_hash(&key))
 }
 
@@ -235,22 +236,39 @@ fn server(url: &str, e: postgres::Error) -> Error {
     Error::new(ErrorCode::Storage, format!("PostgreSQL server '{shown}': {detail}"))
 }
 
-/// `url` with its database replaced by `name` (its options kept).
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let host_end = base.find("://").map(|s| s + 3).unwrap_or(0);
-    let base = match base[host_end..].find('/') {
-        Some(slash) => &base[..host_end + slash],
-        None => base,
-    };
-    format!("{base}/{name}{query}")
+/// `url` with `schema` as the search path of its connections.
+fn with_search_path(url: &str, schema: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-csearch_path%3D{schema}")
 }
 
-/// Builds the template database `template` unless it exists: in a scratch database renamed
-/// into place when done, so a half-built template is never copied.
+/// The statement that copies schema `template` into a new schema `name`: each table created
+/// like the template's (columns, defaults, identities, indexes) and filled from it, then
+/// each identity sequence set to where the template's is.
+fn copy_schema(template: &str, name: &str) -> String {
+    format!(
+        "DO $$
+         DECLARE r record; at bigint; called boolean;
+         BEGIN
+           CREATE SCHEMA {name};
+           FOR r IN SELECT c.relname FROM pg_class c
+                    WHERE c.relnamespace = '{template}'::regnamespace AND c.relkind = 'r' LOOP
+             EXECUTE format('CREATE TABLE {name}.%I (LIKE {template}.%I INCLUDING ALL)', r.relname, r.relname);
+             EXECUTE format('INSERT INTO {name}.%I OVERRIDING SYSTEM VALUE SELECT * FROM {template}.%I',
+                            r.relname, r.relname);
+           END LOOP;
+           FOR r IN SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                    WHERE c.relnamespace = '{template}'::regnamespace AND c.relkind = 'r' AND a.attidentity <> '' LOOP
+             EXECUTE format('SELECT last_value, is_called FROM %s',
+                            pg_get_serial_sequence(format('{template}.%I', r.relname), r.attname)) INTO at, called;
+             PERFORM setval(pg_get_serial_sequence(format('{name}.%I', r.relname), r.attname), at, called);
+           END LOOP;
+         END $$"
+    )
+}
+
+/// Builds the template schema `template` unless it exists: in a scratch schema renamed into
+/// place when done, so a half-built template is never copied.
 fn build_on_server(
     url: &str,
     admin: &mut postgres::Client,
@@ -258,27 +276,23 @@ fn build_on_server(
     setup: impl FnOnce(&Catalog) -> Result<()>,
 ) -> Result<()> {
     let exists = admin
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&template])
+        .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&template])
         .map_err(|e| server(url, e))?
         .is_some();
     if exists {
         return Ok(());
     }
     let scratch = format!("{template}_build_{}", std::process::id());
-    // One statement a call: a server runs several in one transaction, which these refuse.
-    for sql in [format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)"), format!("CREATE DATABASE {scratch}")] {
-        admin.batch_execute(&sql).map_err(|e| server(url, e))?;
+    admin
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {scratch} CASCADE; CREATE SCHEMA {scratch}"))
+        .map_err(|e| server(url, e))?;
+    let built = Catalog::connect(&with_search_path(url, &scratch))
+        .and_then(|catalog| setup(&catalog).map_err(|e| e.context("building the test template")));
+    if let Err(e) = built {
+        let _ = admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {scratch} CASCADE"));
+        return Err(e);
     }
-    {
-        let catalog = Catalog::connect(&with_database(url, &scratch))?;
-        setup(&catalog).map_err(|e| e.context("building the test template"))?;
-    }
-    // FORCE: the builder's pooled connections close with it, but not always before this.
-    let closing = format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{scratch}'");
-    for sql in [closing, format!("ALTER DATABASE {scratch} RENAME TO {template}")] {
-        admin.batch_execute(&sql).map_err(|e| server(url, e))?;
-    }
-    Ok(())
+    admin.batch_execute(&format!("ALTER SCHEMA {scratch} RENAME TO {template}")).map_err(|e| server(url, e))
 }
 
 /// Removes templates unused for a day, and the least recently used beyond

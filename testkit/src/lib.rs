@@ -37,7 +37,7 @@ mod synth;
 mod udf_diff;
 
 pub use anonymize::{AnonymizeReport, Anonymizer, CustomRule, Keyed, Leak, LeakScan, Rule, TableReport};
-pub use env::{template_database, template_file, TestEnv, KEEP_TEMPLATES};
+pub use env::{template_file, template_schema, TestEnv, KEEP_TEMPLATES};
 pub use fixtures::{checksum, Dataset, Drift as FixtureDrift, Fixtures, Format, LoadReport, Manifest};
 pub use migrate::{
     check_pending, verify_applied, AppliedStep, ApplyReport, ColumnPrint, Drift, Migration, MigrationCheck,

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tabula::{row, ColumnType, IfExists, Schema};
-use tabula_testkit::{template_file, TestEnv};
+use tabula_testkit::{template_file, template_schema, TestEnv};
 
 #[test]
 fn a_temp_file_catalog_is_removed_on_drop() {
@@ -42,8 +42,8 @@ fn templates_are_built_once_and_copied_per_test() {
     std::fs::remove_file(template_file(key).unwrap()).unwrap();
 }
 
-/// On a PostgreSQL server: built once (by one of several threads), copied into a database
-/// of each test's own, which goes with its `TestEnv`.
+/// On a PostgreSQL server: built once (by one of several threads), copied into a schema of
+/// each test's own, which goes with its `TestEnv`.
 #[test]
 #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
 fn templates_on_a_server_are_built_once_and_copied_per_test() {
@@ -69,16 +69,23 @@ fn templates_on_a_server_are_built_once_and_copied_per_test() {
     assert_eq!(t(&envs[1]).count().unwrap(), 10_000);
     assert_eq!(t(&more).count().unwrap(), 10_000);
     more.catalog().integrity_check().unwrap();
-    // A copy's database goes with its TestEnv.
+    // A copy keeps going where the template's rows stopped: its rowids and ids are new ones.
+    let more_t = t(&more);
+    more_t.insert((0..3).map(|i| row! {"n" => i})).unwrap();
+    more_t.revert().unwrap();
+    assert_eq!(more_t.count().unwrap(), 10_000, "the revert took back exactly the 3 rows");
+    more.catalog().create_table("app/u", Schema::new().required("n", ColumnType::Int), IfExists::Error).unwrap();
+    // A copy's schema goes with its TestEnv; the template stays, until dropped.
     let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     let copies = |admin: &mut postgres::Client| -> i64 {
         let pattern = format!("tabula_test_{}_%", std::process::id());
-        admin.query_one("SELECT count(*) FROM pg_database WHERE datname LIKE $1", &[&pattern]).unwrap().get(0)
+        admin.query_one("SELECT count(*) FROM pg_namespace WHERE nspname LIKE $1", &[&pattern]).unwrap().get(0)
     };
     assert_eq!(copies(&mut admin), 4);
     drop(envs);
     drop(more);
     assert_eq!(copies(&mut admin), 0);
+    admin.batch_execute(&format!("DROP SCHEMA {} CASCADE", template_schema(key))).unwrap();
 }
 
 /// A fresh catalog on a server: a schema of its own, gone with its `TestEnv`.

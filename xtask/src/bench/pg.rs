@@ -7,7 +7,7 @@ use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::Type;
 use postgres::{Client, NoTls};
 use tabula::{col, Catalog, ColumnOptions, IfExists, Result, Udf};
-use tabula_testkit::{template_database, TestEnv, TestNamespace};
+use tabula_testkit::{template_schema, TestEnv, TestNamespace};
 
 use super::{err, median, rows, schema, text, time, word_count, Bench};
 
@@ -185,7 +185,7 @@ impl Bench {
         Ok(())
     }
 
-    /// A test's own copy of a 10,000-row template database (`TestEnv::from_template_on`),
+    /// A test's own copy of a 10,000-row template catalog (`TestEnv::from_template_on`),
     /// the template built once before.
     pub(super) fn pg_template_clone(&mut self) -> Result<()> {
         let url = self.server()?.to_string();
@@ -209,9 +209,7 @@ impl Bench {
         }
         drop(copies);
         let mut admin = Client::connect(&url, NoTls).map_err(err)?;
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", template_database(key)))
-            .map_err(err)?;
+        admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", template_schema(key))).map_err(err)?;
         let m = median(times.clone());
         self.absolute("PostgreSQL: template clone (10k rows)", times, m, "ms median", "<= 100 ms".into(), m <= 100.0);
         Ok(())
