@@ -47,7 +47,7 @@ pub use migrate::{
 
 #[doc(hidden)]
 pub use insta as __insta;
-pub use namespace::{reap_orphans, Lease, TestNamespace, LEASE_TABLE};
+pub use namespace::{reap_orphans, renew_live_leases, Lease, TestNamespace, LEASE_HEARTBEAT, LEASE_TABLE, LEASE_TTL};
 pub use strategy::{row_strategy, rows_strategy, value_strategy};
 pub use synth::{Gen, GenFn, Synth, SynthRows};
 pub use udf_diff::{ChangedCell, Recompute, UdfDiff, UdfDiffReport};

@@ -3,24 +3,36 @@
 //! catalog records each namespace's owner (process id, host, times), so namespaces left
 //! behind by a killed test process are reaped by the next one.
 //!
-//! What each platform gets: where [`tabula::process`] can read the process table (Linux,
-//! macOS, Windows, FreeBSD), a killed test's namespace is reaped by the next test process on
-//! the same host, at most a minute later (each process reaps each catalog once a minute).
-//! From another host, or on a platform without a process table, it waits for its lease to
-//! expire (6 hours). Leases record the pid, not its start time, so if the pid of a killed
-//! test is reused by a live process before the next run, that namespace waits for its
-//! expiry too.
+//! A lease lasts [`LEASE_TTL`] (5 minutes) and a thread of the owning process renews the
+//! leases of its live namespaces every [`LEASE_HEARTBEAT`] (a minute). What each platform
+//! gets: where [`tabula::process`] can read the process table (Linux, macOS, Windows,
+//! FreeBSD), a killed test's namespace is reaped by the next test process on the same host,
+//! at most a minute later (each process reaps each catalog once a minute). From another host
+//! (a catalog on a shared PostgreSQL server), or on a platform without a process table, the
+//! lease is no longer renewed and is reaped once it expires: within 5 minutes. Leases record
+//! the pid, not its start time, so if the pid of a killed test is reused by a live process
+//! before the next run on its host, that namespace waits for its expiry too. A process
+//! stopped for longer than the lease (a debugger at a breakpoint) can find its namespace
+//! reaped by another host's test.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tabula::{col, Catalog, ColumnType, Force, IfExists, Path, Result, Schema, Table};
+use tabula::{col, lit, Catalog, ColumnType, Error, ErrorCode, Force, IfExists, Path, Result, Schema, Table};
 
 /// Where the lease registry lives in every catalog that has used test namespaces.
 pub const LEASE_TABLE: &str = "tabula_testkit/leases";
 
-/// How long a lease lasts when its owner cannot be checked (another host).
-const LEASE_TTL: Duration = Duration::from_secs(6 * 3600);
+/// How long a lease lasts unless renewed: what the namespace of a killed test waits before
+/// a process that cannot check its owner (another host) reaps it.
+pub const LEASE_TTL: Duration = Duration::from_secs(5 * 60);
+
+/// How often a process renews the leases of its live namespaces.
+pub const LEASE_HEARTBEAT: Duration = Duration::from_secs(60);
+
+/// This process's live namespaces, whose leases the heartbeat renews.
+static LIVE: Mutex<Vec<(Catalog, Path)>> = Mutex::new(Vec::new());
 
 /// One namespace's lease, as recorded in [`LEASE_TABLE`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -74,7 +86,15 @@ impl TestNamespace {
             let _ = release(catalog, &path);
             return Err(e);
         }
+        heartbeat(catalog, &path);
         Ok(TestNamespace { catalog: catalog.clone(), path, keep: false })
+    }
+
+    /// Renews this namespace's lease for another [`LEASE_TTL`] (a thread of this process does
+    /// it every [`LEASE_HEARTBEAT`] for every live namespace). Fails with `NotFound` when the
+    /// lease is gone: another process reaped the namespace after its lease expired.
+    pub fn renew(&self) -> Result<()> {
+        renew(&self.catalog, &self.path)
     }
 
     /// The namespace's directory, for the application's setup code.
@@ -101,6 +121,7 @@ impl TestNamespace {
     /// its lease so it is not reaped.
     pub fn keep(mut self) -> Path {
         self.keep = true;
+        forget(&self.catalog, &self.path);
         let _ = release(&self.catalog, &self.path);
         eprintln!("tabula-testkit: kept namespace '{}' in {}", self.path, self.catalog.location());
         self.path.clone()
@@ -110,6 +131,7 @@ impl TestNamespace {
     /// so it is not reaped, without printing anything. Returns its path.
     pub fn persist(mut self) -> Path {
         self.keep = true;
+        forget(&self.catalog, &self.path);
         let _ = release(&self.catalog, &self.path);
         self.path.clone()
     }
@@ -118,6 +140,7 @@ impl TestNamespace {
     /// printing failures instead).
     pub fn close(mut self) -> Result<()> {
         self.keep = true;
+        forget(&self.catalog, &self.path);
         self.catalog.drop_dir(&self.path, Force::Yes)?;
         release(&self.catalog, &self.path)
     }
@@ -128,11 +151,65 @@ impl Drop for TestNamespace {
         if self.keep {
             return;
         }
+        forget(&self.catalog, &self.path);
         let dropped = self.catalog.drop_dir(&self.path, Force::Yes).and_then(|_| release(&self.catalog, &self.path));
         if let Err(e) = dropped {
             eprintln!("tabula-testkit: could not drop namespace '{}': {e}", self.path);
         }
     }
+}
+
+/// Has the heartbeat renew the lease of `path` in `catalog` (and starts it, the first time).
+fn heartbeat(catalog: &Catalog, path: &Path) {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    LIVE.lock().unwrap_or_else(|p| p.into_inner()).push((catalog.clone(), path.clone()));
+    STARTED.call_once(|| {
+        let spawned = std::thread::Builder::new().name("tabula-lease-heartbeat".into()).spawn(|| loop {
+            std::thread::sleep(LEASE_HEARTBEAT);
+            renew_live_leases();
+        });
+        if let Err(e) = spawned {
+            eprintln!("tabula-testkit: no lease heartbeat ({e}); namespaces may be reaped after {LEASE_TTL:?}");
+        }
+    });
+}
+
+/// Stops renewing the lease of `path` in `catalog`.
+fn forget(catalog: &Catalog, path: &Path) {
+    let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+    live.retain(|(c, p)| !(p == path && c.location() == catalog.location()));
+}
+
+/// Renews the lease of every live namespace of this process (what the heartbeat does each
+/// [`LEASE_HEARTBEAT`]); returns how many it renewed. A failure (a busy or unreachable
+/// catalog) is printed and the others are renewed all the same.
+pub fn renew_live_leases() -> usize {
+    // Renewed outside the lock: a namespace being made or dropped meanwhile does not wait.
+    let live: Vec<(Catalog, Path)> = LIVE.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut renewed = 0;
+    for (catalog, path) in live {
+        match renew(&catalog, &path) {
+            Ok(()) => renewed += 1,
+            Err(e) => eprintln!("tabula-testkit: could not renew the lease of namespace '{path}': {e}"),
+        }
+    }
+    renewed
+}
+
+fn renew(catalog: &Catalog, path: &Path) -> Result<()> {
+    let expires = now_us() + LEASE_TTL.as_micros() as i64;
+    let done = lease_table(catalog)?.update([("expires_us", lit(expires))], col("path").eq(path.to_string()))?;
+    if done.updated == 0 {
+        return Err(Error::new(
+            ErrorCode::NotFound,
+            format!(
+                "namespace '{path}' has no lease in {} any more: it expired and another process reaped the namespace \
+                 (a process stopped for longer than {LEASE_TTL:?})",
+                catalog.location()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn now_us() -> i64 {

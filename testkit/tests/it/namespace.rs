@@ -1,7 +1,7 @@
 //! Test namespaces: unique, dropped with force, reaped after a killed process.
 
-use tabula::{row, Catalog, ColumnType, IfExists, Recursive, Schema};
-use tabula_testkit::{reap_orphans, TestEnv, TestNamespace, LEASE_TABLE};
+use tabula::{col, lit, row, Catalog, ColumnType, IfExists, Recursive, Schema};
+use tabula_testkit::{reap_orphans, renew_live_leases, Lease, TestEnv, TestNamespace, LEASE_TABLE, LEASE_TTL};
 
 fn dirs(cat: &Catalog) -> Vec<String> {
     cat.list_dirs("", Recursive::No)
@@ -86,4 +86,36 @@ fn persist_keeps_the_namespace_quietly_and_unleased() {
     let path = ns.persist();
     assert_eq!(dirs(env.catalog()), [path.to_string()]);
     assert_eq!(env.catalog().get_table(LEASE_TABLE).unwrap().count().unwrap(), 0);
+}
+
+/// A lease lasts minutes and is renewed while its namespace lives; once it expired and a
+/// process on another host reaped the namespace, renewing it says so.
+#[test]
+fn leases_are_renewed_while_the_namespace_lives_and_expire_after() {
+    let env = TestEnv::new().unwrap();
+    let cat = env.catalog();
+    let ns = TestNamespace::new(cat, "test_lease").unwrap();
+    let lease = || -> Lease {
+        let leases: Vec<Lease> = cat.get_table(LEASE_TABLE).unwrap().select_all().collect_as().unwrap();
+        leases.into_iter().find(|l| l.path == ns.path().to_string()).expect("the namespace's lease")
+    };
+    let first = lease();
+    assert_eq!(first.expires_us - first.created_us, LEASE_TTL.as_micros() as i64);
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    ns.renew().unwrap();
+    let second = lease().expires_us;
+    assert!(second > first.expires_us, "renewed: {second} after {}", first.expires_us);
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    // What the heartbeat thread runs every LEASE_HEARTBEAT: this namespace is among the live.
+    assert!(renew_live_leases() >= 1);
+    assert!(lease().expires_us > second, "the heartbeat renewed it");
+    // Its owner stopped past the lease, seen from another host: expired, so reaped.
+    let leases = cat.get_table(LEASE_TABLE).unwrap();
+    leases
+        .update([("host", lit("another-host")), ("expires_us", lit(0))], col("path").eq(ns.path().to_string()))
+        .unwrap();
+    assert_eq!(reap_orphans(cat).unwrap(), [ns.path().to_string()]);
+    let e = ns.renew().unwrap_err();
+    assert_eq!(e.code(), tabula::ErrorCode::NotFound, "{e}");
+    assert!(e.to_string().contains("expired and another process reaped the namespace"), "{e}");
 }
