@@ -212,8 +212,9 @@ impl Catalog {
     /// none. `postgres://user:password@host:port/database`; errors show the URL without its
     /// password. Several processes on several hosts may write one catalog: each call is one
     /// transaction, and writers of a catalog take turns (waiting up to 30 s, then
-    /// [`Busy`](crate::ErrorCode::Busy)), so versions are numbered without gaps in commit
-    /// order.
+    /// [`Busy`](crate::ErrorCode::Busy); [`OpenOptions::busy_timeout`] and
+    /// [`OpenOptions::connect`] to wait otherwise), so versions are numbered without gaps in
+    /// commit order.
     ///
     /// The backend is new (see "Backends" in ARCHITECTURE.md): tables, computed columns
     /// (computed in Rust on a server, builtins included), versions, revert, views, snapshots,
@@ -223,7 +224,7 @@ impl Catalog {
     /// not supported yet.
     #[cfg(feature = "postgres")]
     pub fn connect(url: &str) -> Result<Catalog> {
-        Catalog::from_store(Store::connect(url, false)?)
+        OpenOptions::new().connect(url)
     }
 
     /// Connects to an existing catalog on a PostgreSQL server for reading only: every write
@@ -232,7 +233,7 @@ impl Catalog {
     /// user without write grants too, for a production a check must not touch.)
     #[cfg(feature = "postgres")]
     pub fn connect_read_only(url: &str) -> Result<Catalog> {
-        Catalog::from_store(Store::connect(url, true)?)
+        OpenOptions::new().read_only().connect(url)
     }
 
     pub(crate) fn from_store(store: Store) -> Result<Catalog> {

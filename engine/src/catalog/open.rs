@@ -105,6 +105,17 @@ impl OpenOptions {
         self
     }
 
+    /// Connects to the catalog on a PostgreSQL server `url` names (see [`Catalog::connect`])
+    /// with these options: [`read_only`](Self::read_only) (as
+    /// [`Catalog::connect_read_only`]) and [`busy_timeout`](Self::busy_timeout), how long a
+    /// write waits for another writer of the catalog, on any host. (Durability is the
+    /// server's; nothing is mapped; `create` is not used: a writable connection makes the
+    /// schema a catalog when it has none.)
+    #[cfg(feature = "postgres")]
+    pub fn connect(&self, url: &str) -> Result<Catalog> {
+        Catalog::from_store(Store::connect(url, self.read_only, self.busy_timeout)?)
+    }
+
     /// Opens the catalog at `path` with these options.
     pub fn open(&self, path: impl AsRef<std::path::Path>) -> Result<Catalog> {
         let opening = Opening {

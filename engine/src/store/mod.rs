@@ -181,8 +181,8 @@ impl Store {
 
     /// Connects to the catalog in the PostgreSQL database `url` names (making it one).
     #[cfg(feature = "postgres")]
-    pub(crate) fn connect(url: &str, read_only: bool) -> Result<Store> {
-        pg::PgStore::connect(url, read_only).map(Store::Postgres)
+    pub(crate) fn connect(url: &str, read_only: bool, busy_timeout: std::time::Duration) -> Result<Store> {
+        pg::PgStore::connect(url, read_only, busy_timeout).map(Store::Postgres)
     }
 
     /// Runs `f` in a write transaction; commits when `f` returns `Ok`, rolls back otherwise.

@@ -223,11 +223,13 @@ pub(crate) struct PgStore {
     location: String,
     /// Every write fails with `ReadOnly` (a staging check reading production).
     read_only: bool,
+    /// How long a write waits for the catalog's write lock.
+    busy_timeout: std::time::Duration,
 }
 
 impl PgStore {
     /// Connects to the database `url` names and makes it a catalog if it is not one yet.
-    pub(crate) fn connect(url: &str, read_only: bool) -> Result<PgStore> {
+    pub(crate) fn connect(url: &str, read_only: bool, busy_timeout: std::time::Duration) -> Result<PgStore> {
         let _: postgres::Config = url.parse().map_err(|e| {
             err!(
                 InvalidArgument,
@@ -240,6 +242,7 @@ impl PgStore {
             idle: std::sync::Mutex::new(Vec::new()),
             location: shown_url(url),
             read_only,
+            busy_timeout,
         };
         let location = store.location.clone();
         if read_only {
@@ -315,7 +318,7 @@ impl PgStore {
     /// Runs `f` in a write transaction; commits when it returns `Ok`, rolls back otherwise.
     /// Writers of one catalog run one at a time, as on SQLite: each takes the catalog's
     /// lock (a transaction-scoped advisory lock on its schema's name) before reading
-    /// anything, waiting up to 30 s (then [`Busy`](crate::ErrorCode::Busy)); each statement
+    /// anything, waiting up to its busy timeout (then [`Busy`](crate::ErrorCode::Busy)); each statement
     /// after it sees every commit made before (read committed), so versions are numbered
     /// without gaps in commit order. Readers never wait.
     pub(crate) fn write<T>(&self, f: impl FnOnce(&super::Tx) -> Result<T>) -> Result<T> {
@@ -344,9 +347,21 @@ impl PgStore {
         let out = (|| {
             let tx = super::Tx::on_postgres(PgTx::begin(&client, self.location.clone(), begin)?);
             if write {
-                tx.execute_batch(
-                    "SET LOCAL lock_timeout = '30s'; SELECT pg_advisory_xact_lock(hashtext('tabula:' || current_schema()))",
-                )?;
+                // 0 would be no timeout at all on a server.
+                let ms = self.busy_timeout.as_millis().clamp(1, i32::MAX as u128);
+                let lock = format!(
+                    "SET LOCAL lock_timeout = '{ms}ms'; SELECT pg_advisory_xact_lock(hashtext('tabula:' || current_schema()))"
+                );
+                tx.execute_batch(&lock).map_err(|e| match e.code() {
+                    crate::ErrorCode::Busy => err!(
+                        Busy,
+                        "catalog '{}': another writer held the catalog's write lock longer than this connection \
+                         waits ({:?}); retry the call, or wait longer with OpenOptions::busy_timeout",
+                        self.location,
+                        self.busy_timeout
+                    ),
+                    _ => e,
+                })?;
             }
             let out = f(&tx)?;
             tx.commit()?;
@@ -595,6 +610,53 @@ mod tests {
         assert_eq!(dollar_params("VALUES (?, ?, ?5, ?)"), "VALUES ($1, $2, $5, $6)", "bare ? as SQLite numbers it");
     }
 
+    const THIRTY_S: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// A writer that cannot get the catalog's write lock within its busy timeout fails with
+    /// a retryable `Busy` that says what to do, and changes nothing; the retry after the
+    /// other writer's commit succeeds.
+    #[test]
+    #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
+    fn a_writer_kept_waiting_past_its_busy_timeout_fails_busy_and_can_retry() {
+        use crate::{col, row, Catalog, ColumnOptions, ColumnType, IfExists, OpenOptions, Schema, Udf};
+        use std::sync::mpsc;
+        use std::time::Duration;
+        let (mut admin, schema) = server();
+        let url = url_in(&schema);
+        let slow = Catalog::connect(&url).unwrap();
+        let n = Schema::new().required("n", ColumnType::Int);
+        let a = slow.create_table("a", n.clone(), IfExists::Error).unwrap();
+        slow.create_table("b", n, IfExists::Error).unwrap();
+        // A UDF that says it is running (inside the insert's transaction, lock held), then
+        // takes its time.
+        let (started, running) = mpsc::channel::<()>();
+        let started = std::sync::Mutex::new(started);
+        let crawl = Udf::new("crawl", 1, move |x: i64| {
+            let _ = started.lock().map(|s| s.send(()));
+            std::thread::sleep(Duration::from_millis(1500));
+            x
+        });
+        slow.register(&crawl);
+        a.add_computed_column("c", crawl.call([col("n")]), ColumnOptions::default()).unwrap();
+        let impatient = OpenOptions::new().busy_timeout(Duration::from_millis(200)).connect(&url).unwrap();
+        let b = impatient.get_table("b").unwrap();
+        std::thread::scope(|s| {
+            let writer = s.spawn(|| a.insert([row! {"n" => 1}]).unwrap());
+            running.recv_timeout(Duration::from_secs(10)).expect("the slow insert started");
+            let started = std::time::Instant::now();
+            let e = b.insert([row! {"n" => 2}]).unwrap_err();
+            assert_eq!(e.code(), crate::ErrorCode::Busy, "{e}");
+            assert!(started.elapsed() < Duration::from_millis(1200), "it waited {:?}", started.elapsed());
+            assert!(e.to_string().contains("retry the call, or wait longer with OpenOptions::busy_timeout"), "{e}");
+            assert_eq!(b.count().unwrap(), 0, "the refused insert left nothing");
+            writer.join().unwrap();
+        });
+        b.insert([row! {"n" => 2}]).unwrap();
+        assert_eq!((a.count().unwrap(), b.count().unwrap()), (1, 1));
+        drop((a, b, slow, impatient));
+        admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+    }
+
     /// A connection to the test server, and a schema of its own that is dropped after.
     /// The tests that need one are ignored unless asked for (`cargo test -- --ignored`, as
     /// `.ci/run` does with the server it starts), so a run without a server reports them
@@ -624,7 +686,7 @@ mod tests {
     fn directory_operations_answer_on_postgres_as_on_sqlite() {
         use crate::path::Path;
         let (mut admin, schema) = server();
-        let pg = PgStore::connect(&url_in(&schema), false).unwrap();
+        let pg = PgStore::connect(&url_in(&schema), false, THIRTY_S).unwrap();
         let lite = super::super::Store::in_memory().unwrap();
         let p = |s: &str| Path::parse(s).unwrap();
         let script = |tx: &super::super::Tx| -> Result<Vec<String>> {
@@ -657,7 +719,7 @@ mod tests {
         assert_eq!(e.code(), crate::ErrorCode::DuplicateKey, "{e}");
         assert_eq!(pg.read(|tx| tx.entry_kind(&p("new"))).unwrap().map(|k| format!("{k:?}")), None);
         // Connecting again finds the catalog, of this format.
-        let again = PgStore::connect(&url_in(&schema), false).unwrap();
+        let again = PgStore::connect(&url_in(&schema), false, THIRTY_S).unwrap();
         assert_eq!(again.read(|tx| tx.format_version()).unwrap(), super::super::FORMAT_VERSION);
         drop((pg, again));
         admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
@@ -943,7 +1005,7 @@ mod tests {
         assert_eq!(shown_url("postgres://ann:s3cret@db:5432/prod"), "postgres://ann@db:5432/prod");
         assert_eq!(shown_url("postgres://ann@db/prod"), "postgres://ann@db/prod");
         assert_eq!(shown_url("host=db user=ann"), "host=db user=ann");
-        let e = PgStore::connect("postgres://ann:pw@db:notaport/x", false).err().unwrap();
+        let e = PgStore::connect("postgres://ann:pw@db:notaport/x", false, THIRTY_S).err().unwrap();
         assert_eq!(e.code(), crate::ErrorCode::InvalidArgument);
         assert!(!e.to_string().contains("pw"), "{e}");
     }
