@@ -1,9 +1,11 @@
 //! Compaction: removes what no kept version needs. Versions older than the oldest kept one
 //! are forgotten (their records deleted, the oldest kept record made to hold its schema),
 //! row versions that ended at or before it are deleted (and a view's own values for them),
-//! snapshots that read those versions first get their own copy, and the physical table is
-//! rebuilt without the columns no kept version has (dropped ones, and ones whose versions
-//! were reverted), so a table that lives for years never reaches SQLite's column limit.
+//! snapshots that read those versions first get their own copy, and the columns no kept
+//! version has (dropped ones, and ones whose versions were reverted) go: on SQLite the
+//! physical table is rebuilt without them, so a table that lives for years never reaches its
+//! column limit; on a server they are dropped in place (see
+//! [`SERVER_SLOTS_BEFORE_REBUILD`]).
 //! Everything happens in the caller's one transaction: killed at any moment, the file is as
 //! before or as after.
 
@@ -14,6 +16,33 @@ use super::Tx;
 use crate::error::{err, Result};
 use crate::schema::TableSchema;
 use crate::types::Version;
+
+/// Column slots a table on a server may have used (of the server's 1,600) before its
+/// compaction copies it into a new physical table to reclaim those of dropped columns; below
+/// it, compaction drops columns in place (instantly: the server only marks them dropped).
+/// Half the limit, so a table can take 800 more columns between compactions.
+const SERVER_SLOTS_BEFORE_REBUILD: i64 = 800;
+
+#[cfg(test)]
+thread_local! {
+    /// Tests of this thread: compactions on a server rebuild from this many slots on, and
+    /// drop the tables they replaced this long after.
+    pub(crate) static TEST_SERVER_COMPACTION: std::cell::Cell<(i64, std::time::Duration)> =
+        const { std::cell::Cell::new((SERVER_SLOTS_BEFORE_REBUILD, TRASH_AGE)) };
+}
+
+/// [`SERVER_SLOTS_BEFORE_REBUILD`] and [`TRASH_AGE`] (in tests, what the test set).
+fn server_compaction() -> (i64, std::time::Duration) {
+    #[cfg(test)]
+    return TEST_SERVER_COMPACTION.with(|c| c.get());
+    #[cfg(not(test))]
+    (SERVER_SLOTS_BEFORE_REBUILD, TRASH_AGE)
+}
+
+/// How long a physical table a server compaction replaced is kept for the readers that
+/// began before (their snapshot still names it); the next compaction after drops it. A read
+/// transaction longer than this fails naming the missing table instead of seeing wrong rows.
+const TRASH_AGE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// What a compaction removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -99,6 +128,9 @@ impl Tx<'_> {
         if dead == 0 {
             return Ok(0);
         }
+        if self.on_server() {
+            return self.drop_dead_columns_on_server(meta, &present, &kept, dead);
+        }
         kept.retain(|(name, _)| present.contains(name));
         let columns: Vec<&str> = kept.iter().map(|(n, _)| n.as_str()).collect();
         let ddl = self.columns_ddl(&kept.iter().map(|(n, ty)| (n.clone(), *ty)).collect::<Vec<_>>());
@@ -117,14 +149,89 @@ impl Tx<'_> {
                 self.system_columns(),
                 ended = meta.layout.ended("")
             ))?;
-        if self.on_server() {
-            // The copy kept its rowids; its identity goes on after them. (A server's own
-            // DROP COLUMN would keep each dropped column's slot, and a table has 1,600.)
-            self.execute_batch(&format!(
-                "SELECT setval(pg_get_serial_sequence('{phys}', '_rowid_'), coalesce((SELECT max(_rowid_) FROM {phys}), 0) + 1, false)"
-            ))?;
-        }
         Ok(dead as u64)
+    }
+
+    /// [`Tx::drop_dead_columns`] on a server, where a table rewritten in place would show a
+    /// reader whose snapshot predates it an empty table (rewrites are not MVCC-safe there):
+    /// the columns are dropped in place (the server only marks them dropped), until their
+    /// slots near the server's limit of 1,600; then the kept columns are copied into a new
+    /// physical table that `phys:<id>` names from then on, and the old one waits
+    /// [`TRASH_AGE`] for the readers that began before (their snapshot still names it)
+    /// before a later compaction drops it.
+    fn drop_dead_columns_on_server(
+        &self,
+        meta: &TableMeta,
+        present: &[String],
+        kept: &[(String, &'static str)],
+        dead: usize,
+    ) -> Result<u64> {
+        let phys = meta.phys();
+        let system = ["_id", "_vmin", "_vmax"];
+        self.empty_trash()?;
+        if self.server_slots_used(&phys)? <= server_compaction().0 {
+            let drops: Vec<String> = present
+                .iter()
+                .filter(|p| !system.contains(&p.as_str()) && !kept.iter().any(|(k, _)| k == *p))
+                .map(|p| format!("DROP COLUMN {p}"))
+                .collect();
+            self.execute_batch(&format!("ALTER TABLE {phys} {}", drops.join(", ")))?;
+            return Ok(dead as u64);
+        }
+        let kept: Vec<(String, &'static str)> =
+            kept.iter().filter(|(name, _)| present.contains(name)).cloned().collect();
+        let ddl = self.columns_ddl(&kept);
+        let list: String = kept.iter().map(|(c, _)| format!(", {c}")).collect();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let new = format!("t{}_{}", meta.id.0, now.as_micros());
+        let key = super::meta::key_physical(&meta.schema);
+        let key_index =
+            if key.is_empty() { String::new() } else { super::meta::key_index_sql(meta.layout, &new, &key) };
+        self.execute_batch(&format!(
+            "CREATE TABLE {new}({}{ddl});
+             INSERT INTO {new}(_rowid_, _id, _vmin, _vmax{list}) SELECT _rowid_, _id, _vmin, _vmax{list} FROM {phys};
+             CREATE INDEX {new}_ended ON {new}(_vmax, _id) WHERE {ended};
+             {key_index}
+             SELECT setval(pg_get_serial_sequence('{new}', '_rowid_'), coalesce((SELECT max(_rowid_) FROM {new}), 0) + 1, false);",
+            self.system_columns(),
+            ended = meta.layout.ended("")
+        ))?;
+        self.execute("DELETE FROM _tabula_meta WHERE key = 'phys:' || ?1", &[meta.id.0.into()])?;
+        self.execute(
+            "INSERT INTO _tabula_meta(key, value) VALUES ('phys:' || ?1, ?2)",
+            &[meta.id.0.into(), new.into()],
+        )?;
+        self.execute(
+            "INSERT INTO _tabula_meta(key, value) VALUES ('trash:' || ?1, ?2)",
+            &[phys.into(), (now.as_micros() as i64).to_string().into()],
+        )?;
+        Ok(dead as u64)
+    }
+
+    /// Drops the physical tables a server compaction replaced more than [`TRASH_AGE`] ago.
+    fn empty_trash(&self) -> Result<()> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let before = now.as_micros() as i64 - server_compaction().1.as_micros() as i64;
+        let old = self.query_rows(
+            "SELECT substr(key, 7) FROM _tabula_meta WHERE substr(key, 1, 6) = 'trash:' AND CAST(value AS BIGINT) < ?1",
+            &[before.into()],
+            1,
+        )?;
+        for row in old {
+            let phys = row.text(0)?;
+            self.execute_batch(&format!("DROP TABLE IF EXISTS {phys}"))?;
+            self.execute("DELETE FROM _tabula_meta WHERE key = 'trash:' || ?1", &[phys.into()])?;
+        }
+        Ok(())
+    }
+
+    /// How many column slots physical table `phys` has used on a server (its columns, the
+    /// dropped ones included: a server never reuses a slot).
+    fn server_slots_used(&self, phys: &str) -> Result<i64> {
+        self.query_i64(
+            "SELECT coalesce(max(attnum), 0) FROM pg_attribute WHERE attrelid = to_regclass(?1)",
+            &[phys.into()],
+        )
     }
 
     /// The schemas of the kept versions (each stored once).
