@@ -6,7 +6,9 @@
 //! - `_tabula_meta(key, value)`: `format_version`; `phys:<id>` for a table that keeps its
 //!   rows in a reused physical table (its name); `spare:<columns>/<name>` for each emptied
 //!   physical table of a dropped table waiting for a new table with exactly those columns
-//!   (format 3; a format 2 file becomes format 3 at its first reuse).
+//!   (format 3; a format 2 file becomes format 3 at its first reuse); on a server, `phys:<id>`
+//!   also for a table a compaction copied into a new physical table, and `trash:<name>` (when,
+//!   in microseconds) for the one it replaced, dropped by a later compaction.
 //! - `_tabula_dirs(path)`: directories.
 //! - `_tabula_tables(id, path, kind, version, next_row_id, next_col_id, epoch, ...)`: one row
 //!   a table; `version` is the current version, `epoch` counts reverts.
