@@ -96,6 +96,23 @@ impl Tx<'_> {
         Err(err!(Storage, "a statement binding arrays ran on SQLite (a bug in Tabula): {sql}"))
     }
 
+    /// A query on a server whose every parameter is an array (see [`Tx::execute_arrays`]);
+    /// `each` gets every row decoded by `types`. SQLite has no arrays.
+    pub(crate) fn query_arrays(
+        &self,
+        sql: &str,
+        arrays: &[Vec<Value>],
+        types: &[Option<ColumnType>],
+        each: impl FnMut(Vec<Value>) -> Result<bool>,
+    ) -> Result<()> {
+        #[cfg(feature = "postgres")]
+        if let Conn::Postgres(tx) = &self.conn {
+            return tx.query_arrays(sql, arrays, types, each);
+        }
+        let _ = (arrays, types, each);
+        Err(err!(Storage, "a query binding arrays ran on SQLite (a bug in Tabula): {sql}"))
+    }
+
     /// Runs statements without parameters (DDL), separated by `;`.
     pub(crate) fn execute_batch(&self, sql: &str) -> Result<()> {
         #[cfg(feature = "postgres")]

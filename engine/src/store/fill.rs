@@ -262,6 +262,19 @@ impl<'t> Tx<'t> {
                     terms.join(" AND "),
                     meta.layout.is_live("")
                 ),
+                lookup_many: self.on_server().then(|| {
+                    let columns: Vec<String> = key.iter().map(|c| format!("c{}", c.id.0)).collect();
+                    let arrays: Vec<String> =
+                        key.iter().enumerate().map(|(i, c)| format!("?{}::{}", i + 1, array_type(c.ty))).collect();
+                    format!(
+                        "SELECT _vmin, {cols} FROM {} WHERE {} AND ({cols}) IN (SELECT * FROM unnest({}))",
+                        meta.phys(),
+                        meta.layout.is_live(""),
+                        arrays.join(", "),
+                        cols = columns.join(", ")
+                    )
+                }),
+                types: key.iter().map(|c| c.ty).collect(),
                 version: version.0 as i64,
             });
         }

@@ -105,23 +105,36 @@ impl<'a> PgTx<'a> {
         self.portable(sql)?;
         let mut conn = self.client.borrow_mut();
         let stmt = conn.prepare(sql).map_err(|e| self.fail(e))?;
-        if stmt.params().len() != arrays.len() {
-            return Err(err!(
-                Storage,
-                "a statement takes {} arrays but {} were given (a bug in Tabula)",
-                stmt.params().len(),
-                arrays.len()
-            ));
-        }
-        let mut bound: Vec<Vec<Bound>> = Vec::with_capacity(arrays.len());
-        for (k, (ty, values)) in stmt.params().iter().zip(arrays).enumerate() {
-            let postgres::types::Kind::Array(member) = ty.kind() else {
-                return Err(err!(Storage, "parameter ${} is a {ty}, not an array (a bug in Tabula)", k + 1));
-            };
-            bound.push(values.iter().map(|v| Bound::new(k + 1, member, v)).collect::<Result<_>>()?);
-        }
+        let bound = bind_arrays(stmt.params(), arrays)?;
         let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
         conn.client.execute(&stmt, &refs).map_err(|e| self.fail(e))
+    }
+
+    /// [`PgTx::query_each`] with every parameter an array (see [`PgTx::execute_arrays`]).
+    pub(crate) fn query_arrays(
+        &self,
+        sql: &str,
+        arrays: &[Vec<Value>],
+        types: &[Option<ColumnType>],
+        mut each: impl FnMut(Vec<Value>) -> Result<bool>,
+    ) -> Result<()> {
+        use postgres::fallible_iterator::FallibleIterator;
+        self.portable(sql)?;
+        let mut conn = self.client.borrow_mut();
+        let stmt = conn.prepare(sql).map_err(|e| self.fail(e))?;
+        let bound = bind_arrays(stmt.params(), arrays)?;
+        let refs = bound.iter().map(|b| b as &dyn ToSql);
+        let mut rows = conn.client.query_raw(&stmt, refs).map_err(|e| self.fail(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.fail(e))? {
+            let mut values = Vec::with_capacity(types.len());
+            for (i, ty) in types.iter().enumerate() {
+                values.push(cell(&row, i, *ty).map_err(|e| e.context(format_args!("catalog '{}'", self.location)))?);
+            }
+            if !each(values)? {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Runs statements without parameters, separated by `;`.
@@ -453,6 +466,27 @@ fn bind_all<'v>(types: &[Type], params: &'v [Value]) -> Result<Vec<Bound<'v>>> {
         ));
     }
     types.iter().zip(params).enumerate().map(|(i, (ty, v))| Bound::new(i + 1, ty, v)).collect()
+}
+
+/// Each array of values as the array type the server gives its parameter, each value as
+/// the array's element type.
+fn bind_arrays<'v>(types: &[Type], arrays: &'v [Vec<Value>]) -> Result<Vec<Vec<Bound<'v>>>> {
+    if types.len() != arrays.len() {
+        return Err(err!(
+            Storage,
+            "a statement takes {} arrays but {} were given (a bug in Tabula)",
+            types.len(),
+            arrays.len()
+        ));
+    }
+    let mut bound = Vec::with_capacity(arrays.len());
+    for (k, (ty, values)) in types.iter().zip(arrays).enumerate() {
+        let postgres::types::Kind::Array(member) = ty.kind() else {
+            return Err(err!(Storage, "parameter ${} is a {ty}, not an array (a bug in Tabula)", k + 1));
+        };
+        bound.push(values.iter().map(|v| Bound::new(k + 1, member, v)).collect::<Result<_>>()?);
+    }
+    Ok(bound)
 }
 
 /// A [`Value`] checked against the server type of the parameter (or copied column) it goes

@@ -1,6 +1,8 @@
 //! Physical row operations: prepared inserts, statements with bound [`Value`]s, and
 //! decoded row scans.
 
+use std::collections::HashMap;
+
 use super::codec::bind;
 use super::sql::{sql_over_columns, Params};
 use super::TableMeta;
@@ -178,6 +180,12 @@ pub(crate) struct KeyCheck {
     pub(crate) positions: Vec<usize>,
     /// `SELECT _vmin FROM <phys> WHERE c<k1> = ?1 AND .. AND <live>`.
     pub(crate) lookup: String,
+    /// On a server: `SELECT _vmin, c<k1>, .. FROM <phys> WHERE <live> AND (c<k1>, ..) IN
+    /// (SELECT * FROM unnest(?1, ..))`, the live rows of many keys at once (arrays of each
+    /// key column's values).
+    pub(crate) lookup_many: Option<String>,
+    /// The key columns' types, in key order.
+    pub(crate) types: Vec<ColumnType>,
     /// The version being written (a live row of it was written by this call).
     pub(crate) version: i64,
 }
@@ -238,46 +246,74 @@ impl<'t> Appender<'t> {
     }
 
     /// The error for the first pending row whose key an earlier row of this call or a live
-    /// row already has, if one has.
+    /// row already has, if one has. Linear in the rows: keys are compared by their text in a
+    /// map, and a server finds the live rows of all the pending keys with one query.
     fn find_duplicate(&self) -> Result<Option<crate::error::Error>> {
         let Some(key) = &self.key else { return Ok(None) };
         let rows: Vec<&[Value]> = self.pending.chunks(self.width).collect();
-        for (j, row) in rows.iter().enumerate() {
-            let values: Vec<&Value> = key.positions.iter().map(|p| &row[*p]).collect();
+        let key_text = |values: &[&Value]| format!("{values:?}");
+        let keys: Vec<Vec<&Value>> = rows.iter().map(|row| key.positions.iter().map(|p| &row[*p]).collect()).collect();
+        // The `_vmin` of the live row of each pending key that has one, by the key's text.
+        let mut live: HashMap<String, i64> = HashMap::new();
+        match &key.lookup_many {
+            Some(sql) if self.tx.on_server() => {
+                let arrays: Vec<Vec<Value>> =
+                    (0..key.positions.len()).map(|k| keys.iter().map(|values| values[k].clone()).collect()).collect();
+                let mut types = vec![Some(ColumnType::Int)];
+                types.extend(key.types.iter().map(|t| Some(*t)));
+                self.tx.query_arrays(sql, &arrays, &types, |v| {
+                    if let Some((Value::Int(vmin), values)) = v.split_first() {
+                        live.insert(key_text(&values.iter().collect::<Vec<_>>()), *vmin);
+                    }
+                    Ok(true)
+                })?;
+            }
+            _ => {
+                for values in &keys {
+                    let owned: Vec<Value> = values.iter().map(|v| (*v).clone()).collect();
+                    self.tx.query_each(&key.lookup, &owned, &[Some(ColumnType::Int)], |v| {
+                        if let Some(Value::Int(vmin)) = v.first() {
+                            live.insert(key_text(values), *vmin);
+                        }
+                        Ok(false)
+                    })?;
+                }
+            }
+        }
+        let mut seen: HashMap<String, usize> = HashMap::with_capacity(rows.len());
+        for (j, values) in keys.iter().enumerate() {
             let index = self.written + j;
-            let shown = show_key(&key.names, &values);
-            let same = |other: &&[Value]| key.positions.iter().all(|p| other[*p] == row[*p]);
-            if let Some(earlier) = rows[..j].iter().position(same) {
+            let text = key_text(values);
+            let shown = || show_key(&key.names, values);
+            if let Some(earlier) = seen.get(&text) {
                 return Ok(Some(crate::error::err!(
                     DuplicateKey,
-                    "rows {} and {index} of the insert into '{}' have the same primary key {shown}; give each row its own key, or use Table::upsert to keep the last",
+                    "rows {} and {index} of the insert into '{}' have the same primary key {}; give each row its own key, or use Table::upsert to keep the last",
                     self.written + earlier,
-                    key.table
+                    key.table,
+                    shown()
                 )));
             }
-            let owned: Vec<Value> = values.into_iter().cloned().collect();
-            let mut found = None;
-            self.tx.query_each(&key.lookup, &owned, &[Some(ColumnType::Int)], |v| {
-                found = v.into_iter().next();
-                Ok(false)
-            })?;
-            match found {
-                Some(Value::Int(vmin)) if vmin == key.version => {
+            match live.get(&text) {
+                Some(vmin) if *vmin == key.version => {
                     return Ok(Some(crate::error::err!(
                         DuplicateKey,
-                        "row {index} of the insert into '{}' repeats the primary key {shown} of an earlier row; give each row its own key, or use Table::upsert to keep the last",
-                        key.table
+                        "row {index} of the insert into '{}' repeats the primary key {} of an earlier row; give each row its own key, or use Table::upsert to keep the last",
+                        key.table,
+                        shown()
                     )))
                 }
                 Some(_) => {
                     return Ok(Some(crate::error::err!(
                         DuplicateKey,
-                        "row {index}: '{}' already has a row with primary key {shown}; use Table::upsert to replace it, or Table::batch_update to change it",
-                        key.table
+                        "row {index}: '{}' already has a row with primary key {}; use Table::upsert to replace it, or Table::batch_update to change it",
+                        key.table,
+                        shown()
                     )))
                 }
                 None => {}
             }
+            seen.insert(text, j);
         }
         Ok(None)
     }
