@@ -116,16 +116,28 @@ impl Tx<'_> {
             ),
             &[],
         )?;
+        // Its columns' types are this call's: statements prepared for an earlier stage go.
+        self.forget_statements(STAGE);
         let width = key.len() + set.len() + 1;
+        let row_values = |row: &StagedRow| {
+            let set = row.set.iter().map(|v| v.clone().unwrap_or(Value::Null));
+            row.key.iter().cloned().chain(set).chain(std::iter::once(Value::Int(row.group as i64))).collect::<Vec<_>>()
+        };
+        if self.on_server() {
+            // One copy instead of a statement (a round trip) a row.
+            let mut names = keys.clone();
+            names.extend((0..set.len()).map(|j| format!("v{j}")));
+            names.push("grp".into());
+            let values: Vec<Value> = rows.iter().flat_map(row_values).collect();
+            if !values.is_empty() {
+                self.copy_rows(STAGE, &names, None, &values, width, &[])?;
+            }
+            return Ok(Staged { key, by_rowid, set, groups });
+        }
         let places: Vec<String> = (1..=width).map(|i| format!("?{i}")).collect();
         let mut insert = self.inserter(&format!("INSERT INTO {STAGE} VALUES ({})", places.join(", ")))?;
-        let mut values = Vec::with_capacity(width);
         for row in rows {
-            values.clear();
-            values.extend(row.key.iter().cloned());
-            values.extend(row.set.iter().map(|v| v.clone().unwrap_or(Value::Null)));
-            values.push(Value::Int(row.group as i64));
-            insert.insert(&values)?;
+            insert.insert(&row_values(row))?;
         }
         Ok(Staged { key, by_rowid, set, groups })
     }

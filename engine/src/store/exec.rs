@@ -72,7 +72,7 @@ impl Tx<'_> {
         &self,
         table: &str,
         columns: &[String],
-        first: i64,
+        first: Option<i64>,
         values: &[Value],
         width: usize,
         constants: &[Value],
@@ -111,6 +111,16 @@ impl Tx<'_> {
         }
         let _ = (arrays, types, each);
         Err(err!(Storage, "a query binding arrays ran on SQLite (a bug in Tabula): {sql}"))
+    }
+
+    /// Forgets the statements prepared on a server connection that name `table`, made again
+    /// with other column types. (SQLite prepares again by itself and binds by value.)
+    pub(crate) fn forget_statements(&self, table: &str) {
+        #[cfg(feature = "postgres")]
+        if let Conn::Postgres(tx) = &self.conn {
+            tx.forget_statements(table);
+        }
+        let _ = table;
     }
 
     /// Runs statements without parameters (DDL), separated by `;`.

@@ -30,6 +30,13 @@ impl Conn {
         Conn { client, prepared: std::collections::HashMap::new() }
     }
 
+    /// Forgets the statements prepared on this connection whose SQL names `table`: a table
+    /// made again with other column types (the batch stage) would otherwise get values bound
+    /// as its old types.
+    fn forget(&mut self, table: &str) {
+        self.prepared.retain(|sql, _| !sql.contains(table));
+    }
+
     /// `sql` prepared on this connection.
     fn prepare(&mut self, sql: &str) -> std::result::Result<postgres::Statement, postgres::Error> {
         if let Some(stmt) = self.prepared.get(sql) {
@@ -137,6 +144,12 @@ impl<'a> PgTx<'a> {
         Ok(())
     }
 
+    /// Forgets the statements prepared on this transaction's connection that name `table`
+    /// (see [`Conn::forget`]).
+    pub(crate) fn forget_statements(&self, table: &str) {
+        self.client.borrow_mut().forget(table);
+    }
+
     /// Runs statements without parameters, separated by `;`.
     pub(crate) fn execute_batch(&self, sql: &str) -> Result<()> {
         self.client.borrow_mut().client.batch_execute(sql).map_err(|e| self.fail(e))
@@ -173,21 +186,23 @@ impl<'a> PgTx<'a> {
 
 impl PgTx<'_> {
     /// Appends rows to `table` with one `COPY .. FROM STDIN BINARY` (the fastest way into a
-    /// server): the row with rowid `first + k` is `_rowid_`, then the `k`-th `width` values of
-    /// `values`, then `constants`, in the order of `columns` (which starts with `_rowid_`).
+    /// server): the `k`-th row is, in the order of `columns`, its rowid `first + k` when
+    /// `first` is given (`columns` then starts with `_rowid_`), the `k`-th `width` values of
+    /// `values`, then `constants`.
     /// Returns how many rows it wrote. A value the server cannot take fails the call before
     /// the copy ends, and the copy is then abandoned with the transaction.
     pub(crate) fn copy_rows(
         &self,
         table: &str,
         columns: &[String],
-        first: i64,
+        first: Option<i64>,
         values: &[Value],
         width: usize,
         constants: &[Value],
     ) -> Result<u64> {
         use postgres::binary_copy::BinaryCopyInWriter;
-        if width == 0 || columns.len() != 1 + width + constants.len() || !values.len().is_multiple_of(width) {
+        let ids = usize::from(first.is_some());
+        if width == 0 || columns.len() != ids + width + constants.len() || !values.len().is_multiple_of(width) {
             return Err(err!(Storage, "a copy into '{table}' was given rows of the wrong width (a bug in Tabula)"));
         }
         let mut conn = self.client.borrow_mut();
@@ -204,11 +219,14 @@ impl PgTx<'_> {
         let mut row: Vec<Bound> = Vec::with_capacity(columns.len());
         for (k, chunk) in values.chunks(width).enumerate() {
             row.clear();
-            row.push(Bound::Int8(first + k as i64));
-            for (i, (v, ty)) in chunk.iter().chain(constants).zip(&types[1..]).enumerate() {
-                let bound = Bound::new(i + 2, ty, v);
+            if let Some(first) = first {
+                row.push(Bound::Int8(first + k as i64));
+            }
+            for (i, (v, ty)) in chunk.iter().chain(constants).zip(&types[ids..]).enumerate() {
+                let bound = Bound::new(ids + i + 1, ty, v);
                 row.push(
-                    bound.map_err(|e| e.context(format_args!("column {} of a copy into '{table}'", columns[i + 1])))?,
+                    bound
+                        .map_err(|e| e.context(format_args!("column {} of a copy into '{table}'", columns[ids + i])))?,
                 );
             }
             writer.write_raw(row.iter()).map_err(|e| self.fail(e))?;

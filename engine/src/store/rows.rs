@@ -419,7 +419,7 @@ impl<'t> Appender<'t> {
             &[Value::Int(rows as i64), Value::String(copy.table.clone())],
         )?;
         let first = last - rows as i64 + 1;
-        self.tx.copy_rows(&copy.table, &copy.columns, first, &self.pending, self.width, &copy.constants)?;
+        self.tx.copy_rows(&copy.table, &copy.columns, Some(first), &self.pending, self.width, &copy.constants)?;
         if self.first.is_none() {
             self.first = Some(first);
         }

@@ -401,3 +401,32 @@ fn a_batch_cannot_set_a_computed_column() {
     let msg = fails_cleanly(&cat, ErrorCode::InvalidArgument, || t.upsert([row! { "sku" => "A", "p2" => 1 }]));
     assert!(msg.contains("row 0: column 'p2' is computed; set its inputs instead"), "{msg}");
 }
+
+/// Batch updates of tables whose keys have different types, on one handle: the stage of each
+/// has that table's key types (a stage prepared for one must not bind the other's values).
+#[test]
+fn batch_writes_to_tables_with_keys_of_different_types_on_one_handle() {
+    let cat = catalog();
+    let by_int = cat
+        .create_table(
+            "by_int",
+            Schema::new().required("k", ColumnType::Int).nullable("v", ColumnType::String).primary_key(["k"]),
+            IfExists::Error,
+        )
+        .unwrap();
+    let by_text = cat
+        .create_table(
+            "by_text",
+            Schema::new().required("k", ColumnType::String).nullable("v", ColumnType::Int).primary_key(["k"]),
+            IfExists::Error,
+        )
+        .unwrap();
+    for round in 0..2i64 {
+        by_int.upsert((0..50i64).map(|i| row! {"k" => i, "v" => format!("r{round}")})).unwrap();
+        by_text.upsert((0..50i64).map(|i| row! {"k" => format!("k{i}"), "v" => round})).unwrap();
+    }
+    assert_eq!(by_int.count().unwrap(), 50);
+    assert_eq!(by_text.count().unwrap(), 50);
+    let v: Vec<i64> = by_text.select([col("v")]).collect().unwrap().iter().map(|r| r.get("v").unwrap()).collect();
+    assert!(v.iter().all(|v| *v == 1), "{v:?}");
+}
