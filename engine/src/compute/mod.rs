@@ -829,10 +829,8 @@ pub(crate) fn recompute_view(
         tx.fetch_view_inputs(meta, &pass.inputs, &pass.failing, rows, after, BATCH, each)
     };
     let mut upsert = tx.view_writer(meta, pass.columns)?;
-    pass.run(&fetch, udfs, "base row", None, |rowid, values| {
-        let id = Value::Int(rowid);
-        upsert.insert(std::iter::once(&id).chain(values))
-    })
+    pass.run(&fetch, udfs, "base row", None, |rowid, values| upsert.write(rowid, values))?;
+    upsert.finish()
 }
 
 /// Writes new versions (at `version`) of the rows just ended at `version`, with `set`

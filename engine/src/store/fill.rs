@@ -138,16 +138,19 @@ fn copy_view_cells_sql(
 /// statements of 8,192 rows, 513 ms in statements of 65,536.)
 const CELL_VALUES: usize = 196_608;
 
-/// Writes computed cells, `(value, error slot)` of some columns, into physical rows by
-/// rowid: on SQLite, a prepared `UPDATE` a row (a b-tree lookup by rowid, no round trip);
-/// on a server, [`CELL_VALUES`] values a statement, `UPDATE .. FROM unnest(arrays)` (one round
-/// trip for thousands of rows instead of one a row). [`CellWriter::finish`] writes the
-/// rest.
+/// Writes computed cells, `(value, error slot)` of some columns, by rowid: into a table's
+/// physical rows ([`Tx::cell_writer`]) or a view's own rows ([`Tx::view_writer`]). On SQLite,
+/// a prepared statement a row (a b-tree lookup by rowid, no round trip); on a server,
+/// [`CELL_VALUES`] values a statement, `UPDATE .. FROM unnest(arrays)` or `INSERT .. SELECT
+/// FROM unnest(arrays) ON CONFLICT ..` (one round trip for thousands of rows instead of one
+/// a row). [`CellWriter::finish`] writes the rest.
 #[must_use = "rows gathered on a server are written by `finish`"]
 pub(crate) struct CellWriter<'t> {
     tx: &'t Tx<'t>,
-    /// On SQLite: the update of one row.
+    /// On SQLite: the statement of one row.
     each: Option<Inserter<'t>>,
+    /// Whether that statement takes the rowid first (else last).
+    id_first: bool,
     /// On a server: the update from arrays, and the arrays gathered (the rowids, then each
     /// column's values and error slots).
     sql: String,
@@ -159,7 +162,10 @@ impl CellWriter<'_> {
     pub(crate) fn write(&mut self, rowid: i64, values: &[Value]) -> Result<()> {
         let id = Value::Int(rowid);
         if let Some(each) = &mut self.each {
-            return each.insert(values.iter().chain(std::iter::once(&id)));
+            return match self.id_first {
+                true => each.insert(std::iter::once(&id).chain(values)),
+                false => each.insert(values.iter().chain(std::iter::once(&id))),
+            };
         }
         if values.len() + 1 != self.arrays.len() {
             return Err(err!(
@@ -451,7 +457,13 @@ impl<'t> Tx<'t> {
                 names.join(", "),
                 phys = meta.phys()
             );
-            return Ok(CellWriter { each: None, tx: self, sql, arrays: vec![Vec::new(); names.len()] });
+            return Ok(CellWriter {
+                each: None,
+                id_first: false,
+                tx: self,
+                sql,
+                arrays: vec![Vec::new(); names.len()],
+            });
         }
         let sets: Vec<String> = columns
             .iter()
@@ -460,7 +472,7 @@ impl<'t> Tx<'t> {
             .collect();
         let at = 2 * columns.len() + 1;
         let each = self.inserter(&format!("UPDATE {} SET {} WHERE _rowid_ = ?{at}", meta.phys(), sets.join(", ")))?;
-        Ok(CellWriter { each: Some(each), tx: self, sql: String::new(), arrays: Vec::new() })
+        Ok(CellWriter { each: Some(each), id_first: false, tx: self, sql: String::new(), arrays: Vec::new() })
     }
 
     /// The next `batch` base rows of view `meta` in `rows` after base row `after`, in
@@ -530,19 +542,23 @@ impl<'t> Tx<'t> {
         Ok(())
     }
 
-    /// Writes a view's own `(value, error slot)` of each of `columns` for a base row:
-    /// `insert(base rowid, values...)`, replacing what the row had.
-    pub(crate) fn view_writer(&'t self, meta: &TableMeta, columns: &[&ColumnDef]) -> Result<Inserter<'t>> {
+    /// Writes a view's own `(value, error slot)` of each of `columns` for base rows (see
+    /// [`CellWriter`]: `write(base rowid, values)`), replacing what a row had.
+    pub(crate) fn view_writer(&'t self, meta: &TableMeta, columns: &[&ColumnDef]) -> Result<CellWriter<'t>> {
         let targets: Vec<String> =
             columns.iter().flat_map(|c| [format!("c{}", c.id.0), format!("e{}", c.id.0)]).collect();
         let updates: Vec<String> = targets.iter().map(|t| format!("{t} = excluded.{t}")).collect();
-        self.inserter(&format!(
-            "INSERT INTO {}(_id, {}) VALUES ({}) ON CONFLICT(_id) DO UPDATE SET {}",
-            meta.phys(),
-            targets.join(", "),
-            vec!["?"; targets.len() + 1].join(", "),
-            updates.join(", ")
-        ))
+        let head = format!("INSERT INTO {}(_id, {})", meta.phys(), targets.join(", "));
+        let tail = format!("ON CONFLICT(_id) DO UPDATE SET {}", updates.join(", "));
+        if self.on_server() {
+            let mut types = vec!["BIGINT[]"];
+            types.extend(columns.iter().flat_map(|c| [array_type(c.ty), "TEXT[]"]));
+            let arrays: Vec<String> = types.iter().enumerate().map(|(i, t)| format!("?{}::{t}", i + 1)).collect();
+            let sql = format!("{head} SELECT * FROM unnest({}) {tail}", arrays.join(", "));
+            return Ok(CellWriter { each: None, id_first: true, tx: self, sql, arrays: vec![Vec::new(); types.len()] });
+        }
+        let each = self.inserter(&format!("{head} VALUES ({}) {tail}", vec!["?"; targets.len() + 1].join(", ")))?;
+        Ok(CellWriter { each: Some(each), id_first: true, tx: self, sql: String::new(), arrays: Vec::new() })
     }
 
     /// Writes new versions (at `version`) of the rows just ended at `version`, with `set`
