@@ -21,7 +21,7 @@ use crate::error::{err, Error, Result};
 use crate::expr::Expr;
 use crate::path::{IntoPath, Path};
 use crate::schema::Schema;
-use crate::store::{EntryKind, Kind, ResultsAt, Store, Tx};
+use crate::store::{EntryKind, Kind, Store, Tx};
 use crate::udf::{Registry, Udf};
 
 pub use batch::IfMissing;
@@ -220,8 +220,8 @@ impl Catalog {
     /// (computed in Rust on a server, builtins included), versions, revert, views, snapshots,
     /// queries, streams, diffs, compaction, batch updates and locks work as on SQLite;
     /// [`Catalog::backup_to`] and [`Catalog::integrity_check`] are for catalog files and say so,
-    /// remembered UDF results last as long as the handle, and a view's own stored columns are
-    /// not supported yet.
+    /// and a view's own stored columns set to function values are not supported yet.
+    /// Remembered UDF results live in the schema (`_tabula_results`), for every host.
     #[cfg(feature = "postgres")]
     pub fn connect(url: &str) -> Result<Catalog> {
         OpenOptions::new().connect(url)
@@ -237,15 +237,9 @@ impl Catalog {
     }
 
     pub(crate) fn from_store(store: Store) -> Result<Catalog> {
-        // Remembered UDF results live beside a writable catalog file, else in memory.
-        let results = match store.file() {
-            Some(file) if !store.is_read_only() => {
-                let mut name = file.into_os_string();
-                name.push(".results");
-                ResultsAt::File(name.into())
-            }
-            _ => ResultsAt::Memory,
-        };
+        // Remembered UDF results live beside a writable catalog (a file, or a server's
+        // table), else in memory.
+        let results = store.results_at();
         Ok(Catalog { inner: Arc::new(Inner { store, udfs: Registry::new(results) }) })
     }
 

@@ -229,15 +229,6 @@ impl Store {
         self.sqlite()?.pragma(name)
     }
 
-    /// Whether the store was opened read-only.
-    pub(crate) fn is_read_only(&self) -> bool {
-        match self {
-            Store::Sqlite(s) => s.is_read_only(),
-            #[cfg(feature = "postgres")]
-            Store::Postgres(s) => s.is_read_only(),
-        }
-    }
-
     /// How a read-only store was opened.
     pub(crate) fn read_mode(&self) -> ReadMode {
         match self {
@@ -262,6 +253,23 @@ impl Store {
             Store::Sqlite(s) => s.file(),
             #[cfg(feature = "postgres")]
             Store::Postgres(_) => None,
+        }
+    }
+
+    /// Where a writable catalog keeps its remembered UDF results.
+    pub(crate) fn results_at(&self) -> results::ResultsAt {
+        match self {
+            Store::Sqlite(s) if !s.is_read_only() => match s.file() {
+                Some(file) => {
+                    let mut name = file.into_os_string();
+                    name.push(".results");
+                    results::ResultsAt::File(name.into())
+                }
+                None => results::ResultsAt::Memory,
+            },
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) if !s.is_read_only() => results::ResultsAt::Server(s.url().to_string()),
+            _ => results::ResultsAt::Memory,
         }
     }
 

@@ -368,6 +368,12 @@ impl PgStore {
         self.read_only
     }
 
+    /// The URL the catalog was connected with (its password too: for connections of its
+    /// own, never for messages).
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
     /// Runs `f` in a read-only transaction that sees one state of the catalog throughout.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&super::Tx) -> Result<T>) -> Result<T> {
         self.run("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", false, f)
@@ -408,7 +414,7 @@ impl PgStore {
 }
 
 /// A connection URL as messages show it: without its password.
-fn shown_url(url: &str) -> String {
+pub(crate) fn shown_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let user = &url[scheme + 3..at];

@@ -311,15 +311,30 @@ fn a_preview_then_an_add_pays_each_row_once() {
     }
 }
 
-/// A failed add, run again, pays only for the rows it had not computed; a replace with the
-/// same UDF over the same arguments pays nothing; `forget_results` makes every call again,
-/// and compaction forgets the versions no column uses.
-#[test]
-fn an_add_run_again_pays_only_for_what_it_had_not_computed() {
+/// A catalog that another handle can open too (as another process would), with directory
+/// `app`: a file, or on the test server (`TABULA_TEST_POSTGRES`) a schema of its own; and how
+/// to open it again.
+fn shared_catalog() -> (tabula::Catalog, Box<dyn Fn() -> tabula::Catalog>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
+    let cat = crate::catalog();
+    if crate::on_server(&cat) {
+        // The test server's URL has no password: the location is the URL.
+        let url = cat.location().to_string();
+        return (cat, Box::new(move || tabula::Catalog::connect(&url).unwrap()), dir);
+    }
     let path = dir.path().join("cat.db");
     let cat = tabula::Catalog::open(&path).unwrap();
     cat.create_dir("app", IfExists::Error).unwrap();
+    (cat, Box::new(move || tabula::Catalog::open(&path).unwrap()), dir)
+}
+
+/// A failed add, run again, pays only for the rows it had not computed; a replace with the
+/// same UDF over the same arguments pays nothing; `forget_results` makes every call again,
+/// and compaction forgets the versions no column uses. On a file and on a server (whose
+/// results live in a table of the catalog's schema).
+#[test]
+fn an_add_run_again_pays_only_for_what_it_had_not_computed() {
+    let (cat, reopen, _dir) = shared_catalog();
     let t = numbers(&cat, 3000);
     let broken = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let calls = Arc::new(AtomicUsize::new(0));
@@ -339,7 +354,7 @@ fn an_add_run_again_pays_only_for_what_it_had_not_computed() {
     broken.store(false, Ordering::SeqCst);
     // Another handle on the same file (another process would do the same): the results
     // were committed outside the failed add.
-    let again = tabula::Catalog::open(&path).unwrap();
+    let again = reopen();
     again.register(&udf);
     let t = again.get_table("app/t").unwrap();
     t.add_computed_column("x", udf.call([col("n")]), ColumnOptions::default()).unwrap();
