@@ -123,6 +123,6 @@ pub use expr::{coalesce, col, concat, if_, lit, BinaryOp, ErrorPart, Expr, Func,
 pub use path::{IntoPath, Path};
 pub use row::Row;
 pub use schema::{ColumnDef, Computed, ExprType, FailureBudget, OnError, Schema, TableSchema};
-pub use store::{CompactReport, ReadMode, FORMAT_VERSION};
+pub use store::{redacted_url, CompactReport, ReadMode, FORMAT_VERSION};
 pub use types::{format_date, format_timestamp, ColumnId, ColumnType, FromValue, TableId, Value, Version};
 pub use udf::{CellError, CellErrorKind, IntoUdfFn, Progress, RetryPolicy, Udf, UdfError, UdfReturn, UdfValue};

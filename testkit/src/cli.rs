@@ -52,6 +52,11 @@ pub struct StagingArgs {
     /// Where the staging catalog, report.json and report.md go.
     #[arg(long, default_value = "target/staging")]
     pub out: PathBuf,
+    /// Makes the staging copy in a catalog on a PostgreSQL server (`postgres://` URL; its
+    /// schema through `?options=-csearch_path%3Dname`) instead of `<out>/staging.db`. Earlier
+    /// runs' copies there are dropped first; the leak scan reads every table of the schema.
+    #[arg(long, value_name = "URL")]
+    pub staging: Option<String>,
     /// No progress output.
     #[arg(long)]
     pub quiet: bool,
@@ -67,7 +72,13 @@ impl StagingArgs {
                 return ExitCode::from(2);
             }
         };
-        let options = Options { prod: self.prod.clone(), key, out: self.out.clone(), progress: !self.quiet };
+        let options = Options {
+            prod: self.prod.clone(),
+            key,
+            out: self.out.clone(),
+            staging: self.staging.clone(),
+            progress: !self.quiet,
+        };
         match staging::run(app, &options) {
             Ok(outcome) => {
                 print!("{}", staging::summary(&outcome));

@@ -226,12 +226,7 @@ fn template_hash(key: &impl Hash) -> String {
 }
 
 fn server(url: &str, e: postgres::Error) -> Error {
-    let shown = match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            format!("{}{}{}", &url[..s + 3], url[s + 3..at].split(':').next().unwrap_or(""), &url[at..])
-        }
-        _ => url.to_string(),
-    };
+    let shown = tabula::redacted_url(url);
     let detail = e.as_db_error().map(|db| db.message().to_string()).unwrap_or_else(|| e.to_string());
     Error::new(ErrorCode::Storage, format!("PostgreSQL server '{shown}': {detail}"))
 }

@@ -30,7 +30,7 @@
 //!         Ok(())
 //!     });
 //! # let dir = tempfile::tempdir().map_err(|e| tabula::Error::new(tabula::ErrorCode::Storage, e.to_string()))?;
-//! let options = Options { prod: None, key: None, out: dir.path().to_path_buf(), progress: false };
+//! let options = Options { prod: None, key: None, out: dir.path().to_path_buf(), staging: None, progress: false };
 //! let outcome = staging::run(&app, &options)?;
 //! assert!(outcome.passed, "{}", staging::summary(&outcome));
 //! assert!(outcome.leak_scan.as_ref().is_some_and(|scan| scan.passed()));
@@ -53,6 +53,9 @@ use crate::udf_diff::{UdfDiff, UdfDiffReport};
 /// The files a catalog at a path may use: the file, its write-ahead log and shared memory,
 /// and its remembered UDF results (with theirs).
 const CATALOG_FILES: [&str; 6] = ["", "-wal", "-shm", ".results", ".results-wal", ".results-shm"];
+
+/// The staging copy's namespace: `staging_<pid>_<n>_<nanos>` (a test namespace's name).
+const STAGING_PREFIX: &str = "staging_";
 
 /// The shortest key accepted for pseudonyms.
 pub const MIN_KEY_LEN: usize = 16;
@@ -212,6 +215,9 @@ pub struct Options {
     pub key: Option<Key>,
     /// Where the staging catalog and the reports go.
     pub out: PathBuf,
+    /// A catalog on a PostgreSQL server (`postgres://` URL) to make the staging copy in,
+    /// instead of the file `<out>/staging.db`; `None`: the file.
+    pub staging: Option<String>,
     /// Show progress bars.
     pub progress: bool,
 }
@@ -403,16 +409,31 @@ pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
     }
     let applied: Vec<String> = production.applied.iter().map(|a| a.id.clone()).collect();
     let staging_path = opts.out.join("staging.db");
-    for suffix in CATALOG_FILES {
-        let p = PathBuf::from(format!("{}{suffix}", staging_path.display()));
-        if p.exists() {
-            std::fs::remove_file(&p).map_err(|e| io("removing old", &p, e))?;
+    let staging = match &opts.staging {
+        Some(url) => {
+            let staging = Catalog::connect(url)?;
+            // As a file starts afresh: the copies of earlier runs go.
+            for dir in staging.list_dirs("", tabula::Recursive::No)? {
+                if dir.to_string().starts_with(STAGING_PREFIX) {
+                    staging.drop_dir(&dir, tabula::Force::Yes)?;
+                }
+            }
+            staging
         }
-    }
-    let staging = Catalog::open(&staging_path)?;
+        None => {
+            for suffix in CATALOG_FILES {
+                let p = PathBuf::from(format!("{}{suffix}", staging_path.display()));
+                if p.exists() {
+                    std::fs::remove_file(&p).map_err(|e| io("removing old", &p, e))?;
+                }
+            }
+            Catalog::open(&staging_path)?
+        }
+    };
+    let staging_shown = staging.location().to_string();
     phases.watch(&staging);
     (app.register_production)(&staging);
-    let ns = TestNamespace::new(&staging, "staging")?;
+    let ns = TestNamespace::new(&staging, STAGING_PREFIX.trim_end_matches('_'))?;
     let anonymizer = rules(&key);
     let anonymization = phases.run("anonymized copy", || {
         let report = anonymizer.copy(&prod, &app.namespace, &staging, &ns.path().to_string())?;
@@ -438,7 +459,7 @@ pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
         passed,
         prod: prod_shown,
         prod_read_mode: prod.read_mode(),
-        staging: staging_path.display().to_string(),
+        staging: staging_shown,
         namespace,
         applied,
         production,
@@ -460,14 +481,14 @@ pub fn run(app: &App, opts: &Options) -> Result<Outcome> {
         CATALOG_FILES.iter().map(|s| PathBuf::from(format!("{}{s}", staging_path.display()))).collect();
     let scan = {
         let (json, md) = (render_json(&outcome)?, markdown(&outcome));
-        let files: Vec<&FsPath> = files.iter().map(PathBuf::as_path).collect();
-        anonymizer.leak_scan(
-            &prod,
-            &app.namespace,
-            LEAK_SAMPLE,
-            &files,
-            &[("report.json", &json), ("report.md", &md)],
-        )?
+        let reports = [("report.json", json.as_str()), ("report.md", md.as_str())];
+        match &opts.staging {
+            Some(url) => anonymizer.leak_scan_on_server(&prod, &app.namespace, LEAK_SAMPLE, url, &reports)?,
+            None => {
+                let files: Vec<&FsPath> = files.iter().map(PathBuf::as_path).collect();
+                anonymizer.leak_scan(&prod, &app.namespace, LEAK_SAMPLE, &files, &reports)?
+            }
+        }
     };
     outcome.passed &= scan.passed();
     outcome.leak_scan = Some(scan);

@@ -59,6 +59,19 @@ pub(crate) use functions::RowFunction;
 pub(crate) use locks::LockRow;
 pub(crate) use meta::{column_level, now_micros, EntryKind, Kind, TableMeta, VersionRecord, VIEW_COLUMN_IDS};
 pub(crate) use results::{args_key, ArgsKey, Results, ResultsAt};
+
+/// A connection URL as messages and reports show it: without its password
+/// (`postgres://ann:secret@db/x` is shown `postgres://ann@db/x`).
+pub fn redacted_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let user = &url[scheme + 3..at];
+            let user = user.split(':').next().unwrap_or("");
+            format!("{}{user}{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
 pub(crate) use rows::{show_key, Appender, Layout};
 pub(crate) use scan::{Scan, Seen};
 

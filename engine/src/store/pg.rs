@@ -413,17 +413,7 @@ impl PgStore {
     }
 }
 
-/// A connection URL as messages show it: without its password.
-pub(crate) fn shown_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let user = &url[scheme + 3..at];
-            let user = user.split(':').next().unwrap_or("");
-            format!("{}{user}{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_string(),
-    }
-}
+pub(crate) use super::redacted_url as shown_url;
 
 /// Tabula's metadata DDL (written for SQLite) as PostgreSQL takes it: 64-bit integers,
 /// identity keys, no `WITHOUT ROWID`, and text compared byte by byte as SQLite does (the

@@ -77,6 +77,80 @@ impl Anonymizer {
         files: &[&FsPath],
         texts: &[(&str, &str)],
     ) -> Result<LeakScan> {
+        self.scan(source, source_dir, per_column, |search| {
+            for file in files {
+                let Ok(handle) = std::fs::File::open(file) else { continue };
+                let size = handle.metadata().map(|m| m.len()).unwrap_or(0);
+                let name = file.display().to_string();
+                search.reader(&name, std::io::BufReader::with_capacity(1 << 20, handle), size)?;
+            }
+            for (name, content) in texts {
+                search.text(name, content);
+            }
+            Ok(())
+        })
+    }
+
+    /// [`Anonymizer::leak_scan`] of a copy made into a catalog on a PostgreSQL server: every
+    /// value of every table of the schema `url` connects to (table rows, their old versions,
+    /// metadata, remembered results), each cast to text, is searched, and `texts`. Each table
+    /// is an output named `<server>/<table>`.
+    pub fn leak_scan_on_server(
+        &self,
+        source: &Catalog,
+        source_dir: &str,
+        per_column: usize,
+        url: &str,
+        texts: &[(&str, &str)],
+    ) -> Result<LeakScan> {
+        let shown = tabula::redacted_url(url);
+        let fail = |e: postgres::Error| {
+            let detail = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string());
+            Error::new(ErrorCode::Storage, format!("leak scan of '{shown}': {detail}"))
+        };
+        self.scan(source, source_dir, per_column, |search| {
+            let mut client = postgres::Client::connect(url, postgres::NoTls).map_err(fail)?;
+            let tables = client
+                .query(
+                    "SELECT c.relname::text, array_agg(quote_ident(a.attname::text) ORDER BY a.attnum)
+                     FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+                     WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'
+                       AND a.attnum > 0 AND NOT a.attisdropped
+                     GROUP BY c.relname ORDER BY c.relname",
+                    &[],
+                )
+                .map_err(fail)?;
+            for table in tables {
+                let (name, columns): (String, Vec<String>) = (table.get(0), table.get(1));
+                let cast: Vec<String> = columns.iter().map(|c| format!("{c}::text")).collect();
+                let sql = format!("SELECT {} FROM {}", cast.join(", "), name);
+                let output = format!("{shown}/{name}");
+                let mut bytes = 0u64;
+                for row in client.query(&sql, &[]).map_err(fail)? {
+                    for i in 0..row.len() {
+                        if let Some(text) = row.try_get::<_, Option<String>>(i).map_err(fail)? {
+                            bytes += text.len() as u64;
+                            search.value(&output, &text);
+                        }
+                    }
+                }
+                search.outputs.push((output, bytes));
+            }
+            for (name, content) in texts {
+                search.text(name, content);
+            }
+            Ok(())
+        })
+    }
+
+    /// Samples the needles (see the module docs), then has `search` look through the outputs.
+    fn scan(
+        &self,
+        source: &Catalog,
+        source_dir: &str,
+        per_column: usize,
+        look: impl FnOnce(&mut Search) -> Result<()>,
+    ) -> Result<LeakScan> {
         let plans = self.plan(source, &Path::parse(source_dir)?)?;
         let possible: HashSet<&str> = EN::NAME_FIRST_NAME.iter().chain(EN::NAME_LAST_NAME).copied().collect();
         let mut needles: Vec<String> = Vec::new();
@@ -121,36 +195,67 @@ impl Anonymizer {
         }
         let matcher = AhoCorasick::new(&needles)
             .map_err(|e| Error::new(ErrorCode::InvalidArgument, format!("leak scan: cannot index the values: {e}")))?;
-        let mut hits: BTreeMap<String, (HashSet<usize>, Vec<String>)> = BTreeMap::new();
-        let mut note = |output: &str, needle: usize| {
-            let entry = hits.entry(owner[needle].clone()).or_default();
-            entry.0.insert(needle);
-            if !entry.1.iter().any(|o| o == output) {
-                entry.1.push(output.to_string());
-            }
-        };
-        for file in files {
-            let Ok(handle) = std::fs::File::open(file) else { continue };
-            let size = handle.metadata().map(|m| m.len()).unwrap_or(0);
-            let name = file.display().to_string();
-            let reader = std::io::BufReader::with_capacity(1 << 20, handle);
-            for m in matcher.stream_find_iter(reader) {
-                let m = m.map_err(|e| Error::new(ErrorCode::Storage, format!("leak scan: reading '{name}': {e}")))?;
-                note(&name, m.pattern().as_usize());
-            }
-            scan.outputs.push((name, size));
-        }
-        for (name, content) in texts {
-            for m in matcher.find_iter(content) {
-                note(name, m.pattern().as_usize());
-            }
-            scan.outputs.push((name.to_string(), content.len() as u64));
-        }
-        scan.found = hits
+        let mut search = Search { matcher, owner, hits: BTreeMap::new(), outputs: Vec::new() };
+        look(&mut search)?;
+        scan.outputs = search.outputs;
+        scan.found = search
+            .hits
             .into_iter()
             .map(|(column, (values, outputs))| Leak { column, values: values.len(), outputs })
             .collect();
         Ok(scan)
+    }
+}
+
+/// What a leak scan looks for, and what it found where.
+struct Search {
+    matcher: AhoCorasick,
+    /// The column (`table.column`) of each needle.
+    owner: Vec<String>,
+    /// By column: the needles found, and where.
+    hits: BTreeMap<String, (HashSet<usize>, Vec<String>)>,
+    /// What was searched, with sizes in bytes.
+    outputs: Vec<(String, u64)>,
+}
+
+impl Search {
+    fn note(&mut self, output: &str, needle: usize) {
+        let entry = self.hits.entry(self.owner[needle].clone()).or_default();
+        entry.0.insert(needle);
+        if !entry.1.iter().any(|o| o == output) {
+            entry.1.push(output.to_string());
+        }
+    }
+
+    /// Searches every byte `reader` gives (output `name`, `size` bytes).
+    fn reader(&mut self, name: &str, reader: impl std::io::Read, size: u64) -> Result<()> {
+        let found: Vec<usize> = self
+            .matcher
+            .stream_find_iter(reader)
+            .map(|m| {
+                m.map(|m| m.pattern().as_usize())
+                    .map_err(|e| Error::new(ErrorCode::Storage, format!("leak scan: reading '{name}': {e}")))
+            })
+            .collect::<Result<_>>()?;
+        for needle in found {
+            self.note(name, needle);
+        }
+        self.outputs.push((name.to_string(), size));
+        Ok(())
+    }
+
+    /// Searches one value of output `name` (counted by the caller).
+    fn value(&mut self, name: &str, content: &str) {
+        let found: Vec<usize> = self.matcher.find_iter(content).map(|m| m.pattern().as_usize()).collect();
+        for needle in found {
+            self.note(name, needle);
+        }
+    }
+
+    /// Searches `content`, an output of its own.
+    fn text(&mut self, name: &str, content: &str) {
+        self.value(name, content);
+        self.outputs.push((name.to_string(), content.len() as u64));
     }
 }
 

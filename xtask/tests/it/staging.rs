@@ -5,7 +5,7 @@ use tabula_testkit::staging::{self, Options};
 use tabula_testkit::{Migration, Migrations};
 
 fn opts(out: &std::path::Path, prod: Option<std::path::PathBuf>, key: Option<&str>) -> Options {
-    Options { prod, key: key.map(staging::Key::new), out: out.to_path_buf(), progress: false }
+    Options { prod, key: key.map(staging::Key::new), out: out.to_path_buf(), staging: None, progress: false }
 }
 
 #[test]
@@ -266,6 +266,59 @@ fn a_production_that_drifted_from_the_code_stops_the_check() {
     let app = app.with_migrations(Migrations::new(steps));
     let e = staging::run(&app, &opts(dir.path(), None, None)).err().unwrap();
     assert!(e.to_string().contains("step '0001_tables' was edited after it was applied"), "{e}");
+}
+
+/// The staging copy on a server (`--staging postgres://..`): the check passes, the copy is a
+/// namespace of that catalog, a second run replaces the first run's copy, and the leak scan
+/// reads the server's tables: a rule that lets emails through fails the run there too, naming
+/// the table it found them in, and production on a server stays as it was.
+#[test]
+#[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
+fn the_staging_copy_can_live_on_a_server_and_its_leaks_are_found_there() {
+    let url = std::env::var("TABULA_TEST_POSTGRES").expect("TABULA_TEST_POSTGRES names the test server");
+    let prod_env = tabula_testkit::TestEnv::on_server(&url).unwrap();
+    docs_app::demo_production_in(prod_env.catalog()).unwrap();
+    let staging_env = tabula_testkit::TestEnv::on_server(&url).unwrap();
+    let staging_url = staging_env.url().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let key = Some("a secret key of this test, long enough");
+    let run = |app: &staging::App| {
+        let options = Options {
+            staging: Some(staging_url.clone()),
+            ..opts(dir.path(), Some(prod_env.url().unwrap().into()), key)
+        };
+        staging::run(app, &options).unwrap()
+    };
+    let first = run(&docs_app::staging_app());
+    assert!(first.passed, "{}", staging::summary(&first));
+    assert!(first.staging.starts_with("postgres://"), "{}", first.staging);
+    assert!(!dir.path().join("staging.db").exists(), "no file copy");
+    let scan = first.leak_scan.as_ref().unwrap();
+    assert!(
+        scan.checked > 100
+            && scan.outputs.iter().any(|(name, bytes)| name.ends_with("/_tabula_versions") && *bytes > 0),
+        "{scan}"
+    );
+    let copied = Catalog::connect_read_only(&staging_url).unwrap();
+    let docs = copied.get_table(format!("{}/documents", first.namespace)).unwrap().count().unwrap();
+    assert_eq!(docs, first.copied.iter().find(|(t, _)| t.ends_with("documents")).unwrap().1);
+
+    let leaky = docs_app::staging_app().anonymizer(|key| {
+        docs_app::anonymizer(key).table_rule(
+            "authors",
+            "email",
+            tabula_testkit::Rule::custom("identity", |_, v, _| Ok(v.clone())),
+        )
+    });
+    let second = run(&leaky);
+    assert!(!second.passed);
+    let leaks = &second.leak_scan.as_ref().unwrap().found;
+    let email = leaks.iter().find(|l| l.column == "authors.email").expect("the leaked column is named");
+    assert!(email.outputs.iter().any(|o| o.starts_with("postgres://")), "{:?}", email.outputs);
+    let dirs: Vec<String> =
+        copied.list_dirs("", tabula::Recursive::No).unwrap().iter().map(|d| d.to_string()).collect();
+    assert!(!dirs.contains(&first.namespace) && dirs.contains(&second.namespace), "{dirs:?}");
+    assert_eq!(prod_env.catalog().get_table("docs/documents").unwrap().count().unwrap(), docs);
 }
 
 #[test]
