@@ -219,8 +219,7 @@ impl Catalog {
     /// The backend is new (see "Backends" in ARCHITECTURE.md): tables, computed columns
     /// (computed in Rust on a server, builtins included), versions, revert, views, snapshots,
     /// queries, streams, diffs, compaction, batch updates and locks work as on SQLite;
-    /// [`Catalog::backup_to`] and [`Catalog::integrity_check`] are for catalog files and say so,
-    /// and a view's own stored columns set to function values are not supported yet.
+    /// [`Catalog::backup_to`] and [`Catalog::integrity_check`] are for catalog files and say so.
     /// Remembered UDF results live in the schema (`_tabula_results`), for every host.
     #[cfg(feature = "postgres")]
     pub fn connect(url: &str) -> Result<Catalog> {

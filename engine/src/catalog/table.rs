@@ -16,7 +16,7 @@ use crate::path::Path;
 use crate::row::Row;
 use crate::schema::{ColumnDef, TableSchema};
 use crate::store::{column_level, now_micros, sql, Kind, Set, TableMeta, Tx, VersionRecord, ViewRows};
-use crate::types::{ColumnType, TableId, Version};
+use crate::types::{ColumnType, TableId, Value, Version};
 
 /// A handle on a table. Cheap to clone. It reads the table's metadata afresh in every call,
 /// so it stays valid when other handles change or move the table.
@@ -677,22 +677,76 @@ fn update_view(
     }
     check_predicate(&meta.schema, where_)?;
     no_udf("the condition of an update or delete", where_)?;
-    let portable = sql::portable_predicate(where_) && set.iter().all(|(_, e)| sql::portable_operand(e));
-    if tx.on_server() && !portable {
-        return Err(err!(
-            InvalidArgument,
-            "'{}' is a view on a PostgreSQL catalog: an update of its stored columns takes values and columns, and \
-             conditions of comparisons, AND, OR, NOT and IS NULL (not yet functions or arithmetic); compute the \
-             values in a select and set them by condition",
-            meta.path
-        ));
-    }
-    let n = tx.update_view_stored(meta, version, set, where_)?;
+    let portable = sql::portable_predicate(where_)
+        && set.iter().all(|(_, e)| sql::portable_operand(e))
+        && meta.view_filter.as_ref().is_none_or(sql::portable_predicate);
+    let n = match tx.on_server() && !portable {
+        true => update_view_in_rust(tx, meta, version, set, where_)?,
+        false => tx.update_view_stored(meta, version, set, where_)?,
+    };
     let detail = format!(
         "update {} where {where_}",
         set.iter().map(|(n, e)| format!("{n} = {e}")).collect::<Vec<_>>().join(", ")
     );
     Ok((n > 0).then(|| Change::rows(ChangeKind::Update, detail, 0, n, 0)))
+}
+
+/// [`update_view`] where a server cannot run the condition, the view's filter or the new
+/// values with Tabula's meaning (functions, arithmetic): each is evaluated here on the rows
+/// the view shows, as SQLite's functions would (a condition that fails does not match; a
+/// value a function cannot compute is null), and the new stored values are written.
+fn update_view_in_rust(
+    tx: &Tx,
+    meta: &TableMeta,
+    version: Version,
+    set: &[(String, Expr)],
+    where_: &Expr,
+) -> Result<u64> {
+    let level = meta.level();
+    let own: Vec<&crate::schema::ColumnDef> =
+        meta.schema.columns.iter().filter(|c| column_level(c.id) == level && !c.is_computed()).collect();
+    let filter = meta.view_filter.clone().unwrap_or(Expr::Literal(Value::Bool(true)));
+    let mut names: Vec<String> = own.iter().map(|c| c.name.clone()).collect();
+    names.extend(filter.columns());
+    names.extend(where_.columns());
+    names.extend(set.iter().flat_map(|(_, e)| e.columns()));
+    names.sort();
+    names.dedup();
+    let rows = tx.view_rows(meta, &names)?;
+    let (ids, values): (Vec<i64>, Vec<Vec<Value>>) = rows.into_iter().unzip();
+    let batch = crate::eval::Batch { names: &names, rows: &values };
+    let registry = crate::udf::Registry::new(crate::store::ResultsAt::Memory);
+    let holds = |e: &Expr| -> Result<Vec<bool>> {
+        Ok(crate::eval::eval(e, &batch, &registry)?.into_iter().map(|c| matches!(c, Ok(Value::Bool(true)))).collect())
+    };
+    let (shown, chosen) = (holds(&filter)?, holds(where_)?);
+    let mut new_values: Vec<Vec<Value>> = Vec::with_capacity(set.len());
+    for (name, expr) in set {
+        let column = meta.schema.column(name).ok_or_else(|| err!(UnknownColumn, "update: no column '{name}'"))?;
+        let cells = crate::eval::eval(expr, &batch, &registry)?;
+        let coerced = cells.into_iter().map(|c| {
+            c.unwrap_or(Value::Null)
+                .coerce_to(column.ty)
+                .map_err(|why| err!(TypeMismatch, "update: the new value of column '{name}': {why}"))
+        });
+        new_values.push(coerced.collect::<Result<_>>()?);
+    }
+    let at = |name: &str| names.iter().position(|n| n == name);
+    let mut out = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        if !(shown[i] && chosen[i]) {
+            continue;
+        }
+        let row: Vec<Value> = own
+            .iter()
+            .map(|c| match set.iter().position(|(n, _)| *n == c.name) {
+                Some(k) => new_values[k][i].clone(),
+                None => at(&c.name).map(|p| values[i][p].clone()).unwrap_or(Value::Null),
+            })
+            .collect();
+        out.push((*id, row));
+    }
+    tx.write_view_stored(meta, version, &out)
 }
 
 /// Refuses row writes on views and snapshots.

@@ -8,7 +8,7 @@ use super::sql::{sql_for_read, Params};
 use super::{column_level, TableMeta, Tx};
 use crate::error::{err, Result};
 use crate::expr::Expr;
-use crate::types::Version;
+use crate::types::{ColumnType, Value, Version};
 
 impl Tx<'_> {
     /// Sets the stored columns `set` of view `meta` (its own) to expressions over the view's
@@ -50,6 +50,67 @@ impl Tx<'_> {
             ),
             &params.values,
         )?;
+        self.end_replaced_stored(meta, version)?;
+        Ok(n)
+    }
+
+    /// The rows view `meta` shows now (those of its base visible now, before its filter):
+    /// each row's identity, then the values of `names` (columns of the view).
+    pub(crate) fn view_rows(&self, meta: &TableMeta, names: &[String]) -> Result<Vec<(i64, Vec<Value>)>> {
+        let mut select = vec!["b._id".to_string()];
+        let mut types = vec![Some(ColumnType::Int)];
+        for name in names {
+            let column = meta.schema.column(name).ok_or_else(|| err!(UnknownColumn, "no column '{name}'"))?;
+            select.push(meta.column_sql(name).unwrap_or_else(|| "NULL".into()));
+            types.push(Some(column.ty));
+        }
+        let sql = format!("SELECT {} FROM {} WHERE {}", select.join(", "), meta.source_sql(), meta.visible_sql(None));
+        let mut out = Vec::new();
+        self.query_each(&sql, &[], &types, |mut values| {
+            if let Value::Int(id) = values.remove(0) {
+                out.push((id, values));
+            }
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Writes, as view `meta`'s version `version`, new versions of its own stored values:
+    /// for each row identity, every own stored column's value in schema order (what
+    /// [`Tx::update_view_stored`] computes in SQL, computed by the caller). Returns how many
+    /// rows.
+    pub(crate) fn write_view_stored(
+        &self,
+        meta: &TableMeta,
+        version: Version,
+        rows: &[(i64, Vec<Value>)],
+    ) -> Result<u64> {
+        let level = meta.level();
+        let mut columns = vec!["_id".to_string()];
+        columns.extend(
+            meta.schema
+                .columns
+                .iter()
+                .filter(|c| column_level(c.id) == level && !c.is_computed())
+                .map(|c| format!("c{}", c.id.0)),
+        );
+        let width = columns.len();
+        columns.extend(["_vmin".to_string(), "_vmax".into()]);
+        let values: Vec<Value> = rows
+            .iter()
+            .flat_map(|(id, values)| std::iter::once(Value::Int(*id)).chain(values.iter().cloned()))
+            .collect();
+        if !values.is_empty() {
+            let constants = [Value::Int(version.0 as i64), Value::Int(meta.layout.live())];
+            self.copy_rows(&stored_name(&meta.phys), &columns, None, &values, width, &constants)?;
+        }
+        self.end_replaced_stored(meta, version)?;
+        Ok(rows.len() as u64)
+    }
+
+    /// Ends the stored value versions of view `meta` that its version `version` replaced.
+    fn end_replaced_stored(&self, meta: &TableMeta, version: Version) -> Result<()> {
+        let stored = stored_name(&meta.phys);
         self.execute(
             &format!(
                 "UPDATE {stored} SET _vmax = {v} WHERE {live} AND _vmin < {v}
@@ -59,7 +120,7 @@ impl Tx<'_> {
             ),
             &[],
         )?;
-        Ok(n)
+        Ok(())
     }
 
     /// How many rows view `meta` shows now whose values of the stored columns of view
