@@ -126,3 +126,8 @@ pub use schema::{ColumnDef, Computed, ExprType, FailureBudget, OnError, Schema, 
 pub use store::{redacted_url, CompactReport, ReadMode, FORMAT_VERSION};
 pub use types::{format_date, format_timestamp, ColumnId, ColumnType, FromValue, TableId, Value, Version};
 pub use udf::{CellError, CellErrorKind, IntoUdfFn, Progress, RetryPolicy, Udf, UdfError, UdfReturn, UdfValue};
+/// A client of a PostgreSQL server connected as Tabula connects (TLS as the URL's `sslmode`
+/// says: `disable`, `prefer`, `require`, `verify-ca`, `verify-full`, with `sslrootcert`), for
+/// what runs beside Tabula on the same server; and the `postgres` crate it returns.
+#[cfg(feature = "postgres")]
+pub use {postgres, store::tls::connect as connect_server};

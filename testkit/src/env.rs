@@ -29,7 +29,7 @@ struct ServerCopy {
 
 impl Drop for ServerCopy {
     fn drop(&mut self) {
-        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+        if let Ok(mut client) = tabula::connect_server(&self.admin) {
             let _ = client.batch_execute(&self.drop);
         }
     }
@@ -65,7 +65,7 @@ impl TestEnv {
     /// [`TestEnv::url`] gives its URL, for processes the test starts.
     pub fn on_server(url: &str) -> Result<TestEnv> {
         let name = unique_name();
-        let mut admin = postgres::Client::connect(url, postgres::NoTls).map_err(|e| server(url, e))?;
+        let mut admin = tabula::connect_server(url)?;
         admin.batch_execute(&format!("CREATE SCHEMA {name}")).map_err(|e| server(url, e))?;
         let copy = ServerCopy {
             admin: url.to_string(),
@@ -95,7 +95,7 @@ impl TestEnv {
     /// after a few seconds of writes: it checkpoints and copies the catalog's files.)
     pub fn from_template_on(url: &str, key: impl Hash, setup: impl FnOnce(&Catalog) -> Result<()>) -> Result<TestEnv> {
         let template = template_schema(&key);
-        let mut admin = postgres::Client::connect(url, postgres::NoTls).map_err(|e| server(url, e))?;
+        let mut admin = tabula::connect_server(url)?;
         // One builder; the others wait for it, then find the template.
         let lock = format!("SELECT pg_advisory_lock(hashtext('{template}'))");
         admin.batch_execute(&lock).map_err(|e| server(url, e))?;

@@ -41,6 +41,8 @@ mod rows;
 mod scan;
 pub(crate) mod sql;
 mod stored;
+#[cfg(feature = "postgres")]
+pub(crate) mod tls;
 
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -261,13 +261,7 @@ pub(crate) struct PgStore {
 impl PgStore {
     /// Connects to the database `url` names and makes it a catalog if it is not one yet.
     pub(crate) fn connect(url: &str, read_only: bool, busy_timeout: std::time::Duration) -> Result<PgStore> {
-        let _: postgres::Config = url.parse().map_err(|e| {
-            err!(
-                InvalidArgument,
-                "'{}' is not a PostgreSQL connection URL ({e}); write postgres://user@host:port/db",
-                shown_url(url)
-            )
-        })?;
+        super::tls::config(url)?;
         let store = PgStore {
             url: url.to_string(),
             idle: std::sync::Mutex::new(Vec::new()),
@@ -335,8 +329,7 @@ impl PgStore {
                 return Ok(conn);
             }
         }
-        let config: postgres::Config = self.url.parse().map_err(|e| pg_error(&self.location, e))?;
-        config.connect(postgres::NoTls).map(Conn::new).map_err(|e| pg_error(&self.location, e))
+        super::tls::connect(&self.url).map(Conn::new)
     }
 
     fn put(&self, client: Conn) {
@@ -659,6 +652,40 @@ mod tests {
     }
 
     const THIRTY_S: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// Connections use TLS as the URL's `sslmode` says, against the test server's
+    /// self-signed certificate (`TABULA_TEST_POSTGRES_CA`): `disable` never, `require`
+    /// always (unchecked, as libpq), `verify-full` only with the certificate trusted through
+    /// `sslrootcert`, and refuses the server otherwise, saying so. A catalog works through it.
+    #[test]
+    #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES) offering TLS (TABULA_TEST_POSTGRES_CA)"]
+    fn connections_use_tls_as_the_url_says() {
+        let url = std::env::var("TABULA_TEST_POSTGRES").expect("TABULA_TEST_POSTGRES names the test server");
+        let ca = std::env::var("TABULA_TEST_POSTGRES_CA").expect("TABULA_TEST_POSTGRES_CA names its certificate");
+        let tls = |query: &str| -> bool {
+            let mut client = crate::connect_server(&format!("{url}?{query}")).unwrap();
+            let sql = "SELECT coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)";
+            client.query_one(sql, &[]).unwrap().get(0)
+        };
+        assert!(!tls("sslmode=disable"));
+        assert!(tls("sslmode=require"));
+        assert!(tls("sslmode=prefer"), "the server offers it");
+        assert!(tls(&format!("sslmode=verify-full&sslrootcert={ca}")));
+        let e = crate::connect_server(&format!("{url}?sslmode=verify-full")).err().expect("an untrusted certificate");
+        assert!(e.to_string().contains("127.0.0.1"), "{e}");
+        let (mut admin, schema) = server();
+        let cat = crate::Catalog::connect(&format!(
+            "{url}?sslmode=verify-full&sslrootcert={ca}&options=-csearch_path%3D{schema}"
+        ))
+        .unwrap();
+        let t = cat
+            .create_table("t", crate::Schema::new().required("n", crate::ColumnType::Int), crate::IfExists::Error)
+            .unwrap();
+        t.insert((0..10).map(|i| crate::row! {"n" => i})).unwrap();
+        assert_eq!(t.count().unwrap(), 10);
+        drop((t, cat));
+        admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+    }
 
     /// A reader whose transaction began before a compaction dropped a column, and reads the
     /// table after it committed, still sees every row, whether the compaction dropped the

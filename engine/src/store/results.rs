@@ -109,8 +109,7 @@ impl Results {
             #[cfg(feature = "postgres")]
             ResultsAt::Server(url) => {
                 let fail = |e| super::pg::pg_error(&self.shown(), e);
-                let config: postgres::Config = url.parse().map_err(fail)?;
-                let mut client = config.connect(postgres::NoTls).map_err(fail)?;
+                let mut client = super::tls::connect(url)?;
                 if let Err(e) = client.batch_execute(SERVER_SCHEMA) {
                     // Two processes making it at once: one of them fails, and finds it made.
                     let made = "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '_tabula_results'";

@@ -109,7 +109,7 @@ impl Anonymizer {
             Error::new(ErrorCode::Storage, format!("leak scan of '{shown}': {detail}"))
         };
         self.scan(source, source_dir, per_column, |search| {
-            let mut client = postgres::Client::connect(url, postgres::NoTls).map_err(fail)?;
+            let mut client = tabula::connect_server(url)?;
             let tables = client
                 .query(
                     "SELECT c.relname::text, array_agg(quote_ident(a.attname::text) ORDER BY a.attnum)

@@ -77,9 +77,13 @@ fn templates_on_a_server_are_built_once_and_copied_per_test() {
     more.catalog().create_table("app/u", Schema::new().required("n", ColumnType::Int), IfExists::Error).unwrap();
     // A copy's schema goes with its TestEnv; the template stays, until dropped.
     let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let names: Vec<String> = envs
+        .iter()
+        .chain([&more])
+        .map(|env| env.url().unwrap().rsplit("search_path%3D").next().unwrap().to_string())
+        .collect();
     let copies = |admin: &mut postgres::Client| -> i64 {
-        let pattern = format!("tabula_test_{}_%", std::process::id());
-        admin.query_one("SELECT count(*) FROM pg_namespace WHERE nspname LIKE $1", &[&pattern]).unwrap().get(0)
+        admin.query_one("SELECT count(*) FROM pg_namespace WHERE nspname = ANY($1)", &[&names]).unwrap().get(0)
     };
     assert_eq!(copies(&mut admin), 4);
     drop(envs);

@@ -5,7 +5,7 @@
 
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::Type;
-use postgres::{Client, NoTls};
+use postgres::Client;
 use tabula::{col, Catalog, ColumnOptions, IfExists, Result, Udf};
 use tabula_testkit::{template_schema, TestEnv, TestNamespace};
 
@@ -14,7 +14,7 @@ use super::{err, median, rows, schema, text, time, word_count, Bench};
 /// A raw connection to the catalog's schema of `env`.
 fn raw_client(env: &TestEnv) -> Result<Client> {
     let url = env.url().ok_or_else(|| err("the bench's catalog is not on a server"))?;
-    Client::connect(url, NoTls).map_err(err)
+    tabula::connect_server(url)
 }
 
 /// The raw side's table, as the bench's schema declares it (no key: Tabula's has none).
@@ -208,7 +208,7 @@ impl Bench {
             }
         }
         drop(copies);
-        let mut admin = Client::connect(&url, NoTls).map_err(err)?;
+        let mut admin = tabula::connect_server(&url)?;
         admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", template_schema(key))).map_err(err)?;
         let m = median(times.clone());
         self.absolute("PostgreSQL: template clone (10k rows)", times, m, "ms median", "<= 100 ms".into(), m <= 100.0);
