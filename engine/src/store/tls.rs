@@ -13,6 +13,8 @@
 //! As with libpq, `prefer` and `require` encrypt but do not authenticate the server: use
 //! `verify-full` where the network between client and server is not trusted.
 
+use std::sync::Mutex;
+
 use native_tls::{Certificate, TlsConnector};
 use postgres_native_tls::MakeTlsConnector;
 
@@ -46,17 +48,30 @@ pub(crate) fn config(url: &str) -> Result<(postgres::Config, MakeTlsConnector)> 
     let config: postgres::Config = format!("{base}{rest}")
         .parse()
         .map_err(|e| bad(format!("not a PostgreSQL connection URL ({e}); write postgres://user@host:port/db")))?;
+    // A connector loads the system's root certificates (35 ms here): one is made for each
+    // kind of checking and root file, then shared.
+    static CONNECTORS: Mutex<Vec<(Checks, MakeTlsConnector)>> = Mutex::new(Vec::new());
+    let checks = (verify_ca, verify_host, root);
+    let mut made = CONNECTORS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, tls)) = made.iter().find(|(c, _)| *c == checks) {
+        return Ok((config, tls.clone()));
+    }
     let mut tls = TlsConnector::builder();
     tls.danger_accept_invalid_certs(!verify_ca).danger_accept_invalid_hostnames(!verify_host);
-    if let Some(path) = root {
-        let pem = std::fs::read(&path).map_err(|e| bad(format!("sslrootcert '{path}' cannot be read ({e})")))?;
+    if let Some(path) = &checks.2 {
+        let pem = std::fs::read(path).map_err(|e| bad(format!("sslrootcert '{path}' cannot be read ({e})")))?;
         let cert = Certificate::from_pem(&pem)
             .map_err(|e| bad(format!("sslrootcert '{path}' is not a PEM certificate ({e})")))?;
         tls.add_root_certificate(cert);
     }
-    let tls = tls.build().map_err(|e| bad(format!("TLS cannot be set up ({e})")))?;
-    Ok((config, MakeTlsConnector::new(tls)))
+    let tls = MakeTlsConnector::new(tls.build().map_err(|e| bad(format!("TLS cannot be set up ({e})")))?);
+    made.push((checks, tls.clone()));
+    Ok((config, tls))
 }
+
+/// What a connector checks of a server's certificate: signed by a trusted CA, issued to the
+/// host, and the root certificate file trusted besides the system's.
+type Checks = (bool, bool, Option<String>);
 
 /// `%XX` escapes of a URL parameter's value decoded (a path may hold `%2F`).
 fn decode(value: &str) -> String {
