@@ -126,11 +126,13 @@ impl Anonymizer {
                 let sql = format!("SELECT {} FROM {}", cast.join(", "), name);
                 let output = format!("{shown}/{name}");
                 let mut bytes = 0u64;
-                for row in client.query(&sql, &[]).map_err(fail)? {
+                // Row by row as the server sends them: a copy of production may not fit in memory.
+                let mut rows = client.query_raw(&sql, std::iter::empty::<&str>()).map_err(fail)?;
+                while let Some(row) = postgres::fallible_iterator::FallibleIterator::next(&mut rows).map_err(fail)? {
                     for i in 0..row.len() {
-                        if let Some(text) = row.try_get::<_, Option<String>>(i).map_err(fail)? {
+                        if let Some(text) = row.try_get::<_, Option<&str>>(i).map_err(fail)? {
                             bytes += text.len() as u64;
-                            search.value(&output, &text);
+                            search.value(&output, text);
                         }
                     }
                 }
