@@ -67,9 +67,15 @@ impl TestEnv {
         let name = unique_name();
         let mut admin = tabula::connect_server(url)?;
         admin.batch_execute(&format!("CREATE SCHEMA {name}")).map_err(|e| server(url, e))?;
+        TestEnv::in_schema(url, &name)
+    }
+
+    /// The catalog in schema `name` of the server `url` names, the schema dropped with the
+    /// `TestEnv`.
+    fn in_schema(url: &str, name: &str) -> Result<TestEnv> {
         let copy = ServerCopy {
             admin: url.to_string(),
-            url: with_search_path(url, &name),
+            url: with_search_path(url, name),
             drop: format!("DROP SCHEMA IF EXISTS {name} CASCADE"),
         };
         let catalog = Catalog::connect(&copy.url)?;
@@ -105,13 +111,7 @@ impl TestEnv {
         built?;
         let name = unique_name();
         admin.batch_execute(&copy_schema(&template, &name)).map_err(|e| server(url, e))?;
-        let copy = ServerCopy {
-            admin: url.to_string(),
-            url: with_search_path(url, &name),
-            drop: format!("DROP SCHEMA IF EXISTS {name} CASCADE"),
-        };
-        let catalog = Catalog::connect(&copy.url)?;
-        Ok(TestEnv { catalog, dir: None, _server: Some(copy) })
+        TestEnv::in_schema(url, &name)
     }
 
     /// A copy of the template catalog for `key`, built by `setup` the first time the key is

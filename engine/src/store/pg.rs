@@ -123,15 +123,24 @@ impl<'a> PgTx<'a> {
         sql: &str,
         arrays: &[Vec<Value>],
         types: &[Option<ColumnType>],
-        mut each: impl FnMut(Vec<Value>) -> Result<bool>,
+        each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
-        use postgres::fallible_iterator::FallibleIterator;
         self.portable(sql)?;
         let mut conn = self.client.borrow_mut();
         let stmt = conn.prepare(sql).map_err(|e| self.fail(e))?;
         let bound = bind_arrays(stmt.params(), arrays)?;
-        let refs = bound.iter().map(|b| b as &dyn ToSql);
-        let mut rows = conn.client.query_raw(&stmt, refs).map_err(|e| self.fail(e))?;
+        let rows = conn.client.query_raw(&stmt, bound.iter().map(|b| b as &dyn ToSql)).map_err(|e| self.fail(e))?;
+        self.each_row(rows, types, each)
+    }
+
+    /// Calls `each` with every row of `rows` decoded by `types`, until it returns `Ok(false)`.
+    fn each_row(
+        &self,
+        mut rows: postgres::RowIter<'_>,
+        types: &[Option<ColumnType>],
+        mut each: impl FnMut(Vec<Value>) -> Result<bool>,
+    ) -> Result<()> {
+        use postgres::fallible_iterator::FallibleIterator;
         while let Some(row) = rows.next().map_err(|e| self.fail(e))? {
             let mut values = Vec::with_capacity(types.len());
             for (i, ty) in types.iter().enumerate() {
@@ -162,25 +171,14 @@ impl<'a> PgTx<'a> {
         sql: &str,
         params: &[Value],
         types: &[Option<ColumnType>],
-        mut each: impl FnMut(Vec<Value>) -> Result<bool>,
+        each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
-        use postgres::fallible_iterator::FallibleIterator;
         self.portable(sql)?;
         let mut conn = self.client.borrow_mut();
         let stmt = conn.prepare(sql).map_err(|e| self.fail(e))?;
         let bound = bind_all(stmt.params(), params)?;
-        let refs = bound.iter().map(|b| b as &dyn ToSql);
-        let mut rows = conn.client.query_raw(&stmt, refs).map_err(|e| self.fail(e))?;
-        while let Some(row) = rows.next().map_err(|e| self.fail(e))? {
-            let mut values = Vec::with_capacity(types.len());
-            for (i, ty) in types.iter().enumerate() {
-                values.push(cell(&row, i, *ty).map_err(|e| e.context(format_args!("catalog '{}'", self.location)))?);
-            }
-            if !each(values)? {
-                break;
-            }
-        }
-        Ok(())
+        let rows = conn.client.query_raw(&stmt, bound.iter().map(|b| b as &dyn ToSql)).map_err(|e| self.fail(e))?;
+        self.each_row(rows, types, each)
     }
 }
 
