@@ -86,6 +86,20 @@ fn rows(n: u64) -> Vec<Row> {
     (0..n).map(|i| tabula::row! {"id" => i as i64, "n" => (i % 100_000) as i64, "text" => text(i)}).collect()
 }
 
+/// The times of `n` test namespace lives in `cat`: made, a table created in it, closed.
+fn namespace_cycles(cat: &Catalog, n: usize) -> Result<Vec<f64>> {
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let cycle = || {
+            let ns = TestNamespace::new(cat, "bench")?;
+            cat.create_table(ns.child("t")?, schema(), IfExists::Error)?;
+            ns.close()
+        };
+        times.push(time(cycle)?.0);
+    }
+    Ok(times)
+}
+
 fn raw_fill(conn: &mut Connection, n: u64) -> Result<()> {
     conn.execute_batch("CREATE TABLE t(id INTEGER NOT NULL, n INTEGER NOT NULL, text TEXT NOT NULL)").map_err(err)?;
     let tx = conn.transaction().map_err(err)?;
@@ -525,20 +539,7 @@ impl Bench {
     }
 
     fn namespace_cycle(&mut self) -> Result<()> {
-        let cycles = |cat: &Catalog| -> Result<Vec<f64>> {
-            let mut times = Vec::new();
-            for _ in 0..200 {
-                times.push(
-                    time(|| {
-                        let ns = TestNamespace::new(cat, "bench")?;
-                        cat.create_table(ns.child("t")?, schema(), IfExists::Error)?;
-                        ns.close()
-                    })?
-                    .0,
-                );
-            }
-            Ok(times)
-        };
+        let cycles = |cat: &Catalog| namespace_cycles(cat, 200);
         let empty = Catalog::open(self.path("ns"))?;
         let times = cycles(&empty)?;
         let m = median(times.clone());

@@ -7,9 +7,9 @@ use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::Type;
 use postgres::Client;
 use tabula::{col, Catalog, ColumnOptions, IfExists, Result, Udf};
-use tabula_testkit::{template_schema, TestEnv, TestNamespace};
+use tabula_testkit::{template_schema, TestEnv};
 
-use super::{err, median, rows, schema, text, time, word_count, Bench};
+use super::{err, median, namespace_cycles, rows, schema, text, time, word_count, Bench};
 
 /// A raw connection to the catalog's schema of `env`.
 fn raw_client(env: &TestEnv) -> Result<Client> {
@@ -168,18 +168,7 @@ impl Bench {
     /// A test namespace's life on a server catalog: made, a table created in it, closed.
     pub(super) fn pg_namespace_cycle(&mut self) -> Result<()> {
         let env = TestEnv::on_server(self.server()?)?;
-        let cat: &Catalog = env.catalog();
-        let mut times = Vec::new();
-        for _ in 0..if self.reps == 1 { 10 } else { 50 } {
-            times.push(
-                time(|| {
-                    let ns = TestNamespace::new(cat, "bench")?;
-                    cat.create_table(ns.child("t")?, schema(), IfExists::Error)?;
-                    ns.close()
-                })?
-                .0,
-            );
-        }
+        let times = namespace_cycles(env.catalog(), if self.reps == 1 { 10 } else { 50 })?;
         let m = median(times.clone());
         self.absolute("PostgreSQL: namespace cycle", times, m, "ms median", "<= 20 ms".into(), m <= 20.0);
         Ok(())
