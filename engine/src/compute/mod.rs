@@ -436,7 +436,7 @@ impl<'t> RowWriter<'t> {
     /// Ends the insert: updates `meta`'s counters and says what changed.
     pub(crate) fn finish(mut self, meta: &mut TableMeta) -> Result<Option<Change>> {
         self.flush()?;
-        self.inserter.write()?;
+        self.inserter.finish()?;
         if self.count == 0 {
             return Ok(None);
         }

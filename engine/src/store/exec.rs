@@ -85,6 +85,27 @@ impl Tx<'_> {
         Err(err!(Storage, "a COPY into '{table}' ran on SQLite (a bug in Tabula)"))
     }
 
+    /// Drops the rowid index of an empty `table` on a server for the rest of a load into it
+    /// (see `PgTx::load_without_rowid_index`); says whether it did. On SQLite the rowid is
+    /// the table's own btree: nothing to drop.
+    pub(crate) fn load_without_rowid_index(&self, table: &str) -> Result<bool> {
+        #[cfg(feature = "postgres")]
+        if let Conn::Postgres(tx) = &self.conn {
+            return tx.load_without_rowid_index(table);
+        }
+        let _ = table;
+        Ok(false)
+    }
+
+    /// Builds the indexes dropped for loads in this transaction (also done before it commits).
+    pub(crate) fn build_deferred_indexes(&self) -> Result<()> {
+        #[cfg(feature = "postgres")]
+        if let Conn::Postgres(tx) = &self.conn {
+            return tx.build_deferred();
+        }
+        Ok(())
+    }
+
     /// Runs one statement on a server whose every parameter is an array: `arrays[k]` is
     /// bound to `?k+1`, each value as the array's element type. SQLite has no arrays.
     pub(crate) fn execute_arrays(&self, sql: &str, arrays: &[Vec<Value>]) -> Result<u64> {

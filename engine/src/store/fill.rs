@@ -422,12 +422,16 @@ impl<'t> Tx<'t> {
     /// (`_rowid_ > after ORDER BY _rowid_ LIMIT n`) instead of walking its rowid index,
     /// which makes a pass over 100,000 fresh rows take seconds, not milliseconds.
     /// (PostgreSQL's autovacuum analyzes such a table too, but a minute or so later.)
+    /// "None yet" is read from `pg_stats`, the columns' statistics: building an index (as a
+    /// first load does) sets the table's row count in `pg_class`, but no column statistics,
+    /// and the planner's guess stays as bad.
     pub(crate) fn plan_ready(&self, phys: &str) -> Result<()> {
         if !self.on_server() {
             return Ok(());
         }
         let unknown = self.query_i64(
-            "SELECT count(*) FROM pg_class WHERE oid = to_regclass(?1) AND reltuples < 0 AND pg_relation_size(oid) > 65536",
+            "SELECT count(*) FROM pg_class WHERE oid = to_regclass(?1) AND pg_relation_size(oid) > 65536
+             AND NOT EXISTS (SELECT 1 FROM pg_stats WHERE schemaname = current_schema() AND tablename = ?1)",
             &[Value::String(phys.to_string())],
         )?;
         if unknown > 0 {

@@ -428,6 +428,18 @@ impl Tx<'_> {
         for phys in physical.difference(&owned) {
             problems.push(format!("physical table {phys} belongs to no table"));
         }
+        if self.on_server() {
+            // A server's row tables find row versions by their primary key, `_rowid_` (a
+            // view's own cells, `_stored`, by partial indexes on `_id`); a first load drops
+            // it for its copy and must build it again.
+            for (phys, _) in strings(
+                "SELECT CAST(c.relname AS TEXT), '' FROM pg_class c WHERE c.relnamespace = CAST(current_schema() AS regnamespace)
+                 AND c.relkind = 'r' AND c.relname ~ '^t[0-9]' AND c.relname !~ '_stored$'
+                 AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) ORDER BY 1",
+            )? {
+                problems.push(format!("physical table {phys} has no primary key to find its rows by"));
+            }
+        }
         for (id, n) in strings(
             "SELECT CAST(table_id AS TEXT), CAST(count(*) AS TEXT) FROM _tabula_versions WHERE table_id NOT IN (SELECT id FROM _tabula_tables) GROUP BY table_id",
         )? {

@@ -169,6 +169,11 @@ pub(crate) struct CopyRows {
 /// 262,144.
 const COPY_VALUES: usize = 262_144;
 
+/// Rows from which the first copy into an empty table drops its rowid index until the end
+/// of the load (see `PgTx::load_without_rowid_index`): about where building it after the
+/// rows costs less than adding the rows to it one by one.
+const LOAD_WITHOUT_INDEX: usize = 5_000;
+
 /// What an [`Appender`] of a table with a primary key needs to name the row of a duplicate
 /// key (SQLite's error names only the index).
 pub(crate) struct KeyCheck {
@@ -419,6 +424,9 @@ impl<'t> Appender<'t> {
             &[Value::Int(rows as i64), Value::String(copy.table.clone())],
         )?;
         let first = last - rows as i64 + 1;
+        if self.first.is_none() && rows >= LOAD_WITHOUT_INDEX {
+            self.tx.load_without_rowid_index(&copy.table)?;
+        }
         self.tx.copy_rows(&copy.table, &copy.columns, Some(first), &self.pending, self.width, &copy.constants)?;
         if self.first.is_none() {
             self.first = Some(first);
@@ -427,6 +435,13 @@ impl<'t> Appender<'t> {
         self.written += rows;
         self.pending.clear();
         Ok(())
+    }
+
+    /// Writes the rows not yet written and builds any index the load went without, so that
+    /// what the call does next finds it.
+    pub(crate) fn finish(&mut self) -> Result<()> {
+        self.write()?;
+        self.tx.build_deferred_indexes()
     }
 
     /// The first and last physical rowid written (after [`Appender::write`]).
