@@ -39,9 +39,10 @@ fn server_compaction() -> (i64, std::time::Duration) {
     (SERVER_SLOTS_BEFORE_REBUILD, TRASH_AGE)
 }
 
-/// How long a physical table a server compaction replaced is kept for the readers that
-/// began before (their snapshot still names it); the next compaction after drops it. A read
-/// transaction longer than this fails naming the missing table instead of seeing wrong rows.
+/// How long a physical table a server compaction replaced, or a dropped table's, is kept
+/// for the readers that began before (their snapshot still names it); the next compaction
+/// or drop after drops it. A read transaction longer than this fails naming the missing
+/// table instead of seeing wrong rows.
 const TRASH_AGE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// What a compaction removed.
@@ -201,15 +202,24 @@ impl Tx<'_> {
             "INSERT INTO _tabula_meta(key, value) VALUES ('phys:' || ?1, ?2)",
             &[meta.id.0.into(), new.into()],
         )?;
+        self.to_trash(&phys)?;
+        Ok(dead as u64)
+    }
+
+    /// Files physical table `phys`, which no table names any more, as trash: a server's
+    /// reader whose snapshot predates this transaction still names it and reads it, so it
+    /// is dropped [`TRASH_AGE`] later (by [`Tx::empty_trash`]), not now.
+    pub(crate) fn to_trash(&self, phys: &str) -> Result<()> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         self.execute(
             "INSERT INTO _tabula_meta(key, value) VALUES ('trash:' || ?1, ?2)",
             &[phys.into(), (now.as_micros() as i64).to_string().into()],
         )?;
-        Ok(dead as u64)
+        Ok(())
     }
 
-    /// Drops the physical tables a server compaction replaced more than [`TRASH_AGE`] ago.
-    fn empty_trash(&self) -> Result<()> {
+    /// Drops the physical tables filed as trash more than [`TRASH_AGE`] ago.
+    pub(crate) fn empty_trash(&self) -> Result<()> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let before = now.as_micros() as i64 - server_compaction().1.as_micros() as i64;
         let old = self.query_rows(

@@ -904,7 +904,8 @@ impl Tx<'_> {
     /// rows is emptied and kept as a spare for the next new table with the same columns (a
     /// test namespace's tables are dropped and made again each test; SQLite's `CREATE` and
     /// `DROP` cost in proportion to the whole schema, a reuse costs no DDL), up to
-    /// [`SPARE_TABLES`]; others are dropped.
+    /// [`SPARE_TABLES`]; others are dropped, on a server only after the readers that began
+    /// before have had time to finish (see `Tx::to_trash`).
     pub(crate) fn drop_table(&self, id: TableId) -> Result<()> {
         let phys = self.phys_of(id)?;
         let kind = self.query_row("SELECT kind FROM _tabula_tables WHERE id = ?1", &[id.0.into()], 1)?;
@@ -929,10 +930,27 @@ impl Tx<'_> {
                 return Ok(());
             }
         }
+        let mut gone = vec![phys.clone()];
         if kind.as_deref() == Some("view") {
-            self.execute_batch(&format!("DROP TABLE IF EXISTS {}", stored_name(&phys)))?;
+            gone.insert(0, stored_name(&phys));
         }
-        self.execute_batch(&format!("DROP TABLE IF EXISTS {phys}"))
+        if self.on_server() {
+            // A reader whose snapshot predates this drop still reads the table: kept a while.
+            self.empty_trash()?;
+            for phys in gone {
+                if self
+                    .query_i64("SELECT count(*) FROM pg_class WHERE oid = to_regclass(?1)", &[phys.as_str().into()])?
+                    > 0
+                {
+                    self.to_trash(&phys)?;
+                }
+            }
+            return Ok(());
+        }
+        for phys in gone {
+            self.execute_batch(&format!("DROP TABLE IF EXISTS {phys}"))?;
+        }
+        Ok(())
     }
 
     /// The columns of physical table `phys`'s key index, in order (empty: it has none).

@@ -834,6 +834,65 @@ mod tests {
         }
     }
 
+    /// A reader whose transaction began before a table was dropped, and reads it after the
+    /// drop committed, still sees the rows its snapshot shows (the table was dropped at once,
+    /// and such a reader failed: "relation does not exist"); the dropped table's physical
+    /// tables (a view's own cells too) are trash until old enough, then a later drop
+    /// removes them.
+    #[test]
+    #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
+    fn a_reader_across_a_drop_still_reads_the_table() {
+        use crate::{Catalog, ColumnType, IfExists, Schema};
+        use std::sync::mpsc;
+        let (mut admin, schema) = server();
+        let url = url_in(&schema);
+        let cat = Catalog::connect(&url).unwrap();
+        let t = cat.create_table("t", Schema::new().required("n", ColumnType::Int), IfExists::Error).unwrap();
+        t.insert((0..100).map(|i| crate::row! {"n" => i})).unwrap();
+        let v = cat.create_view("v", &t, crate::lit(true), IfExists::Error).unwrap();
+        v.add_column("note", ColumnType::String, crate::Value::Null, IfExists::Error).unwrap();
+        let tables = |admin: &mut postgres::Client| -> Vec<String> {
+            let sql =
+                "SELECT tablename::text FROM pg_tables WHERE schemaname = $1 AND tablename ~ '^t[0-9]' ORDER BY 1";
+            admin.query(sql, &[&schema]).unwrap().iter().map(|r| r.get(0)).collect()
+        };
+        let before = tables(&mut admin);
+        assert_eq!(before, ["t1", "t2", "t2_stored"], "the table's rows, the view's, the view's own cells");
+        let reader = PgStore::connect(&url, true, THIRTY_S).unwrap();
+        let (began, drop_it) = mpsc::channel::<()>();
+        let (dropped, read_on) = mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            let cat = &cat;
+            s.spawn(move || {
+                drop_it.recv().unwrap();
+                cat.drop_table("v", crate::Force::No).unwrap();
+                cat.drop_table("t", crate::Force::No).unwrap();
+                dropped.send(()).unwrap();
+            });
+            let seen = reader
+                .read(|tx| {
+                    let phys = tx.phys_of(crate::types::TableId(1))?;
+                    began.send(()).unwrap();
+                    read_on.recv().unwrap();
+                    tx.query_i64(&format!("SELECT count(*) FROM {phys}"), &[])
+                })
+                .unwrap();
+            assert_eq!(seen, 100, "the reader's snapshot shows every row after the drop");
+        });
+        cat.integrity_check().unwrap();
+        assert_eq!(tables(&mut admin), before, "kept as trash");
+        // Once old enough, the next drop removes them.
+        super::super::compact::TEST_SERVER_COMPACTION.with(|c| c.set((1_000, std::time::Duration::ZERO)));
+        let u = cat.create_table("u", Schema::new().required("n", ColumnType::Int), IfExists::Error).unwrap();
+        drop(u);
+        cat.drop_table("u", crate::Force::No).unwrap();
+        let left = tables(&mut admin);
+        assert!(before.iter().all(|phys| !left.contains(phys)), "{left:?}");
+        cat.integrity_check().unwrap();
+        drop((t, v, cat, reader));
+        admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+    }
+
     /// The first load of an empty table copies its rows without the btree on `_rowid_` and
     /// builds it at the end (a btree filled row by row doubled the copy): after the load the
     /// table has its primary key again (the integrity check says so), whether the load

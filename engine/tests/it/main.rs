@@ -50,12 +50,31 @@ pub fn on_server(cat: &Catalog) -> bool {
     cat.location().starts_with("postgres")
 }
 
-/// A catalog in a new schema `it_<pid>_<n>` of the server's database.
+/// A catalog in a new schema `it_<unix seconds>_<pid>_<n>` of the server's database. The
+/// first in a process drops the schemas of runs that began over an hour ago (a test's
+/// schema is not dropped when it ends: a failed one is left to look at), so that a
+/// long-lived server does not collect them.
 #[cfg(feature = "postgres")]
 fn server_catalog(url: &str) -> Catalog {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let schema = format!("it_{}_{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    static REAPED: std::sync::Once = std::sync::Once::new();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let mut client = postgres::Client::connect(url, postgres::NoTls).expect("the test server answers");
+    REAPED.call_once(|| {
+        let sql = "SELECT nspname::text FROM pg_namespace WHERE nspname ~ '^it_[0-9]+_[0-9]+(_[0-9]+)?$'";
+        for row in client.query(sql, &[]).expect("the server's schemas") {
+            let name: String = row.get(0);
+            let parts: Vec<&str> = name.split('_').collect();
+            // `it_<pid>_<n>`: made before schemas carried their time.
+            let began = if parts.len() == 4 { parts[1].parse().unwrap_or(0) } else { 0 };
+            if now.saturating_sub(began) > 3_600 {
+                // Best effort: another run may be dropping it too.
+                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
+            }
+        }
+    });
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let schema = format!("it_{now}_{}_{n}", std::process::id());
     client.batch_execute(&format!("CREATE SCHEMA {schema}")).expect("a schema of its own");
     let sep = if url.contains('?') { '&' } else { '?' };
     Catalog::connect(&format!("{url}{sep}options=-csearch_path%3D{schema}")).unwrap()
