@@ -50,8 +50,12 @@ fn templates_on_a_server_are_built_once_and_copied_per_test() {
     let url = std::env::var("TABULA_TEST_POSTGRES").expect("TABULA_TEST_POSTGRES names the test server");
     static BUILDS: AtomicUsize = AtomicUsize::new(0);
     let key = ("testkit-server-template", std::process::id(), line!());
+    // A setup that drops a table leaves no trash to copy.
     let build = |cat: &tabula::Catalog| {
         BUILDS.fetch_add(1, Ordering::SeqCst);
+        let gone = cat.create_table("gone", Schema::new().required("n", ColumnType::Int), IfExists::Error)?;
+        gone.insert((0..100).map(|i| row! {"n" => i}))?;
+        cat.drop_table("gone", tabula::Force::No)?;
         seed(cat)
     };
     let envs: Vec<TestEnv> = std::thread::scope(|s| {
@@ -69,6 +73,15 @@ fn templates_on_a_server_are_built_once_and_copied_per_test() {
     assert_eq!(t(&envs[1]).count().unwrap(), 10_000);
     assert_eq!(t(&more).count().unwrap(), 10_000);
     more.catalog().integrity_check().unwrap();
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let copied = more.url().unwrap().rsplit("search_path%3D").next().unwrap().to_string();
+    let physical: Vec<String> = admin
+        .query("SELECT tablename::text FROM pg_tables WHERE schemaname = $1 AND tablename ~ '^t[0-9]'", &[&copied])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(physical.len(), 1, "app/t's rows only, not the dropped table's: {physical:?}");
     // A copy keeps going where the template's rows stopped: its rowids and ids are new ones.
     let more_t = t(&more);
     more_t.insert((0..3).map(|i| row! {"n" => i})).unwrap();
@@ -76,7 +89,6 @@ fn templates_on_a_server_are_built_once_and_copied_per_test() {
     assert_eq!(more_t.count().unwrap(), 10_000, "the revert took back exactly the 3 rows");
     more.catalog().create_table("app/u", Schema::new().required("n", ColumnType::Int), IfExists::Error).unwrap();
     // A copy's schema goes with its TestEnv; the template stays, until dropped.
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     let names: Vec<String> = envs
         .iter()
         .chain([&more])
