@@ -698,7 +698,9 @@ pub(crate) fn recompute(
 ) -> Result<()> {
     let schema = &meta.schema;
     let has_udf = columns.iter().any(|c| c.computed.as_ref().is_some_and(|comp| comp.expr.has_udf()));
-    if !has_udf && !tx.on_server() {
+    let server_runs =
+        || columns.iter().all(|c| c.computed.as_ref().is_none_or(|comp| crate::store::sql::portable_value(&comp.expr)));
+    if !has_udf && (!tx.on_server() || server_runs()) {
         // Every column filled here is a fresh physical column (added, or given a new id by a
         // replace), so its error slot is already null: only the value is written.
         for c in columns {

@@ -216,7 +216,7 @@ impl<'t> Tx<'t> {
     pub(crate) fn insert_plan(&'t self, meta: &TableMeta, version: Version, rust: bool) -> Result<InsertPlan<'t>> {
         let schema = &meta.schema;
         let stored: Vec<ColumnDef> = schema.columns.iter().filter(|c| !c.is_computed()).cloned().collect();
-        let mut params = Params { values: vec![Value::Null; stored.len() + 1], udf_calls: None };
+        let mut params = Params { values: vec![Value::Null; stored.len() + 1], ..Params::default() };
         let mut targets = vec!["_id".to_string(), "_vmin".into(), "_vmax".into()];
         let mut values = vec!["?1".to_string(), version.0.to_string(), meta.layout.live().to_string()];
         let mut sql_of: HashMap<String, String> = HashMap::new();
@@ -287,11 +287,12 @@ impl<'t> Tx<'t> {
         Ok(InsertPlan { appender, stored, rust_columns })
     }
 
-    /// Fills computed `column` (no UDF) in the rows of `scope` with one statement: its value,
-    /// or where a computed column it reads failed, null and the inherited error.
+    /// Fills computed `column` (no UDF; on a server, a `sql::portable_value`) in the rows of
+    /// `scope` with one statement: its value, or where a computed column it reads failed,
+    /// null and the inherited error.
     pub(crate) fn fill_computed(&self, meta: &TableMeta, column: &ColumnDef, scope: Scope) -> Result<()> {
         let Some(computed) = &column.computed else { return Ok(()) };
-        let mut params = Params::default();
+        let mut params = Params { server: self.on_server(), ..Params::default() };
         let sql = sql_over_columns(&meta.schema, &computed.expr, &mut params)?;
         let id = column.id.0;
         let sets = match inherited_error(&meta.schema, &computed.expr, &|c| format!("e{}", c.id.0)) {
@@ -313,7 +314,7 @@ impl<'t> Tx<'t> {
         mut function: impl FnMut(usize, UdfCall) -> Result<RowFunction>,
     ) -> Result<()> {
         let Some(computed) = &column.computed else { return Ok(()) };
-        let mut params = Params { values: Vec::new(), udf_calls: Some(Vec::new()) };
+        let mut params = Params { udf_calls: Some(Vec::new()), ..Params::default() };
         let sql = sql_over_columns(&meta.schema, &computed.expr, &mut params)?;
         let mut functions = Vec::new();
         for (k, call) in params.udf_calls.take().unwrap_or_default().into_iter().enumerate() {

@@ -261,6 +261,21 @@ impl PgTx<'_> {
 /// Bytes of a binary copy sent at a time (see [`PgTx::copy_rows`]).
 const COPY_PIECE: usize = 65_536;
 
+/// Refuses a database whose encoding is not UTF-8: Tabula's text is UTF-8, and a server
+/// counts characters in its own encoding (`char_length`; in `SQL_ASCII`, bytes).
+fn utf8_database(tx: &super::Tx, location: &str) -> Result<()> {
+    let row = tx.query_row("SELECT current_setting('server_encoding')", &[], 1)?;
+    let encoding = row.map(|r| r.text(0)).transpose()?.unwrap_or_default();
+    if encoding != "UTF8" {
+        return Err(err!(
+            InvalidArgument,
+            "catalog '{location}': the database's encoding is {encoding}, and Tabula stores text as UTF-8; use a \
+             database made with ENCODING 'UTF8'"
+        ));
+    }
+    Ok(())
+}
+
 impl PgTx<'_> {
     /// Drops the rowid index of `table` for the rest of a load into it, when the table is
     /// empty and no reader is using it, and says whether it did. A btree filled row by row
@@ -346,6 +361,7 @@ impl PgStore {
         let location = store.location.clone();
         if read_only {
             let found = store.read(|tx| {
+                utf8_database(tx, &location)?;
                 let has_meta =
                     "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '_tabula_meta'";
                 if tx.query_i64(has_meta, &[])? == 0 {
@@ -368,6 +384,7 @@ impl PgStore {
         }
         // Two processes creating the same catalog: one waits for the other (the write lock).
         store.write(|tx| {
+            utf8_database(tx, &location)?;
             let has_meta = "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '_tabula_meta'";
             if tx.query_i64(has_meta, &[])? == 0 {
                 tx.execute_batch(&ddl(super::meta::CREATE_META))?;
@@ -832,6 +849,26 @@ mod tests {
             drop((t, cat, reader));
             admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
         }
+    }
+
+    /// A database whose encoding is not UTF-8 is refused at connect, saying how to make one
+    /// that is (in `SQL_ASCII` a server counts bytes, not characters, and keeps any bytes).
+    #[test]
+    #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
+    fn a_database_not_in_utf8_is_refused() {
+        let (mut admin, schema) = server();
+        let db = format!("{schema}_ascii");
+        admin.batch_execute(&format!("CREATE DATABASE {db} ENCODING 'SQL_ASCII' TEMPLATE template0")).unwrap();
+        let url = std::env::var("TABULA_TEST_POSTGRES").unwrap();
+        let (base, query) = url.split_once('?').map_or((url.as_str(), ""), |(b, q)| (b, q));
+        let other =
+            format!("{}/{db}{}{query}", base.rsplit_once('/').unwrap().0, if query.is_empty() { "" } else { "?" });
+        let e = crate::Catalog::connect(&other).err().expect("refused");
+        assert!(e.to_string().contains("SQL_ASCII") && e.to_string().contains("ENCODING 'UTF8'"), "{e}");
+        let e = crate::Catalog::connect_read_only(&other).err().expect("refused");
+        assert!(e.to_string().contains("SQL_ASCII"), "{e}");
+        admin.batch_execute(&format!("DROP DATABASE {db}")).unwrap();
+        admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
     }
 
     /// A reader whose transaction began before a table was dropped, and reads it after the

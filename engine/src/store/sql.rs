@@ -20,6 +20,9 @@ pub(crate) struct Params {
     /// here, for the caller to register as functions of the statement; when not, a UDF call
     /// cannot be translated.
     pub(crate) udf_calls: Option<Vec<UdfCall>>,
+    /// The SQL is for a PostgreSQL server: builtins it has with Tabula's meaning are written
+    /// as its own functions (see [`server_function`]).
+    pub(crate) server: bool,
 }
 
 /// A UDF call in an expression translated to SQL: which UDF it names.
@@ -116,7 +119,10 @@ pub(crate) fn to_sql(
                 parts.push(sql(a, params)?);
                 types.push(ty(a));
             }
-            call(*func, &parts, &types)
+            match server_function(*func, &types).filter(|_| params.server) {
+                Some(name) => format!("{name}({})", parts.join(", ")),
+                None => call(*func, &parts, &types),
+            }
         }
         Expr::If { cond, then, otherwise } => {
             format!(
@@ -204,6 +210,31 @@ pub(crate) fn portable_predicate(expr: &Expr) -> bool {
             portable_operand(arg) || matches!(**arg, Expr::CellError { .. })
         }
         _ => false,
+    }
+}
+
+/// The PostgreSQL function that computes builtin `func` of arguments of `types` exactly as
+/// Tabula does, if there is one: `length` of text counts characters (`char_length`; a server
+/// holds no NUL, which SQLite's `length` stops at, and its text is UTF-8, which
+/// [`super::pg`] checks at connect), of bytes counts bytes (`octet_length`).
+pub(crate) fn server_function(func: Func, types: &[Option<ColumnType>]) -> Option<&'static str> {
+    match (func, types) {
+        (Func::Length, [Some(ColumnType::String)]) => Some("char_length"),
+        (Func::Length, [Some(ColumnType::Bytes)]) => Some("octet_length"),
+        _ => None,
+    }
+}
+
+/// Whether `expr`, as the value of a computed column, is SQL a PostgreSQL server computes
+/// with Tabula's meaning: a [`portable_predicate`], a column or literal, or the `length` of
+/// a column (see [`server_function`]). A server fills such a column with one `UPDATE`;
+/// any other is computed in Rust, a page of rows at a time.
+pub(crate) fn portable_value(expr: &Expr) -> bool {
+    match expr {
+        Expr::Alias { expr, .. } => portable_value(expr),
+        Expr::Column(_) | Expr::Literal(_) => true,
+        Expr::Func { func: Func::Length, args } => matches!(args.as_slice(), [Expr::Column(_)]),
+        _ => portable_predicate(expr),
     }
 }
 

@@ -861,3 +861,60 @@ fn a_recompute_that_does_not_cascade_leaves_dependents_as_they_were() {
     t.revert().unwrap();
     assert_eq!(t.select([col("b")]).collect().unwrap().len(), 4);
 }
+
+/// Builtin columns that a catalog fills with one SQL statement (on a server: `length` of text
+/// as `char_length`, of bytes as `octet_length`; comparisons, boolean logic, null tests as
+/// the server's own operators) hold what Tabula's Rust evaluation computes for the same rows
+/// (each expression is computed a second time through an identity UDF, which only Rust
+/// runs): multibyte, empty and null text, bytes, Int against Float, nulls in logic.
+#[test]
+fn builtin_columns_filled_in_sql_agree_with_rust_evaluation() {
+    let cat = catalog();
+    let t = cat
+        .create_table(
+            "app/t",
+            Schema::new()
+                .nullable("s", ColumnType::String)
+                .nullable("b", ColumnType::Bytes)
+                .nullable("i", ColumnType::Int)
+                .nullable("f", ColumnType::Float)
+                .nullable("ok", ColumnType::Bool),
+            IfExists::Error,
+        )
+        .unwrap();
+    let texts = [Some("日本語"), Some(""), None, Some("héllo wörld"), Some("b"), Some("a\ttab")];
+    let bytes = [Some(vec![0u8, 255, 1]), Some(vec![]), None];
+    t.insert((0..12i64).map(|k| {
+        let s = texts[k as usize % texts.len()].map(str::to_string);
+        let b = bytes[k as usize % bytes.len()].clone().map(Value::Bytes).unwrap_or(Value::Null);
+        let i = if k % 4 == 3 { None } else { Some(k - 5) };
+        let f = if k % 5 == 4 { None } else { Some(k as f64 / 2.0 - 2.5) };
+        let ok = if k % 3 == 2 { None } else { Some(k % 2 == 0) };
+        row! {"s" => s, "b" => b, "i" => i, "f" => f, "ok" => ok}
+    }))
+    .unwrap();
+    let exprs = [
+        ("len", col("s").length(), ColumnType::Int),
+        ("bytes_len", col("b").length(), ColumnType::Int),
+        ("before_b", col("s").lt("b"), ColumnType::Bool),
+        ("int_over_float", col("i").gt(col("f")), ColumnType::Bool),
+        ("logic", col("ok").and(col("i").ge(0)).or(col("s").is_null()), ColumnType::Bool),
+        ("not_ok", !col("ok"), ColumnType::Bool),
+        ("copy", col("s"), ColumnType::String),
+    ];
+    for (name, expr, ty) in exprs {
+        let identity = Udf::row(format!("same_{ty}"), 1, [ty], ty, |args| Ok(args[0].clone()));
+        cat.register(&identity);
+        t.add_computed_column(name, expr.clone(), ColumnOptions::default()).unwrap();
+        let in_rust = format!("{name}_in_rust");
+        t.add_computed_column(&in_rust, identity.call([expr.clone()]), ColumnOptions::default()).unwrap();
+        let rows = t.select([col(name), col(&in_rust)]).collect().unwrap();
+        for r in &rows {
+            let values = r.clone().into_values();
+            assert_eq!(values[0], values[1], "{name} = {expr}");
+        }
+    }
+    let lens: Vec<Value> =
+        t.select([col("len")]).collect().unwrap().into_iter().map(|r| r.into_values()[0].clone()).collect();
+    assert_eq!(&lens[..3], [Value::Int(3), Value::Int(0), Value::Null], "characters, not bytes");
+}
