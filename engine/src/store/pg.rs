@@ -863,9 +863,9 @@ mod tests {
         let (base, query) = url.split_once('?').map_or((url.as_str(), ""), |(b, q)| (b, q));
         let other =
             format!("{}/{db}{}{query}", base.rsplit_once('/').unwrap().0, if query.is_empty() { "" } else { "?" });
-        let e = crate::Catalog::connect(&other).err().expect("refused");
+        let Err(e) = crate::Catalog::connect(&other) else { panic!("a SQL_ASCII database was taken") };
         assert!(e.to_string().contains("SQL_ASCII") && e.to_string().contains("ENCODING 'UTF8'"), "{e}");
-        let e = crate::Catalog::connect_read_only(&other).err().expect("refused");
+        let Err(e) = crate::Catalog::connect_read_only(&other) else { panic!("a SQL_ASCII database was read") };
         assert!(e.to_string().contains("SQL_ASCII"), "{e}");
         admin.batch_execute(&format!("DROP DATABASE {db}")).unwrap();
         admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
