@@ -698,6 +698,7 @@ pub(crate) fn recompute(
 ) -> Result<()> {
     let schema = &meta.schema;
     let has_udf = columns.iter().any(|c| c.computed.as_ref().is_some_and(|comp| comp.expr.has_udf()));
+    // A server runs the statement only when its own SQL computes every column as Tabula does.
     let server_runs =
         || columns.iter().all(|c| c.computed.as_ref().is_none_or(|comp| crate::store::sql::portable_value(&comp.expr)));
     if !has_udf && (!tx.on_server() || server_runs()) {

@@ -171,7 +171,8 @@ const COPY_VALUES: usize = 262_144;
 
 /// Rows from which the first copy into an empty table drops its rowid index until the end
 /// of the load (see `PgTx::load_without_rowid_index`): about where building it after the
-/// rows costs less than adding the rows to it one by one.
+/// rows costs less than adding the rows to it one by one (measured, appends of three
+/// columns: 5,000 rows 12.1 -> 9.4 ms; 2,000 rows 5.6 -> 6.6 ms, slower).
 const LOAD_WITHOUT_INDEX: usize = 5_000;
 
 /// What an [`Appender`] of a table with a primary key needs to name the row of a duplicate
