@@ -183,6 +183,22 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// [`Tx::query_each`] for a query whose rows the caller bounds (a page: `LIMIT n`): on a
+    /// server they come in one exchange, not one client event-loop turn a row.
+    pub(crate) fn query_page(
+        &self,
+        sql: &str,
+        params: &[Value],
+        types: &[Option<ColumnType>],
+        each: impl FnMut(Vec<Value>) -> Result<bool>,
+    ) -> Result<()> {
+        #[cfg(feature = "postgres")]
+        if let Conn::Postgres(tx) = &self.conn {
+            return tx.query_page(sql, params, types, each);
+        }
+        self.query_each(sql, params, types, each)
+    }
+
     /// Runs a query that returns one integer.
     pub(crate) fn query_i64(&self, sql: &str, params: &[Value]) -> Result<i64> {
         let mut out = 0;

@@ -414,7 +414,7 @@ impl<'t> Tx<'t> {
             meta.phys(),
             scope.condition(meta)
         );
-        self.query_each(&sql, &[], &types, each)
+        self.query_page(&sql, &[], &types, each)
     }
 
     /// On a server, gives physical table `phys` statistics if it has none yet and holds
@@ -523,7 +523,7 @@ impl<'t> Tx<'t> {
             select.join(", "),
             meta.source_sql(),
         );
-        self.query_each(&sql, &params.values, &types, each)
+        self.query_page(&sql, &params.values, &types, each)
     }
 
     /// Gives the row versions an update wrote at `version` (physical rowids from `first` on)

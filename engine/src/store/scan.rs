@@ -181,7 +181,7 @@ impl Tx<'_> {
             scan.fetch.join(", "),
             scan.rows_sql()
         );
-        self.query_each(&sql, &scan.params.values, types, each)
+        self.query_page(&sql, &scan.params.values, types, each)
     }
 
     /// The row versions of table `meta` visible at exactly one of versions `lo` and `hi`
