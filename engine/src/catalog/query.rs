@@ -200,7 +200,7 @@ impl Query {
         };
         // Pieces are added to the scan in this order (outputs, view filter, filter, inputs,
         // order keys), which numbers their literals.
-        let mut scan = Scan::new(&meta, seen)?;
+        let mut scan = Scan::new(tx, &meta, seen)?;
         let mut names: Vec<String> = Vec::with_capacity(items.len());
         let mut fetch_names = Vec::new();
         let mut fetch_types = Vec::new();

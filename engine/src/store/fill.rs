@@ -216,7 +216,7 @@ impl<'t> Tx<'t> {
     pub(crate) fn insert_plan(&'t self, meta: &TableMeta, version: Version, rust: bool) -> Result<InsertPlan<'t>> {
         let schema = &meta.schema;
         let stored: Vec<ColumnDef> = schema.columns.iter().filter(|c| !c.is_computed()).cloned().collect();
-        let mut params = Params { values: vec![Value::Null; stored.len() + 1], ..Params::default() };
+        let mut params = Params { values: vec![Value::Null; stored.len() + 1], ..self.params() };
         let mut targets = vec!["_id".to_string(), "_vmin".into(), "_vmax".into()];
         let mut values = vec!["?1".to_string(), version.0.to_string(), meta.layout.live().to_string()];
         let mut sql_of: HashMap<String, String> = HashMap::new();
@@ -292,7 +292,7 @@ impl<'t> Tx<'t> {
     /// null and the inherited error.
     pub(crate) fn fill_computed(&self, meta: &TableMeta, column: &ColumnDef, scope: Scope) -> Result<()> {
         let Some(computed) = &column.computed else { return Ok(()) };
-        let mut params = Params { server: self.on_server(), ..Params::default() };
+        let mut params = self.params();
         let sql = sql_over_columns(&meta.schema, &computed.expr, &mut params)?;
         let id = column.id.0;
         let sets = match inherited_error(&meta.schema, &computed.expr, &|c| format!("e{}", c.id.0)) {
@@ -314,7 +314,7 @@ impl<'t> Tx<'t> {
         mut function: impl FnMut(usize, UdfCall) -> Result<RowFunction>,
     ) -> Result<()> {
         let Some(computed) = &column.computed else { return Ok(()) };
-        let mut params = Params { udf_calls: Some(Vec::new()), ..Params::default() };
+        let mut params = Params { udf_calls: Some(Vec::new()), ..self.params() };
         let sql = sql_over_columns(&meta.schema, &computed.expr, &mut params)?;
         let mut functions = Vec::new();
         for (k, call) in params.udf_calls.take().unwrap_or_default().into_iter().enumerate() {
@@ -497,7 +497,7 @@ impl<'t> Tx<'t> {
         let (Kind::View { .. }, Some(filter)) = (&meta.kind, &meta.view_filter) else {
             return Err(err!(InvalidArgument, "'{}' is not a view", meta.path));
         };
-        let mut params = Params::default();
+        let mut params = self.params();
         let shown = sql_for_read(meta, filter, &mut params)?;
         let own = meta.own_alias();
         let live = meta.visible_sql(None);
@@ -580,7 +580,7 @@ impl<'t> Tx<'t> {
         let schema = &meta.schema;
         let phys = meta.phys();
         let before = self.query_i64(&format!("SELECT coalesce(max(_rowid_), 0) FROM {phys}"), &[])?;
-        let mut params = Params::default();
+        let mut params = self.params();
         let old = |name: &str| physical(schema, name);
         let mut new_sql: HashMap<String, String> = HashMap::new();
         let mut targets = vec!["_id".to_string(), "_vmin".into(), "_vmax".into()];

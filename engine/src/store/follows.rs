@@ -144,7 +144,7 @@ impl Tx<'_> {
         rowids: Option<(i64, i64)>,
     ) -> Result<ViewChange> {
         let Some(filter) = &meta.view_filter else { return Ok(ViewChange::default()) };
-        let mut params = super::sql::Params::default();
+        let mut params = self.params();
         let source = meta.source_sql();
         let v = version.0;
         // Each use of the filter binds its own literals (`?N` numbered on from the last).

@@ -681,7 +681,7 @@ impl Tx<'_> {
         }
         let list = columns.iter().map(|(c, _)| format!(", {c}")).collect::<String>();
         let selected = sources.iter().map(|c| format!(", {c}")).collect::<String>();
-        let mut params = super::sql::Params::default();
+        let mut params = self.params();
         let filter = match &meta.view_filter {
             Some(f) => format!(" AND {}", super::sql::sql_for_read(meta, f, &mut params)?),
             None => String::new(),

@@ -89,7 +89,7 @@ impl<'a> PgTx<'a> {
             return Err(err!(
                 InvalidArgument,
                 "catalog '{}': this expression needs Tabula's SQL functions (arithmetic, string and date functions, \
-                 casts), which a PostgreSQL catalog does not have yet; use comparisons, AND/OR/NOT and IS NULL",
+                 casts), which a PostgreSQL catalog does not have yet; use comparisons, AND/OR/NOT, IS NULL and length",
                 self.location
             ));
         }

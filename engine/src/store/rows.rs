@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::codec::bind;
-use super::sql::{sql_over_columns, Params};
+use super::sql::sql_over_columns;
 use super::TableMeta;
 use super::Tx;
 use crate::error::Result;
@@ -533,7 +533,7 @@ impl Tx<'_> {
     /// Ends, at `version`, the live rows where `pred` holds (an expression without UDFs);
     /// returns how many.
     pub(crate) fn end_rows(&self, meta: &TableMeta, version: Version, pred: &Expr) -> Result<u64> {
-        let mut params = Params::default();
+        let mut params = self.params();
         let cond = sql_over_columns(&meta.schema, pred, &mut params)?;
         self.execute(
             &format!("UPDATE {} SET _vmax = {} WHERE {} AND {cond}", meta.phys(), version.0, meta.layout.is_live("")),

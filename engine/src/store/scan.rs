@@ -31,13 +31,13 @@ pub(crate) enum Seen {
 
 impl Scan {
     /// A scan of `meta`'s rows as `seen`, its view filter included.
-    pub(crate) fn new(meta: &TableMeta, seen: Seen) -> Result<Scan> {
+    pub(crate) fn new(tx: &super::Tx, meta: &TableMeta, seen: Seen) -> Result<Scan> {
         let cond = match seen {
             Seen::Current(pinned) => meta.visible_sql(pinned),
             Seen::BaseAt(v) => meta.visible_sql_at_base(v),
         };
         let mut scan =
-            Scan { fetch: Vec::new(), source: meta.source_sql(), cond, order: Vec::new(), params: Params::default() };
+            Scan { fetch: Vec::new(), source: meta.source_sql(), cond, order: Vec::new(), params: tx.params() };
         if let Some(filter) = &meta.view_filter {
             let filter = sql_for_read(meta, filter, &mut scan.params)?;
             scan.cond = format!("{} AND {filter}", scan.cond);
@@ -221,7 +221,7 @@ impl Tx<'_> {
 
     /// How many rows `meta` shows now, and how many of their computed cells hold an error.
     pub(crate) fn rows_and_errors(&self, meta: &TableMeta) -> Result<(u64, u64)> {
-        let scan = Scan::new(meta, Seen::Current(None))?;
+        let scan = Scan::new(self, meta, Seen::Current(None))?;
         let slots: Vec<String> = meta
             .schema
             .columns

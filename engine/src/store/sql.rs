@@ -34,6 +34,14 @@ pub(crate) struct UdfCall {
     pub(crate) returns: ColumnType,
 }
 
+impl super::Tx<'_> {
+    /// The parameters of a statement of this transaction (a server's SQL writes some
+    /// builtins as its own functions: see [`server_function`]).
+    pub(crate) fn params(&self) -> Params {
+        Params { server: self.on_server(), ..Params::default() }
+    }
+}
+
 impl Params {
     /// A placeholder for `value`.
     pub(crate) fn push(&mut self, value: Value) -> String {
@@ -232,17 +240,18 @@ pub(crate) fn server_function(func: Func, types: &[Option<ColumnType>]) -> Optio
 pub(crate) fn portable_value(expr: &Expr) -> bool {
     match expr {
         Expr::Alias { expr, .. } => portable_value(expr),
-        Expr::Column(_) | Expr::Literal(_) => true,
-        Expr::Func { func: Func::Length, args } => matches!(args.as_slice(), [Expr::Column(_)]),
-        _ => portable_predicate(expr),
+        Expr::CellError { .. } => false,
+        _ => portable_operand(expr) || portable_predicate(expr),
     }
 }
 
-/// Whether `expr` is a column or a literal (a value a server reads as Tabula does).
+/// Whether `expr` is a column, a literal, or the `length` of a column (a value a server
+/// reads or computes as Tabula does; see [`server_function`]).
 pub(crate) fn portable_operand(expr: &Expr) -> bool {
     match expr {
         Expr::Alias { expr, .. } => portable_operand(expr),
         Expr::Column(_) | Expr::Literal(_) | Expr::CellError { .. } => true,
+        Expr::Func { func: Func::Length, args } => matches!(args.as_slice(), [Expr::Column(_)]),
         _ => false,
     }
 }

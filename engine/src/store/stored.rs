@@ -4,7 +4,7 @@
 //! of the view brings the old ones back. A row without a stored row shows nulls.
 
 use super::meta::stored_name;
-use super::sql::{sql_for_read, Params};
+use super::sql::sql_for_read;
 use super::{column_level, TableMeta, Tx};
 use crate::error::{err, Result};
 use crate::expr::Expr;
@@ -26,7 +26,7 @@ impl Tx<'_> {
         };
         let stored = stored_name(&meta.phys);
         let level = meta.level();
-        let mut params = Params::default();
+        let mut params = self.params();
         let (mut targets, mut values) = (
             vec!["_id".to_string(), "_vmin".into(), "_vmax".into()],
             vec!["b._id".to_string(), version.0.to_string(), meta.layout.live().to_string()],
@@ -133,7 +133,7 @@ impl Tx<'_> {
     ) -> Result<u64> {
         let Some(filter) = &meta.view_filter else { return Ok(0) };
         let stored = stored_name(&changed.phys);
-        let mut params = Params::default();
+        let mut params = self.params();
         let shown = sql_for_read(meta, filter, &mut params)?;
         let n = self.query_i64(
             &format!(

@@ -245,3 +245,29 @@ fn a_view_stream_is_pinned_while_its_base_changes() {
     assert!(seen.values().all(|n| *n == 1), "no row twice");
     assert_eq!(seen.keys().next_back(), Some(&3_999));
 }
+
+/// `length` of a column in filters, order keys, counts, updates and deletes counts
+/// characters on every backend (a server runs it as `char_length`; before, a server read
+/// every row into Rust for such a filter, and refused such an order key).
+#[test]
+fn length_filters_orders_updates_and_deletes_count_characters() {
+    let cat = catalog();
+    let t = cat
+        .create_table(
+            "app/words",
+            Schema::new().required("w", ColumnType::String).nullable("n", ColumnType::Int),
+            IfExists::Error,
+        )
+        .unwrap();
+    t.insert(["日本語", "ab", "", "héllo", "xyzw"].map(|w| row! {"w" => w})).unwrap();
+    let long = t.select([col("w")]).where_(col("w").length().ge(3)).collect().unwrap();
+    assert_eq!(column::<String>(&long, "w"), ["日本語", "héllo", "xyzw"], "characters, not bytes");
+    assert_eq!(t.select([col("w")]).where_(col("w").length().eq(0)).count().unwrap(), 1);
+    let by_length = t.select([col("w")]).order_by_desc(col("w").length()).collect().unwrap();
+    assert_eq!(column::<String>(&by_length, "w"), ["héllo", "xyzw", "日本語", "ab", ""]);
+    t.update([("n", col("w").length())], col("w").length().gt(2)).unwrap();
+    let set = t.select([col("w"), col("n")]).where_(col("n").is_not_null()).collect().unwrap();
+    assert_eq!(column::<i64>(&set, "n"), [3, 5, 4]);
+    t.delete(col("w").length().lt(3)).unwrap();
+    assert_eq!(column::<String>(&t.select([col("w")]).collect().unwrap(), "w"), ["日本語", "héllo", "xyzw"]);
+}
