@@ -100,11 +100,17 @@ impl<'a> PgTx<'a> {
         pg_error(&self.location, e)
     }
 
-    /// Runs one statement with bound values; returns the number of rows it changed.
-    pub(crate) fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
+    /// The connection, and `sql` prepared on it (refused first if not portable).
+    fn prepared(&self, sql: &str) -> Result<(std::cell::RefMut<'_, Conn>, postgres::Statement)> {
         self.portable(sql)?;
         let mut conn = self.client.borrow_mut();
         let stmt = conn.prepare(sql).map_err(|e| self.fail(e))?;
+        Ok((conn, stmt))
+    }
+
+    /// Runs one statement with bound values; returns the number of rows it changed.
+    pub(crate) fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
+        let (mut conn, stmt) = self.prepared(sql)?;
         let bound = bind_all(stmt.params(), params)?;
         let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
         conn.client.execute(&stmt, &refs).map_err(|e| self.fail(e))
@@ -113,9 +119,7 @@ impl<'a> PgTx<'a> {
     /// Runs one statement whose every parameter is an array: `arrays[k]` bound to `$k+1`,
     /// each value as the element type of the array type the server gives the parameter.
     pub(crate) fn execute_arrays(&self, sql: &str, arrays: &[Vec<Value>]) -> Result<u64> {
-        self.portable(sql)?;
-        let mut conn = self.client.borrow_mut();
-        let stmt = conn.prepare(sql).map_err(|e| self.fail(e))?;
+        let (mut conn, stmt) = self.prepared(sql)?;
         let bound = bind_arrays(stmt.params(), arrays)?;
         let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
         conn.client.execute(&stmt, &refs).map_err(|e| self.fail(e))
@@ -129,9 +133,7 @@ impl<'a> PgTx<'a> {
         types: &[Option<ColumnType>],
         each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
-        self.portable(sql)?;
-        let mut conn = self.client.borrow_mut();
-        let stmt = conn.prepare(sql).map_err(|e| self.fail(e))?;
+        let (mut conn, stmt) = self.prepared(sql)?;
         let bound = bind_arrays(stmt.params(), arrays)?;
         let rows = conn.client.query_raw(&stmt, bound.iter().map(|b| b as &dyn ToSql)).map_err(|e| self.fail(e))?;
         self.each_row(rows, types, each)
@@ -173,9 +175,7 @@ impl<'a> PgTx<'a> {
         types: &[Option<ColumnType>],
         each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
-        self.portable(sql)?;
-        let mut conn = self.client.borrow_mut();
-        let stmt = conn.prepare(sql).map_err(|e| self.fail(e))?;
+        let (mut conn, stmt) = self.prepared(sql)?;
         let bound = bind_all(stmt.params(), params)?;
         let rows = conn.client.query_raw(&stmt, bound.iter().map(|b| b as &dyn ToSql)).map_err(|e| self.fail(e))?;
         self.each_row(rows, types, each)
@@ -191,9 +191,7 @@ impl<'a> PgTx<'a> {
         types: &[Option<ColumnType>],
         mut each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
-        self.portable(sql)?;
-        let mut conn = self.client.borrow_mut();
-        let stmt = conn.prepare(sql).map_err(|e| self.fail(e))?;
+        let (mut conn, stmt) = self.prepared(sql)?;
         let bound = bind_all(stmt.params(), params)?;
         let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
         let rows = conn.client.query(&stmt, &refs).map_err(|e| self.fail(e))?;
