@@ -281,28 +281,17 @@ fn build_on_server(
     admin
         .batch_execute(&format!("DROP SCHEMA IF EXISTS {scratch} CASCADE; CREATE SCHEMA {scratch}"))
         .map_err(|e| server(url, e))?;
-    let built = Catalog::connect(&with_search_path(url, &scratch))
-        .and_then(|catalog| setup(&catalog).map_err(|e| e.context("building the test template")));
+    // The tables the setup dropped go at once (no reader is in a template being built), not
+    // into every copy.
+    let built = Catalog::connect(&with_search_path(url, &scratch)).and_then(|catalog| {
+        setup(&catalog).map_err(|e| e.context("building the test template"))?;
+        catalog.drop_kept_tables()
+    });
     if let Err(e) = built {
         let _ = admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {scratch} CASCADE"));
         return Err(e);
     }
-    empty_trash(admin, &scratch).map_err(|e| server(url, e))?;
     admin.batch_execute(&format!("ALTER SCHEMA {scratch} RENAME TO {template}")).map_err(|e| server(url, e))
-}
-
-/// Drops the physical tables the setup's drops and compactions left as trash in `schema`
-/// (a server keeps them a while for readers that began before; no one reads a template
-/// being built), so that they are not copied into every test's schema.
-fn empty_trash(admin: &mut postgres::Client, schema: &str) -> std::result::Result<(), postgres::Error> {
-    let sql = format!("SELECT substr(key, 7) FROM {schema}._tabula_meta WHERE substr(key, 1, 6) = 'trash:'");
-    for row in admin.query(&sql, &[])? {
-        let phys: String = row.get(0);
-        admin.batch_execute(&format!(
-            "DROP TABLE IF EXISTS {schema}.{phys}; DELETE FROM {schema}._tabula_meta WHERE key = 'trash:{phys}'"
-        ))?;
-    }
-    Ok(())
 }
 
 /// Removes templates unused for a day, and the least recently used beyond

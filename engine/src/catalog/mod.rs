@@ -750,6 +750,14 @@ impl Catalog {
         }
     }
 
+    /// Drops at once the physical tables a server keeps for ten minutes after a table is
+    /// dropped or compacted, for the readers that began before. Call it only where no reader
+    /// can be in flight, such as a catalog being built as a template (the testkit does, so
+    /// that copies of it do not carry them). Nothing to do on a file.
+    pub fn drop_kept_tables(&self) -> Result<()> {
+        self.store().write(|tx| tx.drop_trash(std::time::Duration::ZERO))
+    }
+
     /// Writes a consistent copy of the whole catalog to the file `dest` (SQLite's online
     /// backup), for example to make a template or a staging copy.
     pub fn backup_to(&self, dest: impl AsRef<std::path::Path>) -> Result<()> {

@@ -220,8 +220,13 @@ impl Tx<'_> {
 
     /// Drops the physical tables filed as trash more than [`TRASH_AGE`] ago.
     pub(crate) fn empty_trash(&self) -> Result<()> {
+        self.drop_trash(server_compaction().1)
+    }
+
+    /// Drops the physical tables filed as trash more than `age` ago.
+    pub(crate) fn drop_trash(&self, age: std::time::Duration) -> Result<()> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let before = now.as_micros() as i64 - server_compaction().1.as_micros() as i64;
+        let before = now.as_micros() as i64 - age.as_micros() as i64;
         let old = self.query_rows(
             "SELECT substr(key, 7) FROM _tabula_meta WHERE substr(key, 1, 6) = 'trash:' AND CAST(value AS BIGINT) < ?1",
             &[before.into()],
