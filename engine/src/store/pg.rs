@@ -382,7 +382,7 @@ impl PgStore {
         let store = PgStore {
             url: url.to_string(),
             idle: std::sync::Mutex::new(Vec::new()),
-            location: shown_url(url),
+            location: super::redacted_url(url),
             read_only,
             busy_timeout,
         };
@@ -524,8 +524,6 @@ impl PgStore {
         out
     }
 }
-
-pub(crate) use super::redacted_url as shown_url;
 
 /// Tabula's metadata DDL (written for SQLite) as PostgreSQL takes it: 64-bit integers,
 /// identity keys, no `WITHOUT ROWID`, and text compared byte by byte as SQLite does (the
@@ -1363,9 +1361,9 @@ mod tests {
 
     #[test]
     fn connection_urls_are_shown_without_their_password() {
-        assert_eq!(shown_url("postgres://ann:s3cret@db:5432/prod"), "postgres://ann@db:5432/prod");
-        assert_eq!(shown_url("postgres://ann@db/prod"), "postgres://ann@db/prod");
-        assert_eq!(shown_url("host=db user=ann"), "host=db user=ann");
+        assert_eq!(super::super::redacted_url("postgres://ann:s3cret@db:5432/prod"), "postgres://ann@db:5432/prod");
+        assert_eq!(super::super::redacted_url("postgres://ann@db/prod"), "postgres://ann@db/prod");
+        assert_eq!(super::super::redacted_url("host=db user=ann"), "host=db user=ann");
         let e = PgStore::connect("postgres://ann:pw@db:notaport/x", false, THIRTY_S).err().unwrap();
         assert_eq!(e.code(), crate::ErrorCode::InvalidArgument);
         assert!(!e.to_string().contains("pw"), "{e}");

@@ -129,7 +129,7 @@ impl Results {
             ResultsAt::File(p) => p.display().to_string(),
             ResultsAt::Memory => ":memory:".into(),
             #[cfg(feature = "postgres")]
-            ResultsAt::Server(url) => super::pg::shown_url(url),
+            ResultsAt::Server(url) => super::redacted_url(url),
         }
     }
 
