@@ -712,41 +712,58 @@ fn update_view_in_rust(
     names.extend(set.iter().flat_map(|(_, e)| e.columns()));
     names.sort();
     names.dedup();
-    let rows = tx.view_rows(meta, &names)?;
-    let (ids, values): (Vec<i64>, Vec<Vec<Value>>) = rows.into_iter().unzip();
-    let batch = crate::eval::Batch { names: &names, rows: &values };
     let registry = crate::udf::Registry::new(crate::store::ResultsAt::Memory);
-    let holds = |e: &Expr| -> Result<Vec<bool>> {
-        Ok(crate::eval::eval(e, &batch, &registry)?.into_iter().map(|c| matches!(c, Ok(Value::Bool(true)))).collect())
-    };
-    let (shown, chosen) = (holds(&filter)?, holds(where_)?);
-    let mut new_values: Vec<Vec<Value>> = Vec::with_capacity(set.len());
-    for (name, expr) in set {
-        let column = meta.schema.column(name).ok_or_else(|| err!(UnknownColumn, "update: no column '{name}'"))?;
-        let cells = crate::eval::eval(expr, &batch, &registry)?;
-        let coerced = cells.into_iter().map(|c| {
-            c.unwrap_or(Value::Null)
-                .coerce_to(column.ty)
-                .map_err(|why| err!(TypeMismatch, "update: the new value of column '{name}': {why}"))
-        });
-        new_values.push(coerced.collect::<Result<_>>()?);
-    }
     let at = |name: &str| names.iter().position(|n| n == name);
-    let mut out = Vec::new();
-    for (i, id) in ids.iter().enumerate() {
-        if !(shown[i] && chosen[i]) {
-            continue;
+    // A page of the view's rows at a time, its new stored values added before the next is
+    // read: memory stays one page whatever the view's size. (The values they replace end
+    // after the last page; until then, pages after this one read other row identities.)
+    let mut written = 0;
+    let mut after = 0;
+    loop {
+        let page = tx.view_rows(meta, &names, after, compute::BATCH)?;
+        let full = page.len() == compute::BATCH;
+        let (keys, values): (Vec<(i64, i64)>, Vec<Vec<Value>>) =
+            page.into_iter().map(|(rowid, id, values)| ((rowid, id), values)).unzip();
+        let batch = crate::eval::Batch { names: &names, rows: &values };
+        let holds = |e: &Expr| -> Result<Vec<bool>> {
+            let cells = crate::eval::eval(e, &batch, &registry)?;
+            Ok(cells.into_iter().map(|c| matches!(c, Ok(Value::Bool(true)))).collect())
+        };
+        let (shown, chosen) = (holds(&filter)?, holds(where_)?);
+        let mut new_values: Vec<Vec<Value>> = Vec::with_capacity(set.len());
+        for (name, expr) in set {
+            let column = meta.schema.column(name).ok_or_else(|| err!(UnknownColumn, "update: no column '{name}'"))?;
+            let cells = crate::eval::eval(expr, &batch, &registry)?;
+            let coerced = cells.into_iter().map(|c| {
+                c.unwrap_or(Value::Null)
+                    .coerce_to(column.ty)
+                    .map_err(|why| err!(TypeMismatch, "update: the new value of column '{name}': {why}"))
+            });
+            new_values.push(coerced.collect::<Result<_>>()?);
         }
-        let row: Vec<Value> = own
-            .iter()
-            .map(|c| match set.iter().position(|(n, _)| *n == c.name) {
-                Some(k) => new_values[k][i].clone(),
-                None => at(&c.name).map(|p| values[i][p].clone()).unwrap_or(Value::Null),
-            })
-            .collect();
-        out.push((*id, row));
+        let mut out = Vec::new();
+        for (i, (_, id)) in keys.iter().enumerate() {
+            if !(shown[i] && chosen[i]) {
+                continue;
+            }
+            let row: Vec<Value> = own
+                .iter()
+                .map(|c| match set.iter().position(|(n, _)| *n == c.name) {
+                    Some(k) => new_values[k][i].clone(),
+                    None => at(&c.name).map(|p| values[i][p].clone()).unwrap_or(Value::Null),
+                })
+                .collect();
+            out.push((*id, row));
+        }
+        tx.add_view_stored(meta, version, &out)?;
+        written += out.len() as u64;
+        match keys.last() {
+            Some((rowid, _)) if full => after = *rowid,
+            _ => break,
+        }
     }
-    tx.write_view_stored(meta, version, &out)
+    tx.end_replaced_stored(meta, version)?;
+    Ok(written)
 }
 
 /// Refuses row writes on views and snapshots.

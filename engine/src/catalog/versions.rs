@@ -127,7 +127,10 @@ impl Catalog {
     /// change of the base. `base` may be a table, a snapshot (the view's rows then never
     /// change) or another view (the view shows its rows and columns, its own columns
     /// included, and filters them further). A view can have its own computed columns; its
-    /// rows are read-only. The filter is evaluated in SQL, so it cannot call UDFs.
+    /// rows are read-only. The filter is evaluated in SQL, so it cannot call UDFs; on a
+    /// PostgreSQL catalog it can use only what the server runs with Tabula's meaning
+    /// (columns, literals, comparisons, AND/OR/NOT, IS NULL, `length`): filter on a computed
+    /// column for anything else.
     pub fn create_view(&self, path: impl IntoPath, base: &Table, filter: Expr, if_exists: IfExists) -> Result<Table> {
         let path = path.into_path()?;
         let id = self.store().write(|tx| {
@@ -153,6 +156,17 @@ impl Catalog {
                 return Err(err!(
                     InvalidExpr,
                     "view '{path}': the filter `{filter}` calls a UDF; filter on a computed column of the base instead"
+                ));
+            }
+            // Every read of a view (rows, counts, streams, its computed columns, what follows
+            // the base) runs its filter in the store's SQL.
+            if tx.on_server() && !crate::store::sql::portable_predicate(&filter) {
+                return Err(err!(
+                    InvalidExpr,
+                    "view '{path}': a PostgreSQL catalog cannot run the filter `{filter}` with Tabula's meaning (a view's \
+                     filter there may use columns, literals, comparisons, AND/OR/NOT, IS NULL and length); add what it \
+                     computes as a computed column of '{}' and filter on that column",
+                    base_meta.path
                 ));
             }
             let kind = Kind::View { base: base_meta.id, filter: filter.clone() };

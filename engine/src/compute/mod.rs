@@ -614,7 +614,9 @@ pub(crate) fn end_rows(tx: &Tx, meta: &TableMeta, version: Version, pred: &Expr,
         .iter()
         .map(|n| meta.schema.column(n).ok_or_else(|| err!(UnknownColumn, "no column '{n}'")))
         .collect::<Result<Vec<_>>>()?;
-    let mut matching = Vec::new();
+    // Each batch's rows are ended before the next batch is read (which starts after them by
+    // rowid), so memory stays one batch whatever the table's size.
+    let mut ended = 0;
     let mut after = 0;
     loop {
         let (mut rowids, mut rows) = (Vec::new(), Vec::new());
@@ -626,14 +628,15 @@ pub(crate) fn end_rows(tx: &Tx, meta: &TableMeta, version: Version, pred: &Expr,
             Ok(true)
         })?;
         let cells = eval(pred, &Batch { names: &names, rows: &rows }, udfs)?;
-        matching
-            .extend(rowids.iter().zip(cells).filter(|(_, c)| matches!(c, Ok(Value::Bool(true)))).map(|(id, _)| *id));
+        let matching: Vec<i64> =
+            rowids.iter().zip(cells).filter(|(_, c)| matches!(c, Ok(Value::Bool(true)))).map(|(id, _)| *id).collect();
+        ended += tx.end_rowids(meta, version, &matching)?;
         match rowids.last() {
             Some(last) if rowids.len() == BATCH => after = *last,
             _ => break,
         }
     }
-    tx.end_rowids(meta, version, &matching)
+    Ok(ended)
 }
 
 /// The new values of an update's `set` for the rows ended at `version`, computed here (a
@@ -652,7 +655,8 @@ fn stage_set_in_rust(
     let column = |n: &str| meta.schema.column(n).ok_or_else(|| err!(UnknownColumn, "no column '{n}'"));
     let inputs = names.iter().map(|n| column(n)).collect::<Result<Vec<_>>>()?;
     let targets = set.iter().map(|(n, _)| column(n).cloned()).collect::<Result<Vec<_>>>()?;
-    let mut staged = Vec::new();
+    // Staged a batch at a time: memory stays one batch whatever the table's size.
+    let stage = tx.stage_by_rowid(targets.clone())?;
     let mut after = 0;
     loop {
         let (mut rowids, mut rows) = (Vec::new(), Vec::new());
@@ -674,15 +678,18 @@ fn stage_set_in_rust(
                 values[i].push(Some(value));
             }
         }
-        for (id, set) in rowids.iter().zip(values) {
-            staged.push(crate::store::StagedRow { key: vec![Value::Int(*id)], set, group: 0 });
-        }
+        let staged: Vec<crate::store::StagedRow> = rowids
+            .iter()
+            .zip(values)
+            .map(|(id, set)| crate::store::StagedRow { key: vec![Value::Int(*id)], set, group: 0 })
+            .collect();
+        tx.append_staged(&stage, &staged)?;
         match rowids.last() {
             Some(last) if rowids.len() == BATCH => after = *last,
             _ => break,
         }
     }
-    tx.stage_by_rowid(targets, &staged)
+    Ok(stage)
 }
 
 /// Computes `columns` (computed columns of `meta.schema`, in dependency order) for the rows

@@ -79,8 +79,9 @@ impl Tx<'_> {
         self.stage(key, false, set, groups, rows)
     }
 
-    /// Stages new values of `set` for physical rows: each row's key is its rowid.
-    pub(crate) fn stage_by_rowid(&self, set: Vec<ColumnDef>, rows: &[StagedRow]) -> Result<Staged> {
+    /// An empty stage for new values of `set` of physical rows (each row's key its rowid),
+    /// which [`Tx::append_staged`] fills a batch at a time.
+    pub(crate) fn stage_by_rowid(&self, set: Vec<ColumnDef>) -> Result<Staged> {
         let rowid = ColumnDef {
             id: crate::types::ColumnId(0),
             name: "_rowid_".into(),
@@ -90,7 +91,7 @@ impl Tx<'_> {
             default: None,
         };
         let group = (0..set.len()).collect();
-        self.stage(vec![rowid], true, set, vec![group], rows)
+        self.stage(vec![rowid], true, set, vec![group], &[])
     }
 
     fn stage(
@@ -118,28 +119,35 @@ impl Tx<'_> {
         )?;
         // Its columns' types are this call's: statements prepared for an earlier stage go.
         self.forget_statements(STAGE);
-        let width = key.len() + set.len() + 1;
+        let staged = Staged { key, by_rowid, set, groups };
+        self.append_staged(&staged, rows)?;
+        Ok(staged)
+    }
+
+    /// Adds `rows` to the stage `staged` (their keys not staged yet).
+    pub(crate) fn append_staged(&self, staged: &Staged, rows: &[StagedRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let width = staged.key.len() + staged.set.len() + 1;
         let row_values = |row: &StagedRow| {
             let set = row.set.iter().map(|v| v.clone().unwrap_or(Value::Null));
             row.key.iter().cloned().chain(set).chain(std::iter::once(Value::Int(row.group as i64))).collect::<Vec<_>>()
         };
         if self.on_server() {
             // One copy instead of a statement (a round trip) a row.
-            let mut names = keys.clone();
-            names.extend((0..set.len()).map(|j| format!("v{j}")));
+            let mut names: Vec<String> = (0..staged.key.len()).map(|i| format!("k{i}")).collect();
+            names.extend((0..staged.set.len()).map(|j| format!("v{j}")));
             names.push("grp".into());
             let values: Vec<Value> = rows.iter().flat_map(row_values).collect();
-            if !values.is_empty() {
-                self.copy_rows(STAGE, &names, None, &values, width, &[])?;
-            }
-            return Ok(Staged { key, by_rowid, set, groups });
+            return self.copy_rows(STAGE, &names, None, &values, width, &[]).map(|_| ());
         }
         let places: Vec<String> = (1..=width).map(|i| format!("?{i}")).collect();
         let mut insert = self.inserter(&format!("INSERT INTO {STAGE} VALUES ({})", places.join(", ")))?;
         for row in rows {
             insert.insert(&row_values(row))?;
         }
-        Ok(Staged { key, by_rowid, set, groups })
+        Ok(())
     }
 
     /// The keys of the staged rows that match no live row of `meta`, in key order.

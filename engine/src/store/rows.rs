@@ -513,6 +513,20 @@ impl Tx<'_> {
 
     /// Ends, at `version`, the live rows among physical rows `rowids`; returns how many.
     pub(crate) fn end_rowids(&self, meta: &TableMeta, version: Version, rowids: &[i64]) -> Result<u64> {
+        if rowids.is_empty() {
+            return Ok(0);
+        }
+        if self.on_server() {
+            // One statement, the same text whatever the rows (an array parameter).
+            let ids = vec![rowids.iter().map(|id| Value::Int(*id)).collect()];
+            let sql = format!(
+                "UPDATE {} SET _vmax = {} WHERE {} AND _rowid_ = ANY(?1)",
+                meta.phys(),
+                version.0,
+                meta.layout.is_live("")
+            );
+            return self.execute_arrays(&sql, &ids);
+        }
         let mut n = 0;
         for chunk in rowids.chunks(500) {
             let list: Vec<String> = chunk.iter().map(|id| id.to_string()).collect();

@@ -54,37 +54,49 @@ impl Tx<'_> {
         Ok(n)
     }
 
-    /// The rows view `meta` shows now (those of its base visible now, before its filter):
-    /// each row's identity, then the values of `names` (columns of the view).
-    pub(crate) fn view_rows(&self, meta: &TableMeta, names: &[String]) -> Result<Vec<(i64, Vec<Value>)>> {
-        let mut select = vec!["b._id".to_string()];
-        let mut types = vec![Some(ColumnType::Int)];
+    /// A page of the rows view `meta` shows now (those of its base visible now, before its
+    /// filter): the first `limit` after base physical rowid `after`, in rowid order, each
+    /// as its rowid, its identity, then the values of `names` (columns of the view).
+    pub(crate) fn view_rows(
+        &self,
+        meta: &TableMeta,
+        names: &[String],
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, i64, Vec<Value>)>> {
+        let mut select = vec!["b._rowid_".to_string(), "b._id".into()];
+        let mut types = vec![Some(ColumnType::Int), Some(ColumnType::Int)];
         for name in names {
             let column = meta.schema.column(name).ok_or_else(|| err!(UnknownColumn, "no column '{name}'"))?;
             select.push(meta.column_sql(name).unwrap_or_else(|| "NULL".into()));
             types.push(Some(column.ty));
         }
-        let sql = format!("SELECT {} FROM {} WHERE {}", select.join(", "), meta.source_sql(), meta.visible_sql(None));
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {} AND b._rowid_ > ?1 ORDER BY b._rowid_ LIMIT {limit}",
+            select.join(", "),
+            meta.source_sql(),
+            meta.visible_sql(None)
+        );
         let mut out = Vec::new();
-        self.query_each(&sql, &[], &types, |mut values| {
-            if let Value::Int(id) = values.remove(0) {
-                out.push((id, values));
+        self.query_page(&sql, &[Value::Int(after)], &types, |values| {
+            let mut values = values.into_iter();
+            if let (Some(Value::Int(rowid)), Some(Value::Int(id))) = (values.next(), values.next()) {
+                out.push((rowid, id, values.collect()));
             }
             Ok(true)
         })?;
         Ok(out)
     }
 
-    /// Writes, as view `meta`'s version `version`, new versions of its own stored values:
-    /// for each row identity, every own stored column's value in schema order (what
-    /// [`Tx::update_view_stored`] computes in SQL, computed by the caller). Returns how many
-    /// rows.
-    pub(crate) fn write_view_stored(
-        &self,
-        meta: &TableMeta,
-        version: Version,
-        rows: &[(i64, Vec<Value>)],
-    ) -> Result<u64> {
+    /// Adds, as view `meta`'s version `version`, new versions of its own stored values: for
+    /// each row identity, every own stored column's value in schema order (what
+    /// [`Tx::update_view_stored`] computes in SQL, computed by the caller). The versions
+    /// they replace stay live until [`Tx::end_replaced_stored`], so that a write can add its
+    /// rows a batch at a time.
+    pub(crate) fn add_view_stored(&self, meta: &TableMeta, version: Version, rows: &[(i64, Vec<Value>)]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
         let level = meta.level();
         let mut columns = vec!["_id".to_string()];
         columns.extend(
@@ -100,16 +112,12 @@ impl Tx<'_> {
             .iter()
             .flat_map(|(id, values)| std::iter::once(Value::Int(*id)).chain(values.iter().cloned()))
             .collect();
-        if !values.is_empty() {
-            let constants = [Value::Int(version.0 as i64), Value::Int(meta.layout.live())];
-            self.copy_rows(&stored_name(&meta.phys), &columns, None, &values, width, &constants)?;
-        }
-        self.end_replaced_stored(meta, version)?;
-        Ok(rows.len() as u64)
+        let constants = [Value::Int(version.0 as i64), Value::Int(meta.layout.live())];
+        self.copy_rows(&stored_name(&meta.phys), &columns, None, &values, width, &constants).map(|_| ())
     }
 
     /// Ends the stored value versions of view `meta` that its version `version` replaced.
-    fn end_replaced_stored(&self, meta: &TableMeta, version: Version) -> Result<()> {
+    pub(crate) fn end_replaced_stored(&self, meta: &TableMeta, version: Version) -> Result<()> {
         let stored = stored_name(&meta.phys);
         self.execute(
             &format!(

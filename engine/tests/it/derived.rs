@@ -622,3 +622,30 @@ fn a_snapshot_of_a_query_is_replaced_on_request() {
     let s = cat.create_snapshot_of("app/s", &t.select_all(), [("w1", col("words") + 1)], IfExists::Replace).unwrap();
     assert_eq!(s.count().unwrap(), 1);
 }
+
+/// Every read of a view runs its filter in the store's SQL. A filter a server cannot run with
+/// Tabula's meaning (here arithmetic) makes a view on SQLite; on a server the view is
+/// refused when it is made, naming the fix (a computed column of the base), which works on
+/// both. (Such a view used to be made there and then fail every read.)
+#[test]
+fn a_view_filter_a_server_cannot_run_is_refused_there_naming_the_fix() {
+    let cat = catalog();
+    let t = docs(&cat);
+    let titles = |v: &tabula::Table| -> Vec<String> {
+        v.select_all().collect().unwrap().iter().map(|r| r.get("title").unwrap()).collect()
+    };
+    let even = (col("words") % 20).eq(0);
+    if crate::on_server(&cat) {
+        let msg = fails_cleanly(&cat, ErrorCode::InvalidExpr, || {
+            cat.create_view("app/even", &t, even.clone(), IfExists::Error)
+        });
+        assert!(msg.contains("view 'app/even'") && msg.contains("computed column of 'app/docs'"), "{msg}");
+    } else {
+        let v = cat.create_view("app/even", &t, even.clone(), IfExists::Error).unwrap();
+        assert_eq!(titles(&v), ["beta"]);
+        cat.drop_table("app/even", tabula::Force::No).unwrap();
+    }
+    t.add_computed_column("even", even, ColumnOptions::default()).unwrap();
+    let v = cat.create_view("app/even", &t, col("even"), IfExists::Error).unwrap();
+    assert_eq!(titles(&v), ["beta"]);
+}

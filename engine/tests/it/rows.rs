@@ -233,3 +233,43 @@ fn failing_mid_insert_leaves_no_partial_rows_in_a_file_catalog() {
     let t = again.get_table("app/docs").unwrap();
     assert_eq!((t.count().unwrap(), t.version().unwrap()), (3, Version(1)));
 }
+
+/// Writes whose expressions a server cannot run with Tabula's meaning (`%`, `upper`) are
+/// evaluated by Tabula there, a page of rows at a time: over a table of several pages every
+/// row is written exactly once, as SQLite runs them in one statement. (A view's own stored
+/// column too, whose update reads the rows the view shows a page at a time.)
+#[test]
+fn writes_evaluated_by_tabula_reach_every_page_of_a_large_table() {
+    let cat = catalog();
+    let schema = Schema::new().required("k", ColumnType::Int).required("text", ColumnType::String);
+    let t = cat.create_table("app/big", schema, IfExists::Error).unwrap();
+    let n = 3_100; // three pages of 1,024 rows and part of a fourth
+    t.insert((0..n).map(|k| row! {"k" => k, "text" => format!("row {k}")})).unwrap();
+
+    let done = t.delete((col("k") % 3).eq(0)).unwrap();
+    assert_eq!(done.deleted, (0..n).filter(|k| k % 3 == 0).count() as u64);
+    let done = t.update([("text", col("text").upper())], (col("k") % 2).eq(0)).unwrap();
+    assert_eq!(done.updated, (0..n).filter(|k| k % 3 != 0 && k % 2 == 0).count() as u64);
+
+    let view = cat.create_view("app/big_view", &t, col("k").gt(100), IfExists::Error).unwrap();
+    view.add_column("note", ColumnType::String, Value::Null, IfExists::Error).unwrap();
+    let done = view.update([("note", tabula::concat([col("text").lower(), lit("!")]))], (col("k") % 7).eq(0)).unwrap();
+    let noted = |k: i64| k % 3 != 0 && k > 100 && k % 7 == 0;
+    assert_eq!(done.updated, (0..n).filter(|k| noted(*k)).count() as u64);
+
+    let mut rows: Vec<(i64, String)> =
+        t.select_all().collect().unwrap().iter().map(|r| (r.get("k").unwrap(), r.get("text").unwrap())).collect();
+    rows.sort();
+    let expected: Vec<(i64, String)> = (0..n)
+        .filter(|k| k % 3 != 0)
+        .map(|k| (k, if k % 2 == 0 { format!("ROW {k}") } else { format!("row {k}") }))
+        .collect();
+    assert_eq!(rows, expected);
+    let mut notes: Vec<(i64, Option<String>)> =
+        view.select_all().collect().unwrap().iter().map(|r| (r.get("k").unwrap(), r.get("note").unwrap())).collect();
+    notes.sort();
+    let expected: Vec<(i64, Option<String>)> =
+        (0..n).filter(|k| k % 3 != 0 && *k > 100).map(|k| (k, noted(k).then(|| format!("row {k}!")))).collect();
+    assert_eq!(notes, expected);
+    assert_eq!(cat.integrity_check().map_err(|e| e.to_string()), Ok(()));
+}
