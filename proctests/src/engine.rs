@@ -211,3 +211,43 @@ pub fn expensive_add(path: &str, count_file: &str) -> Result<(), Box<dyn std::er
     cat.get_table("docs")?.add_computed_column("x", udf.call([tabula::col("n")]), tabula::ColumnOptions::default())?;
     Ok(())
 }
+
+/// Characters of each row's text in the memory scenario: its table of `rows` rows holds
+/// `rows` KiB of text, far more than a page of 1,024 rows.
+pub const MEMORY_TEXT: usize = 1_000;
+
+/// The memory scenario: on the catalog at `target` (a server URL or a file), a table
+/// `big(k, text)` of `rows` rows and a view of it with a stored column `note`; then three
+/// writes whose expressions a server cannot run with Tabula's meaning (`upper`, `lower`,
+/// `%`), so that Tabula evaluates them there: an update of every row's text, an update of
+/// the view's note in every row it shows, a delete of a third of the rows. Prints, for each,
+/// `<name> <bytes>`: the peak growth of the heap during the call (`peak` measures it; the
+/// child's allocator counts every allocation).
+pub fn write_peaks(
+    target: &str,
+    rows: i64,
+    peak: &dyn peakmem_alloc::PeakMemAllocTrait,
+    out: &mut impl Write,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let cat = if target.starts_with("postgres") { Catalog::connect(target)? } else { Catalog::open(target)? };
+    let schema = Schema::new().required("k", ColumnType::Int).required("text", ColumnType::String);
+    let t = cat.create_table("big", schema, IfExists::Error)?;
+    let filler = "tabula ".repeat(MEMORY_TEXT / 7 + 1);
+    for start in (0..rows).step_by(1_000) {
+        let end = (start + 1_000).min(rows);
+        t.insert((start..end).map(|k| row! {"k" => k, "text" => format!("{k} {}", &filler[..MEMORY_TEXT])}))?;
+    }
+    let view = cat.create_view("big_view", &t, col("k").ge(0), IfExists::Error)?;
+    view.add_column("note", ColumnType::String, tabula::Value::Null, IfExists::Error)?;
+    let mut measured = |name: &str, write: &mut dyn FnMut() -> tabula::Result<WriteResult>| {
+        peak.reset_peak_memory();
+        let done = write()?;
+        let bytes = peak.get_peak_memory();
+        writeln!(out, "{name} {bytes} {}", done.updated + done.deleted)?;
+        Ok::<(), Box<dyn std::error::Error>>(())
+    };
+    measured("update", &mut || t.update([("text", col("text").upper())], tabula::lit(true)))?;
+    measured("view-update", &mut || view.update([("note", col("text").lower())], tabula::lit(true)))?;
+    measured("delete", &mut || t.delete((col("k") % 3).eq(0)))?;
+    Ok(())
+}

@@ -11,6 +11,8 @@
 //! - `writer DB ID OPS`: [`tabula_proctests::engine::concurrent_writer`], logging to `DB.logID`.
 //! - `events DB NAME N`: [`tabula_proctests::engine::write_events`].
 //! - `expensive DB COUNT_FILE`: [`tabula_proctests::engine::expensive_add`], to be killed.
+//! - `memory TARGET ROWS`: [`tabula_proctests::engine::write_peaks`], measured by this
+//!   binary's allocator (it counts the bytes allocated and not yet freed, and their peak).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +21,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tabula::{Catalog, ColumnType, IfExists, Path, Schema};
 use tabula_proctests::{engine, migrations};
 use tabula_testkit::{Migrations, TestNamespace};
+
+#[global_allocator]
+static HEAP: &peakmem_alloc::PeakMemAlloc<std::alloc::System> = &peakmem_alloc::INSTRUMENTED_SYSTEM;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -74,8 +79,12 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         }
         ["events", db, name, n] => Ok(engine::write_events(db, name, n.parse()?)?),
         ["expensive", db, count] => engine::expensive_add(db, count),
+        ["memory", target, rows] => {
+            engine::write_peaks(target, rows.parse()?, &peakmem_alloc::INSTRUMENTED_SYSTEM, &mut std::io::stdout())
+        }
         _ => Err("usage: proctest-child apply DB NAMESPACE START_US | hang DB NAMESPACE READY | churn DB | hold DB \
-                  | crash DB | writer DB ID OPS LOG | events DB NAME N | expensive DB COUNT_FILE"
+                  | crash DB | writer DB ID OPS LOG | events DB NAME N | expensive DB COUNT_FILE \
+                  | memory TARGET ROWS"
             .into()),
     }
 }

@@ -287,3 +287,55 @@ fn an_expensive_add_killed_halfway_pays_only_for_the_rest_when_run_again() {
     assert_eq!(t.history().unwrap().len(), 3, "one new version");
     assert_eq!(t.select_all().where_(col("x").eq(col("n") * 7)).count().unwrap(), ROWS as u64);
 }
+
+/// Rows of the memory scenario: 40,000 rows of 1,000 characters, 40 MB of text.
+const MEMORY_ROWS: i64 = 40_000;
+
+/// What one write may add to the heap at its peak: a few copies of a page of 1,024 rows of
+/// 1,000 characters (its values read, computed, staged and framed for the copy), a fifth of
+/// the table's text.
+const MEMORY_BOUND: usize = 8 << 20;
+
+/// Runs the memory scenario on `target`: each write's name, peak heap growth, rows written.
+fn write_peaks(target: &str) -> Vec<(String, usize, u64)> {
+    let out = Command::new(CHILD).args(["memory", target, &MEMORY_ROWS.to_string()]).output().unwrap();
+    assert!(out.status.success(), "the memory scenario failed: {}", String::from_utf8_lossy(&out.stderr));
+    let lines = String::from_utf8(out.stdout).unwrap();
+    lines
+        .lines()
+        .map(|line| {
+            let parts: Vec<&str> = line.split(' ').collect();
+            (parts[0].to_string(), parts[1].parse().unwrap(), parts[2].parse().unwrap())
+        })
+        .collect()
+}
+
+/// Every write of the scenario changed the rows it should and stayed under the bound.
+fn check_peaks(peaks: &[(String, usize, u64)]) {
+    let names: Vec<&str> = peaks.iter().map(|(name, _, _)| name.as_str()).collect();
+    assert_eq!(names, ["update", "view-update", "delete"]);
+    let rows: Vec<u64> = peaks.iter().map(|(_, _, rows)| *rows).collect();
+    let thirds = (0..MEMORY_ROWS).filter(|k| k % 3 == 0).count() as u64;
+    assert_eq!(rows, [MEMORY_ROWS as u64, MEMORY_ROWS as u64, thirds]);
+    for (name, bytes, _) in peaks {
+        assert!(*bytes < MEMORY_BOUND, "{name} held {bytes} bytes at once (bound {MEMORY_BOUND}): {peaks:?}");
+    }
+}
+
+/// On a file, SQLite runs these writes in its statements: the client holds no rows.
+#[test]
+fn big_writes_hold_no_table_in_memory_on_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    check_peaks(&write_peaks(dir.path().join("big.db").to_str().unwrap()));
+}
+
+/// On a server, Tabula evaluates them itself (the server cannot run `upper`, `lower` or `%`
+/// with Tabula's meaning): a page of rows at a time, so a write holds a page, not the table
+/// (they held every row's new values, and the view's every row, before).
+#[test]
+#[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
+fn big_writes_tabula_evaluates_on_a_server_hold_a_page_at_a_time() {
+    let url = std::env::var("TABULA_TEST_POSTGRES").expect("TABULA_TEST_POSTGRES names the test server");
+    let env = tabula_testkit::TestEnv::on_server(&url).unwrap();
+    check_peaks(&write_peaks(env.url().unwrap()));
+}
