@@ -956,6 +956,61 @@ mod tests {
         admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
     }
 
+    /// A computed column added to a big table is filled by copying the table into a new
+    /// physical table (`Tx::fill_by_rebuild`), which `phys:<id>` then names: a reader whose
+    /// snapshot predates the fill still reads the old one, filed as trash, with every row; a
+    /// small table is updated in place.
+    #[test]
+    #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
+    fn a_big_fill_copies_the_table_and_readers_in_flight_keep_reading_the_old_one() {
+        use crate::{col, row, Catalog, ColumnOptions, ColumnType, IfExists, Schema};
+        use std::sync::mpsc;
+        let (mut admin, schema) = server();
+        let url = url_in(&schema);
+        let cat = Catalog::connect(&url).unwrap();
+        let shape = || Schema::new().required("s", ColumnType::String);
+        let small = cat.create_table("small", shape(), IfExists::Error).unwrap();
+        small.insert((0..100).map(|i| row! {"s" => format!("s{i}")})).unwrap();
+        let big = cat.create_table("big", shape(), IfExists::Error).unwrap();
+        big.insert((0..super::super::fill::REBUILD_FROM).map(|i| row! {"s" => format!("s{i}")})).unwrap();
+        let reader = PgStore::connect(&url, true, THIRTY_S).unwrap();
+        let phys = |id: i64| reader.read(|tx| tx.phys_of(crate::types::TableId(id))).unwrap();
+        assert_eq!((phys(1), phys(2)), ("t1".to_string(), "t2".to_string()));
+        let (began, fill_it) = mpsc::channel::<()>();
+        let (filled, read_on) = mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            let big = &big;
+            s.spawn(move || {
+                fill_it.recv().unwrap();
+                big.add_computed_column("n", col("s").length(), ColumnOptions::default()).unwrap();
+                filled.send(()).unwrap();
+            });
+            let seen = reader
+                .read(|tx| {
+                    let phys = tx.phys_of(crate::types::TableId(2))?;
+                    began.send(()).unwrap();
+                    read_on.recv().unwrap();
+                    tx.query_i64(&format!("SELECT count(*) FROM {phys}"), &[])
+                })
+                .unwrap();
+            assert_eq!(seen, super::super::fill::REBUILD_FROM, "the reader's snapshot shows every row after the fill");
+        });
+        small.add_computed_column("n", col("s").length(), ColumnOptions::default()).unwrap();
+        assert_eq!(phys(1), "t1", "a small table is updated in place");
+        let new = phys(2);
+        assert!(new.starts_with("t2_"), "{new}");
+        let trash: i64 = admin
+            .query_one(&format!("SELECT count(*) FROM {schema}._tabula_meta WHERE key = 'trash:t2'"), &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(trash, 1, "the old physical table waits as trash for the readers that began before");
+        let lengths = big.select([col("n")]).collect().unwrap();
+        assert!(lengths.iter().all(|r| r.get::<i64>("n").unwrap() >= 2), "every row filled");
+        cat.integrity_check().unwrap();
+        drop((small, big, cat, reader));
+        admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+    }
+
     /// The first load of an empty table copies its rows without the btree on `_rowid_` and
     /// builds it at the end (a btree filled row by row doubled the copy): after the load the
     /// table has its primary key again (the integrity check says so), whether the load

@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tabula::{
-    col, concat, if_, lit, row, Catalog, ColumnOptions, ColumnType, ErrorCode, IfExists, OnError, Schema, Table, Udf,
-    Value, Version,
+    col, concat, if_, lit, row, Catalog, ColumnOptions, ColumnType, ErrorCode, IfExists, OnError, Row, Schema, Table,
+    Udf, Value, Version,
 };
 
 use crate::{catalog, docs, fails_cleanly};
@@ -866,7 +866,9 @@ fn a_recompute_that_does_not_cascade_leaves_dependents_as_they_were() {
 /// as `char_length`, of bytes as `octet_length`; comparisons, boolean logic, null tests as
 /// the server's own operators) hold what Tabula's Rust evaluation computes for the same rows
 /// (each expression is computed a second time through an identity UDF, which only Rust
-/// runs): multibyte, empty and null text, bytes, Int against Float, nulls in logic.
+/// runs): multibyte, empty and null text, bytes, Int against Float, nulls in logic. The
+/// table is big enough that a server fills each column by copying the table
+/// (`Tx::fill_by_rebuild`).
 #[test]
 fn builtin_columns_filled_in_sql_agree_with_rust_evaluation() {
     let cat = catalog();
@@ -884,7 +886,7 @@ fn builtin_columns_filled_in_sql_agree_with_rust_evaluation() {
         .unwrap();
     let texts = [Some("日本語"), Some(""), None, Some("héllo wörld"), Some("b"), Some("a\ttab")];
     let bytes = [Some(vec![0u8, 255, 1]), Some(vec![]), None];
-    t.insert((0..12i64).map(|k| {
+    t.insert((0..12_000i64).map(|k| {
         let s = texts[k as usize % texts.len()].map(str::to_string);
         let b = bytes[k as usize % bytes.len()].clone().map(Value::Bytes).unwrap_or(Value::Null);
         let i = if k % 4 == 3 { None } else { Some(k - 5) };
@@ -917,4 +919,45 @@ fn builtin_columns_filled_in_sql_agree_with_rust_evaluation() {
     let lens: Vec<Value> =
         t.select([col("len")]).collect().unwrap().into_iter().map(|r| r.into_values()[0].clone()).collect();
     assert_eq!(&lens[..3], [Value::Int(3), Value::Int(0), Value::Null], "characters, not bytes");
+}
+
+/// A computed column added to a table of many rows and versions (on a server: filled by
+/// copying the table into a new physical table, `Tx::fill_by_rebuild`) keeps everything the
+/// table had: its older versions read as they did, reverts bring back rows it ended, its
+/// primary key still refuses a live duplicate, new rows get their own row ids and values.
+#[test]
+fn a_column_added_to_a_big_table_keeps_its_history_and_key() {
+    let cat = catalog();
+    let schema = Schema::new().required("k", ColumnType::Int).required("text", ColumnType::String).primary_key(["k"]);
+    let t = cat.create_table("app/big", schema, IfExists::Error).unwrap();
+    let n = 12_000i64;
+    t.insert((0..n).map(|k| row! {"k" => k, "text" => "x".repeat((k % 7) as usize)})).unwrap();
+    t.update([("text", lit("changed"))], col("k").lt(300)).unwrap();
+    t.delete(col("k").ge(n - 100)).unwrap();
+    let v3 = t.version().unwrap();
+    let before: Vec<Row> = t.select_all().collect().unwrap();
+    assert_eq!(before.len(), (n - 100) as usize);
+
+    t.add_computed_column("len", col("text").length(), ColumnOptions::default()).unwrap();
+    for r in t.select([col("text"), col("len")]).collect().unwrap() {
+        let text: String = r.get("text").unwrap();
+        assert_eq!(r.get::<i64>("len").unwrap(), text.chars().count() as i64, "{r}");
+    }
+    let old = cat.get_table(format!("app/big:{}", v3.0)).unwrap();
+    assert_eq!(old.select_all().collect().unwrap(), before, "the version before the column reads as it did");
+    let msg = fails_cleanly(&cat, ErrorCode::DuplicateKey, || t.insert([row! {"k" => 5, "text" => "again"}]));
+    assert!(msg.contains("k = 5"), "{msg}");
+    t.insert([row! {"k" => n, "text" => "new!"}]).unwrap();
+    let new = t.select([col("len")]).where_(col("k").eq(n)).collect().unwrap();
+    assert_eq!(new[0].get::<i64>("len").unwrap(), 4);
+    assert_eq!(t.count().unwrap(), (n - 99) as u64);
+
+    t.revert().unwrap(); // the insert
+    t.revert().unwrap(); // the column
+    assert_eq!(t.select_all().collect().unwrap(), before);
+    t.revert().unwrap(); // the delete: its rows come back
+    assert_eq!(t.count().unwrap(), n as u64);
+    let changed = t.select([col("text")]).where_(col("k").eq(7)).collect().unwrap();
+    assert_eq!(changed[0].get::<String>("text").unwrap(), "changed");
+    assert_eq!(cat.integrity_check().map_err(|e| e.to_string()), Ok(()));
 }
