@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::catalog::{rows_writable, IfExists, Table, WriteResult};
 use crate::change::Change;
 use crate::change::ChangeKind;
-use crate::compute::{recompute, recompute_view, Budget};
+use crate::compute::{fill_added, recompute_view, Budget};
 use crate::error::{err, Result};
 use crate::expr::Expr;
 use crate::schema::{ColumnDef, Computed, FailureBudget, OnError};
@@ -244,20 +244,8 @@ impl Table {
                     }
                     _ => None,
                 };
-                // A server copies a big table with the column filled rather than updating
-                // every row (`Tx::fill_by_rebuild`); its meta names the copy from then on.
-                let server_fills = |c: &ColumnDef| {
-                    tx.on_server()
-                        && c.computed.as_ref().is_some_and(|comp| crate::store::sql::portable_value(&comp.expr))
-                };
-                let rebuilt = match todo[..] {
-                    [only] if server_fills(only) => tx.fill_by_rebuild(meta, only)?,
-                    _ => None,
-                };
-                match rebuilt {
-                    Some(phys) => meta.phys = phys,
-                    None => recompute(tx, meta, &todo, Scope::Live, udfs, budget.as_ref())?,
-                }
+                let todo: Vec<ColumnDef> = todo.into_iter().cloned().collect();
+                fill_added(tx, meta, &todo, udfs, budget.as_ref())?;
             }
             // A stored column's values are gone from this version on (a revert brings them
             // back): a replace of data, which migration checks flag, not a recompute.

@@ -728,6 +728,43 @@ pub(crate) fn recompute(
     update.finish()
 }
 
+/// Fills fresh computed `columns` (added by this version, in dependency order) in every live
+/// row of table `meta`, as [`recompute`] does; or on a server, when [`Tx::rebuild_pays`], by
+/// copying the table with them filled into a new physical table, which `meta` names from
+/// then on: in SQL for one column the server computes ([`Tx::fill_by_rebuild`]), else
+/// computed here a batch at a time and staged ([`Tx::cell_stage`]).
+pub(crate) fn fill_added(
+    tx: &Tx,
+    meta: &mut TableMeta,
+    columns: &[ColumnDef],
+    udfs: &Registry,
+    budget: Option<&Budget>,
+) -> Result<()> {
+    let refs: Vec<&ColumnDef> = columns.iter().collect();
+    if !tx.rebuild_pays(meta)? {
+        return recompute(tx, meta, &refs, Scope::Live, udfs, budget);
+    }
+    let in_server_sql = refs.iter().all(|c| {
+        c.computed.as_ref().is_none_or(|comp| !comp.expr.has_udf() && crate::store::sql::portable_value(&comp.expr))
+    });
+    let new = match refs[..] {
+        [only] if in_server_sql => tx.fill_by_rebuild(meta, only)?,
+        // Each reads the one before it: filled in place, one statement each.
+        _ if in_server_sql => return recompute(tx, meta, &refs, Scope::Live, udfs, budget),
+        _ => {
+            let pass = Pass::new(&refs, &meta.schema, udfs)?;
+            let fetch = |after: i64, each: &mut dyn FnMut(Vec<Value>) -> Result<bool>| {
+                tx.fetch_inputs(meta, &pass.inputs, &pass.failing, Scope::Live, after, BATCH, each)
+            };
+            let mut stage = tx.cell_stage(pass.columns)?;
+            pass.run(&fetch, udfs, "row", budget, |rowid, values| stage.write(rowid, values))?;
+            stage.finish(meta)?
+        }
+    };
+    meta.phys = new;
+    Ok(())
+}
+
 /// Whether `columns` can be filled by SQL statements that call their UDFs back: every UDF
 /// they call takes one row a call (batch UDFs want batches, concurrent ones several rows at
 /// once), and none reads an error slot

@@ -205,6 +205,64 @@ impl CellWriter<'_> {
     }
 }
 
+/// The temporary table of a [`CellStage`]: `r` a physical rowid, then `c<id>, e<id>` of each
+/// column filled.
+const CELLS: &str = "_tabula_cells";
+
+/// Computed cells of a fill that replaces a table's physical table ([`Tx::cell_stage`]):
+/// copied to a temporary table [`CELL_VALUES`] values at a time, then joined with the
+/// table's rows into its new physical table by [`CellStage::finish`].
+#[must_use = "staged cells are written by `finish`"]
+pub(crate) struct CellStage<'t> {
+    tx: &'t Tx<'t>,
+    names: Vec<String>,
+    width: usize,
+    pending: Vec<Value>,
+}
+
+impl CellStage<'_> {
+    /// Stages `values` (`value, error slot` of each column) of row `rowid`.
+    pub(crate) fn write(&mut self, rowid: i64, values: &[Value]) -> Result<()> {
+        if values.len() + 1 != self.width {
+            return Err(err!(
+                Storage,
+                "a cell write has {} values for {} columns (a bug in Tabula)",
+                values.len(),
+                self.width - 1
+            ));
+        }
+        self.pending.push(Value::Int(rowid));
+        self.pending.extend(values.iter().cloned());
+        if self.pending.len() >= CELL_VALUES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if !self.pending.is_empty() {
+            self.tx.copy_rows(CELLS, &self.names, None, &self.pending, self.width, &[])?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    /// Copies table `meta`'s rows into a new physical table, each staged row with its
+    /// staged cells, and makes it the table's; returns its name (which the caller's `meta`
+    /// must name from then on).
+    pub(crate) fn finish(mut self, meta: &TableMeta) -> Result<String> {
+        self.flush()?;
+        // Statistics, so that the join hashes the stage instead of looping over it.
+        self.tx.execute_batch(&format!("ANALYZE {CELLS}"))?;
+        let staged = &self.names[1..];
+        let new = self.tx.rebuild(meta, &format!(" LEFT JOIN {CELLS} s ON s.r = p._rowid_"), &[], |name| {
+            staged.iter().any(|n| n == name).then(|| format!("CASE WHEN s.r IS NULL THEN p.{name} ELSE s.{name} END"))
+        })?;
+        self.tx.execute_batch(&format!("DROP TABLE {CELLS}"))?;
+        Ok(new)
+    }
+}
+
 /// The array type a server binds values of `ty` to (the element type its column has).
 fn array_type(ty: ColumnType) -> &'static str {
     match crate::store::codec::declared_type(ty) {
@@ -318,57 +376,98 @@ impl<'t> Tx<'t> {
         }))
     }
 
-    /// [`Tx::fill_computed`] of fresh computed `column` (a `sql::portable_value`) in every
-    /// live row of table `meta` on a server, by copying the table into a new physical table
-    /// with the column filled, which then replaces it (`Tx::install_rebuilt`): an `UPDATE`
-    /// there writes a whole new tuple and its index entries a row, and leaves the old ones
-    /// dead in the table. Done when the table has at least [`REBUILD_FROM`] live rows and
-    /// no more ended ones (the copy takes them too); returns the new physical table, which
-    /// the caller's `meta` must name from then on, or `None` when it did nothing (fill with
-    /// [`Tx::fill_computed`] then).
-    pub(crate) fn fill_by_rebuild(&self, meta: &TableMeta, column: &ColumnDef) -> Result<Option<String>> {
+    /// Whether a fill of fresh computed columns in every live row of table `meta` is
+    /// cheaper by copying the table into a new physical table with the columns filled
+    /// ([`Tx::fill_by_rebuild`], [`Tx::cell_stage`]) than by updating every row: on a server
+    /// (where an `UPDATE` writes a whole new tuple and its index entries a row, and leaves
+    /// the old ones dead), for a table with at least [`REBUILD_FROM`] live rows and no more
+    /// ended ones (the copy takes them too).
+    pub(crate) fn rebuild_pays(&self, meta: &TableMeta) -> Result<bool> {
         if !self.on_server() || !matches!(meta.kind, Kind::Table) {
-            return Ok(None);
+            return Ok(false);
         }
-        let phys = meta.phys();
         let counts = self.query_rows(
             &format!(
-                "SELECT count(*) FILTER (WHERE {live}), count(*) FILTER (WHERE NOT ({live})) FROM {phys}",
+                "SELECT count(*) FILTER (WHERE {live}), count(*) FILTER (WHERE NOT ({live})) FROM {}",
+                meta.phys(),
                 live = meta.layout.is_live("")
             ),
             &[],
             2,
         )?;
-        let (live, ended) = match counts.first() {
-            Some(row) => (row.int(0)?, row.int(1)?),
-            None => return Ok(None),
+        Ok(match counts.first() {
+            Some(row) => {
+                let (live, ended) = (row.int(0)?, row.int(1)?);
+                live >= REBUILD_FROM && ended <= live
+            }
+            None => false,
+        })
+    }
+
+    /// Fills fresh computed `column` (a `sql::portable_value`) in every live row of table
+    /// `meta` on a server by copying the table into a new physical table with the column
+    /// filled, which then replaces it ([`Tx::install_rebuilt`]); returns that table, which
+    /// the caller's `meta` must name from then on. For when [`Tx::rebuild_pays`].
+    pub(crate) fn fill_by_rebuild(&self, meta: &TableMeta, column: &ColumnDef) -> Result<String> {
+        let Some((value, error, params)) = self.computed_sql(meta, column)? else {
+            return Err(err!(Storage, "a fill of stored column '{}' (a bug in Tabula)", column.name));
         };
-        if live < REBUILD_FROM || ended > live {
-            return Ok(None);
-        }
-        let Some((value, error, params)) = self.computed_sql(meta, column)? else { return Ok(None) };
-        self.empty_trash()?;
         let (id, live) = (column.id.0, meta.layout.is_live(""));
-        let mut targets = vec!["_rowid_".to_string()];
-        let mut values = vec!["_rowid_".to_string()];
-        for (name, _) in self.present_columns(&phys)? {
-            values.push(if name == format!("c{id}") {
-                format!("CASE WHEN {live} THEN {value} ELSE {name} END")
+        let new = self.rebuild(meta, "", &params.values, |name| {
+            if name == format!("c{id}") {
+                Some(format!("CASE WHEN {live} THEN {value} ELSE {name} END"))
             } else if name == format!("e{id}") {
-                format!("CASE WHEN {live} THEN {error} ELSE {name} END")
+                Some(format!("CASE WHEN {live} THEN {error} ELSE {name} END"))
             } else {
-                name.clone()
-            });
+                None
+            }
+        })?;
+        Ok(new)
+    }
+
+    /// Copies every row version of table `meta` (`FROM <phys> p <join>`) into a new physical
+    /// table, each column as `value(name)` gives it (`None`: as it is), and makes that table
+    /// the table's ([`Tx::install_rebuilt`]); returns its name.
+    fn rebuild(
+        &self,
+        meta: &TableMeta,
+        join: &str,
+        params: &[Value],
+        value: impl Fn(&str) -> Option<String>,
+    ) -> Result<String> {
+        let phys = meta.phys();
+        self.empty_trash()?;
+        let mut targets = vec!["_rowid_".to_string()];
+        let mut values = vec!["p._rowid_".to_string()];
+        for (name, _) in self.present_columns(&phys)? {
+            values.push(value(&name).unwrap_or_else(|| format!("p.{name}")));
             targets.push(name);
         }
         let new = super::compact::new_phys_name(meta);
         self.execute_batch(&format!("CREATE TABLE {new} (LIKE {phys} INCLUDING DEFAULTS INCLUDING IDENTITY)"))?;
         self.execute(
-            &format!("INSERT INTO {new}({}) SELECT {} FROM {phys}", targets.join(", "), values.join(", ")),
-            &params.values,
+            &format!("INSERT INTO {new}({}) SELECT {} FROM {phys} p{join}", targets.join(", "), values.join(", ")),
+            params,
         )?;
         self.install_rebuilt(meta, &new)?;
-        Ok(Some(new))
+        Ok(new)
+    }
+
+    /// A stage for the computed cells of `columns` in every live row of a table, which
+    /// [`CellStage::finish`] copies into a new physical table with the rest of the table
+    /// (for when [`Tx::rebuild_pays`]; a server's Rust-computed fill).
+    pub(crate) fn cell_stage(&'t self, columns: &[&ColumnDef]) -> Result<CellStage<'t>> {
+        let mut names = vec!["r".to_string()];
+        let mut ddl = vec!["r BIGINT NOT NULL".to_string()];
+        for c in columns {
+            let id = c.id.0;
+            ddl.push(format!("c{id} {}", self.column_type(crate::store::codec::declared_type(c.ty))));
+            ddl.push(format!("e{id} TEXT"));
+            names.extend([format!("c{id}"), format!("e{id}")]);
+        }
+        self.execute_batch(&format!("DROP TABLE IF EXISTS {CELLS}; CREATE TEMP TABLE {CELLS}({})", ddl.join(", ")))?;
+        self.forget_statements(CELLS);
+        Ok(CellStage { tx: self, width: names.len(), names, pending: Vec::new() })
     }
 
     /// Fills computed `column` in the rows of `scope` with one statement in which SQLite

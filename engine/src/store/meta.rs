@@ -415,6 +415,31 @@ impl Tx<'_> {
                 problems.push(format!("{kind} '{path}' reads table id {base}, which does not exist"));
             }
         }
+        // A table with a primary key keeps it unique among live rows by an index that a
+        // server's appends do not test but that stops a concurrent writer; every physical
+        // table made for it (a spare taken, a compaction's or a fill's copy) must have it.
+        let indexes: BTreeSet<String> = strings(match self.on_server() {
+            false => "SELECT name, '' FROM sqlite_master WHERE type = 'index'",
+            true => "SELECT CAST(indexname AS TEXT), '' FROM pg_indexes WHERE schemaname = current_schema()",
+        })?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+        for (key, path) in &tables {
+            let mut parts = key.split(' ');
+            let (Some(Ok(id)), Some("table")) = (parts.next().map(str::parse::<i64>), parts.next()) else { continue };
+            // One that does not load is reported by the checks below.
+            let Ok(meta) = Path::parse(path).and_then(|shown| self.load_table(TableId(id), &shown)) else { continue };
+            if physical.contains(&meta.phys) && !key_physical(&meta.schema).is_empty() {
+                let index = format!("{}_key", meta.phys);
+                if !indexes.contains(&index) {
+                    problems.push(format!(
+                        "'{path}' has a primary key, but its physical table {} has no unique index {index} on it",
+                        meta.phys
+                    ));
+                }
+            }
+        }
         for phys in &spares {
             if !physical.contains(phys) {
                 problems.push(format!("spare physical table {phys} does not exist"));

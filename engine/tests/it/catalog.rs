@@ -494,6 +494,8 @@ fn integrity_check_finds_dangling_objects_and_names_them() {
     cat.create_snapshot("app/s", &t, IfExists::Error).unwrap();
     cat.create_table("app/gone", one_col(), IfExists::Error).unwrap();
     cat.drop_table("app/gone", Force::No).unwrap(); // leaves a spare: not dangling
+    let keyed = Schema::new().required("k", ColumnType::Int).primary_key(["k"]);
+    cat.create_table("app/keyed", keyed, IfExists::Error).unwrap();
     cat.integrity_check().unwrap();
     let raw = rusqlite::Connection::open(&path).unwrap();
     let id = |path: &str| -> i64 {
@@ -501,8 +503,10 @@ fn integrity_check_finds_dangling_objects_and_names_them() {
     };
     let docs_id = id("app/docs");
     let view_id = id("app/v");
+    let keyed_id = id("app/keyed");
     raw.execute_batch(&format!(
         "CREATE TABLE t9999(x);
+         DROP INDEX t{keyed_id}_key;
          INSERT INTO _tabula_versions SELECT 4242, version, created_at, change, detail, inserted, updated, deleted,
              first_rowid, last_rowid, schema FROM _tabula_versions WHERE table_id = {docs_id};
          DROP TABLE t{view_id};
@@ -517,6 +521,9 @@ fn integrity_check_finds_dangling_objects_and_names_them() {
         &format!("view 'app/v' has no physical table t{view_id}"),
         "'app/docs' has no record of its current version 7",
         "'app/v' records what its version 9 shows, but has no such version",
+        &format!(
+            "'app/keyed' has a primary key, but its physical table t{keyed_id} has no unique index t{keyed_id}_key"
+        ),
     ] {
         assert!(e.contains(finding), "{finding}: {e}");
     }

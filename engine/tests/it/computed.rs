@@ -921,12 +921,14 @@ fn builtin_columns_filled_in_sql_agree_with_rust_evaluation() {
     assert_eq!(&lens[..3], [Value::Int(3), Value::Int(0), Value::Null], "characters, not bytes");
 }
 
-/// A computed column added to a table of many rows and versions (on a server: filled by
-/// copying the table into a new physical table, `Tx::fill_by_rebuild`) keeps everything the
-/// table had: its older versions read as they did, reverts bring back rows it ended, its
-/// primary key still refuses a live duplicate, new rows get their own row ids and values.
+/// Computed columns added to a table of many rows and versions (on a server: filled by
+/// copying the table into a new physical table, in SQL for a builtin, from staged values
+/// for a UDF) keep everything the table had: its older versions read as they did, reverts
+/// bring back rows it ended, its primary key still refuses a live duplicate, new rows get
+/// their own row ids and values, a view shows the new columns, and a UDF's failed cells
+/// keep their errors.
 #[test]
-fn a_column_added_to_a_big_table_keeps_its_history_and_key() {
+fn columns_added_to_a_big_table_keep_its_history_key_views_and_errors() {
     let cat = catalog();
     let schema = Schema::new().required("k", ColumnType::Int).required("text", ColumnType::String).primary_key(["k"]);
     let t = cat.create_table("app/big", schema, IfExists::Error).unwrap();
@@ -934,17 +936,35 @@ fn a_column_added_to_a_big_table_keeps_its_history_and_key() {
     t.insert((0..n).map(|k| row! {"k" => k, "text" => "x".repeat((k % 7) as usize)})).unwrap();
     t.update([("text", lit("changed"))], col("k").lt(300)).unwrap();
     t.delete(col("k").ge(n - 100)).unwrap();
-    let v3 = t.version().unwrap();
+    let low = cat.create_view("app/low", &t, col("k").lt(50), IfExists::Error).unwrap();
+    let v = t.version().unwrap();
     let before: Vec<Row> = t.select_all().collect().unwrap();
     assert_eq!(before.len(), (n - 100) as usize);
 
     t.add_computed_column("len", col("text").length(), ColumnOptions::default()).unwrap();
-    for r in t.select([col("text"), col("len")]).collect().unwrap() {
+    let shout = Udf::new("shout", 1, |s: String| if s == "xxx" { Err("three x") } else { Ok(s.to_uppercase()) });
+    cat.register(&shout);
+    let ignore = ColumnOptions { on_error: OnError::Ignore, ..ColumnOptions::default() };
+    t.add_computed_column("loud", shout.call([col("text")]), ignore).unwrap();
+    let cells = t.select([col("text"), col("len"), col("loud"), col("loud").errormsg().alias("why")]);
+    let mut failed = 0;
+    for r in cells.collect().unwrap() {
         let text: String = r.get("text").unwrap();
         assert_eq!(r.get::<i64>("len").unwrap(), text.chars().count() as i64, "{r}");
+        let (loud, why): (Option<String>, Option<String>) = (r.get("loud").unwrap(), r.get("why").unwrap());
+        if text == "xxx" {
+            failed += 1;
+            assert!(loud.is_none() && why.is_some_and(|w| w.contains("three x")), "{r}");
+        } else {
+            assert_eq!((loud, why), (Some(text.to_uppercase()), None), "{r}");
+        }
     }
-    let old = cat.get_table(format!("app/big:{}", v3.0)).unwrap();
-    assert_eq!(old.select_all().collect().unwrap(), before, "the version before the column reads as it did");
+    assert_eq!(failed, (300..n - 100).filter(|k| k % 7 == 3).count());
+    let shown = low.select([col("k"), col("len"), col("loud")]).collect().unwrap();
+    assert_eq!(shown.len(), 50);
+    assert!(shown.iter().all(|r| r.get::<String>("loud").unwrap() == "CHANGED"), "{shown:?}");
+    let old = cat.get_table(format!("app/big:{}", v.0)).unwrap();
+    assert_eq!(old.select_all().collect().unwrap(), before, "the version before the columns reads as it did");
     let msg = fails_cleanly(&cat, ErrorCode::DuplicateKey, || t.insert([row! {"k" => 5, "text" => "again"}]));
     assert!(msg.contains("k = 5"), "{msg}");
     t.insert([row! {"k" => n, "text" => "new!"}]).unwrap();
@@ -953,7 +973,8 @@ fn a_column_added_to_a_big_table_keeps_its_history_and_key() {
     assert_eq!(t.count().unwrap(), (n - 99) as u64);
 
     t.revert().unwrap(); // the insert
-    t.revert().unwrap(); // the column
+    t.revert().unwrap(); // the UDF column
+    t.revert().unwrap(); // the builtin column
     assert_eq!(t.select_all().collect().unwrap(), before);
     t.revert().unwrap(); // the delete: its rows come back
     assert_eq!(t.count().unwrap(), n as u64);
