@@ -959,7 +959,7 @@ mod tests {
     /// A computed column added to a big table is filled by copying the table into a new
     /// physical table (`Tx::fill_by_rebuild`), which `phys:<id>` then names: a reader whose
     /// snapshot predates the fill still reads the old one, filed as trash, with every row; a
-    /// small table is updated in place.
+    /// small table, or one whose last copy still waits as trash, is updated in place.
     #[test]
     #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
     fn a_big_fill_copies_the_table_and_readers_in_flight_keep_reading_the_old_one() {
@@ -1006,6 +1006,12 @@ mod tests {
         assert_eq!(trash, 1, "the old physical table waits as trash for the readers that began before");
         let lengths = big.select([col("n")]).collect().unwrap();
         assert!(lengths.iter().all(|r| r.get::<i64>("n").unwrap() >= 2), "every row filled");
+        // While that copy waits as trash, the next fill updates in place: a run of fills
+        // does not take the table's space once a fill.
+        big.add_computed_column("long", col("s").length().gt(3), ColumnOptions::default()).unwrap();
+        assert_eq!(phys(2), new, "no second copy while the first waits");
+        let long = big.select_all().where_(col("long")).count().unwrap();
+        assert_eq!(long, (0..super::super::fill::REBUILD_FROM).filter(|i| i.to_string().len() > 2).count() as u64);
         cat.integrity_check().unwrap();
         drop((small, big, cat, reader));
         admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();

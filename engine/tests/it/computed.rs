@@ -921,9 +921,9 @@ fn builtin_columns_filled_in_sql_agree_with_rust_evaluation() {
     assert_eq!(&lens[..3], [Value::Int(3), Value::Int(0), Value::Null], "characters, not bytes");
 }
 
-/// Computed columns added to a table of many rows and versions (on a server: filled by
-/// copying the table into a new physical table, in SQL for a builtin, from staged values
-/// for a UDF) keep everything the table had: its older versions read as they did, reverts
+/// Computed columns added to a table of many rows and versions (on a server: the first
+/// filled by copying the table into a new physical table with the UDF's values staged, the
+/// next in place) keep everything the table had: its older versions read as they did, reverts
 /// bring back rows it ended, its primary key still refuses a live duplicate, new rows get
 /// their own row ids and values, a view shows the new columns, and a UDF's failed cells
 /// keep their errors.
@@ -941,11 +941,12 @@ fn columns_added_to_a_big_table_keep_its_history_key_views_and_errors() {
     let before: Vec<Row> = t.select_all().collect().unwrap();
     assert_eq!(before.len(), (n - 100) as usize);
 
-    t.add_computed_column("len", col("text").length(), ColumnOptions::default()).unwrap();
+    // The first is filled by a copy on a server; the second in place (the first copy waits).
     let shout = Udf::new("shout", 1, |s: String| if s == "xxx" { Err("three x") } else { Ok(s.to_uppercase()) });
     cat.register(&shout);
     let ignore = ColumnOptions { on_error: OnError::Ignore, ..ColumnOptions::default() };
     t.add_computed_column("loud", shout.call([col("text")]), ignore).unwrap();
+    t.add_computed_column("len", col("text").length(), ColumnOptions::default()).unwrap();
     let cells = t.select([col("text"), col("len"), col("loud"), col("loud").errormsg().alias("why")]);
     let mut failed = 0;
     for r in cells.collect().unwrap() {
@@ -973,8 +974,8 @@ fn columns_added_to_a_big_table_keep_its_history_key_views_and_errors() {
     assert_eq!(t.count().unwrap(), (n - 99) as u64);
 
     t.revert().unwrap(); // the insert
-    t.revert().unwrap(); // the UDF column
     t.revert().unwrap(); // the builtin column
+    t.revert().unwrap(); // the UDF column
     assert_eq!(t.select_all().collect().unwrap(), before);
     t.revert().unwrap(); // the delete: its rows come back
     assert_eq!(t.count().unwrap(), n as u64);
