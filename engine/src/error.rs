@@ -58,6 +58,12 @@ pub enum ErrorCode {
     /// the same thread (an insert pulling rows from a stream of the same handle): it would
     /// wait for itself forever, so it fails at once.
     Reentrant,
+    /// The connection to a PostgreSQL server was lost during the call (the server restarted
+    /// or ended it, or the network or a proxy closed it): the server rolled the call back,
+    /// so retry it; unless it was lost while committing, which the message says, when the
+    /// call may or may not have been committed. (A connection found closed before a call
+    /// began is replaced without an error.)
+    Disconnected,
     /// SQLite or the file system failed.
     Storage,
     /// Rows could not be converted to or from a Rust type with serde.

@@ -79,7 +79,15 @@ impl<'a> PgTx<'a> {
     pub(crate) fn commit(mut self) -> Result<()> {
         self.build_deferred()?;
         self.done = true;
-        self.client.borrow_mut().client.batch_execute("COMMIT").map_err(|e| pg_error(&self.location, e))
+        self.client.borrow_mut().client.batch_execute("COMMIT").map_err(|e| match connection_lost(&e) {
+            true => err!(
+                Disconnected,
+                "catalog '{}': the connection to the server was lost while committing ({e}): the call may have \
+                 been committed or not; read the table's version (or history) before retrying it",
+                self.location
+            ),
+            false => pg_error(&self.location, e),
+        })
     }
 
     /// Refuses a statement that calls Tabula's SQL functions (`tb_*`: builtins with Tabula's
@@ -442,13 +450,14 @@ impl PgStore {
         &self.location
     }
 
-    fn client(&self) -> Result<Conn> {
+    /// An idle connection (`true`), or a new one.
+    fn client(&self) -> Result<(Conn, bool)> {
         if let Some(conn) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
             if !conn.client.is_closed() {
-                return Ok(conn);
+                return Ok((conn, true));
             }
         }
-        super::tls::connect(&self.url).map(Conn::new)
+        super::tls::connect(&self.url).map(|client| (Conn::new(client), false))
     }
 
     fn put(&self, client: Conn) {
@@ -492,9 +501,21 @@ impl PgStore {
     }
 
     fn run<T>(&self, begin: &str, write: bool, f: impl FnOnce(&super::Tx) -> Result<T>) -> Result<T> {
-        let client = RefCell::new(self.client()?);
+        let (conn, idle) = self.client()?;
+        let client = RefCell::new(conn);
         let out = (|| {
-            let tx = super::Tx::on_postgres(PgTx::begin(&client, self.location.clone(), begin)?);
+            let began = match PgTx::begin(&client, self.location.clone(), begin) {
+                // An idle connection the server or a proxy closed meanwhile (a restart, an
+                // idle timeout) shows it only when used: nothing ran yet, so a new one
+                // takes its place.
+                Err(e) if idle && client.borrow().client.is_closed() => {
+                    drop(e);
+                    *client.borrow_mut() = Conn::new(super::tls::connect(&self.url)?);
+                    PgTx::begin(&client, self.location.clone(), begin)
+                }
+                began => began,
+            };
+            let tx = super::Tx::on_postgres(began?);
             if write {
                 // 0 would be no timeout at all on a server.
                 let ms = self.busy_timeout.as_millis().clamp(1, i32::MAX as u128);
@@ -730,9 +751,26 @@ fn cell(row: &postgres::Row, i: usize, ty: Option<ColumnType>) -> Result<Value> 
 }
 
 /// Maps a PostgreSQL failure into an [`Error`] naming the server.
+/// Whether `e` says the connection is gone: closed, a failed socket, or the server ending
+/// the session (SQLSTATE class 08, or 57P01-57P03: shut down, crashed, starting up).
+fn connection_lost(e: &postgres::Error) -> bool {
+    let io = std::error::Error::source(e).is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some());
+    e.is_closed() || io || e.code().is_some_and(|c| c.code().starts_with("08") || c.code().starts_with("57P0"))
+}
+
 pub(crate) fn pg_error(location: &str, e: postgres::Error) -> Error {
     use crate::error::ErrorCode;
     use postgres::error::SqlState;
+    if connection_lost(&e) {
+        return Error::new(
+            ErrorCode::Disconnected,
+            format!(
+                "catalog '{location}': the connection to the server was lost ({e}); the server rolled the call \
+                 back: retry it"
+            ),
+        )
+        .with_source(e);
+    }
     let code = match e.code() {
         Some(c) if *c == SqlState::UNIQUE_VIOLATION => ErrorCode::DuplicateKey,
         Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED => {
@@ -1015,6 +1053,68 @@ mod tests {
         cat.integrity_check().unwrap();
         drop((small, big, cat, reader));
         admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+    }
+
+    /// A pooled connection that the server ended while it was idle (a restart, an idle
+    /// timeout, a proxy) is replaced when a call takes it, without an error, and so is the
+    /// connection of remembered UDF results. A connection lost during a call fails that
+    /// call with `Disconnected`, saying to retry; the server rolled it back, and the retry
+    /// succeeds.
+    #[test]
+    #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
+    fn a_connection_the_server_ended_is_replaced_and_a_call_it_broke_says_retry() {
+        use crate::{col, row, Catalog, ColumnOptions, ColumnType, ErrorCode, IfExists, Schema, Udf};
+        let (admin, schema) = server();
+        let admin = std::sync::Arc::new(std::sync::Mutex::new(admin));
+        let cat = Catalog::connect(&format!("{}&application_name={schema}", url_in(&schema))).unwrap();
+        // Ends the sessions of the catalog's connections (they carry the schema's name).
+        let ender = |admin: std::sync::Arc<std::sync::Mutex<postgres::Client>>, name: String| {
+            move || -> u64 {
+                let sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1";
+                let ended = admin.lock().unwrap().execute(sql, &[&name]).unwrap();
+                // The server ends them a moment later.
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                ended
+            }
+        };
+        let end_sessions = ender(admin.clone(), schema.clone());
+        let t = cat.create_table("t", Schema::new().required("n", ColumnType::Int), IfExists::Error).unwrap();
+        t.insert((0..10).map(|i| row! {"n" => i})).unwrap();
+        assert!(end_sessions() >= 1, "the catalog's idle connection");
+        assert_eq!(t.count().unwrap(), 10, "a new connection took the ended one's place");
+
+        let end_in_call = ender(admin.clone(), schema.clone());
+        let breaks = Udf::new("breaks", 1, move |n: i64| {
+            if n == 5 {
+                end_in_call();
+            }
+            n
+        });
+        cat.register(&breaks);
+        let e = t.add_computed_column("x", breaks.call([col("n")]), ColumnOptions::default()).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Disconnected, "{e}");
+        assert!(e.to_string().contains("retry it"), "{e}");
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        let fine = Udf::new("fine", 1, move |n: i64| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            n * 2
+        })
+        .remember(true);
+        cat.register(&fine);
+        t.add_computed_column("x", fine.call([col("n")]), ColumnOptions::default()).unwrap();
+        assert_eq!(t.select_all().where_(col("x").eq(18)).count().unwrap(), 1);
+        assert_eq!(t.history().unwrap().len(), 3, "create, insert, the column: nothing of the broken call");
+        // The connection of remembered results too (it lives as long as the handle; a
+        // broken one would make every lookup miss, silently: it is only a cache).
+        assert!(end_sessions() >= 1);
+        t.add_computed_column("y", fine.call([col("n") + 1]), ColumnOptions::default()).unwrap();
+        assert_eq!(t.select_all().where_(col("y").eq(20)).count().unwrap(), 1);
+        let paid = calls.load(std::sync::atomic::Ordering::Relaxed);
+        t.add_computed_column("z", fine.call([col("n") + 1]), ColumnOptions::default()).unwrap();
+        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), paid, "every result of y was remembered");
+        drop((t, cat, breaks));
+        admin.lock().unwrap().batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
     }
 
     /// The first load of an empty table copies its rows without the btree on `_rowid_` and

@@ -73,24 +73,38 @@ impl Results {
     fn with<T>(
         &self,
         sqlite: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-        #[cfg(feature = "postgres")] server: impl FnOnce(&mut postgres::Client) -> std::result::Result<T, postgres::Error>,
+        #[cfg(feature = "postgres")] mut server: impl FnMut(
+            &mut postgres::Client,
+        ) -> std::result::Result<T, postgres::Error>,
     ) -> Result<T> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         if conn.is_none() {
             *conn = Some(self.open()?);
         }
+        #[cfg(feature = "postgres")]
+        if let Some(Conn::Server(c)) = conn.as_mut() {
+            match server(c) {
+                Ok(v) => return Ok(v),
+                // The server ended the connection (a restart, an idle timeout): each statement
+                // here commits alone and means the same run twice, so a new one runs it again.
+                Err(_) if c.is_closed() => {}
+                Err(e) => return Err(self.server_fail(e)),
+            }
+            *conn = Some(self.open()?);
+            if let Some(Conn::Server(c)) = conn.as_mut() {
+                return server(c).map_err(|e| self.server_fail(e));
+            }
+        }
         match conn.as_mut() {
             Some(Conn::Sqlite(c)) => sqlite(c).map_err(|e| self.fail(e)),
-            #[cfg(feature = "postgres")]
-            Some(Conn::Server(c)) => server(c).map_err(|e| {
-                let e = super::pg::pg_error(&self.shown(), e);
-                err!(
-                    Storage,
-                    "remembered UDF results: {e} (they are only a cache: drop _tabula_results to start afresh)"
-                )
-            }),
-            None => Err(err!(Storage, "remembered UDF results: no connection")),
+            _ => Err(err!(Storage, "remembered UDF results: no connection")),
         }
+    }
+
+    #[cfg(feature = "postgres")]
+    fn server_fail(&self, e: postgres::Error) -> crate::error::Error {
+        let e = super::pg::pg_error(&self.shown(), e);
+        err!(Storage, "remembered UDF results: {e} (they are only a cache: drop _tabula_results to start afresh)")
     }
 
     fn open(&self) -> Result<Conn> {
