@@ -246,12 +246,30 @@ impl Tx<'_> {
         self.drop_trash(server_compaction().1)
     }
 
-    /// Drops the physical tables filed as trash more than `age` ago.
+    /// Drops the physical tables filed as trash more than `age` ago; on a server, also those
+    /// that no transaction can still name: filed by a transaction that has committed (not
+    /// this one), when no other session's snapshot is as old as that transaction
+    /// (`backend_xmin`; a session whose state the server hides from this role counts as
+    /// old). A snapshot taken before that commit has an xmin at most its xid (it was
+    /// running then); one taken after reads the new `phys:` mapping and never names the old
+    /// table. So the space comes back at the next call instead of minutes later.
     pub(crate) fn drop_trash(&self, age: std::time::Duration) -> Result<()> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let before = now.as_micros() as i64 - age.as_micros() as i64;
+        let unreadable = match self.on_server() {
+            false => "",
+            true => {
+                " OR (m.xmin <> CAST(CAST(txid_current() % 4294967296 AS TEXT) AS xid) AND NOT EXISTS (
+                    SELECT 1 FROM pg_stat_activity a WHERE a.datname = current_database()
+                    AND a.pid <> pg_backend_pid() AND a.backend_type = 'client backend'
+                    AND (a.state IS NULL OR (a.backend_xmin IS NOT NULL AND age(a.backend_xmin) >= age(m.xmin)))))"
+            }
+        };
         let old = self.query_rows(
-            "SELECT substr(key, 7) FROM _tabula_meta WHERE substr(key, 1, 6) = 'trash:' AND CAST(value AS BIGINT) < ?1",
+            &format!(
+                "SELECT substr(m.key, 7) FROM _tabula_meta m WHERE substr(m.key, 1, 6) = 'trash:'
+                 AND (CAST(m.value AS BIGINT) < ?1{unreadable})"
+            ),
             &[before.into()],
             1,
         )?;
