@@ -54,6 +54,9 @@ struct Plan {
     fetch_names: Vec<String>,
     fetch_types: Vec<Option<ColumnType>>,
     rust_filter: Option<Expr>,
+    /// On a server, when an order key is an expression it cannot compute with Tabula's
+    /// meaning: every key, evaluated here and sorted here (the scan reads in row order).
+    rust_order: Vec<(Expr, bool)>,
     version: Version,
     epoch: i64,
     /// The base of a view.
@@ -61,15 +64,45 @@ struct Plan {
 }
 
 impl Plan {
-    /// True when SQL alone produces the result (no UDF in outputs or filter).
+    /// True when SQL alone produces the result (nothing evaluated here: no UDF or server-
+    /// refused expression in outputs, filter or order), so a fetched row is a result row.
     fn pure_sql(&self) -> bool {
-        self.rust_filter.is_none() && self.outputs.iter().all(|o| matches!(o, Output::Fetched(_)))
+        self.rust_filter.is_none()
+            && self.rust_order.is_empty()
+            && self.outputs.iter().all(|o| matches!(o, Output::Fetched(_)))
     }
 
     /// Turns fetched rows into result rows: the Rust filter, then the Rust outputs of the
     /// matching rows after the first `skip`, at most `take` of them (so a preview evaluates
     /// UDF outputs only for the rows it returns). Returns them and how many rows matched.
     fn finish(
+        &self,
+        rows: Vec<Vec<Value>>,
+        first_row: usize,
+        udfs: &Registry,
+        skip: u64,
+        take: Option<u64>,
+    ) -> Result<(Vec<Row>, u64)> {
+        let rows = self.filter_rows(rows, first_row, udfs)?;
+        self.outputs_of(rows, first_row, udfs, skip, take)
+    }
+
+    /// The fetched rows where the Rust filter holds (all of them without one).
+    fn filter_rows(&self, rows: Vec<Vec<Value>>, first_row: usize, udfs: &Registry) -> Result<Vec<Vec<Value>>> {
+        let Some(filter) = &self.rust_filter else { return Ok(rows) };
+        let keep = eval(filter, &Batch { names: &self.fetch_names, rows: &rows }, udfs)?;
+        let mut kept = Vec::with_capacity(rows.len());
+        for (i, (row, k)) in rows.into_iter().zip(keep).enumerate() {
+            let k = k.map_err(|e| err!(UdfFailed, "row {}: `{filter}` failed: {e}", first_row + i))?;
+            if k == Value::Bool(true) {
+                kept.push(row);
+            }
+        }
+        Ok(kept)
+    }
+
+    /// [`Plan::finish`] of rows the Rust filter already kept.
+    fn outputs_of(
         &self,
         rows: Vec<Vec<Value>>,
         first_row: usize,
@@ -89,19 +122,6 @@ impl Plan {
         }
         let fail = |expr: &Expr, i: usize, e: crate::udf::CellError| {
             err!(UdfFailed, "row {}: `{expr}` failed: {e}", first_row + i)
-        };
-        let rows = match &self.rust_filter {
-            None => rows,
-            Some(filter) => {
-                let keep = eval(filter, &Batch { names: &self.fetch_names, rows: &rows }, udfs)?;
-                let mut kept = Vec::with_capacity(rows.len());
-                for (i, (row, k)) in rows.into_iter().zip(keep).enumerate() {
-                    if k.map_err(|e| fail(filter, i, e))? == Value::Bool(true) {
-                        kept.push(row);
-                    }
-                }
-                kept
-            }
         };
         let (rows, matched) = window(rows);
         let mut columns: Vec<Vec<Value>> = Vec::with_capacity(self.outputs.len());
@@ -248,6 +268,22 @@ impl Query {
                 scan.filter(&meta, filter)?;
             }
         }
+        // A server sorts by what it computes as Tabula does; an order with any other key is
+        // sorted here, every key evaluated here (UDF keys are refused on both backends).
+        let mut rust_order = Vec::new();
+        if server && self.order.iter().any(|(key, _)| !key.has_udf() && in_rust(key, false)) {
+            for (key, desc) in &self.order {
+                key.check(schema)?;
+                if key.has_udf() {
+                    return Err(err!(
+                        InvalidArgument,
+                        "order_by `{key}`: sorting by a UDF is not supported; add it as a computed column and sort by that"
+                    ));
+                }
+                inputs.extend(key.columns());
+                rust_order.push((key.clone(), *desc));
+            }
+        }
         for input in inputs {
             if !fetch_names.contains(&input) {
                 let column = schema.column(&input).ok_or_else(|| err!(UnknownColumn, "no column '{input}'"))?;
@@ -261,7 +297,7 @@ impl Query {
             fetch_names.push("\u{0}none".into());
             fetch_types.push(None);
         }
-        for (key, desc) in &self.order {
+        for (key, desc) in self.order.iter().filter(|_| rust_order.is_empty()) {
             key.check(schema)?;
             if in_rust(key, false) {
                 let what = if key.has_udf() { "a UDF" } else { "an expression on a PostgreSQL catalog" };
@@ -279,6 +315,7 @@ impl Query {
             fetch_names,
             fetch_types,
             rust_filter,
+            rust_order,
             version: meta.version,
             epoch: meta.epoch,
             view_base: meta.root,
@@ -292,6 +329,9 @@ impl Query {
             .store()
             .read(|tx| {
                 let plan = self.plan(tx, None)?;
+                if !plan.rust_order.is_empty() {
+                    return self.run_sorted_here(tx, &plan, limit);
+                }
                 // With a Rust filter, limit and offset apply after it.
                 let pushed = plan.rust_filter.is_none();
                 let (sql_limit, sql_offset) = if pushed { (limit, self.offset) } else { (None, 0) };
@@ -339,6 +379,58 @@ impl Query {
                 Ok(out)
             })
             .map_err(|e| e.context(format_args!("select from '{}'", table.display_path())))
+    }
+
+    /// [`Query::run`] of a plan sorted here: every row the scan reads (in row order) that
+    /// the Rust filter keeps, with its order keys evaluated here (a key that fails is null,
+    /// as SQLite's functions make it), sorted as SQLite sorts (nulls first going up, last
+    /// going down; ties in row order), then offset, limit and the outputs. The matching
+    /// rows' fetched values are held, as the result is.
+    fn run_sorted_here(&self, tx: &Tx, plan: &Plan, limit: Option<u64>) -> Result<Vec<Row>> {
+        let udfs = self.udfs();
+        let mut keyed: Vec<(Vec<Value>, Vec<Value>)> = Vec::new();
+        let mut fetched = 0;
+        let mut sort_batch = |batch: Vec<Vec<Value>>, keyed: &mut Vec<(Vec<Value>, Vec<Value>)>| -> Result<()> {
+            let n = batch.len();
+            let rows = plan.filter_rows(batch, fetched, udfs)?;
+            fetched += n;
+            let columns = Batch { names: &plan.fetch_names, rows: &rows };
+            let mut keys: Vec<std::vec::IntoIter<_>> = Vec::with_capacity(plan.rust_order.len());
+            for (key, _) in &plan.rust_order {
+                keys.push(eval(key, &columns, udfs)?.into_iter());
+            }
+            for row in rows {
+                let values = keys.iter_mut().map(|k| k.next().and_then(|cell| cell.ok()).unwrap_or(Value::Null));
+                keyed.push((values.collect(), row));
+            }
+            Ok(())
+        };
+        let mut batch = Vec::with_capacity(BATCH);
+        tx.scan_rows(&plan.scan, None, 0, &plan.fetch_types, |values| {
+            batch.push(values);
+            if batch.len() >= BATCH {
+                sort_batch(std::mem::take(&mut batch), &mut keyed)?;
+            }
+            Ok(true)
+        })?;
+        sort_batch(batch, &mut keyed)?;
+        keyed.sort_by(|(a, _), (b, _)| {
+            for ((x, y), (_, desc)) in a.iter().zip(b).zip(&plan.rust_order) {
+                let o = match (x, y) {
+                    (Value::Null, Value::Null) => std::cmp::Ordering::Equal,
+                    (Value::Null, _) => std::cmp::Ordering::Less,
+                    (_, Value::Null) => std::cmp::Ordering::Greater,
+                    _ => crate::eval::compare(x, y).unwrap_or(std::cmp::Ordering::Equal),
+                };
+                let o = if *desc { o.reverse() } else { o };
+                if o.is_ne() {
+                    return o;
+                }
+            }
+            std::cmp::Ordering::Equal
+        });
+        let rows: Vec<Vec<Value>> = keyed.into_iter().map(|(_, row)| row).collect();
+        Ok(plan.outputs_of(rows, 0, udfs, self.offset, limit)?.0)
     }
 
     /// The path of the table (or view, or snapshot) this query reads.
@@ -436,6 +528,13 @@ impl Query {
     pub fn stream(&self) -> Result<RowStream> {
         let (version, epoch, base, order_ids, rust_filter) = self.table.catalog.store().read(|tx| {
             let plan = self.plan(tx, None)?;
+            if let Some((key, _)) = plan.rust_order.iter().find(|(key, _)| !sql::portable_operand(key)) {
+                return Err(err!(
+                    InvalidArgument,
+                    "order_by `{key}`: a stream on a PostgreSQL catalog cannot be sorted by an expression the server \
+                     cannot compute as Tabula does; collect() can, or add it as a computed column and sort by that"
+                ));
+            }
             // A view's stream reads its base as of now, whatever is written meanwhile.
             let (version, base) = match plan.view_base {
                 Some(id) => {

@@ -1119,9 +1119,9 @@ mod tests {
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        // The copy, and the table that last call dropped (its own trash waits for the next).
-        assert_eq!(left.len(), 2, "{left:?}");
-        assert!(left[0].starts_with("t1_") && !left.contains(&"t1".to_string()), "{left:?}");
+        // The copy is there, the old table gone (the tables the churn dropped may wait a
+        // moment more, for other tests' sessions).
+        assert!(left.iter().any(|t| t.starts_with("t1_")) && !left.contains(&"t1".to_string()), "{left:?}");
         assert_eq!(big.select_all().where_(col("n").ge(2)).count().unwrap(), super::super::fill::REBUILD_FROM as u64);
         cat.integrity_check().unwrap();
         drop((big, cat, reader));

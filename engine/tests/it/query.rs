@@ -271,3 +271,45 @@ fn length_filters_orders_updates_and_deletes_count_characters() {
     t.delete(col("w").length().lt(3)).unwrap();
     assert_eq!(column::<String>(&t.select([col("w")]).collect().unwrap(), "w"), ["日本語", "héllo", "xyzw"]);
 }
+
+/// Order keys a server cannot compute as Tabula does (functions, arithmetic) are sorted by
+/// Tabula there, as SQLite sorts them: nulls (and keys that fail, such as a division by
+/// zero) first going up and last going down, ties in write order, with a filter evaluated
+/// in Rust, offset, limit, head and UDF outputs; a stream so sorted is refused on a server,
+/// naming what can. (A server refused every such order before.)
+#[test]
+fn order_keys_a_server_cannot_compute_sort_as_on_sqlite() {
+    let cat = catalog();
+    let schema = Schema::new().required("name", ColumnType::String).nullable("n", ColumnType::Int);
+    let t = cat.create_table("app/names", schema, IfExists::Error).unwrap();
+    let rows = [("b", Some(5)), ("A", Some(3)), ("a", None), ("C", Some(7)), ("B", Some(4)), ("c", Some(1))];
+    t.insert(rows.map(|(name, n)| row! {"name" => name, "n" => n})).unwrap();
+    let names = |q: tabula::Query| column::<String>(&q.collect().unwrap(), "name");
+
+    let by_lower = t.select([col("name")]).order_by(col("name").lower());
+    assert_eq!(names(by_lower.clone()), ["A", "a", "b", "B", "C", "c"]);
+    assert_eq!(column::<String>(&by_lower.head(2).unwrap(), "name"), ["A", "a"]);
+    let mixed = t.select([col("name")]).order_by_desc(col("n") % 3).order_by(col("name"));
+    assert_eq!(names(mixed), ["b", "B", "C", "c", "A", "a"]);
+    let failing = t.select([col("name")]).order_by(col("n") / (col("n") - 3));
+    assert_eq!(names(failing), ["A", "a", "c", "C", "b", "B"]);
+    let filtered =
+        t.select([col("name")]).where_((col("n") % 2).eq(1)).order_by_desc(col("name").lower()).offset(1).limit(2);
+    assert_eq!(names(filtered), ["c", "b"]);
+    let shout = tabula::Udf::new("shout", 1, |s: String| s.to_uppercase());
+    cat.register(&shout);
+    let loud = t.select([shout.call([col("name")]).alias("loud")]).order_by_desc(col("name").lower()).limit(3);
+    assert_eq!(column::<String>(&loud.collect().unwrap(), "loud"), ["C", "C", "B"]);
+
+    let streamed = t.select([col("name")]).order_by(col("name").lower()).stream();
+    if crate::on_server(&cat) {
+        let e = streamed.err().expect("refused on a server");
+        assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
+        assert!(e.to_string().contains("collect() can"), "{e}");
+    } else {
+        let rows: Vec<Row> = streamed.unwrap().collect::<tabula::Result<_>>().unwrap();
+        assert_eq!(column::<String>(&rows, "name"), ["A", "a", "b", "B", "C", "c"]);
+    }
+    let udf_key = t.select([col("name")]).order_by(shout.call([col("name")])).collect();
+    assert_eq!(udf_key.unwrap_err().code(), ErrorCode::InvalidArgument, "a UDF key, on both");
+}
