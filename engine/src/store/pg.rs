@@ -952,11 +952,7 @@ mod tests {
         t.insert((0..100).map(|i| crate::row! {"n" => i})).unwrap();
         let v = cat.create_view("v", &t, crate::lit(true), IfExists::Error).unwrap();
         v.add_column("note", ColumnType::String, crate::Value::Null, IfExists::Error).unwrap();
-        let tables = |admin: &mut postgres::Client| -> Vec<String> {
-            let sql =
-                "SELECT tablename::text FROM pg_tables WHERE schemaname = $1 AND tablename ~ '^t[0-9]' ORDER BY 1";
-            admin.query(sql, &[&schema]).unwrap().iter().map(|r| r.get(0)).collect()
-        };
+        let tables = |admin: &mut postgres::Client| physical_tables(admin, &schema);
         let before = tables(&mut admin);
         assert_eq!(before, ["t1", "t2", "t2_stored"], "the table's rows, the view's, the view's own cells");
         let reader = PgStore::connect(&url, true, THIRTY_S).unwrap();
@@ -1002,16 +998,13 @@ mod tests {
     #[test]
     #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
     fn a_big_fill_copies_the_table_and_readers_in_flight_keep_reading_the_old_one() {
-        use crate::{col, row, Catalog, ColumnOptions, ColumnType, IfExists, Schema};
+        use crate::{col, Catalog, ColumnOptions};
         use std::sync::mpsc;
         let (mut admin, schema) = server();
         let url = url_in(&schema);
         let cat = Catalog::connect(&url).unwrap();
-        let shape = || Schema::new().required("s", ColumnType::String);
-        let small = cat.create_table("small", shape(), IfExists::Error).unwrap();
-        small.insert((0..100).map(|i| row! {"s" => format!("s{i}")})).unwrap();
-        let big = cat.create_table("big", shape(), IfExists::Error).unwrap();
-        big.insert((0..super::super::fill::REBUILD_FROM).map(|i| row! {"s" => format!("s{i}")})).unwrap();
+        let small = strings_table(&cat, "small", 100);
+        let big = strings_table(&cat, "big", super::super::fill::REBUILD_FROM);
         let reader = PgStore::connect(&url, true, THIRTY_S).unwrap();
         let phys = |id: i64| reader.read(|tx| tx.phys_of(crate::types::TableId(id))).unwrap();
         assert_eq!((phys(1), phys(2)), ("t1".to_string(), "t2".to_string()));
@@ -1062,19 +1055,14 @@ mod tests {
     #[test]
     #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
     fn trash_goes_as_soon_as_no_reader_can_name_it() {
-        use crate::{col, row, Catalog, ColumnOptions, ColumnType, IfExists, Schema};
+        use crate::{col, Catalog, ColumnOptions, ColumnType, IfExists, Schema};
         use std::sync::mpsc;
         let (mut admin, schema) = server();
         let url = url_in(&schema);
         let cat = Catalog::connect(&url).unwrap();
         let shape = || Schema::new().required("s", ColumnType::String);
-        let big = cat.create_table("big", shape(), IfExists::Error).unwrap();
-        big.insert((0..super::super::fill::REBUILD_FROM).map(|i| row! {"s" => format!("s{i}")})).unwrap();
-        let tables = |admin: &mut postgres::Client| -> Vec<String> {
-            let sql =
-                "SELECT tablename::text FROM pg_tables WHERE schemaname = $1 AND tablename ~ '^t[0-9]' ORDER BY 1";
-            admin.query(sql, &[&schema]).unwrap().iter().map(|r| r.get(0)).collect()
-        };
+        let big = strings_table(&cat, "big", super::super::fill::REBUILD_FROM);
+        let tables = |admin: &mut postgres::Client| physical_tables(admin, &schema);
         let churn = |cat: &Catalog| {
             cat.create_table("other", shape(), IfExists::Error).unwrap();
             cat.drop_table("other", crate::Force::No).unwrap();
@@ -1261,6 +1249,20 @@ mod tests {
             format!("exec_test_{}_{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         client.batch_execute(&format!("CREATE SCHEMA {schema}; SET search_path TO {schema}")).expect("a schema");
         (client, schema)
+    }
+
+    /// The physical row tables (`t<id>`, `t<id>_<micros>`) in `schema`, by name.
+    fn physical_tables(admin: &mut postgres::Client, schema: &str) -> Vec<String> {
+        let sql = "SELECT tablename::text FROM pg_tables WHERE schemaname = $1 AND tablename ~ '^t[0-9]' ORDER BY 1";
+        admin.query(sql, &[&schema]).unwrap().iter().map(|r| r.get(0)).collect()
+    }
+
+    /// Table `name(s String)` in `cat` with `n` rows `s0, s1, ..`.
+    fn strings_table(cat: &crate::Catalog, name: &str, n: i64) -> crate::Table {
+        let shape = crate::Schema::new().required("s", crate::ColumnType::String);
+        let t = cat.create_table(name, shape, crate::IfExists::Error).unwrap();
+        t.insert((0..n).map(|i| crate::row! {"s" => format!("s{i}")})).unwrap();
+        t
     }
 
     /// The URL of the test server with `schema` as the search path of its connections.
