@@ -48,7 +48,14 @@ pub enum ColumnType {
 
 impl fmt::Display for ColumnType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match self {
+        f.write_str(self.name())
+    }
+}
+
+impl ColumnType {
+    /// The type's name, as `Display` writes it ("Int", "String", ...).
+    pub fn name(self) -> &'static str {
+        match self {
             ColumnType::Int => "Int",
             ColumnType::Float => "Float",
             ColumnType::Bool => "Bool",
@@ -57,12 +64,9 @@ impl fmt::Display for ColumnType {
             ColumnType::Date => "Date",
             ColumnType::Json => "Json",
             ColumnType::Bytes => "Bytes",
-        };
-        f.write_str(name)
+        }
     }
-}
 
-impl ColumnType {
     /// Int and Float.
     pub fn is_numeric(self) -> bool {
         matches!(self, ColumnType::Int | ColumnType::Float)
@@ -114,11 +118,8 @@ impl Value {
     }
 
     /// A short name of what this value is, for error messages ("Null", "Int", ...).
-    pub fn type_name(&self) -> String {
-        match self.column_type() {
-            Some(t) => t.to_string(),
-            None => "Null".to_string(),
-        }
+    pub fn type_name(&self) -> &'static str {
+        self.column_type().map_or("Null", ColumnType::name)
     }
 
     /// The value as it will be stored in a column of type `ty`: Int widens to Float, a
