@@ -1015,7 +1015,10 @@ mod tests {
     fn untyped_results_are_type_checked_and_batches_sized() {
         let bad = Udf::row("bad", 1, [ColumnType::Int], ColumnType::Int, |_| Ok(Value::from("x")));
         let out = bad.invoke(vec![vec![Value::Int(1)]]);
-        assert_eq!(out[0].as_ref().unwrap_err().kind, CellErrorKind::UdfTypeError);
+        assert_eq!(
+            out[0],
+            Err(CellError::new(CellErrorKind::UdfTypeError, "bad@1 returned String, but it is declared to return Int"))
+        );
         let short = Udf::batch("short", 1, [ColumnType::Int], ColumnType::Int, |_| vec![]);
         let out = short.invoke(vec![vec![Value::Int(1)], vec![Value::Null]]);
         assert_eq!(out[0].as_ref().unwrap_err().kind, CellErrorKind::UdfBatchError);
