@@ -45,6 +45,7 @@ pub struct OpenOptions {
     busy_timeout: Duration,
     read_only: bool,
     memory_map: u64,
+    copy_fills_from: u64,
 }
 
 impl Default for OpenOptions {
@@ -63,6 +64,7 @@ impl OpenOptions {
             busy_timeout: Duration::from_secs(30),
             read_only: false,
             memory_map: DEFAULT_MEMORY_MAP,
+            copy_fills_from: crate::store::REBUILD_FROM,
         }
     }
 
@@ -99,6 +101,18 @@ impl OpenOptions {
         self
     }
 
+    /// On a PostgreSQL server, from how many live rows (10,000 by default) a fresh computed
+    /// column is filled by copying its table into a new physical table with the column
+    /// filled, which then takes its place, rather than by updating every row: an `UPDATE`
+    /// writes each row anew and leaves the old version dead (100,000 rows: 294 ms in place,
+    /// 172 by copy). A copy needs room for a second copy of the table until the readers
+    /// that began before it end; `u64::MAX` keeps every fill in place. A file is always
+    /// filled in place (SQLite updates rows where they are).
+    pub fn copy_fills_from(mut self, rows: u64) -> OpenOptions {
+        self.copy_fills_from = rows;
+        self
+    }
+
     /// Reads only (see [`Catalog::open_read_only`]); implies [`Create::Never`].
     pub fn read_only(mut self) -> OpenOptions {
         self.read_only = true;
@@ -113,7 +127,7 @@ impl OpenOptions {
     /// schema a catalog when it has none.)
     #[cfg(feature = "postgres")]
     pub fn connect(&self, url: &str) -> Result<Catalog> {
-        Catalog::from_store(Store::connect(url, self.read_only, self.busy_timeout)?)
+        Catalog::from_store(Store::connect(url, self.read_only, self.busy_timeout, self.copy_fills_from)?)
     }
 
     /// Opens the catalog at `path` with these options.

@@ -38,10 +38,11 @@ impl Scope {
 }
 
 /// Live rows from which a server fills a fresh computed column by copying its table
-/// ([`Tx::fill_by_rebuild`]) instead of updating every row. Measured on 100,000 rows of three
-/// columns: `UPDATE` 297-392 ms, the copy with its indexes built after 165-180 ms; below a few
+/// ([`Tx::fill_by_rebuild`]) instead of updating every row, unless
+/// `OpenOptions::copy_fills_from` says otherwise. Measured on 100,000 rows of three columns:
+/// `UPDATE` 297-392 ms, the copy with its indexes built after 165-180 ms; below a few
 /// thousand rows either takes a few milliseconds.
-pub(crate) const REBUILD_FROM: i64 = 10_000;
+pub(crate) const REBUILD_FROM: u64 = 10_000;
 
 /// The new values of a rewrite of ended rows.
 #[derive(Clone, Copy)]
@@ -380,7 +381,8 @@ impl<'t> Tx<'t> {
     /// cheaper by copying the table into a new physical table with the columns filled
     /// ([`Tx::fill_by_rebuild`], [`Tx::cell_stage`]) than by updating every row: on a server
     /// (where an `UPDATE` writes a whole new tuple and its index entries a row, and leaves
-    /// the old ones dead), for a table with at least [`REBUILD_FROM`] live rows and no more
+    /// the old ones dead), for a table with at least `OpenOptions::copy_fills_from` live rows
+    /// ([`REBUILD_FROM`] by default) and no more
     /// ended ones (the copy takes them too), and no copy of it waiting as trash: the old
     /// physical table stays for the readers that began before (see `Tx::to_trash`), so a
     /// run of fills (a migration adding ten columns) copies the table once and updates it in
@@ -410,7 +412,7 @@ impl<'t> Tx<'t> {
         Ok(match counts.first() {
             Some(row) => {
                 let (live, ended) = (row.int(0)?, row.int(1)?);
-                live >= REBUILD_FROM && ended <= live
+                live >= self.copy_fills_from() && ended <= live
             }
             None => false,
         })

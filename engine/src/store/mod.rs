@@ -55,7 +55,7 @@ use crate::error::{err, Error, ErrorCode, Result};
 
 pub(crate) use batch::{Staged, StagedRow};
 pub use compact::CompactReport;
-pub(crate) use fill::{Scope, Set, ViewRows};
+pub(crate) use fill::{Scope, Set, ViewRows, REBUILD_FROM};
 pub(crate) use follows::ViewChange;
 pub(crate) use functions::RowFunction;
 pub(crate) use locks::LockRow;
@@ -198,8 +198,14 @@ impl Store {
 
     /// Connects to the catalog in the PostgreSQL database `url` names (making it one).
     #[cfg(feature = "postgres")]
-    pub(crate) fn connect(url: &str, read_only: bool, busy_timeout: std::time::Duration) -> Result<Store> {
-        pg::PgStore::connect(url, read_only, busy_timeout).map(Store::Postgres)
+    pub(crate) fn connect(
+        url: &str,
+        read_only: bool,
+        busy_timeout: std::time::Duration,
+        copy_fills_from: u64,
+    ) -> Result<Store> {
+        let store = pg::PgStore::connect(url, read_only, busy_timeout)?;
+        Ok(Store::Postgres(store.copy_fills_from(copy_fills_from)))
     }
 
     /// Runs `f` in a write transaction; commits when `f` returns `Ok`, rolls back otherwise.
@@ -751,6 +757,16 @@ impl<'a> Tx<'a> {
             Conn::Sqlite(_) => false,
             #[cfg(feature = "postgres")]
             Conn::Postgres(_) => true,
+        }
+    }
+
+    /// Live rows from which a fresh computed column is filled by copying its table (see
+    /// [`Tx::rebuild_pays`]); SQLite fills in place.
+    pub(crate) fn copy_fills_from(&self) -> i64 {
+        match &self.conn {
+            Conn::Sqlite(_) => i64::MAX,
+            #[cfg(feature = "postgres")]
+            Conn::Postgres(tx) => tx.copy_fills_from,
         }
     }
 

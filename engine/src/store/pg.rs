@@ -61,13 +61,21 @@ pub(crate) struct PgTx<'a> {
     /// The statements that build again the rowid indexes dropped for a first load (see
     /// [`PgTx::load_without_rowid_index`]).
     deferred: RefCell<Vec<String>>,
+    /// Live rows from which a fill copies the table (`OpenOptions::copy_fills_from`).
+    pub(crate) copy_fills_from: i64,
 }
 
 impl<'a> PgTx<'a> {
     /// Begins a transaction on `client` with `begin` (`BEGIN ...`).
     pub(crate) fn begin(client: &'a RefCell<Conn>, location: String, begin: &str) -> Result<PgTx<'a>> {
         client.borrow_mut().client.batch_execute(begin).map_err(|e| pg_error(&location, e))?;
-        Ok(PgTx { client, location, done: false, deferred: RefCell::new(Vec::new()) })
+        Ok(PgTx {
+            client,
+            location,
+            done: false,
+            deferred: RefCell::new(Vec::new()),
+            copy_fills_from: super::fill::REBUILD_FROM as i64,
+        })
     }
 
     /// Where the catalog lives, as errors name it.
@@ -381,9 +389,18 @@ pub(crate) struct PgStore {
     read_only: bool,
     /// How long a write waits for the catalog's write lock.
     busy_timeout: std::time::Duration,
+    /// Live rows from which a fill copies the table (`OpenOptions::copy_fills_from`).
+    copy_fills_from: i64,
 }
 
 impl PgStore {
+    /// Fills fresh computed columns of tables of at least `rows` live rows by copying the
+    /// table (see `OpenOptions::copy_fills_from`).
+    pub(crate) fn copy_fills_from(mut self, rows: u64) -> PgStore {
+        self.copy_fills_from = i64::try_from(rows).unwrap_or(i64::MAX);
+        self
+    }
+
     /// Connects to the database `url` names and makes it a catalog if it is not one yet.
     pub(crate) fn connect(url: &str, read_only: bool, busy_timeout: std::time::Duration) -> Result<PgStore> {
         super::tls::config(url)?;
@@ -393,6 +410,7 @@ impl PgStore {
             location: super::redacted_url(url),
             read_only,
             busy_timeout,
+            copy_fills_from: super::fill::REBUILD_FROM as i64,
         };
         let location = store.location.clone();
         if read_only {
@@ -515,7 +533,9 @@ impl PgStore {
                 }
                 began => began,
             };
-            let tx = super::Tx::on_postgres(began?);
+            let mut began = began?;
+            began.copy_fills_from = self.copy_fills_from;
+            let tx = super::Tx::on_postgres(began);
             if write {
                 // 0 would be no timeout at all on a server.
                 let ms = self.busy_timeout.as_millis().clamp(1, i32::MAX as u128);
@@ -808,6 +828,9 @@ mod tests {
 
     const THIRTY_S: std::time::Duration = std::time::Duration::from_secs(30);
 
+    /// Live rows from which a fill copies the table by default.
+    const BIG: i64 = super::super::fill::REBUILD_FROM as i64;
+
     /// Connections use TLS as the URL's `sslmode` says, against the test server's
     /// self-signed certificate (`TABULA_TEST_POSTGRES_CA`): `disable` never, `require`
     /// always (unchecked, as libpq), `verify-full` only with the certificate trusted through
@@ -1004,7 +1027,7 @@ mod tests {
         let url = url_in(&schema);
         let cat = Catalog::connect(&url).unwrap();
         let small = strings_table(&cat, "small", 100);
-        let big = strings_table(&cat, "big", super::super::fill::REBUILD_FROM);
+        let big = strings_table(&cat, "big", BIG);
         let reader = PgStore::connect(&url, true, THIRTY_S).unwrap();
         let phys = |id: i64| reader.read(|tx| tx.phys_of(crate::types::TableId(id))).unwrap();
         assert_eq!((phys(1), phys(2)), ("t1".to_string(), "t2".to_string()));
@@ -1036,16 +1059,25 @@ mod tests {
                     tx.query_i64(&format!("SELECT count(*) FROM {phys}"), &[])
                 })
                 .unwrap();
-            assert_eq!(seen, super::super::fill::REBUILD_FROM, "the reader's snapshot shows every row after the fill");
+            assert_eq!(seen, BIG, "the reader's snapshot shows every row after the fill");
         });
         small.add_computed_column("n", col("s").length(), ColumnOptions::default()).unwrap();
         assert_eq!(phys(1), "t1", "a small table is updated in place");
+        // `OpenOptions::copy_fills_from` moves the threshold: a copy from 100 rows, never.
+        let eager = crate::OpenOptions::new().copy_fills_from(100).connect(&url).unwrap();
+        eager.get_table("small").unwrap().add_computed_column("m", col("n") + 1, ColumnOptions::default()).unwrap();
+        assert!(phys(1).starts_with("t1_"), "{}", phys(1));
+        strings_table(&cat, "kept", BIG);
+        let never = crate::OpenOptions::new().copy_fills_from(u64::MAX).connect(&url).unwrap();
+        never.get_table("kept").unwrap().add_computed_column("n", col("s").length(), ColumnOptions::default()).unwrap();
+        assert_eq!(phys(3), "t3", "a big table updated in place");
+        assert_eq!(small.select([col("m")]).collect().unwrap()[0].get::<i64>("m").unwrap(), 3);
         let lengths = big.select([col("n")]).collect().unwrap();
         assert!(lengths.iter().all(|r| r.get::<i64>("n").unwrap() >= 2), "every row filled");
         let long = big.select_all().where_(col("long")).count().unwrap();
-        assert_eq!(long, (0..super::super::fill::REBUILD_FROM).filter(|i| i.to_string().len() > 2).count() as u64);
+        assert_eq!(long, (0..BIG).filter(|i| i.to_string().len() > 2).count() as u64);
         cat.integrity_check().unwrap();
-        drop((small, big, cat, reader));
+        drop((small, big, cat, eager, never, reader));
         admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
     }
 
@@ -1061,7 +1093,7 @@ mod tests {
         let url = url_in(&schema);
         let cat = Catalog::connect(&url).unwrap();
         let shape = || Schema::new().required("s", ColumnType::String);
-        let big = strings_table(&cat, "big", super::super::fill::REBUILD_FROM);
+        let big = strings_table(&cat, "big", BIG);
         let tables = |admin: &mut postgres::Client| physical_tables(admin, &schema);
         let churn = |cat: &Catalog| {
             cat.create_table("other", shape(), IfExists::Error).unwrap();
@@ -1083,7 +1115,7 @@ mod tests {
                         tx.query_i64(&format!("SELECT count(*) FROM {phys}"), &[])
                     })
                     .unwrap();
-                assert_eq!(seen, super::super::fill::REBUILD_FROM);
+                assert_eq!(seen, BIG);
             });
             fill_it.recv().unwrap();
             big.add_computed_column("n", col("s").length(), ColumnOptions::default()).unwrap();
@@ -1110,7 +1142,7 @@ mod tests {
         // The copy is there, the old table gone (the tables the churn dropped may wait a
         // moment more, for other tests' sessions).
         assert!(left.iter().any(|t| t.starts_with("t1_")) && !left.contains(&"t1".to_string()), "{left:?}");
-        assert_eq!(big.select_all().where_(col("n").ge(2)).count().unwrap(), super::super::fill::REBUILD_FROM as u64);
+        assert_eq!(big.select_all().where_(col("n").ge(2)).count().unwrap(), BIG as u64);
         cat.integrity_check().unwrap();
         drop((big, cat, reader));
         admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();

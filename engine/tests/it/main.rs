@@ -34,15 +34,24 @@ pub fn format_4_file(path: &std::path::Path) {
 /// A fresh catalog with directory `app`: in memory, or, when `TABULA_TEST_POSTGRES` names a
 /// PostgreSQL server, in a new schema of its database (the suite on the second backend).
 pub fn catalog() -> Catalog {
-    #[cfg(feature = "postgres")]
-    let cat = match std::env::var("TABULA_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => server_catalog(&url),
-        _ => Catalog::in_memory().unwrap(),
-    };
-    #[cfg(not(feature = "postgres"))]
-    let cat = Catalog::in_memory().unwrap();
+    let cat = empty_catalog(tabula::OpenOptions::new());
     cat.create_dir("app", IfExists::Error).unwrap();
     cat
+}
+
+/// A fresh empty catalog: in memory, or in a new schema of the server
+/// `TABULA_TEST_POSTGRES` names, connected with `options` (which a memory catalog ignores).
+pub fn empty_catalog(options: tabula::OpenOptions) -> Catalog {
+    #[cfg(feature = "postgres")]
+    match std::env::var("TABULA_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => server_catalog(&url, options),
+        _ => Catalog::in_memory().unwrap(),
+    }
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = options;
+        Catalog::in_memory().unwrap()
+    }
 }
 
 /// Whether `cat` is on a PostgreSQL server (the few differences the suite checks as such).
@@ -55,7 +64,7 @@ pub fn on_server(cat: &Catalog) -> bool {
 /// schema is not dropped when it ends: a failed one is left to look at), so that a
 /// long-lived server does not collect them.
 #[cfg(feature = "postgres")]
-fn server_catalog(url: &str) -> Catalog {
+fn server_catalog(url: &str, options: tabula::OpenOptions) -> Catalog {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     static REAPED: std::sync::Once = std::sync::Once::new();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
@@ -77,7 +86,7 @@ fn server_catalog(url: &str) -> Catalog {
     let schema = format!("it_{now}_{}_{n}", std::process::id());
     client.batch_execute(&format!("CREATE SCHEMA {schema}")).expect("a schema of its own");
     let sep = if url.contains('?') { '&' } else { '?' };
-    Catalog::connect(&format!("{url}{sep}options=-csearch_path%3D{schema}")).unwrap()
+    options.connect(&format!("{url}{sep}options=-csearch_path%3D{schema}")).unwrap()
 }
 
 /// `app/docs(title String, words Int, score Float?, draft Bool)` with three rows.

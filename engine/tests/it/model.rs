@@ -3,7 +3,10 @@
 //! the current version and a few older ones of each, the views' versions (a view gets one
 //! when a change of its base touches its rows or its columns) read as they were. Half the
 //! cases run on a catalog file in the layout before format 5 (live rows at `_vmax =
-//! i64::MAX`). `TABULA_MODEL_CASES=5000 cargo test model` runs the long form.
+//! i64::MAX`), the others on the suite's backend: in memory, or on the test server, where
+//! half of them fill fresh computed columns by copying the table (`copy_fills_from(0)`;
+//! a server does that for big tables only). `TABULA_MODEL_CASES=5000 cargo test model`
+//! runs the long form.
 
 use std::collections::BTreeMap;
 
@@ -167,14 +170,18 @@ struct World {
 }
 
 impl World {
-    fn new(format_4: bool) -> World {
+    /// A world on a file in the layout before format 5 (`format_4`), else on the suite's
+    /// backend: in memory, or on the test server, where `copy_fills` makes every fill of a
+    /// fresh computed column copy the table (a server does that only for big tables).
+    fn new(format_4: bool, copy_fills: bool) -> World {
         let (cat, dir) = if format_4 {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("cat.db");
             crate::format_4_file(&path);
             (Catalog::open(&path).unwrap(), Some(dir))
         } else {
-            (Catalog::in_memory().unwrap(), None)
+            let options = tabula::OpenOptions::new();
+            (crate::empty_catalog(if copy_fills { options.copy_fills_from(0) } else { options }), None)
         };
         let inc = Udf::new("inc", 1, |x: i64| x.checked_add(1).ok_or("overflow"));
         cat.register(&inc);
@@ -665,16 +672,22 @@ impl World {
 /// Rows by `k`, each by column name.
 type Rows = BTreeMap<i64, BTreeMap<String, Value>>;
 
+/// 200 cases (100 on a server, where each takes ~0.2 s), or `TABULA_MODEL_CASES`.
 fn cases() -> u32 {
-    std::env::var("TABULA_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200)
+    let on_server = std::env::var("TABULA_TEST_POSTGRES").is_ok_and(|url| !url.is_empty());
+    std::env::var("TABULA_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(if on_server { 100 } else { 200 })
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
-    fn table_and_views_match_the_model(format_4: bool, ops in proptest::collection::vec(op(), 1..25)) {
-        let mut world = World::new(format_4);
+    fn table_and_views_match_the_model(
+        format_4: bool,
+        copy_fills: bool,
+        ops in proptest::collection::vec(op(), 1..25),
+    ) {
+        let mut world = World::new(format_4, copy_fills);
         for (step, op) in ops.iter().enumerate() {
             world.apply(op);
             world.check(step);
