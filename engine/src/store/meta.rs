@@ -814,7 +814,14 @@ impl Tx<'_> {
                             .0,
                     ),
                 };
-                let base_meta = self.load_at(base, shown, base_at)?;
+                let base_meta = self.load_at(base, shown, base_at).map_err(|e| match (at, base_at) {
+                    // The base's own record of that version is gone (not its base's).
+                    (Some(v), Some(b)) if e.code() == crate::error::ErrorCode::NotFound && self.schema_text(base, b).is_err() => err!(
+                        NotFound,
+                        "version {v} of view '{path}' showed version {b} of its base, which is gone (reverted or compacted away); read a newer version of the view"
+                    ),
+                    _ => e,
+                })?;
                 let own = std::mem::take(&mut schema.columns);
                 schema.columns = base_meta.schema.columns;
                 schema.columns.retain(|c| !own.iter().any(|o| o.name == c.name));

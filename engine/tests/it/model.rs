@@ -65,6 +65,8 @@ enum Op {
     },
     /// Reverts the view's latest version (refused when it follows the table).
     RevertView,
+    /// Compacts the table, keeping its newest versions.
+    Compact(u64),
 }
 
 /// Extra column names the operations draw from (`x` and `k` always exist).
@@ -87,6 +89,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (-5i64..30).prop_map(Op::CreateView),
         2 => (0i64..100, 1i64..4, 0i64..3).prop_map(|(value, modulo, rest)| Op::Note { value, modulo, rest }),
         1 => Just(Op::RevertView),
+        1 => (1u64..4).prop_map(Op::Compact),
     ]
 }
 
@@ -156,6 +159,8 @@ struct World {
     w: Table,
     inc: Udf,
     history: Vec<ModelVersion>,
+    /// The versions compaction removed (views may still show one).
+    compacted: Vec<ModelVersion>,
     last_number: u64,
     next_k: i64,
     /// The view shows rows with `x > threshold`.
@@ -211,6 +216,7 @@ impl World {
             w,
             inc,
             history: vec![first],
+            compacted: Vec::new(),
             last_number: 0,
             next_k: 0,
             threshold: 10,
@@ -575,6 +581,13 @@ impl World {
                     w.base = v_now;
                 }
             }
+            Op::Compact(keep) => {
+                let report = self.t.compact(tabula::Retention::keep_versions(*keep)).unwrap();
+                let gone = self.history.len() - (*keep as usize).min(self.history.len());
+                self.compacted.extend(self.history.drain(..gone));
+                assert_eq!(report.oldest_kept, Version(self.history[0].number));
+                assert_eq!(report.versions_removed, gone as u64);
+            }
             Op::RevertTo(i) => {
                 let target = self.history[i % self.history.len()].number;
                 assert_eq!(self.t.revert_to(Version(target)).unwrap(), Version(target));
@@ -611,23 +624,34 @@ impl World {
             assert_eq!(World::read(&pinned), old.rows, "step {step}: version {}", old.number);
         }
         // The views, now and at a few older versions, as they were.
-        let check_views = |name: &str, table: &Table, versions: &[ViewVersion], rows: &dyn Fn(&ViewVersion) -> Rows| {
+        // An older version of a view that shows a version of the table that compaction
+        // removed cannot be read (the table reads back to its oldest kept version only).
+        type Check<'a> = (&'a dyn Fn(&ViewVersion) -> Rows, &'a dyn Fn(&ViewVersion) -> u64);
+        let check_views = |name: &str, table: &Table, versions: &[ViewVersion], (rows, table_version): Check| {
             let latest = versions.last().unwrap();
             assert_eq!(table.version().unwrap(), Version(latest.number), "step {step}: version of {name}");
             assert_eq!(World::read(table), rows(latest), "step {step}: {name}");
             for old in versions.iter().rev().skip(1).take(2) {
                 let pinned = self.cat.get_table(format!("{name}:{}", old.number)).unwrap();
-                assert_eq!(World::read(&pinned), rows(old), "step {step}: {name}:{}", old.number);
+                if table_version(old) < self.history[0].number {
+                    let e = pinned.select_all().collect().unwrap_err();
+                    assert_eq!(e.code(), ErrorCode::NotFound, "step {step}: {name}:{}: {e}", old.number);
+                    assert!(e.to_string().contains("compacted away"), "step {step}: {e}");
+                } else {
+                    assert_eq!(World::read(&pinned), rows(old), "step {step}: {name}:{}", old.number);
+                }
             }
         };
-        check_views("v", &self.view, &self.view_versions, &|v| self.view_rows(v));
-        check_views("w", &self.w, &self.w_versions, &|v| self.w_rows(v));
+        let v_base = |v: &ViewVersion| v.base;
+        let w_base = |w: &ViewVersion| self.view_versions.iter().rfind(|v| v.number <= w.base).map_or(0, |v| v.base);
+        check_views("v", &self.view, &self.view_versions, (&|v| self.view_rows(v), &v_base));
+        check_views("w", &self.w, &self.w_versions, (&|v| self.w_rows(v), &w_base));
     }
 
     /// The rows of a version of the view: those of the table version it shows with
     /// `x > threshold`, with `vx = x + 100` once it has it.
     fn view_rows(&self, version: &ViewVersion) -> Rows {
-        let base = self.history.iter().rfind(|h| h.number <= version.base).unwrap();
+        let base = self.compacted.iter().chain(&self.history).rfind(|h| h.number <= version.base).unwrap();
         base.rows
             .iter()
             .filter(|(_, r)| matches!(r["x"], Value::Int(x) if x > self.threshold))
