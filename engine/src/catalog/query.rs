@@ -231,7 +231,9 @@ impl Query {
         // Tabula's SQL functions (registered on SQLite) compute as Tabula does.
         let server = tx.on_server();
         let in_rust = |e: &Expr, predicate: bool| {
-            e.has_udf() || (server && !if predicate { sql::portable_predicate(e) } else { sql::portable_operand(e) })
+            e.has_udf()
+                || (server
+                    && !if predicate { sql::portable_predicate(e, schema) } else { sql::portable_operand(e, schema) })
         };
         for item in &items {
             let name = item.output_name();
@@ -496,24 +498,28 @@ impl Query {
     /// The number of matching rows (after limit and offset).
     pub fn count(&self) -> Result<u64> {
         let table = &self.table;
-        let server = table.catalog.store().on_server();
-        if self.filter.as_ref().is_some_and(|f| f.has_udf() || (server && !sql::portable_predicate(f))) {
-            // The UDF filter runs in Rust: count the rows of a stream, a batch at a time.
-            let mut n = 0;
-            for row in self.clone_with_items(vec![crate::expr::lit(1)]).stream()? {
-                row?;
-                n += 1;
-            }
-            return Ok(n);
-        }
-        table
+        let counted = table
             .catalog
             .store()
             .read(|tx| {
                 let plan = self.plan(tx, None)?;
-                tx.scan_count(&plan.scan, self.limit, self.offset)
+                match plan.rust_filter {
+                    Some(_) => Ok(None),
+                    None => tx.scan_count(&plan.scan, self.limit, self.offset).map(Some),
+                }
             })
-            .map_err(|e| e.context(format_args!("count '{}'", table.display_path())))
+            .map_err(|e| e.context(format_args!("count '{}'", table.display_path())))?;
+        if let Some(n) = counted {
+            return Ok(n);
+        }
+        // The filter runs in Rust (a UDF, or what a server cannot run as Tabula does): count
+        // the rows of a stream, a batch at a time.
+        let mut n = 0;
+        for row in self.clone_with_items(vec![crate::expr::lit(1)]).stream()? {
+            row?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     fn clone_with_items(&self, items: Vec<Expr>) -> Query {
@@ -528,7 +534,12 @@ impl Query {
     pub fn stream(&self) -> Result<RowStream> {
         let (version, epoch, base, order_ids, rust_filter) = self.table.catalog.store().read(|tx| {
             let plan = self.plan(tx, None)?;
-            if let Some((key, _)) = plan.rust_order.iter().find(|(key, _)| !sql::portable_operand(key)) {
+            let schema = match plan.rust_order.is_empty() {
+                true => None,
+                false => Some(self.table.meta(tx)?.schema),
+            };
+            let refused = |key: &Expr| schema.as_ref().is_some_and(|s| !sql::portable_operand(key, s));
+            if let Some((key, _)) = plan.rust_order.iter().find(|(key, _)| refused(key)) {
                 return Err(err!(
                     InvalidArgument,
                     "order_by `{key}`: a stream on a PostgreSQL catalog cannot be sorted by an expression the server \

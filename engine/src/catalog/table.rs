@@ -677,9 +677,10 @@ fn update_view(
     }
     check_predicate(&meta.schema, where_)?;
     no_udf("the condition of an update or delete", where_)?;
-    let portable = sql::portable_predicate(where_)
-        && set.iter().all(|(_, e)| sql::portable_operand(e))
-        && meta.view_filter.as_ref().is_none_or(sql::portable_predicate);
+    let schema = &meta.schema;
+    let portable = sql::portable_predicate(where_, schema)
+        && set.iter().all(|(_, e)| sql::portable_operand(e, schema))
+        && meta.view_filter.as_ref().is_none_or(|f| sql::portable_predicate(f, schema));
     let n = match tx.on_server() && !portable {
         true => update_view_in_rust(tx, meta, version, set, where_)?,
         false => tx.update_view_stored(meta, version, set, where_)?,

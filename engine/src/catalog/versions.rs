@@ -160,11 +160,11 @@ impl Catalog {
             }
             // Every read of a view (rows, counts, streams, its computed columns, what follows
             // the base) runs its filter in the store's SQL.
-            if tx.on_server() && !crate::store::sql::portable_predicate(&filter) {
+            if tx.on_server() && !crate::store::sql::portable_predicate(&filter, &base_meta.schema) {
                 return Err(err!(
                     InvalidExpr,
                     "view '{path}': a PostgreSQL catalog cannot run the filter `{filter}` with Tabula's meaning (a view's \
-                     filter there may use columns, literals, comparisons, AND/OR/NOT, IS NULL and length); add what it \
+                     filter there may use columns, literals, comparisons, AND/OR/NOT, IS NULL, length and Int %); add what it \
                      computes as a computed column of '{}' and filter on that column",
                     base_meta.path
                 ));

@@ -606,7 +606,7 @@ impl<'a> Pass<'a> {
 /// (functions, arithmetic, a Bool column as a predicate), by evaluating it here on the live
 /// rows a batch at a time, as SQLite's functions would (a cell that fails does not match).
 pub(crate) fn end_rows(tx: &Tx, meta: &TableMeta, version: Version, pred: &Expr, udfs: &Registry) -> Result<u64> {
-    if !tx.on_server() || crate::store::sql::portable_predicate(pred) {
+    if !tx.on_server() || crate::store::sql::portable_predicate(pred, &meta.schema) {
         return tx.end_rows(meta, version, pred);
     }
     let names: Vec<String> = pred.columns().into_iter().collect();
@@ -706,8 +706,11 @@ pub(crate) fn recompute(
     let schema = &meta.schema;
     let has_udf = columns.iter().any(|c| c.computed.as_ref().is_some_and(|comp| comp.expr.has_udf()));
     // A server runs the statement only when its own SQL computes every column as Tabula does.
-    let server_runs =
-        || columns.iter().all(|c| c.computed.as_ref().is_none_or(|comp| crate::store::sql::portable_value(&comp.expr)));
+    let server_runs = || {
+        columns
+            .iter()
+            .all(|c| c.computed.as_ref().is_none_or(|comp| crate::store::sql::portable_value(&comp.expr, schema)))
+    };
     if !has_udf && (!tx.on_server() || server_runs()) {
         // Every column filled here is a fresh physical column (added, or given a new id by a
         // replace), so its error slot is already null: only the value is written.
@@ -745,7 +748,9 @@ pub(crate) fn fill_added(
         return recompute(tx, meta, &refs, Scope::Live, udfs, budget);
     }
     let in_server_sql = refs.iter().all(|c| {
-        c.computed.as_ref().is_none_or(|comp| !comp.expr.has_udf() && crate::store::sql::portable_value(&comp.expr))
+        c.computed
+            .as_ref()
+            .is_none_or(|comp| !comp.expr.has_udf() && crate::store::sql::portable_value(&comp.expr, &meta.schema))
     });
     let new = match refs[..] {
         [only] if in_server_sql => tx.fill_by_rebuild(meta, only)?,
@@ -895,7 +900,7 @@ pub(crate) fn rewrite_ended(
     udfs: &Registry,
 ) -> Result<Option<(i64, i64)>> {
     if let (true, Set::Exprs(exprs)) = (tx.on_server(), set) {
-        if exprs.iter().any(|(_, e)| !crate::store::sql::portable_operand(e)) {
+        if exprs.iter().any(|(_, e)| !crate::store::sql::portable_operand(e, &meta.schema)) {
             let staged = stage_set_in_rust(tx, meta, version, exprs, udfs)?;
             let out = rewrite_ended(tx, meta, version, Set::Staged(&staged, 0), again, cascade, udfs)?;
             tx.unstage()?;

@@ -226,11 +226,6 @@ impl Store {
         }
     }
 
-    /// Whether the catalog is on a PostgreSQL server.
-    pub(crate) fn on_server(&self) -> bool {
-        !matches!(self, Store::Sqlite(_))
-    }
-
     /// The SQLite store, for what only a file has (backups, pragmas, SQLite's own check).
     fn sqlite(&self) -> Result<&SqliteStore> {
         match self {

@@ -100,6 +100,9 @@ pub(crate) fn to_sql(
                 BinaryOp::Rem => Some(Func::Rem),
                 _ => None,
             };
+            if *op == BinaryOp::Rem && ints && params.server {
+                return Ok(server_remainder(&l, &r));
+            }
             if let Some(func) = int_func {
                 return Ok(call(func, &[l, r], &[lt, rt]));
             }
@@ -196,26 +199,27 @@ pub(crate) fn parse_types(text: &str) -> Vec<Option<ColumnType>> {
         .collect()
 }
 
-/// Whether `expr`, as a filter, is SQL a PostgreSQL server runs with Tabula's meaning:
-/// comparisons of columns and literals, Bool columns and literals, joined by AND, OR and NOT,
-/// IS [NOT] NULL, and whether a cell failed. Anything else (arithmetic, functions, casts)
-/// needs Tabula's SQL functions, so a server catalog evaluates it in Rust.
-pub(crate) fn portable_predicate(expr: &Expr) -> bool {
+/// Whether `expr`, as a filter over the columns of `schema`, is SQL a PostgreSQL server runs
+/// with Tabula's meaning: comparisons of [`portable_operand`]s, Bool columns and literals,
+/// joined by AND, OR and NOT, IS [NOT] NULL, and whether a cell failed. Anything else
+/// (functions, casts, other arithmetic) needs Tabula's SQL functions, so a server catalog
+/// evaluates it in Rust.
+pub(crate) fn portable_predicate(expr: &Expr, schema: &TableSchema) -> bool {
+    let predicate = |e: &Expr| portable_predicate(e, schema);
+    let operand = |e: &Expr| portable_operand(e, schema);
     match expr {
-        Expr::Alias { expr, .. } => portable_predicate(expr),
-        Expr::Binary { op: BinaryOp::And | BinaryOp::Or, left, right } => {
-            portable_predicate(left) && portable_predicate(right)
-        }
+        Expr::Alias { expr, .. } => predicate(expr),
+        Expr::Binary { op: BinaryOp::And | BinaryOp::Or, left, right } => predicate(left) && predicate(right),
         Expr::Binary {
             op: BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge,
             left,
             right,
-        } => portable_operand(left) && portable_operand(right),
-        Expr::Unary { op: UnaryOp::Not, arg } => portable_predicate(arg),
+        } => operand(left) && operand(right),
+        Expr::Unary { op: UnaryOp::Not, arg } => predicate(arg),
         // A Bool column or literal: a server stores Bool as a boolean.
         Expr::Column(_) | Expr::Literal(Value::Bool(_)) => true,
         Expr::Unary { op: UnaryOp::IsNull | UnaryOp::IsNotNull, arg } => {
-            portable_operand(arg) || matches!(**arg, Expr::CellError { .. })
+            operand(arg) || matches!(**arg, Expr::CellError { .. })
         }
         _ => false,
     }
@@ -233,27 +237,48 @@ pub(crate) fn server_function(func: Func, types: &[Option<ColumnType>]) -> Optio
     }
 }
 
-/// Whether `expr`, as the value of a computed column, is SQL a PostgreSQL server computes
-/// with Tabula's meaning: a [`portable_predicate`], a column or literal, or the `length` of
-/// a column (see [`server_function`]). A server fills such a column with one `UPDATE`;
-/// any other is computed in Rust, a page of rows at a time.
-pub(crate) fn portable_value(expr: &Expr) -> bool {
+/// Whether `expr`, as the value of a computed column over `schema`, is SQL a PostgreSQL
+/// server computes with Tabula's meaning: a [`portable_predicate`] or a [`portable_operand`].
+/// A server fills such a column with one `UPDATE`; any other is computed in Rust, a page
+/// of rows at a time.
+pub(crate) fn portable_value(expr: &Expr, schema: &TableSchema) -> bool {
     match expr {
-        Expr::Alias { expr, .. } => portable_value(expr),
+        Expr::Alias { expr, .. } => portable_value(expr, schema),
         Expr::CellError { .. } => false,
-        _ => portable_operand(expr) || portable_predicate(expr),
+        _ => portable_operand(expr, schema) || portable_predicate(expr, schema),
     }
 }
 
-/// Whether `expr` is a column, a literal, or the `length` of a column (a value a server
-/// reads or computes as Tabula does; see [`server_function`]).
-pub(crate) fn portable_operand(expr: &Expr) -> bool {
+/// Whether `expr` is a value a server reads or computes as Tabula does: a column, a
+/// literal, the `length` of a column (see [`server_function`]), or the remainder of two
+/// such Int values (see [`server_remainder`]; one of them reads a column: a server folds
+/// constants when it plans a statement, before any guard).
+pub(crate) fn portable_operand(expr: &Expr, schema: &TableSchema) -> bool {
     match expr {
-        Expr::Alias { expr, .. } => portable_operand(expr),
+        Expr::Alias { expr, .. } => portable_operand(expr, schema),
         Expr::Column(_) | Expr::Literal(_) | Expr::CellError { .. } => true,
         Expr::Func { func: Func::Length, args } => matches!(args.as_slice(), [Expr::Column(_)]),
+        Expr::Binary { op: BinaryOp::Rem, left, right } => {
+            let int = |e: &Expr| e.check(schema).ok().and_then(|t| t.ty) == Some(ColumnType::Int);
+            int(left)
+                && int(right)
+                && portable_operand(left, schema)
+                && portable_operand(right, schema)
+                && !(left.columns().is_empty() && right.columns().is_empty())
+        }
         _ => false,
     }
+}
+
+/// Tabula's remainder of Int SQL `l` by Int SQL `r` in a server's SQL: null where Rust's
+/// `checked_rem` has none (a zero divisor, `i64::MIN % -1`), where a server would fail the
+/// statement; otherwise the server's `%`, which, as Rust's, takes the dividend's sign.
+fn server_remainder(l: &str, r: &str) -> String {
+    format!(
+        "(CASE WHEN {r} = CAST(0 AS BIGINT) OR ({r} = CAST(-1 AS BIGINT) AND {l} = CAST({} AS BIGINT)) THEN NULL \
+         ELSE {l} % {r} END)",
+        i64::MIN
+    )
 }
 
 /// `expr` as SQL over the physical columns of `schema`.
