@@ -81,6 +81,7 @@ pub(crate) fn to_sql(
             let a = sql(arg, params)?;
             match op {
                 UnaryOp::Not => format!("(NOT {a})"),
+                UnaryOp::Neg if ty(arg) == Some(ColumnType::Int) && params.server => server_int_neg(&a),
                 UnaryOp::Neg if ty(arg) == Some(ColumnType::Int) => call(Func::IntNeg, &[a], &[ty(arg)]),
                 UnaryOp::Neg => format!("(-{a})"),
                 UnaryOp::IsNull => format!("({a} IS NULL)"),
@@ -100,8 +101,8 @@ pub(crate) fn to_sql(
                 BinaryOp::Rem => Some(Func::Rem),
                 _ => None,
             };
-            if *op == BinaryOp::Rem && ints && params.server {
-                return Ok(server_remainder(&l, &r));
+            if let Some(sql) = server_int_op(*op, &l, &r).filter(|_| ints && params.server) {
+                return Ok(sql);
             }
             if let Some(func) = int_func {
                 return Ok(call(func, &[l, r], &[lt, rt]));
@@ -250,35 +251,61 @@ pub(crate) fn portable_value(expr: &Expr, schema: &TableSchema) -> bool {
 }
 
 /// Whether `expr` is a value a server reads or computes as Tabula does: a column, a
-/// literal, the `length` of a column (see [`server_function`]), or the remainder of two
-/// such Int values (see [`server_remainder`]; one of them reads a column: a server folds
-/// constants when it plans a statement, before any guard).
+/// literal, the `length` of a column (see [`server_function`]), or Int arithmetic
+/// (`+ - * / %`, negation) of such values (see [`server_int_op`]) that reads a column: a
+/// server folds constants when it plans a statement, guard or not.
 pub(crate) fn portable_operand(expr: &Expr, schema: &TableSchema) -> bool {
+    let int = |e: &Expr| e.check(schema).ok().and_then(|t| t.ty) == Some(ColumnType::Int);
     match expr {
         Expr::Alias { expr, .. } => portable_operand(expr, schema),
         Expr::Column(_) | Expr::Literal(_) | Expr::CellError { .. } => true,
         Expr::Func { func: Func::Length, args } => matches!(args.as_slice(), [Expr::Column(_)]),
-        Expr::Binary { op: BinaryOp::Rem, left, right } => {
-            let int = |e: &Expr| e.check(schema).ok().and_then(|t| t.ty) == Some(ColumnType::Int);
+        Expr::Binary {
+            op: BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem,
+            left,
+            right,
+        } => {
             int(left)
                 && int(right)
                 && portable_operand(left, schema)
                 && portable_operand(right, schema)
                 && !(left.columns().is_empty() && right.columns().is_empty())
         }
+        Expr::Unary { op: UnaryOp::Neg, arg } => int(arg) && portable_operand(arg, schema) && !arg.columns().is_empty(),
         _ => false,
     }
 }
 
-/// Tabula's remainder of Int SQL `l` by Int SQL `r` in a server's SQL: null where Rust's
-/// `checked_rem` has none (a zero divisor, `i64::MIN % -1`), where a server would fail the
-/// statement; otherwise the server's `%`, which, as Rust's, takes the dividend's sign.
-fn server_remainder(l: &str, r: &str) -> String {
-    format!(
-        "(CASE WHEN {r} = CAST(0 AS BIGINT) OR ({r} = CAST(-1 AS BIGINT) AND {l} = CAST({} AS BIGINT)) THEN NULL \
-         ELSE {l} % {r} END)",
-        i64::MIN
-    )
+/// Tabula's Int arithmetic `l op r` in a server's SQL: null where Rust's `checked_*` gives
+/// none, where a server would fail the whole statement; otherwise the server's operator,
+/// which computes what Rust's does (division truncates toward zero, a remainder takes the
+/// dividend's sign). `+`, `-` and `*` are checked against the Int range in `NUMERIC`;
+/// `/` and `%` are null for a zero divisor and for `i64::MIN` by -1. Each operand is cast
+/// to `BIGINT`, so a parameter is bound as one (a server types a parameter by where it
+/// first appears).
+fn server_int_op(op: BinaryOp, l: &str, r: &str) -> Option<String> {
+    let (l, r) = (format!("CAST({l} AS BIGINT)"), format!("CAST({r} AS BIGINT)"));
+    let (min, max) = (i64::MIN, i64::MAX);
+    let checked = |sym: &str| {
+        format!("(CASE WHEN CAST({l} AS NUMERIC) {sym} {r} BETWEEN {min} AND {max} THEN {l} {sym} {r} END)")
+    };
+    let divided = |sym: &str| {
+        format!("(CASE WHEN {r} = 0 OR ({r} = -1 AND {l} = CAST({min} AS BIGINT)) THEN NULL ELSE {l} {sym} {r} END)")
+    };
+    Some(match op {
+        BinaryOp::Add => checked("+"),
+        BinaryOp::Sub => checked("-"),
+        BinaryOp::Mul => checked("*"),
+        BinaryOp::Div => divided("/"),
+        BinaryOp::Rem => divided("%"),
+        _ => return None,
+    })
+}
+
+/// Tabula's negation of Int SQL `a` in a server's SQL: null for `i64::MIN` (Rust's
+/// `checked_neg`), which a server refuses.
+fn server_int_neg(a: &str) -> String {
+    format!("(CASE WHEN CAST({a} AS BIGINT) = CAST({} AS BIGINT) THEN NULL ELSE -CAST({a} AS BIGINT) END)", i64::MIN)
 }
 
 /// `expr` as SQL over the physical columns of `schema`.
