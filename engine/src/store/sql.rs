@@ -131,6 +131,9 @@ pub(crate) fn to_sql(
                 parts.push(sql(a, params)?);
                 types.push(ty(a));
             }
+            if let (true, Some(sql)) = (params.server, server_text_test(*func, &parts)) {
+                return Ok(sql);
+            }
             match server_function(*func, &types).filter(|_| params.server) {
                 Some(name) => format!("{name}({})", parts.join(", ")),
                 None => call(*func, &parts, &types),
@@ -202,7 +205,8 @@ pub(crate) fn parse_types(text: &str) -> Vec<Option<ColumnType>> {
 
 /// Whether `expr`, as a filter over the columns of `schema`, is SQL a PostgreSQL server runs
 /// with Tabula's meaning: comparisons of [`portable_operand`]s, Bool columns and literals,
-/// joined by AND, OR and NOT, IS [NOT] NULL, and whether a cell failed. Anything else
+/// joined by AND, OR and NOT, IS [NOT] NULL, whether a cell failed, and `contains`,
+/// `starts_with` and `ends_with` of such text values. Anything else
 /// (functions, casts, other arithmetic) needs Tabula's SQL functions, so a server catalog
 /// evaluates it in Rust.
 pub(crate) fn portable_predicate(expr: &Expr, schema: &TableSchema) -> bool {
@@ -222,6 +226,11 @@ pub(crate) fn portable_predicate(expr: &Expr, schema: &TableSchema) -> bool {
         Expr::Unary { op: UnaryOp::IsNull | UnaryOp::IsNotNull, arg } => {
             operand(arg) || matches!(**arg, Expr::CellError { .. })
         }
+        // Text tests (see `server_text_test`).
+        Expr::Func { func: Func::Contains | Func::StartsWith | Func::EndsWith, args } => {
+            let text = |e: &Expr| e.check(schema).ok().and_then(|t| t.ty) == Some(ColumnType::String);
+            args.len() == 2 && args.iter().all(|a| text(a) && operand(a))
+        }
         _ => false,
     }
 }
@@ -236,6 +245,21 @@ pub(crate) fn server_function(func: Func, types: &[Option<ColumnType>]) -> Optio
         (Func::Length, [Some(ColumnType::Bytes)]) => Some("octet_length"),
         _ => None,
     }
+}
+
+/// Tabula's `contains`, `starts_with` and `ends_with` of text in a server's SQL: byte
+/// comparisons, as Rust's `str` methods are (Tabula's text columns are `COLLATE "C"` there,
+/// and a server's text holds no NUL): `strpos`, `starts_with`, and the last characters
+/// compared with `=`. An empty pattern matches every text, as in Rust.
+fn server_text_test(func: Func, parts: &[String]) -> Option<String> {
+    let [text, pattern] = parts else { return None };
+    let (text, pattern) = (format!("CAST({text} AS TEXT)"), format!("CAST({pattern} AS TEXT)"));
+    Some(match func {
+        Func::Contains => format!("(strpos({text}, {pattern}) > 0)"),
+        Func::StartsWith => format!("starts_with({text}, {pattern})"),
+        Func::EndsWith => format!("(right({text}, char_length({pattern})) = {pattern})"),
+        _ => return None,
+    })
 }
 
 /// Whether `expr`, as the value of a computed column over `schema`, is SQL a PostgreSQL

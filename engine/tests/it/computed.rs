@@ -864,7 +864,7 @@ fn a_recompute_that_does_not_cascade_leaves_dependents_as_they_were() {
 
 /// Builtin columns that a catalog fills with one SQL statement (on a server: `length` of text
 /// as `char_length`, of bytes as `octet_length`; comparisons, boolean logic, null tests as
-/// the server's own operators) hold what Tabula's Rust evaluation computes for the same rows
+/// the server's own operators; `contains`, `starts_with`, `ends_with` as byte comparisons) hold what Tabula's Rust evaluation computes for the same rows
 /// (each expression is computed a second time through an identity UDF, which only Rust
 /// runs): multibyte, empty and null text, bytes, Int against Float, nulls in logic. The
 /// table is big enough that a server fills each column by copying the table
@@ -903,6 +903,12 @@ fn builtin_columns_filled_in_sql_agree_with_rust_evaluation() {
         ("logic", col("ok").and(col("i").ge(0)).or(col("s").is_null()), ColumnType::Bool),
         ("not_ok", !col("ok"), ColumnType::Bool),
         ("copy", col("s"), ColumnType::String),
+        ("starts_h", col("s").starts_with("h"), ColumnType::Bool),
+        ("ends_multibyte", col("s").ends_with("語"), ColumnType::Bool),
+        ("ends_longer", col("s").ends_with("xb"), ColumnType::Bool),
+        ("contains_empty", col("s").contains(""), ColumnType::Bool),
+        ("contains_space", col("s").contains("o w").or(col("s").contains("\t")), ColumnType::Bool),
+        ("ends_itself", col("s").ends_with(col("s")).and(col("s").starts_with(col("s"))), ColumnType::Bool),
     ];
     for (name, expr, ty) in exprs {
         let identity = Udf::row(format!("same_{ty}"), 1, [ty], ty, |args| Ok(args[0].clone()));
@@ -914,6 +920,11 @@ fn builtin_columns_filled_in_sql_agree_with_rust_evaluation() {
         for r in &rows {
             let values = r.clone().into_values();
             assert_eq!(values[0], values[1], "{name} = {expr}");
+        }
+        if ty == ColumnType::Bool {
+            // As a filter, the same expression (SQL) keeps the rows its Rust twin holds for.
+            let kept = t.select_all().where_(expr.clone()).count().unwrap();
+            assert_eq!(kept, t.select_all().where_(col(&in_rust)).count().unwrap(), "where {expr}");
         }
     }
     let lens: Vec<Value> =
