@@ -68,7 +68,13 @@ pub(crate) fn to_sql(
     Ok(match expr {
         Expr::Column(name) => resolve(name).ok_or_else(|| err!(UnknownColumn, "no column '{name}'"))?,
         Expr::Literal(Value::Null) => "NULL".to_string(),
-        Expr::Literal(v) => params.push(v.clone()),
+        Expr::Literal(v) => {
+            let placeholder = params.push(v.clone());
+            match v.column_type().filter(|_| params.server) {
+                Some(ty) => server_literal(&placeholder, ty),
+                None => placeholder,
+            }
+        }
         Expr::Alias { expr, .. } => sql(expr, params)?,
         Expr::Unary { op, arg } => {
             // Whether a cell failed: its error slot, as a null test (the same on every backend).
@@ -175,6 +181,20 @@ pub(crate) fn to_sql(
             format!("tbu_{k}({})", parts.join(", "))
         }
     })
+}
+
+/// A literal's parameter in a server's SQL, cast to its type: a server types a parameter by
+/// where it first appears, and one beside another parameter (`?1 >= ?2`) or alone (a
+/// selected literal) would be text. Text compares byte by byte (`COLLATE "C"`), as
+/// Tabula's text columns do there, and not in the database's locale.
+fn server_literal(placeholder: &str, ty: ColumnType) -> String {
+    match ty {
+        ColumnType::Int | ColumnType::Timestamp | ColumnType::Date => format!("CAST({placeholder} AS BIGINT)"),
+        ColumnType::Float => format!("CAST({placeholder} AS DOUBLE PRECISION)"),
+        ColumnType::Bool => format!("CAST({placeholder} AS BOOLEAN)"),
+        ColumnType::String | ColumnType::Json => format!("(CAST({placeholder} AS TEXT) COLLATE \"C\")"),
+        ColumnType::Bytes => format!("CAST({placeholder} AS BYTEA)"),
+    }
 }
 
 /// `tb_<func>(args..., 'T1,T2')`: the trailing text tells the function how to decode its

@@ -170,6 +170,46 @@ impl Exprs {
         e
     }
 
+    /// What a PostgreSQL server runs as its own SQL with Tabula's meaning (`portable_*` in
+    /// the store): Int arithmetic, `length`, comparisons, boolean logic, null tests and text
+    /// tests, over columns and literals. On a server these are the expressions whose SQL is
+    /// the server's, not Tabula's functions: two implementations again.
+    fn portable(depth: u32) -> Exprs {
+        let leaves = Exprs::leaves();
+        let mut e = leaves.clone();
+        for _ in 0..depth {
+            let p = e.clone();
+            let (i, s, b) = (p.int.clone(), leaves.string.clone(), p.boolean.clone());
+            let int = union(vec![
+                i.clone(),
+                pair(&i, &i).prop_map(|(a, b)| a + b).boxed(),
+                pair(&i, &i).prop_map(|(a, b)| a - b).boxed(),
+                pair(&i, &i).prop_map(|(a, b)| a * b).boxed(),
+                pair(&i, &i).prop_map(|(a, b)| a / b).boxed(),
+                pair(&i, &i).prop_map(|(a, b)| a % b).boxed(),
+                i.clone().prop_map(|a| -a).boxed(),
+                Just(col("s").length()).boxed(),
+            ]);
+            let (f, fl) = (leaves.float.clone(), leaves.float.clone());
+            let boolean = union(vec![
+                b.clone(),
+                pair(&i, &i).prop_map(|(x, y)| x.lt(y)).boxed(),
+                pair(&i, &i).prop_map(|(x, y)| x.eq(y)).boxed(),
+                pair(&f, &fl).prop_map(|(x, y)| x.ge(y)).boxed(),
+                pair(&s, &s).prop_map(|(x, y)| x.lt(y)).boxed(),
+                pair(&b, &b).prop_map(|(x, y)| x.and(y)).boxed(),
+                pair(&b, &b).prop_map(|(x, y)| x.or(y)).boxed(),
+                b.clone().prop_map(|x| !x).boxed(),
+                i.clone().prop_map(Expr::is_null).boxed(),
+                pair(&s, &s).prop_map(|(x, y)| x.contains(y)).boxed(),
+                pair(&s, &s).prop_map(|(x, y)| x.starts_with(y)).boxed(),
+                pair(&s, &s).prop_map(|(x, y)| x.ends_with(y)).boxed(),
+            ]);
+            e = Exprs { int, boolean, ..e };
+        }
+        e
+    }
+
     /// One expression of any of the four types, with its type.
     fn typed(self) -> BoxedStrategy<(Expr, ColumnType)> {
         prop_oneof![
@@ -206,7 +246,11 @@ fn values(rows: Vec<Row>) -> Vec<Value> {
 /// Selects `expr` from a table of `rows` in SQL and, through an identity UDF, in Rust; as a
 /// filter too when it is boolean.
 fn agree(rows: Vec<TestRow>, expr: &Expr, ty: ColumnType) -> Result<(), TestCaseError> {
-    let cat = Catalog::in_memory().unwrap();
+    agree_in(&Catalog::in_memory().unwrap(), rows, expr, ty)
+}
+
+/// [`agree`] in `cat`.
+fn agree_in(cat: &Catalog, rows: Vec<TestRow>, expr: &Expr, ty: ColumnType) -> Result<(), TestCaseError> {
     let t = cat
         .create_table(
             "t",
@@ -239,6 +283,29 @@ fn agree(rows: Vec<TestRow>, expr: &Expr, ty: ColumnType) -> Result<(), TestCase
 
 fn cases() -> u32 {
     std::env::var("TABULA_EQUIV_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(192)
+}
+
+/// 192 cases, 64 on a server (each makes a catalog there), or `TABULA_EQUIV_CASES`.
+fn backend_cases() -> u32 {
+    let on_server = std::env::var("TABULA_TEST_POSTGRES").is_ok_and(|url| !url.is_empty());
+    std::env::var("TABULA_EQUIV_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(if on_server { 64 } else { 192 })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: backend_cases(), ..ProptestConfig::default() })]
+
+    /// What a server runs in its own SQL, on the suite's backend (in memory: SQLite's
+    /// operators and Tabula's functions; on the test server: the server's operators).
+    #[test]
+    fn portable_sql_agrees_on_the_suites_backend(
+        rows in proptest::collection::vec(row_strategy(), 1..12),
+        (expr, ty) in prop_oneof![
+            Exprs::portable(3).int.prop_map(|e| (e, ColumnType::Int)),
+            Exprs::portable(3).boolean.prop_map(|e| (e, ColumnType::Bool)),
+        ],
+    ) {
+        agree_in(&crate::empty_catalog(tabula::OpenOptions::new()), rows, &expr, ty)?;
+    }
 }
 
 proptest! {
