@@ -12,6 +12,10 @@
 //!   a registered `tb_*` function. For them this property compares everything around that
 //!   implementation (the SQL translation, parameter binding, value decoding and encoding, null
 //!   propagation, and how they nest inside native operators), not the function with another.
+//! - `portable_sql_agrees_on_the_suites_backend`: what a PostgreSQL server runs as its own
+//!   SQL (Int arithmetic, `length`, comparisons, logic, null and text tests), on the suite's
+//!   backend: on the test server, the server's operators against Tabula's Rust code (it found
+//!   that two literals compared, or a literal selected, were bound as text there).
 //!
 //! Expressions come from proptest strategies, so a failure shrinks to a small expression.
 
