@@ -308,7 +308,7 @@ proptest! {
             Exprs::portable(3).boolean.prop_map(|e| (e, ColumnType::Bool)),
         ],
     ) {
-        agree_in(&crate::empty_catalog(tabula::OpenOptions::new()), rows, &expr, ty)?;
+        agree_in(&crate::scratch_catalog(tabula::OpenOptions::new()), rows, &expr, ty)?;
     }
 }
 

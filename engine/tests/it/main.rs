@@ -34,24 +34,65 @@ pub fn format_4_file(path: &std::path::Path) {
 /// A fresh catalog with directory `app`: in memory, or, when `TABULA_TEST_POSTGRES` names a
 /// PostgreSQL server, in a new schema of its database (the suite on the second backend).
 pub fn catalog() -> Catalog {
-    let cat = empty_catalog(tabula::OpenOptions::new());
+    let (cat, _) = fresh_catalog(tabula::OpenOptions::new());
     cat.create_dir("app", IfExists::Error).unwrap();
     cat
 }
 
-/// A fresh empty catalog: in memory, or in a new schema of the server
-/// `TABULA_TEST_POSTGRES` names, connected with `options` (which a memory catalog ignores).
-pub fn empty_catalog(options: tabula::OpenOptions) -> Catalog {
+/// A fresh empty catalog for a property test, which makes hundreds: in memory, or in a new
+/// schema of the test server connected with `options` (which a memory catalog ignores),
+/// dropped with the catalog unless the test is failing (that one stays to look at, until a
+/// later run reaps it).
+pub fn scratch_catalog(options: tabula::OpenOptions) -> Scratch {
+    let (cat, schema) = fresh_catalog(options);
+    Scratch { cat, schema }
+}
+
+/// See [`scratch_catalog`].
+pub struct Scratch {
+    cat: Catalog,
+    /// The server's URL and the catalog's schema there.
+    schema: Option<(String, String)>,
+}
+
+impl Scratch {
+    /// A catalog file's, which its test's temporary directory takes with it.
+    pub fn file(cat: Catalog) -> Scratch {
+        Scratch { cat, schema: None }
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Catalog;
+    fn deref(&self) -> &Catalog {
+        &self.cat
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        #[cfg(feature = "postgres")]
+        if let (Some((url, schema)), false) = (&self.schema, std::thread::panicking()) {
+            // Best effort: the reaper drops what is left.
+            if let Ok(mut admin) = postgres::Client::connect(url, postgres::NoTls) {
+                let _ = admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+            }
+        }
+    }
+}
+
+/// A fresh empty catalog, in memory or in a new schema of the server `TABULA_TEST_POSTGRES`
+/// names (then with the URL and the schema).
+fn fresh_catalog(options: tabula::OpenOptions) -> (Catalog, Option<(String, String)>) {
     #[cfg(feature = "postgres")]
-    match std::env::var("TABULA_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => server_catalog(&url, options),
-        _ => Catalog::in_memory().unwrap(),
+    if let Ok(url) = std::env::var("TABULA_TEST_POSTGRES").map(|u| u.trim().to_string()) {
+        if !url.is_empty() {
+            let (cat, schema) = server_catalog(&url, options);
+            return (cat, Some((url, schema)));
+        }
     }
-    #[cfg(not(feature = "postgres"))]
-    {
-        let _ = options;
-        Catalog::in_memory().unwrap()
-    }
+    let _ = options;
+    (Catalog::in_memory().unwrap(), None)
 }
 
 /// Whether `cat` is on a PostgreSQL server (the few differences the suite checks as such).
@@ -64,7 +105,7 @@ pub fn on_server(cat: &Catalog) -> bool {
 /// schema is not dropped when it ends: a failed one is left to look at), so that a
 /// long-lived server does not collect them.
 #[cfg(feature = "postgres")]
-fn server_catalog(url: &str, options: tabula::OpenOptions) -> Catalog {
+fn server_catalog(url: &str, options: tabula::OpenOptions) -> (Catalog, String) {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     static REAPED: std::sync::Once = std::sync::Once::new();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
@@ -86,7 +127,7 @@ fn server_catalog(url: &str, options: tabula::OpenOptions) -> Catalog {
     let schema = format!("it_{now}_{}_{n}", std::process::id());
     client.batch_execute(&format!("CREATE SCHEMA {schema}")).expect("a schema of its own");
     let sep = if url.contains('?') { '&' } else { '?' };
-    options.connect(&format!("{url}{sep}options=-csearch_path%3D{schema}")).unwrap()
+    (options.connect(&format!("{url}{sep}options=-csearch_path%3D{schema}")).unwrap(), schema)
 }
 
 /// `app/docs(title String, words Int, score Float?, draft Bool)` with three rows.

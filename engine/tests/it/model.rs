@@ -150,7 +150,7 @@ const W_LIMIT: i64 = 30;
 type Touched = Option<Vec<(Option<Value>, Option<Value>)>>;
 
 struct World {
-    cat: Catalog,
+    cat: crate::Scratch,
     /// The directory of the catalog file, for a catalog in the format 4 layout.
     _dir: Option<tempfile::TempDir>,
     t: Table,
@@ -183,10 +183,10 @@ impl World {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("cat.db");
             crate::format_4_file(&path);
-            (Catalog::open(&path).unwrap(), Some(dir))
+            (crate::Scratch::file(Catalog::open(&path).unwrap()), Some(dir))
         } else {
             let options = tabula::OpenOptions::new();
-            (crate::empty_catalog(if copy_fills { options.copy_fills_from(0) } else { options }), None)
+            (crate::scratch_catalog(if copy_fills { options.copy_fills_from(0) } else { options }), None)
         };
         let inc = Udf::new("inc", 1, |x: i64| x.checked_add(1).ok_or("overflow"));
         cat.register(&inc);
