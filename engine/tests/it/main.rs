@@ -52,6 +52,7 @@ pub fn scratch_catalog(options: tabula::OpenOptions) -> Scratch {
 pub struct Scratch {
     cat: Catalog,
     /// The server's URL and the catalog's schema there.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     schema: Option<(String, String)>,
 }
 
