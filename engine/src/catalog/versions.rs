@@ -164,8 +164,8 @@ impl Catalog {
                 return Err(err!(
                     InvalidExpr,
                     "view '{path}': a PostgreSQL catalog cannot run the filter `{filter}` with Tabula's meaning (a view's \
-                     filter there may use columns, literals, comparisons, AND/OR/NOT, IS NULL, length, Int arithmetic and text \
-                     tests: contains, starts_with, ends_with); add what it \
+                     filter there may use columns, literals, comparisons, AND/OR/NOT, IS NULL, Int arithmetic, length, abs, \
+                     coalesce, if_, contains, starts_with and ends_with); add what it \
                      computes as a computed column of '{}' and filter on that column",
                     base_meta.path
                 ));

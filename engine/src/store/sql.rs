@@ -137,7 +137,7 @@ pub(crate) fn to_sql(
                 parts.push(sql(a, params)?);
                 types.push(ty(a));
             }
-            if let (true, Some(sql)) = (params.server, server_text_test(*func, &parts)) {
+            if let (true, Some(sql)) = (params.server, server_guarded_function(*func, &parts, &types)) {
                 return Ok(sql);
             }
             match server_function(*func, &types).filter(|_| params.server) {
@@ -258,20 +258,32 @@ pub(crate) fn portable_predicate(expr: &Expr, schema: &TableSchema) -> bool {
 /// The PostgreSQL function that computes builtin `func` of arguments of `types` exactly as
 /// Tabula does, if there is one: `length` of text counts characters (`char_length`; a server
 /// holds no NUL, which SQLite's `length` stops at, and its text is UTF-8, which
-/// [`super::pg`] checks at connect), of bytes counts bytes (`octet_length`).
+/// [`super::pg`] checks at connect), of bytes counts bytes (`octet_length`); `abs` of a
+/// Float; `coalesce` of values of one type (a server would convert an Int to Float where
+/// Tabula keeps each value's own).
 pub(crate) fn server_function(func: Func, types: &[Option<ColumnType>]) -> Option<&'static str> {
     match (func, types) {
         (Func::Length, [Some(ColumnType::String)]) => Some("char_length"),
         (Func::Length, [Some(ColumnType::Bytes)]) => Some("octet_length"),
+        (Func::Abs, [Some(ColumnType::Float)]) => Some("abs"),
+        (Func::Coalesce, [first, rest @ ..]) if rest.iter().all(|t| t == first || t.is_none()) => Some("COALESCE"),
         _ => None,
     }
 }
 
-/// Tabula's `contains`, `starts_with` and `ends_with` of text in a server's SQL: byte
-/// comparisons, as Rust's `str` methods are (Tabula's text columns are `COLLATE "C"` there,
-/// and a server's text holds no NUL): `strpos`, `starts_with`, and the last characters
-/// compared with `=`. An empty pattern matches every text, as in Rust.
-fn server_text_test(func: Func, parts: &[String]) -> Option<String> {
+/// Builtins a server computes with Tabula's meaning through more than one of its functions:
+/// `contains`, `starts_with` and `ends_with` of text as byte comparisons, as Rust's `str`
+/// methods are (Tabula's text columns are `COLLATE "C"` there, and a server's text holds no
+/// NUL): `strpos`, `starts_with`, and the last characters compared with `=` (an empty
+/// pattern matches every text, as in Rust); `abs` of an Int, null for `i64::MIN` (Rust's
+/// `checked_abs`), which a server refuses.
+fn server_guarded_function(func: Func, parts: &[String], types: &[Option<ColumnType>]) -> Option<String> {
+    if let (Func::Abs, [Some(ColumnType::Int)], [a]) = (func, types, parts) {
+        return Some(format!(
+            "(CASE WHEN CAST({a} AS BIGINT) = CAST({} AS BIGINT) THEN NULL ELSE abs(CAST({a} AS BIGINT)) END)",
+            i64::MIN
+        ));
+    }
     let [text, pattern] = parts else { return None };
     let (text, pattern) = (format!("CAST({text} AS TEXT)"), format!("CAST({pattern} AS TEXT)"));
     Some(match func {
@@ -295,15 +307,29 @@ pub(crate) fn portable_value(expr: &Expr, schema: &TableSchema) -> bool {
 }
 
 /// Whether `expr` is a value a server reads or computes as Tabula does: a column, a
-/// literal, the `length` of a column (see [`server_function`]), or Int arithmetic
-/// (`+ - * / %`, negation) of such values (see [`server_int_op`]) that reads a column: a
-/// server folds constants when it plans a statement, guard or not.
+/// literal, a builtin of such values that [`server_function`] or [`server_guarded_function`]
+/// writes, an `if_` of a [`portable_predicate`] between two of one type, or Int arithmetic
+/// (`+ - * / %`, negation) of such values (see [`server_int_op`]). What is guarded must
+/// read a column: a server folds constants when it plans a statement, guard or not.
 pub(crate) fn portable_operand(expr: &Expr, schema: &TableSchema) -> bool {
     let int = |e: &Expr| e.check(schema).ok().and_then(|t| t.ty) == Some(ColumnType::Int);
     match expr {
         Expr::Alias { expr, .. } => portable_operand(expr, schema),
         Expr::Column(_) | Expr::Literal(_) | Expr::CellError { .. } => true,
-        Expr::Func { func: Func::Length, args } => matches!(args.as_slice(), [Expr::Column(_)]),
+        Expr::Func { func, args } => {
+            let types: Vec<Option<ColumnType>> = args.iter().map(|a| a.check(schema).ok().and_then(|t| t.ty)).collect();
+            // `abs` of an Int is guarded (see `server_guarded_function`): it must read a column.
+            let int_abs = *func == Func::Abs && types == [Some(ColumnType::Int)] && !expr.columns().is_empty();
+            (int_abs || server_function(*func, &types).is_some()) && args.iter().all(|a| portable_operand(a, schema))
+        }
+        // Both branches of one type: a server's `CASE` would convert an Int to Float.
+        Expr::If { cond, then, otherwise } => {
+            let (a, b) = (then.check(schema).ok().and_then(|t| t.ty), otherwise.check(schema).ok().and_then(|t| t.ty));
+            (a == b || a.is_none() || b.is_none())
+                && portable_predicate(cond, schema)
+                && portable_operand(then, schema)
+                && portable_operand(otherwise, schema)
+        }
         Expr::Binary {
             op: BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem,
             left,

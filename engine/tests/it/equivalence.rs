@@ -175,8 +175,8 @@ impl Exprs {
     }
 
     /// What a PostgreSQL server runs as its own SQL with Tabula's meaning (`portable_*` in
-    /// the store): Int arithmetic, `length`, comparisons, boolean logic, null tests and text
-    /// tests, over columns and literals. On a server these are the expressions whose SQL is
+    /// the store): Int arithmetic, `abs`, `coalesce`, `if_`, `length`, comparisons, boolean
+    /// logic, null tests and text tests, over columns and literals. On a server these are the expressions whose SQL is
     /// the server's, not Tabula's functions: two implementations again.
     fn portable(depth: u32) -> Exprs {
         let leaves = Exprs::leaves();
@@ -192,6 +192,9 @@ impl Exprs {
                 pair(&i, &i).prop_map(|(a, b)| a / b).boxed(),
                 pair(&i, &i).prop_map(|(a, b)| a % b).boxed(),
                 i.clone().prop_map(|a| -a).boxed(),
+                i.clone().prop_map(Expr::abs).boxed(),
+                pair(&i, &i).prop_map(|(a, b)| coalesce([a, b])).boxed(),
+                (b.clone(), i.clone(), i.clone()).prop_map(|(c, t, o)| if_(c).then(t).else_(o)).boxed(),
                 Just(col("s").length()).boxed(),
             ]);
             let (f, fl) = (leaves.float.clone(), leaves.float.clone());
