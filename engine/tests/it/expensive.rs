@@ -314,7 +314,7 @@ fn a_preview_then_an_add_pays_each_row_once() {
 /// A catalog that another handle can open too (as another process would), with directory
 /// `app`: a file, or on the test server (`TABULA_TEST_POSTGRES`) a schema of its own; and how
 /// to open it again.
-fn shared_catalog() -> (tabula::Catalog, Box<dyn Fn() -> tabula::Catalog>, tempfile::TempDir) {
+fn shared_catalog() -> (crate::Scratch, Box<dyn Fn() -> tabula::Catalog>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     #[cfg(feature = "postgres")]
     {
@@ -328,7 +328,7 @@ fn shared_catalog() -> (tabula::Catalog, Box<dyn Fn() -> tabula::Catalog>, tempf
     let path = dir.path().join("cat.db");
     let cat = tabula::Catalog::open(&path).unwrap();
     cat.create_dir("app", IfExists::Error).unwrap();
-    (cat, Box::new(move || tabula::Catalog::open(&path).unwrap()), dir)
+    (crate::Scratch::file(cat), Box::new(move || tabula::Catalog::open(&path).unwrap()), dir)
 }
 
 /// A failed add, run again, pays only for the rows it had not computed; a replace with the

@@ -32,17 +32,17 @@ pub fn format_4_file(path: &std::path::Path) {
 }
 
 /// A fresh catalog with directory `app`: in memory, or, when `TABULA_TEST_POSTGRES` names a
-/// PostgreSQL server, in a new schema of its database (the suite on the second backend).
-pub fn catalog() -> Catalog {
-    let (cat, _) = fresh_catalog(tabula::OpenOptions::new());
+/// PostgreSQL server, in a new schema of its database (the suite on the second backend),
+/// dropped when the test passes (see [`scratch_catalog`]).
+pub fn catalog() -> Scratch {
+    let cat = scratch_catalog(tabula::OpenOptions::new());
     cat.create_dir("app", IfExists::Error).unwrap();
     cat
 }
 
-/// A fresh empty catalog for a property test, which makes hundreds: in memory, or in a new
-/// schema of the test server connected with `options` (which a memory catalog ignores),
-/// dropped with the catalog unless the test is failing (that one stays to look at, until a
-/// later run reaps it).
+/// A fresh empty catalog: in memory, or in a new schema of the test server connected with
+/// `options` (which a memory catalog ignores), dropped with the catalog unless the test is
+/// failing (that one stays to look at, until a later run reaps it).
 pub fn scratch_catalog(options: tabula::OpenOptions) -> Scratch {
     let (cat, schema) = fresh_catalog(options);
     Scratch { cat, schema }
@@ -76,7 +76,9 @@ impl Drop for Scratch {
         if let (Some((url, schema)), false) = (&self.schema, std::thread::panicking()) {
             // Best effort: the reaper drops what is left.
             if let Ok(mut admin) = postgres::Client::connect(url, postgres::NoTls) {
-                let _ = admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+                // A session of the test still in a transaction there keeps it for the reaper.
+                let drop = format!("SET lock_timeout = '2s'; DROP SCHEMA IF EXISTS {schema} CASCADE");
+                let _ = admin.batch_execute(&drop);
             }
         }
     }
@@ -102,9 +104,9 @@ pub fn on_server(cat: &Catalog) -> bool {
 }
 
 /// A catalog in a new schema `it_<unix seconds>_<pid>_<n>` of the server's database. The
-/// first in a process drops the schemas of runs that began over an hour ago (a test's
-/// schema is not dropped when it ends: a failed one is left to look at), so that a
-/// long-lived server does not collect them.
+/// first in a process drops the schemas of runs that began over an hour ago (a failed
+/// test's schema is left to look at; see [`Scratch`]), so that a long-lived server does not
+/// collect them.
 #[cfg(feature = "postgres")]
 fn server_catalog(url: &str, options: tabula::OpenOptions) -> (Catalog, String) {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
