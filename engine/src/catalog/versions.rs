@@ -160,13 +160,17 @@ impl Catalog {
             }
             // Every read of a view (rows, counts, streams, its computed columns, what follows
             // the base) runs its filter in the store's SQL.
-            if tx.on_server() && !crate::store::sql::portable_predicate(&filter, &base_meta.schema) {
+            let refused = match tx.on_server() {
+                true => crate::store::sql::non_portable_part(&filter, &base_meta.schema),
+                false => None,
+            };
+            if let Some(part) = refused {
                 return Err(err!(
                     InvalidExpr,
-                    "view '{path}': a PostgreSQL catalog cannot run the filter `{filter}` with Tabula's meaning (a view's \
-                     filter there may use columns, literals, comparisons, AND/OR/NOT, IS NULL, Int arithmetic, length, abs, \
-                     coalesce, if_, contains, starts_with and ends_with); add what it \
-                     computes as a computed column of '{}' and filter on that column",
+                    "view '{path}': a PostgreSQL catalog cannot compute `{part}` (in the filter `{filter}`) with Tabula's \
+                     meaning; add it as a computed column of '{}' and filter on that column (a view's filter there may \
+                     use columns, literals, comparisons, AND/OR/NOT, IS NULL, Int arithmetic, length, abs, coalesce, \
+                     if_, contains, starts_with and ends_with)",
                     base_meta.path
                 ));
             }

@@ -641,6 +641,7 @@ fn a_view_filter_a_server_cannot_run_is_refused_there_naming_the_fix() {
             cat.create_view("app/beta", &t, shouted.clone(), IfExists::Error)
         });
         assert!(msg.contains("view 'app/beta'") && msg.contains("computed column of 'app/docs'"), "{msg}");
+        assert!(msg.contains("cannot compute `upper(title)`"), "names the part a server cannot run: {msg}");
     } else {
         let v = cat.create_view("app/beta", &t, shouted.clone(), IfExists::Error).unwrap();
         assert_eq!(titles(&v), ["beta"]);
