@@ -5,6 +5,11 @@
 //! Operators whose SQLite semantics match Tabula's (comparisons, boolean logic, Float
 //! arithmetic) run natively; Int arithmetic and every builtin function run as `tb_*`
 //! functions that `store` registers, whose implementation is the Rust one in `func`.
+//!
+//! For a PostgreSQL server (`Params::server`), which cannot call Tabula's functions, the
+//! same translation writes what the server computes with Tabula's meaning in its own SQL
+//! (`server_*` below: typed literals, guarded Int arithmetic, a few builtins), and
+//! `portable_*` tell callers which expressions those are; the rest they evaluate in Rust.
 
 use crate::error::{err, Result};
 use crate::expr::{BinaryOp, ErrorPart, Expr, Func, UnaryOp};
@@ -246,7 +251,7 @@ pub(crate) fn portable_predicate(expr: &Expr, schema: &TableSchema) -> bool {
         Expr::Unary { op: UnaryOp::IsNull | UnaryOp::IsNotNull, arg } => {
             operand(arg) || matches!(**arg, Expr::CellError { .. })
         }
-        // Text tests (see `server_text_test`).
+        // Text tests (see `server_guarded_function`).
         Expr::Func { func: Func::Contains | Func::StartsWith | Func::EndsWith, args } => {
             let text = |e: &Expr| e.check(schema).ok().and_then(|t| t.ty) == Some(ColumnType::String);
             args.len() == 2 && args.iter().all(|a| text(a) && operand(a))
