@@ -169,8 +169,8 @@ impl Catalog {
                     InvalidExpr,
                     "view '{path}': a PostgreSQL catalog cannot compute `{part}` (in the filter `{filter}`) with Tabula's \
                      meaning; add it as a computed column of '{}' and filter on that column (a view's filter there may \
-                     use columns, literals, comparisons, AND/OR/NOT, IS NULL, Int arithmetic, length, abs, coalesce, \
-                     if_, contains, starts_with and ends_with)",
+                     use columns, literals, comparisons, AND/OR/NOT, IS NULL, Int arithmetic, length, abs, concat, \
+                     coalesce, if_, contains, starts_with and ends_with)",
                     base_meta.path
                 ));
             }

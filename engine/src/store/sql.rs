@@ -281,13 +281,18 @@ pub(crate) fn server_function(func: Func, types: &[Option<ColumnType>]) -> Optio
 /// methods are (Tabula's text columns are `COLLATE "C"` there, and a server's text holds no
 /// NUL): `strpos`, `starts_with`, and the last characters compared with `=` (an empty
 /// pattern matches every text, as in Rust); `abs` of an Int, null for `i64::MIN` (Rust's
-/// `checked_abs`), which a server refuses.
+/// `checked_abs`), which a server refuses; `concat` of text as `||`.
 fn server_guarded_function(func: Func, parts: &[String], types: &[Option<ColumnType>]) -> Option<String> {
     if let (Func::Abs, [Some(ColumnType::Int)], [a]) = (func, types, parts) {
         return Some(format!(
             "(CASE WHEN CAST({a} AS BIGINT) = CAST({} AS BIGINT) THEN NULL ELSE abs(CAST({a} AS BIGINT)) END)",
             i64::MIN
         ));
+    }
+    if func == Func::Concat && types.iter().all(|t| *t == Some(ColumnType::String)) {
+        // Null when any part is (as Tabula's), which `||` is and `concat()` is not.
+        let parts: Vec<String> = parts.iter().map(|p| format!("CAST({p} AS TEXT)")).collect();
+        return Some(format!("({})", parts.join(" || ")));
     }
     let [text, pattern] = parts else { return None };
     let (text, pattern) = (format!("CAST({text} AS TEXT)"), format!("CAST({pattern} AS TEXT)"));
@@ -325,7 +330,9 @@ pub(crate) fn portable_operand(expr: &Expr, schema: &TableSchema) -> bool {
             let types: Vec<Option<ColumnType>> = args.iter().map(|a| a.check(schema).ok().and_then(|t| t.ty)).collect();
             // `abs` of an Int is guarded (see `server_guarded_function`): it must read a column.
             let int_abs = *func == Func::Abs && types == [Some(ColumnType::Int)] && !expr.columns().is_empty();
-            (int_abs || server_function(*func, &types).is_some()) && args.iter().all(|a| portable_operand(a, schema))
+            let texts = *func == Func::Concat && types.iter().all(|t| *t == Some(ColumnType::String));
+            (int_abs || texts || server_function(*func, &types).is_some())
+                && args.iter().all(|a| portable_operand(a, schema))
         }
         // Both branches of one type: a server's `CASE` would convert an Int to Float.
         Expr::If { cond, then, otherwise } => {

@@ -175,15 +175,17 @@ impl Exprs {
     }
 
     /// What a PostgreSQL server runs as its own SQL with Tabula's meaning (`portable_*` in
-    /// the store): Int arithmetic, `abs`, `coalesce`, `if_`, `length`, comparisons, boolean
-    /// logic, null tests and text tests, over columns and literals. On a server these are the expressions whose SQL is
+    /// the store): Int arithmetic, `abs`, `coalesce`, `if_`, `length`, `concat`, comparisons,
+    /// boolean logic, null tests and text tests, over columns and literals. On a server these are the expressions whose SQL is
     /// the server's, not Tabula's functions: two implementations again.
     fn portable(depth: u32) -> Exprs {
         let leaves = Exprs::leaves();
         let mut e = leaves.clone();
         for _ in 0..depth {
             let p = e.clone();
-            let (i, s, b) = (p.int.clone(), leaves.string.clone(), p.boolean.clone());
+            let (i, s, b) = (p.int.clone(), p.string.clone(), p.boolean.clone());
+            let string =
+                union(vec![s.clone(), pair(&s, &s).prop_map(|(x, y)| concat([x, y])).boxed(), Just(col("s")).boxed()]);
             let int = union(vec![
                 i.clone(),
                 pair(&i, &i).prop_map(|(a, b)| a + b).boxed(),
@@ -212,7 +214,7 @@ impl Exprs {
                 pair(&s, &s).prop_map(|(x, y)| x.starts_with(y)).boxed(),
                 pair(&s, &s).prop_map(|(x, y)| x.ends_with(y)).boxed(),
             ]);
-            e = Exprs { int, boolean, ..e };
+            e = Exprs { int, string, boolean, ..e };
         }
         e
     }
@@ -308,6 +310,7 @@ proptest! {
         rows in proptest::collection::vec(row_strategy(), 1..12),
         (expr, ty) in prop_oneof![
             Exprs::portable(3).int.prop_map(|e| (e, ColumnType::Int)),
+            Exprs::portable(3).string.prop_map(|e| (e, ColumnType::String)),
             Exprs::portable(3).boolean.prop_map(|e| (e, ColumnType::Bool)),
         ],
     ) {
