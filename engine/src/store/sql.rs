@@ -244,7 +244,7 @@ pub(crate) fn portable_predicate(expr: &Expr, schema: &TableSchema) -> bool {
             op: BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge,
             left,
             right,
-        } => operand(left) && operand(right),
+        } => operand(left) && operand(right) && exact_on_server(left, right, schema),
         Expr::Unary { op: UnaryOp::Not, arg } => predicate(arg),
         // A Bool column or literal: a server stores Bool as a boolean.
         Expr::Column(_) | Expr::Literal(Value::Bool(_)) => true,
@@ -257,6 +257,20 @@ pub(crate) fn portable_predicate(expr: &Expr, schema: &TableSchema) -> bool {
             args.len() == 2 && args.iter().all(|a| text(a) && operand(a))
         }
         _ => false,
+    }
+}
+
+/// Whether a server compares `left` with `right` as Tabula does. Tabula compares an Int with
+/// a Float exactly (as SQLite does: 2^53 + 1 is greater than 2^53); a server converts the
+/// Int to a Float first, which is exact only for an Int of at most 2^53 in magnitude: so
+/// only such an Int literal may meet a Float there.
+fn exact_on_server(left: &Expr, right: &Expr, schema: &TableSchema) -> bool {
+    let ty = |e: &Expr| e.check(schema).ok().and_then(|t| t.ty);
+    let small_int_literal = |e: &Expr| matches!(e, Expr::Literal(Value::Int(v)) if v.unsigned_abs() <= 1 << 53);
+    match (ty(left), ty(right)) {
+        (Some(ColumnType::Int), Some(ColumnType::Float)) => small_int_literal(left),
+        (Some(ColumnType::Float), Some(ColumnType::Int)) => small_int_literal(right),
+        _ => true,
     }
 }
 

@@ -25,7 +25,22 @@ use proptest::strategy::{BoxedStrategy, Union};
 use tabula::{coalesce, col, concat, if_, lit, Catalog, ColumnType, Expr, IfExists, Row, Schema, Udf, Value};
 
 const INTS: [i64; 10] = [0, 1, -1, 2, 7, -13, 1000, i64::MAX, i64::MIN, 4_611_686_018_427_387_904];
-const FLOATS: [f64; 10] = [0.0, -0.0, 1.5, -2.25, 0.1, 1e308, -1e308, f64::INFINITY, f64::NEG_INFINITY, 3.0];
+/// 2^62 and 2^63 among them: an Int near one (`i64::MAX` is 2^63 - 1) compares with it
+/// exactly, not through a Float.
+const FLOATS: [f64; 12] = [
+    0.0,
+    -0.0,
+    1.5,
+    -2.25,
+    0.1,
+    1e308,
+    -1e308,
+    f64::INFINITY,
+    f64::NEG_INFINITY,
+    3.0,
+    4_611_686_018_427_387_904.0,
+    9_223_372_036_854_775_808.0,
+];
 const STRINGS: [&str; 9] = ["", "a", "héllo wörld", "日本語", "  pad  ", "ß", "A,b,,c", "x'y\"z", "tab\there"];
 
 type S = BoxedStrategy<Expr>;
@@ -205,6 +220,8 @@ impl Exprs {
                 pair(&i, &i).prop_map(|(x, y)| x.lt(y)).boxed(),
                 pair(&i, &i).prop_map(|(x, y)| x.eq(y)).boxed(),
                 pair(&f, &fl).prop_map(|(x, y)| x.ge(y)).boxed(),
+                pair(&i, &f).prop_map(|(x, y)| x.lt(y)).boxed(),
+                pair(&f, &i).prop_map(|(x, y)| x.eq(y)).boxed(),
                 pair(&s, &s).prop_map(|(x, y)| x.lt(y)).boxed(),
                 pair(&b, &b).prop_map(|(x, y)| x.and(y)).boxed(),
                 pair(&b, &b).prop_map(|(x, y)| x.or(y)).boxed(),

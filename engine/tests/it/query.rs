@@ -313,3 +313,33 @@ fn order_keys_a_server_cannot_compute_sort_as_on_sqlite() {
     let udf_key = t.select([col("name")]).order_by(shout.call([col("name")])).collect();
     assert_eq!(udf_key.unwrap_err().code(), ErrorCode::InvalidArgument, "a UDF key, on both");
 }
+
+/// Int and Float compare exactly, as SQLite does and Tabula's Rust evaluation does: an Int
+/// is not rounded to the nearest Float (2^53 + 1 is greater than 2^53, `i64::MAX` less than
+/// 2^63), on every backend (a server would convert the Int to a Float: its comparisons of
+/// an Int column or a large Int literal with a Float are evaluated by Tabula).
+#[test]
+fn int_and_float_compare_exactly_on_every_backend() {
+    let cat = catalog();
+    let shape =
+        Schema::new().required("k", ColumnType::Int).required("i", ColumnType::Int).required("f", ColumnType::Float);
+    let t = cat.create_table("app/t", shape, IfExists::Error).unwrap();
+    let two_53 = 9_007_199_254_740_992i64;
+    let rows = [
+        (two_53 + 1, two_53 as f64),
+        (i64::MAX, 9_223_372_036_854_775_808.0),
+        (i64::MIN, -9_223_372_036_854_775_808.0),
+        (3, 2.5),
+        (-3, -2.5),
+        (5, 5.0),
+    ];
+    t.insert(rows.iter().enumerate().map(|(k, (i, f))| row! {"k" => k as i64, "i" => *i, "f" => *f})).unwrap();
+    let keys =
+        |filter: tabula::Expr| -> Vec<i64> { column(&t.select([col("k")]).where_(filter).collect().unwrap(), "k") };
+    assert_eq!(keys(col("i").gt(col("f"))), [0, 3]);
+    assert_eq!(keys(col("f").lt(col("i"))), [0, 3]);
+    assert_eq!(keys(col("i").eq(col("f"))), [2, 5]);
+    assert_eq!(keys(col("f").ge(lit(two_53 + 1))), [1]);
+    assert_eq!(keys(col("f").gt(lit(2))), [0, 1, 3, 5]);
+    assert_eq!(t.select_all().where_(col("i").lt(col("f"))).count().unwrap(), 2);
+}
