@@ -421,24 +421,27 @@ impl Expr {
         }
     }
 
-    /// Calls `f` on this expression and every sub-expression, parents first.
+    /// Calls `f` on this expression and every sub-expression, parents first (a cell's error
+    /// test visits its column).
     pub fn visit(&self, f: &mut impl FnMut(&Expr)) {
         f(self);
+        if let Expr::CellError { column, .. } = self {
+            f(&Expr::Column(column.clone()));
+        }
+        for child in self.children() {
+            child.visit(f);
+        }
+    }
+
+    /// The expression's direct sub-expressions, in order.
+    pub(crate) fn children(&self) -> Vec<&Expr> {
         match self {
-            Expr::Column(_) | Expr::Literal(_) => {}
-            Expr::Unary { arg, .. } => arg.visit(f),
-            Expr::Binary { left, right, .. } => {
-                left.visit(f);
-                right.visit(f);
-            }
-            Expr::Alias { expr, .. } | Expr::Cast { expr, .. } => expr.visit(f),
-            Expr::Func { args, .. } | Expr::Udf { args, .. } => args.iter().for_each(|a| a.visit(f)),
-            Expr::If { cond, then, otherwise } => {
-                cond.visit(f);
-                then.visit(f);
-                otherwise.visit(f);
-            }
-            Expr::CellError { column, .. } => f(&Expr::Column(column.clone())),
+            Expr::Column(_) | Expr::Literal(_) | Expr::CellError { .. } => Vec::new(),
+            Expr::Unary { arg, .. } => vec![arg],
+            Expr::Binary { left, right, .. } => vec![left, right],
+            Expr::Alias { expr, .. } | Expr::Cast { expr, .. } => vec![expr],
+            Expr::Func { args, .. } | Expr::Udf { args, .. } => args.iter().collect(),
+            Expr::If { cond, then, otherwise } => vec![cond, then, otherwise],
         }
     }
 

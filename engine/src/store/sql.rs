@@ -410,15 +410,7 @@ pub(crate) fn non_portable_part<'e>(expr: &'e Expr, schema: &TableSchema) -> Opt
     if portable_predicate(expr, schema) || portable_operand(expr, schema) {
         return None;
     }
-    let children: Vec<&Expr> = match expr {
-        Expr::Column(_) | Expr::Literal(_) | Expr::CellError { .. } => Vec::new(),
-        Expr::Unary { arg, .. } => vec![arg],
-        Expr::Binary { left, right, .. } => vec![left, right],
-        Expr::Alias { expr, .. } | Expr::Cast { expr, .. } => vec![expr],
-        Expr::Func { args, .. } | Expr::Udf { args, .. } => args.iter().collect(),
-        Expr::If { cond, then, otherwise } => vec![cond, then, otherwise],
-    };
-    children.into_iter().find_map(|c| non_portable_part(c, schema)).or(Some(expr))
+    expr.children().into_iter().find_map(|c| non_portable_part(c, schema)).or(Some(expr))
 }
 
 /// `expr` as SQL over the physical columns of `schema`.

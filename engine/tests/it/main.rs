@@ -84,15 +84,20 @@ impl Drop for Scratch {
     }
 }
 
-/// A fresh empty catalog, in memory or in a new schema of the server `TABULA_TEST_POSTGRES`
-/// names (then with the URL and the schema).
+/// The URL of the test server, when `TABULA_TEST_POSTGRES` names one (and the backend is
+/// built): the suite then runs on it.
+pub fn test_server() -> Option<String> {
+    let url = std::env::var("TABULA_TEST_POSTGRES").map(|u| u.trim().to_string()).unwrap_or_default();
+    (cfg!(feature = "postgres") && !url.is_empty()).then_some(url)
+}
+
+/// A fresh empty catalog, in memory or in a new schema of the test server (then with the
+/// URL and the schema).
 fn fresh_catalog(options: tabula::OpenOptions) -> (Catalog, Option<(String, String)>) {
     #[cfg(feature = "postgres")]
-    if let Ok(url) = std::env::var("TABULA_TEST_POSTGRES").map(|u| u.trim().to_string()) {
-        if !url.is_empty() {
-            let (cat, schema) = server_catalog(&url, options);
-            return (cat, Some((url, schema)));
-        }
+    if let Some(url) = test_server() {
+        let (cat, schema) = server_catalog(&url, options);
+        return (cat, Some((url, schema)));
     }
     let _ = options;
     (Catalog::in_memory().unwrap(), None)

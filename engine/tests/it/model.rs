@@ -698,8 +698,8 @@ type Rows = BTreeMap<i64, BTreeMap<String, Value>>;
 
 /// 200 cases (100 on a server, where each takes ~0.2 s), or `TABULA_MODEL_CASES`.
 fn cases() -> u32 {
-    let on_server = std::env::var("TABULA_TEST_POSTGRES").is_ok_and(|url| !url.is_empty());
-    std::env::var("TABULA_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(if on_server { 100 } else { 200 })
+    let default = if crate::test_server().is_some() { 100 } else { 200 };
+    std::env::var("TABULA_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 proptest! {
