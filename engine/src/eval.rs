@@ -20,6 +20,15 @@ pub(crate) struct Batch<'a> {
 /// One result a row: a value, or why that row's cell failed.
 pub(crate) type Cells = Vec<std::result::Result<Value, CellError>>;
 
+/// Whether predicate `expr` (no UDF) holds in each of `rows` (values of `names`): true only
+/// where it is `true` (null, false and a failing row do not match), as a SQL filter. The
+/// store is given this to run a view's filter where its SQL cannot (see `store::RowTest`).
+pub(crate) fn holds(expr: &Expr, names: &[String], rows: &[Vec<Value>]) -> Result<Vec<bool>> {
+    let udfs = Registry::new(crate::store::ResultsAt::Memory);
+    let cells = eval(expr, &Batch { names, rows }, &udfs)?;
+    Ok(cells.into_iter().map(|c| matches!(c, Ok(Value::Bool(true)))).collect())
+}
+
 /// Evaluates `expr` on every row of `batch`. Fails as a whole only when the expression
 /// cannot be evaluated at all (a column missing from the batch, an unregistered UDF).
 pub(crate) fn eval(expr: &Expr, batch: &Batch, udfs: &Registry) -> Result<Cells> {

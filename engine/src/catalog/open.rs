@@ -127,7 +127,13 @@ impl OpenOptions {
     /// schema a catalog when it has none.)
     #[cfg(feature = "postgres")]
     pub fn connect(&self, url: &str) -> Result<Catalog> {
-        Catalog::from_store(Store::connect(url, self.read_only, self.busy_timeout, self.copy_fills_from)?)
+        Catalog::from_store(Store::connect(
+            url,
+            self.read_only,
+            self.busy_timeout,
+            self.copy_fills_from,
+            crate::eval::holds,
+        )?)
     }
 
     /// Opens the catalog at `path` with these options.

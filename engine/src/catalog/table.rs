@@ -678,9 +678,8 @@ fn update_view(
     check_predicate(&meta.schema, where_)?;
     no_udf("the condition of an update or delete", where_)?;
     let schema = &meta.schema;
-    let portable = sql::portable_predicate(where_, schema)
-        && set.iter().all(|(_, e)| sql::portable_operand(e, schema))
-        && meta.view_filter.as_ref().is_none_or(|f| sql::portable_predicate(f, schema));
+    // (The view's own filter the store evaluates either way: see `store::shown`.)
+    let portable = sql::portable_predicate(where_, schema) && set.iter().all(|(_, e)| sql::portable_operand(e, schema));
     let n = match tx.on_server() && !portable {
         true => update_view_in_rust(tx, meta, version, set, where_)?,
         false => tx.update_view_stored(meta, version, set, where_)?,
@@ -726,10 +725,7 @@ fn update_view_in_rust(
         let (keys, values): (Vec<(i64, i64)>, Vec<Vec<Value>>) =
             page.into_iter().map(|(rowid, id, values)| ((rowid, id), values)).unzip();
         let batch = crate::eval::Batch { names: &names, rows: &values };
-        let holds = |e: &Expr| -> Result<Vec<bool>> {
-            let cells = crate::eval::eval(e, &batch, &registry)?;
-            Ok(cells.into_iter().map(|c| matches!(c, Ok(Value::Bool(true)))).collect())
-        };
+        let holds = |e: &Expr| crate::eval::holds(e, &names, &values);
         let (shown, chosen) = (holds(&filter)?, holds(where_)?);
         let mut new_values: Vec<Vec<Value>> = Vec::with_capacity(set.len());
         for (name, expr) in set {

@@ -127,10 +127,11 @@ impl Catalog {
     /// change of the base. `base` may be a table, a snapshot (the view's rows then never
     /// change) or another view (the view shows its rows and columns, its own columns
     /// included, and filters them further). A view can have its own computed columns; its
-    /// rows are read-only. The filter is evaluated in SQL, so it cannot call UDFs; on a
-    /// PostgreSQL catalog it can use only what the server runs with Tabula's meaning
-    /// (columns, literals, comparisons, AND/OR/NOT, IS NULL, `length`): filter on a computed
-    /// column for anything else.
+    /// rows are read-only. The filter cannot call UDFs (filter on a computed column of the
+    /// base instead). On a PostgreSQL catalog, what the server cannot compute with Tabula's
+    /// meaning (Tabula's other functions, Float arithmetic, casts) is evaluated by Tabula on
+    /// the rows each read tests: such a view reads more slowly than one whose filter the
+    /// server runs, and its filter may not also read error slots.
     pub fn create_view(&self, path: impl IntoPath, base: &Table, filter: Expr, if_exists: IfExists) -> Result<Table> {
         let path = path.into_path()?;
         let id = self.store().write(|tx| {
@@ -159,18 +160,19 @@ impl Catalog {
                 ));
             }
             // Every read of a view (rows, counts, streams, its computed columns, what follows
-            // the base) runs its filter in the store's SQL.
-            let refused = match tx.on_server() {
+            // the base) runs its filter in the store's SQL; on a server, Tabula evaluates what
+            // the server cannot compute with Tabula's meaning, but not an error slot's parts.
+            let mut reads_errors = false;
+            filter.visit(&mut |e| reads_errors |= matches!(e, Expr::CellError { .. }));
+            let refused = match tx.on_server() && reads_errors {
                 true => crate::store::sql::non_portable_part(&filter, &base_meta.schema),
                 false => None,
             };
             if let Some(part) = refused {
                 return Err(err!(
                     InvalidExpr,
-                    "view '{path}': a PostgreSQL catalog cannot compute `{part}` (in the filter `{filter}`) with Tabula's \
-                     meaning; add it as a computed column of '{}' and filter on that column (a view's filter there may \
-                     use columns, literals, comparisons, AND/OR/NOT, IS NULL, Int arithmetic, length, abs, concat, \
-                     coalesce, if_, contains, starts_with and ends_with)",
+                    "view '{path}': on a PostgreSQL catalog a view's filter that reads an error slot cannot also use \
+                     `{part}` (in the filter `{filter}`); add it as a computed column of '{}' and filter on that column",
                     base_meta.path
                 ));
             }

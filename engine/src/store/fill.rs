@@ -9,6 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::functions::RowFunction;
 use super::rows::{Appender, CopyRows, Inserter, KeyCheck, Layout};
+use super::shown::RustFilter;
 use super::sql::{physical, sql_for_read, sql_over_columns, to_sql, Params, UdfCall};
 use super::{Kind, TableMeta, Tx};
 use crate::error::{err, Result};
@@ -672,13 +673,11 @@ impl<'t> Tx<'t> {
         rows: ViewRows,
         after: i64,
         batch: usize,
-        each: impl FnMut(Vec<Value>) -> Result<bool>,
+        mut each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
         let (Kind::View { .. }, Some(filter)) = (&meta.kind, &meta.view_filter) else {
             return Err(err!(InvalidArgument, "'{}' is not a view", meta.path));
         };
-        let mut params = self.params();
-        let shown = sql_for_read(meta, filter, &mut params)?;
         let own = meta.own_alias();
         let live = meta.visible_sql(None);
         let which = match rows {
@@ -698,12 +697,29 @@ impl<'t> Tx<'t> {
             .chain(inputs.iter().map(|c| Some(c.ty)))
             .chain(failing.iter().map(|_| Some(ColumnType::String)))
             .collect();
-        let sql = format!(
-            "SELECT {} FROM {} WHERE {which} AND {shown} AND b._rowid_ > {after} ORDER BY b._rowid_ LIMIT {batch}",
-            select.join(", "),
-            meta.source_sql(),
-        );
-        self.query_page(&sql, &params.values, &types, each)
+        let page = |shown: &str, params: &[Value], n: usize, each: &mut dyn FnMut(Vec<Value>) -> Result<bool>| {
+            let sql = format!(
+                "SELECT {} FROM {} WHERE {which} AND {shown} AND b._rowid_ > {after} ORDER BY b._rowid_ LIMIT {n}",
+                select.join(", "),
+                meta.source_sql(),
+            );
+            let (mut read, mut more) = (0, true);
+            self.query_page(&sql, params, &types, |values| {
+                read += 1;
+                more = each(values)?;
+                Ok(more)
+            })?;
+            Ok((read, more))
+        };
+        let mut params = self.params();
+        match RustFilter::of(self, meta) {
+            None => {
+                let shown = sql_for_read(meta, filter, &mut params)?;
+                page(&shown, &params.values, batch, &mut each).map(|_| ())
+            }
+            Some(f) => self
+                .shown_pages(&f, &which, after, batch, &params, |shown, params, n| page(shown, params, n, &mut each)),
+        }
     }
 
     /// Gives the row versions an update wrote at `version` (physical rowids from `first` on)

@@ -9,7 +9,6 @@
 //! `base_version`; a revert of the base takes the versions that followed the reverted one
 //! away with it.
 
-use super::sql::sql_for_read;
 use super::{TableMeta, Tx};
 use crate::error::Result;
 use crate::types::{TableId, Version};
@@ -143,24 +142,24 @@ impl Tx<'_> {
         version: Version,
         rowids: Option<(i64, i64)>,
     ) -> Result<ViewChange> {
-        let Some(filter) = &meta.view_filter else { return Ok(ViewChange::default()) };
+        if meta.view_filter.is_none() {
+            return Ok(ViewChange::default());
+        }
         let mut params = self.params();
         let source = meta.source_sql();
         let v = version.0;
         // Each use of the filter binds its own literals (`?N` numbered on from the last).
         let written = match rowids {
-            Some((first, last)) => format!(
-                "SELECT b._id AS id, 1 AS w, 0 AS e FROM {source} WHERE b._rowid_ BETWEEN {first} AND {last} AND {} AND {}",
-                meta.layout.is_live("b."),
-                sql_for_read(meta, filter, &mut params)?
-            ),
+            Some((first, last)) => {
+                let rows = format!("b._rowid_ BETWEEN {first} AND {last} AND {}", meta.layout.is_live("b."));
+                let shown = self.shown_sql(meta, &rows, &mut params)?;
+                format!("SELECT b._id AS id, 1 AS w, 0 AS e FROM {source} WHERE {rows} AND {shown}")
+            }
             None => "SELECT 0 AS id, 0 AS w, 0 AS e WHERE 1 = 0".into(),
         };
-        let ended = format!(
-            "SELECT b._id, 0, 1 FROM {source} WHERE {} AND {}",
-            meta.layout.ended_at("b.", &v.to_string()),
-            sql_for_read(meta, filter, &mut params)?
-        );
+        let rows = meta.layout.ended_at("b.", &v.to_string());
+        let ended =
+            format!("SELECT b._id, 0, 1 FROM {source} WHERE {rows} AND {}", self.shown_sql(meta, &rows, &mut params)?);
         let sql = format!(
             "SELECT CAST(coalesce(sum(CASE WHEN w = 1 AND e = 0 THEN 1 ELSE 0 END), 0) AS BIGINT),
                CAST(coalesce(sum(CASE WHEN w = 1 AND e = 1 THEN 1 ELSE 0 END), 0) AS BIGINT),

@@ -708,7 +708,7 @@ impl Tx<'_> {
         let selected = sources.iter().map(|c| format!(", {c}")).collect::<String>();
         let mut params = self.params();
         let filter = match &meta.view_filter {
-            Some(f) => format!(" AND {}", super::sql::sql_for_read(meta, f, &mut params)?),
+            Some(_) => format!(" AND {}", self.shown_sql(meta, &meta.visible_sql(None), &mut params)?),
             None => String::new(),
         };
         self.execute(

@@ -39,6 +39,7 @@ mod pg;
 mod results;
 mod rows;
 mod scan;
+mod shown;
 pub(crate) mod sql;
 mod stored;
 #[cfg(feature = "postgres")]
@@ -76,6 +77,11 @@ pub fn redacted_url(url: &str) -> String {
 }
 pub(crate) use rows::{show_key, Appender, Layout};
 pub(crate) use scan::{Scan, Seen};
+
+/// Whether a predicate (no UDF) holds in each of some rows (values of the named columns), as
+/// Tabula evaluates it: true only where it is `true`. The store sits below the evaluator, so
+/// the catalog gives it this, to run a view's filter that a server cannot (see `shown`).
+pub(crate) type RowTest = fn(&crate::expr::Expr, &[String], &[Vec<crate::types::Value>]) -> Result<Vec<bool>>;
 
 /// The metadata format this build writes. Files with a larger number are refused.
 pub const FORMAT_VERSION: i64 = 5;
@@ -203,9 +209,10 @@ impl Store {
         read_only: bool,
         busy_timeout: std::time::Duration,
         copy_fills_from: u64,
+        row_test: RowTest,
     ) -> Result<Store> {
         let store = pg::PgStore::connect(url, read_only, busy_timeout)?;
-        Ok(Store::Postgres(store.copy_fills_from(copy_fills_from)))
+        Ok(Store::Postgres(store.copy_fills_from(copy_fills_from).row_test(row_test)))
     }
 
     /// Runs `f` in a write transaction; commits when `f` returns `Ok`, rolls back otherwise.
@@ -763,6 +770,19 @@ impl<'a> Tx<'a> {
             #[cfg(feature = "postgres")]
             Conn::Postgres(tx) => tx.copy_fills_from,
         }
+    }
+
+    /// How Tabula tests a predicate on rows, for a view filter the store's SQL cannot run
+    /// (only a server has such filters; SQLite runs Tabula's functions itself).
+    pub(crate) fn row_test(&self) -> Result<RowTest> {
+        let test = match &self.conn {
+            Conn::Sqlite(_) => None,
+            #[cfg(feature = "postgres")]
+            Conn::Postgres(tx) => tx.row_test,
+        };
+        test.ok_or_else(|| {
+            err!(Storage, "a view filter was to be run in Rust by a store given no way to (a bug in Tabula)")
+        })
     }
 
     /// The declared type of a column whose SQLite type is `sqlite` (`INTEGER`, `REAL`,

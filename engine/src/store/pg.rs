@@ -63,6 +63,8 @@ pub(crate) struct PgTx<'a> {
     deferred: RefCell<Vec<String>>,
     /// Live rows from which a fill copies the table (`OpenOptions::copy_fills_from`).
     pub(crate) copy_fills_from: i64,
+    /// How Tabula tests a view filter the server cannot run (see [`super::RowTest`]).
+    pub(crate) row_test: Option<super::RowTest>,
 }
 
 impl<'a> PgTx<'a> {
@@ -75,6 +77,7 @@ impl<'a> PgTx<'a> {
             done: false,
             deferred: RefCell::new(Vec::new()),
             copy_fills_from: super::fill::REBUILD_FROM as i64,
+            row_test: None,
         })
     }
 
@@ -391,6 +394,8 @@ pub(crate) struct PgStore {
     busy_timeout: std::time::Duration,
     /// Live rows from which a fill copies the table (`OpenOptions::copy_fills_from`).
     copy_fills_from: i64,
+    /// How Tabula tests a view filter the server cannot run (see [`super::RowTest`]).
+    row_test: Option<super::RowTest>,
 }
 
 impl PgStore {
@@ -398,6 +403,12 @@ impl PgStore {
     /// table (see `OpenOptions::copy_fills_from`).
     pub(crate) fn copy_fills_from(mut self, rows: u64) -> PgStore {
         self.copy_fills_from = i64::try_from(rows).unwrap_or(i64::MAX);
+        self
+    }
+
+    /// Runs view filters the server cannot compute with `test` (see [`super::RowTest`]).
+    pub(crate) fn row_test(mut self, test: super::RowTest) -> PgStore {
+        self.row_test = Some(test);
         self
     }
 
@@ -411,6 +422,7 @@ impl PgStore {
             read_only,
             busy_timeout,
             copy_fills_from: super::fill::REBUILD_FROM as i64,
+            row_test: None,
         };
         let location = store.location.clone();
         if read_only {
@@ -535,6 +547,7 @@ impl PgStore {
             };
             let mut began = began?;
             began.copy_fills_from = self.copy_fills_from;
+            began.row_test = self.row_test;
             let tx = super::Tx::on_postgres(began);
             if write {
                 // 0 would be no timeout at all on a server.

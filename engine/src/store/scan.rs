@@ -4,6 +4,7 @@
 //! this module knows how a read is written in SQL.
 
 use super::meta::TableMeta;
+use super::shown::RustFilter;
 use super::sql::{sql_for_read, Params};
 use super::Tx;
 use crate::error::Result;
@@ -16,6 +17,10 @@ pub(crate) struct Scan {
     fetch: Vec<String>,
     source: String,
     cond: String,
+    /// The rows the scan sees before any filter (SQL without parameters).
+    visible: String,
+    /// A view's filter Tabula evaluates for each read (see `store::shown`).
+    shown: Option<RustFilter>,
     order: Vec<String>,
     params: Params,
 }
@@ -36,9 +41,16 @@ impl Scan {
             Seen::Current(pinned) => meta.visible_sql(pinned),
             Seen::BaseAt(v) => meta.visible_sql_at_base(v),
         };
-        let mut scan =
-            Scan { fetch: Vec::new(), source: meta.source_sql(), cond, order: Vec::new(), params: tx.params() };
-        if let Some(filter) = &meta.view_filter {
+        let mut scan = Scan {
+            fetch: Vec::new(),
+            source: meta.source_sql(),
+            visible: cond.clone(),
+            cond,
+            shown: RustFilter::of(tx, meta),
+            order: Vec::new(),
+            params: tx.params(),
+        };
+        if let (None, Some(filter)) = (&scan.shown, &meta.view_filter) {
             let filter = sql_for_read(meta, filter, &mut scan.params)?;
             scan.cond = format!("{} AND {filter}", scan.cond);
         }
@@ -88,8 +100,16 @@ impl Scan {
         !self.order.is_empty()
     }
 
-    fn rows_sql(&self) -> String {
-        format!("FROM {} WHERE {}", self.source, self.cond)
+    /// `FROM .. WHERE ..` of the scan's rows among `among` (SQL over `b.` without
+    /// parameters that the scan's rows meet), and the parameters: a view filter Tabula
+    /// evaluates is evaluated here, on those rows.
+    fn rows_sql(&self, tx: &Tx, among: &str) -> Result<(String, std::borrow::Cow<'_, [Value]>)> {
+        let Some(shown) = &self.shown else {
+            return Ok((format!("FROM {} WHERE {}", self.source, self.cond), self.params.values.as_slice().into()));
+        };
+        let mut params = Params { values: self.params.values.clone(), udf_calls: None, server: self.params.server };
+        let member = tx.shown_among(shown, among, &mut params)?;
+        Ok((format!("FROM {} WHERE {} AND {member}", self.source, self.cond), params.values.into()))
     }
 
     /// The scan's order, then row order: the order rows were written in, on every backend
@@ -122,28 +142,25 @@ impl Tx<'_> {
         types: &[Option<ColumnType>],
         each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
-        let sql = format!(
-            "SELECT {} {}{}{}",
-            scan.fetch.join(", "),
-            scan.rows_sql(),
-            scan.order_sql(),
-            limit_sql(limit, offset)
-        );
-        self.query_each(&sql, &scan.params.values, types, each)
+        let (rows, params) = scan.rows_sql(self, &scan.visible)?;
+        let sql = format!("SELECT {} {rows}{}{}", scan.fetch.join(", "), scan.order_sql(), limit_sql(limit, offset));
+        self.query_each(&sql, &params, types, each)
     }
 
     /// How many rows the scan has after `offset`, at most `limit`.
     pub(crate) fn scan_count(&self, scan: &Scan, limit: Option<u64>, offset: u64) -> Result<u64> {
-        let sql = format!("SELECT count(*) FROM (SELECT 1 {}{}) AS counted", scan.rows_sql(), limit_sql(limit, offset));
-        Ok(self.query_i64(&sql, &scan.params.values)? as u64)
+        let (rows, params) = scan.rows_sql(self, &scan.visible)?;
+        let sql = format!("SELECT count(*) FROM (SELECT 1 {rows}{}) AS counted", limit_sql(limit, offset));
+        Ok(self.query_i64(&sql, &params)? as u64)
     }
 
     /// The physical row ids of the scan's rows in its order (8 bytes a row: what an ordered
     /// stream keeps).
     pub(crate) fn scan_ordered_ids(&self, scan: &Scan, limit: Option<u64>, offset: u64) -> Result<Vec<i64>> {
-        let sql = format!("SELECT b._rowid_ {}{}{}", scan.rows_sql(), scan.order_sql(), limit_sql(limit, offset));
+        let (rows, params) = scan.rows_sql(self, &scan.visible)?;
+        let sql = format!("SELECT b._rowid_ {rows}{}{}", scan.order_sql(), limit_sql(limit, offset));
         let mut ids = Vec::new();
-        self.query_each(&sql, &scan.params.values, &[Some(ColumnType::Int)], |v| {
+        self.query_each(&sql, &params, &[Some(ColumnType::Int)], |v| {
             if let Some(Value::Int(id)) = v.first() {
                 ids.push(*id);
             }
@@ -162,8 +179,10 @@ impl Tx<'_> {
         each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        let sql = format!("SELECT b._rowid_, {} {} AND b._rowid_ IN ({list})", scan.fetch.join(", "), scan.rows_sql());
-        self.query_each(&sql, &scan.params.values, types, each)
+        let among = format!("{} AND b._rowid_ IN ({list})", scan.visible);
+        let (rows, params) = scan.rows_sql(self, &among)?;
+        let sql = format!("SELECT b._rowid_, {} {rows} AND b._rowid_ IN ({list})", scan.fetch.join(", "));
+        self.query_each(&sql, &params, types, each)
     }
 
     /// The scan's next `batch` rows after physical row id `after`, in row id order, each as
@@ -174,14 +193,29 @@ impl Tx<'_> {
         after: i64,
         batch: usize,
         types: &[Option<ColumnType>],
-        each: impl FnMut(Vec<Value>) -> Result<bool>,
+        mut each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
-        let sql = format!(
-            "SELECT b._rowid_, {} {} AND b._rowid_ > {after} ORDER BY b._rowid_ LIMIT {batch}",
-            scan.fetch.join(", "),
-            scan.rows_sql()
-        );
-        self.query_page(&sql, &scan.params.values, types, each)
+        let page = |cond: &str, params: &[Value], n: usize, each: &mut dyn FnMut(Vec<Value>) -> Result<bool>| {
+            let sql = format!(
+                "SELECT b._rowid_, {} FROM {} WHERE {}{cond} AND b._rowid_ > {after} ORDER BY b._rowid_ LIMIT {n}",
+                scan.fetch.join(", "),
+                scan.source,
+                scan.cond,
+            );
+            let (mut read, mut more) = (0, true);
+            self.query_page(&sql, params, types, |values| {
+                read += 1;
+                more = each(values)?;
+                Ok(more)
+            })?;
+            Ok((read, more))
+        };
+        match &scan.shown {
+            None => page("", &scan.params.values, batch, &mut each).map(|_| ()),
+            Some(shown) => self.shown_pages(shown, &scan.visible, after, batch, &scan.params, |cond, params, n| {
+                page(&format!(" AND {cond}"), params, n, &mut each)
+            }),
+        }
     }
 
     /// The row versions of table `meta` visible at exactly one of versions `lo` and `hi`
@@ -222,6 +256,7 @@ impl Tx<'_> {
     /// How many rows `meta` shows now, and how many of their computed cells hold an error.
     pub(crate) fn rows_and_errors(&self, meta: &TableMeta) -> Result<(u64, u64)> {
         let scan = Scan::new(self, meta, Seen::Current(None))?;
+        let (rows, params) = scan.rows_sql(self, &scan.visible)?;
         let slots: Vec<String> = meta
             .schema
             .columns
@@ -238,8 +273,8 @@ impl Tx<'_> {
         };
         let mut out = (0, 0);
         self.query_each(
-            &format!("SELECT count(*), {errors} {}", scan.rows_sql()),
-            &scan.params.values,
+            &format!("SELECT count(*), {errors} {rows}"),
+            &params,
             &[Some(ColumnType::Int), Some(ColumnType::Int)],
             |v| {
                 if let [Value::Int(rows), Value::Int(errors)] = v.as_slice() {

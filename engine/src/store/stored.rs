@@ -21,9 +21,9 @@ impl Tx<'_> {
         set: &[(String, Expr)],
         where_: &Expr,
     ) -> Result<u64> {
-        let Some(filter) = &meta.view_filter else {
+        if meta.view_filter.is_none() {
             return Err(err!(InvalidArgument, "'{}' is not a view", meta.path));
-        };
+        }
         let stored = stored_name(&meta.phys);
         let level = meta.level();
         let mut params = self.params();
@@ -38,7 +38,7 @@ impl Tx<'_> {
                 None => meta.column_sql(&c.name).unwrap_or_else(|| "NULL".into()),
             });
         }
-        let shown = sql_for_read(meta, filter, &mut params)?;
+        let shown = self.shown_sql(meta, &meta.visible_sql(None), &mut params)?;
         let chosen = sql_for_read(meta, where_, &mut params)?;
         let n = self.execute(
             &format!(
@@ -139,10 +139,12 @@ impl Tx<'_> {
         changed: &TableMeta,
         version: Version,
     ) -> Result<u64> {
-        let Some(filter) = &meta.view_filter else { return Ok(0) };
+        if meta.view_filter.is_none() {
+            return Ok(0);
+        }
         let stored = stored_name(&changed.phys);
         let mut params = self.params();
-        let shown = sql_for_read(meta, filter, &mut params)?;
+        let shown = self.shown_sql(meta, &meta.visible_sql(None), &mut params)?;
         let n = self.query_i64(
             &format!(
                 "SELECT count(*) FROM {} WHERE {} AND {shown} AND b._id IN
