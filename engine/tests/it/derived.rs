@@ -727,6 +727,39 @@ fn a_view_filter_only_tabula_computes_shows_the_same_rows_on_every_backend() {
     assert_eq!(keys(v.select_all()), shown, "the view shows the base as first inserted");
 }
 
+/// Tabula's evaluator does not read error slots, so on a server a view filter that reads one
+/// may not also need Tabula to evaluate it: refused when made, naming the part and the fix
+/// (a computed column), which works on both backends; SQLite runs such a filter itself.
+#[test]
+fn a_view_filter_reading_an_error_slot_and_a_function_a_server_lacks_is_refused_there() {
+    let cat = catalog();
+    let t = docs(&cat);
+    let picky = Udf::new("picky", 1, |n: i64| if n > 15 { Err("too long".to_string()) } else { Ok(n) });
+    cat.register(&picky);
+    let ignore = ColumnOptions { on_error: tabula::OnError::Ignore, ..Default::default() };
+    t.add_computed_column("p", picky.call([col("words")]), ignore).unwrap();
+    let titles = |v: &tabula::Table| -> Vec<String> {
+        v.select_all().collect().unwrap().iter().map(|r| r.get("title").unwrap()).collect()
+    };
+    let mixed = col("p").errormsg().is_not_null().and(col("title").upper().ne("BETA"));
+    if crate::on_server(&cat) {
+        let msg = fails_cleanly(&cat, ErrorCode::InvalidExpr, || {
+            cat.create_view("app/failed", &t, mixed.clone(), IfExists::Error)
+        });
+        assert!(msg.contains("reads an error slot") && msg.contains("`upper(title)`"), "{msg}");
+        assert!(msg.contains("computed column of 'app/docs'"), "names the fix: {msg}");
+    } else {
+        let v = cat.create_view("app/failed", &t, mixed, IfExists::Error).unwrap();
+        assert_eq!(titles(&v), ["gamma"]);
+        cat.drop_table("app/failed", tabula::Force::No).unwrap();
+    }
+    t.add_computed_column("loud", col("title").upper(), ColumnOptions::default()).unwrap();
+    let v = cat
+        .create_view("app/failed", &t, col("p").errormsg().is_not_null().and(col("loud").ne("BETA")), IfExists::Error)
+        .unwrap();
+    assert_eq!(titles(&v), ["gamma"]);
+}
+
 /// A sample view (`k % n = r`, the usual way to keep a part of a table) is made on every
 /// backend and shows the same rows: a server runs Int `%` itself with Tabula's meaning,
 /// Rust's `checked_rem` (a zero divisor and `i64::MIN % -1` give null, which no row
