@@ -717,8 +717,9 @@ impl<'t> Tx<'t> {
                 let shown = sql_for_read(meta, filter, &mut params)?;
                 page(&shown, &params.values, batch, &mut each).map(|_| ())
             }
-            Some(f) => self
-                .shown_pages(&f, &which, after, batch, &params, |shown, params, n| page(shown, params, n, &mut each)),
+            Some(f) => self.shown_pages(&f, (&which, &[]), after, batch, &params, |shown, params, n| {
+                page(shown, params, n, &mut each)
+            }),
         }
     }
 

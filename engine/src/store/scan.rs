@@ -17,8 +17,10 @@ pub(crate) struct Scan {
     fetch: Vec<String>,
     source: String,
     cond: String,
-    /// The rows the scan sees before any filter (SQL without parameters).
-    visible: String,
+    /// The rows the scan sees and its filters, without the view's filter: the rows a view
+    /// filter Tabula evaluates is tested on, binding `among_params`.
+    among: String,
+    among_params: Params,
     /// A view's filter Tabula evaluates for each read (see `store::shown`).
     shown: Option<RustFilter>,
     order: Vec<String>,
@@ -44,7 +46,8 @@ impl Scan {
         let mut scan = Scan {
             fetch: Vec::new(),
             source: meta.source_sql(),
-            visible: cond.clone(),
+            among: cond.clone(),
+            among_params: tx.params(),
             cond,
             shown: RustFilter::of(tx, meta),
             order: Vec::new(),
@@ -84,6 +87,10 @@ impl Scan {
     pub(crate) fn filter(&mut self, meta: &TableMeta, expr: &Expr) -> Result<()> {
         let sql = sql_for_read(meta, expr, &mut self.params)?;
         self.cond = format!("({sql}) AND {}", self.cond);
+        if self.shown.is_some() {
+            let sql = sql_for_read(meta, expr, &mut self.among_params)?;
+            self.among = format!("({sql}) AND {}", self.among);
+        }
         Ok(())
     }
 
@@ -100,15 +107,15 @@ impl Scan {
         !self.order.is_empty()
     }
 
-    /// `FROM .. WHERE ..` of the scan's rows among `among` (SQL over `b.` without
-    /// parameters that the scan's rows meet), and the parameters: a view filter Tabula
-    /// evaluates is evaluated here, on those rows.
+    /// `FROM .. WHERE ..` of the scan's rows among `among` (SQL over `b.` binding
+    /// `among_params`, which the scan's rows meet), and the parameters: a view filter
+    /// Tabula evaluates is evaluated here, on those rows.
     fn rows_sql(&self, tx: &Tx, among: &str) -> Result<(String, std::borrow::Cow<'_, [Value]>)> {
         let Some(shown) = &self.shown else {
             return Ok((format!("FROM {} WHERE {}", self.source, self.cond), self.params.values.as_slice().into()));
         };
         let mut params = Params { values: self.params.values.clone(), udf_calls: None, server: self.params.server };
-        let member = tx.shown_among(shown, among, &mut params)?;
+        let member = tx.shown_among(shown, among, &self.among_params.values, &mut params)?;
         Ok((format!("FROM {} WHERE {} AND {member}", self.source, self.cond), params.values.into()))
     }
 
@@ -142,14 +149,14 @@ impl Tx<'_> {
         types: &[Option<ColumnType>],
         each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
-        let (rows, params) = scan.rows_sql(self, &scan.visible)?;
+        let (rows, params) = scan.rows_sql(self, &scan.among)?;
         let sql = format!("SELECT {} {rows}{}{}", scan.fetch.join(", "), scan.order_sql(), limit_sql(limit, offset));
         self.query_each(&sql, &params, types, each)
     }
 
     /// How many rows the scan has after `offset`, at most `limit`.
     pub(crate) fn scan_count(&self, scan: &Scan, limit: Option<u64>, offset: u64) -> Result<u64> {
-        let (rows, params) = scan.rows_sql(self, &scan.visible)?;
+        let (rows, params) = scan.rows_sql(self, &scan.among)?;
         let sql = format!("SELECT count(*) FROM (SELECT 1 {rows}{}) AS counted", limit_sql(limit, offset));
         Ok(self.query_i64(&sql, &params)? as u64)
     }
@@ -157,7 +164,7 @@ impl Tx<'_> {
     /// The physical row ids of the scan's rows in its order (8 bytes a row: what an ordered
     /// stream keeps).
     pub(crate) fn scan_ordered_ids(&self, scan: &Scan, limit: Option<u64>, offset: u64) -> Result<Vec<i64>> {
-        let (rows, params) = scan.rows_sql(self, &scan.visible)?;
+        let (rows, params) = scan.rows_sql(self, &scan.among)?;
         let sql = format!("SELECT b._rowid_ {rows}{}{}", scan.order_sql(), limit_sql(limit, offset));
         let mut ids = Vec::new();
         self.query_each(&sql, &params, &[Some(ColumnType::Int)], |v| {
@@ -179,7 +186,7 @@ impl Tx<'_> {
         each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        let among = format!("{} AND b._rowid_ IN ({list})", scan.visible);
+        let among = format!("{} AND b._rowid_ IN ({list})", scan.among);
         let (rows, params) = scan.rows_sql(self, &among)?;
         let sql = format!("SELECT b._rowid_, {} {rows} AND b._rowid_ IN ({list})", scan.fetch.join(", "));
         self.query_each(&sql, &params, types, each)
@@ -212,9 +219,14 @@ impl Tx<'_> {
         };
         match &scan.shown {
             None => page("", &scan.params.values, batch, &mut each).map(|_| ()),
-            Some(shown) => self.shown_pages(shown, &scan.visible, after, batch, &scan.params, |cond, params, n| {
-                page(&format!(" AND {cond}"), params, n, &mut each)
-            }),
+            Some(shown) => self.shown_pages(
+                shown,
+                (&scan.among, &scan.among_params.values),
+                after,
+                batch,
+                &scan.params,
+                |cond, params, n| page(&format!(" AND {cond}"), params, n, &mut each),
+            ),
         }
     }
 
@@ -256,7 +268,7 @@ impl Tx<'_> {
     /// How many rows `meta` shows now, and how many of their computed cells hold an error.
     pub(crate) fn rows_and_errors(&self, meta: &TableMeta) -> Result<(u64, u64)> {
         let scan = Scan::new(self, meta, Seen::Current(None))?;
-        let (rows, params) = scan.rows_sql(self, &scan.visible)?;
+        let (rows, params) = scan.rows_sql(self, &scan.among)?;
         let slots: Vec<String> = meta
             .schema
             .columns

@@ -92,19 +92,25 @@ impl Tx<'_> {
     /// the rows among `rows` where Tabula finds it holds. `meta` must be a view.
     pub(crate) fn shown_sql(&self, meta: &TableMeta, rows: &str, params: &mut Params) -> Result<String> {
         match (RustFilter::of(self, meta), &meta.view_filter) {
-            (Some(f), _) => Ok(member_sql(&self.rows_shown(&f, rows, None)?.ids, params)),
+            (Some(f), _) => Ok(member_sql(&self.rows_shown(&f, rows, &[], None)?.ids, params)),
             (None, Some(filter)) => sql_for_read(meta, filter, params),
             (None, None) => Err(crate::error::err!(Storage, "'{}' has no filter to test (a bug in Tabula)", meta.path)),
         }
     }
 
-    /// [`Tx::shown_sql`] with the ids `f` holds for among `rows` (all of them).
-    pub(crate) fn shown_among(&self, f: &RustFilter, rows: &str, params: &mut Params) -> Result<String> {
-        Ok(member_sql(&self.rows_shown(f, rows, None)?.ids, params))
+    /// [`Tx::shown_sql`] with the ids `f` holds for among `rows` (binding `bound`).
+    pub(crate) fn shown_among(
+        &self,
+        f: &RustFilter,
+        rows: &str,
+        bound: &[Value],
+        params: &mut Params,
+    ) -> Result<String> {
+        Ok(member_sql(&self.rows_shown(f, rows, bound, None)?.ids, params))
     }
 
-    /// A paged read of a view whose filter Tabula evaluates: the rows of `rows` after row
-    /// id `after` are tested a window at a time, and `page(condition, parameters, wanted)`
+    /// A paged read of a view whose filter Tabula evaluates: the rows of `rows` (binding
+    /// `bound`) after row id `after` are tested a window at a time, and `page(condition, parameters, wanted)`
     /// reads those of each window the filter holds for (`condition` is SQL over `b.`
     /// binding one more parameter after `params`; the page reads at most `wanted` rows, in
     /// row id order, and returns how many it read and whether its reader wants more),
@@ -112,7 +118,7 @@ impl Tx<'_> {
     pub(crate) fn shown_pages(
         &self,
         f: &RustFilter,
-        rows: &str,
+        (rows, bound): (&str, &[Value]),
         after: i64,
         batch: usize,
         params: &Params,
@@ -120,7 +126,7 @@ impl Tx<'_> {
     ) -> Result<()> {
         let (mut cursor, mut left) = (after, batch);
         while left > 0 {
-            let window = self.rows_shown(f, rows, Some((cursor, WINDOW.max(batch))))?;
+            let window = self.rows_shown(f, rows, bound, Some((cursor, WINDOW.max(batch))))?;
             let Some(through) = window.through else { return Ok(()) };
             if !window.ids.is_empty() {
                 let mut bound = Params { values: params.values.clone(), udf_calls: None, server: params.server };
@@ -139,9 +145,9 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// The row ids among `rows` where `f` holds: all of them, or with `window` =
-    /// `Some((after, n))` among the first `n` after row id `after`.
-    fn rows_shown(&self, f: &RustFilter, rows: &str, window: Option<(i64, usize)>) -> Result<Window> {
+    /// The row ids among `rows` (SQL over `b.` binding `bound`) where `f` holds: all of
+    /// them, or with `window` = `Some((after, n))` among the first `n` after row id `after`.
+    fn rows_shown(&self, f: &RustFilter, rows: &str, bound: &[Value], window: Option<(i64, usize)>) -> Result<Window> {
         let test = self.row_test()?;
         // Every statement of this transaction is planned with its parameters' values, so the
         // ids `member_sql` binds are a constant (a statement run often with other values
@@ -172,8 +178,8 @@ impl Tx<'_> {
             Ok(true)
         };
         match window {
-            Some(_) => self.query_page(&sql, &[], &f.types, &mut each)?,
-            None => self.query_each(&sql, &[], &f.types, &mut each)?,
+            Some(_) => self.query_page(&sql, bound, &f.types, &mut each)?,
+            None => self.query_each(&sql, bound, &f.types, &mut each)?,
         }
         judge(&mut ids, &mut chunk, &mut shown)?;
         let full = window.is_some_and(|(_, n)| seen == n);

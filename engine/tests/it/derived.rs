@@ -666,6 +666,9 @@ fn a_view_filter_only_tabula_computes_shows_the_same_rows_on_every_backend() {
     );
     let streamed: Vec<i64> = v.select([col("k")]).stream().unwrap().map(|r| r.unwrap().get("k").unwrap()).collect();
     assert_eq!(streamed, shown, "a stream of {} rows in pages", shown.len());
+    let late = v.select([col("k")]).where_(col("k").ge(500)).stream().unwrap();
+    let late: Vec<i64> = late.map(|r| r.unwrap().get("k").unwrap()).collect();
+    assert_eq!(late, shown.iter().filter(|k| **k >= 500).copied().collect::<Vec<_>>());
     // The view's own computed columns: a builtin and a UDF.
     let twice = Udf::new("twice", 1, |n: i64| n * 2);
     cat.register(&twice);
