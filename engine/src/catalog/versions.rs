@@ -131,7 +131,7 @@ impl Catalog {
     /// base instead). On a PostgreSQL catalog, what the server cannot compute with Tabula's
     /// meaning (Tabula's other functions, Float arithmetic, casts) is evaluated by Tabula on
     /// the rows each read tests: such a view reads more slowly than one whose filter the
-    /// server runs, and its filter may not also read error slots.
+    /// server runs.
     pub fn create_view(&self, path: impl IntoPath, base: &Table, filter: Expr, if_exists: IfExists) -> Result<Table> {
         let path = path.into_path()?;
         let id = self.store().write(|tx| {
@@ -157,23 +157,6 @@ impl Catalog {
                 return Err(err!(
                     InvalidExpr,
                     "view '{path}': the filter `{filter}` calls a UDF; filter on a computed column of the base instead"
-                ));
-            }
-            // Every read of a view (rows, counts, streams, its computed columns, what follows
-            // the base) runs its filter in the store's SQL; on a server, Tabula evaluates what
-            // the server cannot compute with Tabula's meaning, but not an error slot's parts.
-            let mut reads_errors = false;
-            filter.visit(&mut |e| reads_errors |= matches!(e, Expr::CellError { .. }));
-            let refused = match tx.on_server() && reads_errors {
-                true => crate::store::sql::non_portable_part(&filter, &base_meta.schema),
-                false => None,
-            };
-            if let Some(part) = refused {
-                return Err(err!(
-                    InvalidExpr,
-                    "view '{path}': on a PostgreSQL catalog a view's filter that reads an error slot cannot also use \
-                     `{part}` (in the filter `{filter}`); add it as a computed column of '{}' and filter on that column",
-                    base_meta.path
                 ));
             }
             let kind = Kind::View { base: base_meta.id, filter: filter.clone() };

@@ -40,14 +40,32 @@ impl RustFilter {
         if !tx.on_server() || portable_predicate(filter, &meta.schema) {
             return None;
         }
+        // `errortype(c)` / `errormsg(c)` are read by the server (a part of the error slot's
+        // text, the same SQL on every backend) as columns `c#Type` / `c#Message`.
+        let mut parts: Vec<(String, String)> = Vec::new();
+        filter.visit(&mut |e| {
+            if let Expr::CellError { column, part } = e {
+                let sql = sql_for_read(meta, e, &mut Params::default()).unwrap_or_else(|_| "NULL".into());
+                parts.push((format!("{column}#{part:?}"), sql));
+            }
+        });
+        let filter = filter.replace_cell_errors(&|c, part| Expr::Column(format!("{c}#{part:?}")));
         let names: Vec<String> = filter.columns().into_iter().collect();
         let mut select = vec!["b._rowid_".to_string()];
         let mut types = vec![Some(ColumnType::Int)];
         for name in &names {
-            select.push(meta.column_sql(name).unwrap_or_else(|| "NULL".into()));
-            types.push(meta.schema.column(name).map(|c| c.ty));
+            match parts.iter().find(|(part, _)| part == name) {
+                Some((_, sql)) => {
+                    select.push(sql.clone());
+                    types.push(Some(ColumnType::String));
+                }
+                None => {
+                    select.push(meta.column_sql(name).unwrap_or_else(|| "NULL".into()));
+                    types.push(meta.schema.column(name).map(|c| c.ty));
+                }
+            }
         }
-        Some(RustFilter { filter: filter.clone(), names, select: select.join(", "), types, source: meta.source_sql() })
+        Some(RustFilter { filter, names, select: select.join(", "), types, source: meta.source_sql() })
     }
 }
 

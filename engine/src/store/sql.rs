@@ -404,15 +404,6 @@ fn server_int_neg(a: &str) -> String {
     format!("(CASE WHEN CAST({a} AS BIGINT) = CAST({} AS BIGINT) THEN NULL ELSE -CAST({a} AS BIGINT) END)", i64::MIN)
 }
 
-/// The innermost part of `expr` (over `schema`) that a server cannot run with Tabula's
-/// meaning, if any part cannot: what an error names.
-pub(crate) fn non_portable_part<'e>(expr: &'e Expr, schema: &TableSchema) -> Option<&'e Expr> {
-    if portable_predicate(expr, schema) || portable_operand(expr, schema) {
-        return None;
-    }
-    expr.children().into_iter().find_map(|c| non_portable_part(c, schema)).or(Some(expr))
-}
-
 /// `expr` as SQL over the physical columns of `schema`.
 pub(crate) fn sql_over_columns(schema: &TableSchema, expr: &Expr, params: &mut Params) -> Result<String> {
     to_sql(expr, schema, &|name| physical(schema, name), params)
@@ -434,7 +425,7 @@ pub(crate) fn physical(schema: &TableSchema, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::expr::{col, lit};
+    use crate::expr::col;
     use crate::schema::Schema;
 
     #[test]
@@ -449,20 +440,5 @@ mod tests {
             params.values,
             vec![Value::Int(1), Value::from("x'; drop table t; --"), Value::Int(1), Value::Int(3)]
         );
-    }
-
-    #[test]
-    fn the_part_a_server_cannot_run_is_the_innermost_one() {
-        let schema = Schema::new()
-            .required("a", ColumnType::Int)
-            .required("f", ColumnType::Float)
-            .required("s", ColumnType::String)
-            .to_table_schema()
-            .unwrap();
-        let part = |e: &Expr| non_portable_part(e, &schema).cloned();
-        assert_eq!(part(&col("a").gt(1).and(col("s").lower().eq("x"))), Some(col("s").lower()));
-        assert_eq!(part(&(col("f") * 2.0).gt(1.0)), Some(col("f") * 2.0), "Float arithmetic");
-        assert_eq!(part(&((col("a") % 3).eq(0).or(col("s").ends_with("z")))), None);
-        assert_eq!(part(&(lit(5) % lit(0)).eq(col("a"))), Some(lit(5) % lit(0)), "constants alone are folded");
     }
 }

@@ -730,11 +730,11 @@ fn a_view_filter_only_tabula_computes_shows_the_same_rows_on_every_backend() {
     assert_eq!(keys(v.select_all()), shown, "the view shows the base as first inserted");
 }
 
-/// Tabula's evaluator does not read error slots, so on a server a view filter that reads one
-/// may not also need Tabula to evaluate it: refused when made, naming the part and the fix
-/// (a computed column), which works on both backends; SQLite runs such a filter itself.
+/// A view filter may read a computed column's error slot (`errormsg`, `errortype`) next to a
+/// function a server cannot run: there the server reads the slot's parts and Tabula
+/// evaluates the rest. The same rows on every backend, as the rows enter and leave.
 #[test]
-fn a_view_filter_reading_an_error_slot_and_a_function_a_server_lacks_is_refused_there() {
+fn a_view_filter_reading_error_slots_and_tabulas_functions_works_on_every_backend() {
     let cat = catalog();
     let t = docs(&cat);
     let picky = Udf::new("picky", 1, |n: i64| if n > 15 { Err("too long".to_string()) } else { Ok(n) });
@@ -744,23 +744,22 @@ fn a_view_filter_reading_an_error_slot_and_a_function_a_server_lacks_is_refused_
     let titles = |v: &tabula::Table| -> Vec<String> {
         v.select_all().collect().unwrap().iter().map(|r| r.get("title").unwrap()).collect()
     };
-    let mixed = col("p").errormsg().is_not_null().and(col("title").upper().ne("BETA"));
-    if crate::on_server(&cat) {
-        let msg = fails_cleanly(&cat, ErrorCode::InvalidExpr, || {
-            cat.create_view("app/failed", &t, mixed.clone(), IfExists::Error)
-        });
-        assert!(msg.contains("reads an error slot") && msg.contains("`upper(title)`"), "{msg}");
-        assert!(msg.contains("computed column of 'app/docs'"), "names the fix: {msg}");
-    } else {
-        let v = cat.create_view("app/failed", &t, mixed, IfExists::Error).unwrap();
-        assert_eq!(titles(&v), ["gamma"]);
-        cat.drop_table("app/failed", tabula::Force::No).unwrap();
-    }
-    t.add_computed_column("loud", col("title").upper(), ColumnOptions::default()).unwrap();
-    let v = cat
-        .create_view("app/failed", &t, col("p").errormsg().is_not_null().and(col("loud").ne("BETA")), IfExists::Error)
-        .unwrap();
+    let failed = col("p").errormsg().upper().eq("TOO LONG").and(col("title").upper().ne("BETA"));
+    let v = cat.create_view("app/failed", &t, failed, IfExists::Error).unwrap();
     assert_eq!(titles(&v), ["gamma"]);
+    let kinds = col("p").errortype().is_not_null().and(col("title").upper().starts_with("DEL"));
+    let w = cat.create_view("app/kinds", &t, kinds, IfExists::Error).unwrap();
+    assert!(titles(&w).is_empty());
+    t.insert([
+        row! { "title" => "delta", "words" => 40, "score" => 1.0, "draft" => false },
+        row! { "title" => "Delphi", "words" => 5, "score" => 1.0, "draft" => false },
+    ])
+    .unwrap();
+    assert_eq!(titles(&v), ["gamma", "delta"]);
+    assert_eq!(titles(&w), ["delta"], "Delphi's cell did not fail");
+    t.update([("words", tabula::lit(1))], col("title").eq("gamma")).unwrap();
+    assert_eq!(titles(&v), ["delta"], "gamma's cell no longer fails");
+    assert_eq!(v.history().unwrap()[0].deleted, 1);
 }
 
 /// A sample view (`k % n = r`, the usual way to keep a part of a table) is made on every
