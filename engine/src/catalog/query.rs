@@ -101,6 +101,24 @@ impl Plan {
         Ok(kept)
     }
 
+    /// How two rows' Rust order keys compare, as SQLite orders them: nulls (and keys that
+    /// failed) first going up, last going down.
+    fn compare_keys(&self, a: &[Value], b: &[Value]) -> std::cmp::Ordering {
+        for ((x, y), (_, desc)) in a.iter().zip(b).zip(&self.rust_order) {
+            let o = match (x, y) {
+                (Value::Null, Value::Null) => std::cmp::Ordering::Equal,
+                (Value::Null, _) => std::cmp::Ordering::Less,
+                (_, Value::Null) => std::cmp::Ordering::Greater,
+                _ => crate::eval::compare(x, y).unwrap_or(std::cmp::Ordering::Equal),
+            };
+            let o = if *desc { o.reverse() } else { o };
+            if o.is_ne() {
+                return o;
+            }
+        }
+        std::cmp::Ordering::Equal
+    }
+
     /// [`Plan::finish`] of rows the Rust filter already kept.
     fn outputs_of(
         &self,
@@ -218,8 +236,7 @@ impl Query {
             Some(v) => Seen::BaseAt(v),
             None => Seen::Current(pinned),
         };
-        // Pieces are added to the scan in this order (outputs, view filter, filter, inputs,
-        // order keys), which numbers their literals.
+        // Each piece of the scan (outputs, filter, inputs, order keys) binds its own literals.
         let mut scan = Scan::new(tx, &meta, seen)?;
         let mut names: Vec<String> = Vec::with_capacity(items.len());
         let mut fetch_names = Vec::new();
@@ -416,23 +433,55 @@ impl Query {
             Ok(true)
         })?;
         sort_batch(batch, &mut keyed)?;
-        keyed.sort_by(|(a, _), (b, _)| {
-            for ((x, y), (_, desc)) in a.iter().zip(b).zip(&plan.rust_order) {
-                let o = match (x, y) {
-                    (Value::Null, Value::Null) => std::cmp::Ordering::Equal,
-                    (Value::Null, _) => std::cmp::Ordering::Less,
-                    (_, Value::Null) => std::cmp::Ordering::Greater,
-                    _ => crate::eval::compare(x, y).unwrap_or(std::cmp::Ordering::Equal),
-                };
-                let o = if *desc { o.reverse() } else { o };
-                if o.is_ne() {
-                    return o;
-                }
-            }
-            std::cmp::Ordering::Equal
-        });
+        keyed.sort_by(|(a, _), (b, _)| plan.compare_keys(a, b));
         let rows: Vec<Vec<Value>> = keyed.into_iter().map(|(_, row)| row).collect();
         Ok(plan.outputs_of(rows, 0, udfs, self.offset, limit)?.0)
+    }
+
+    /// The physical row ids of the query's rows in its order, after its offset, at most its
+    /// limit, where the order has keys the server cannot compute with Tabula's meaning (see
+    /// [`Query::run_sorted_here`]): the rows are read a page at a time, the Rust filter and
+    /// the keys evaluated, and only each row's keys and id kept for the sort. What an
+    /// ordered stream then reads by id.
+    fn sorted_ids_here(&self, tx: &Tx, plan: &Plan) -> Result<Vec<i64>> {
+        let udfs = self.udfs();
+        let mut types = vec![Some(ColumnType::Int)];
+        types.extend(&plan.fetch_types);
+        let mut keyed: Vec<(Vec<Value>, i64)> = Vec::new();
+        let (mut after, mut fetched) = (0, 0);
+        loop {
+            let mut page: Vec<Vec<Value>> = Vec::with_capacity(BATCH);
+            tx.scan_after(&plan.scan, after, BATCH, &types, |mut values| {
+                // The row id goes last, where the filter and keys, which read the fetched
+                // columns by name, do not see it.
+                let id = values.remove(0);
+                values.push(id);
+                page.push(values);
+                Ok(true)
+            })?;
+            let Some(Value::Int(last)) = page.last().and_then(|row| row.last()).cloned() else { break };
+            let n = page.len();
+            let rows = plan.filter_rows(page, fetched, udfs)?;
+            (after, fetched) = (last, fetched + n);
+            let columns = Batch { names: &plan.fetch_names, rows: &rows };
+            let mut keys: Vec<std::vec::IntoIter<_>> = Vec::with_capacity(plan.rust_order.len());
+            for (key, _) in &plan.rust_order {
+                keys.push(eval(key, &columns, udfs)?.into_iter());
+            }
+            for row in &rows {
+                let values = keys.iter_mut().map(|k| k.next().and_then(|cell| cell.ok()).unwrap_or(Value::Null));
+                if let Some(Value::Int(id)) = row.last() {
+                    keyed.push((values.collect(), *id));
+                }
+            }
+            if n < BATCH {
+                break;
+            }
+        }
+        keyed.sort_by(|(a, _), (b, _)| plan.compare_keys(a, b));
+        let skip = usize::try_from(self.offset).unwrap_or(usize::MAX);
+        let take = self.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+        Ok(keyed.into_iter().skip(skip).take(take).map(|(_, id)| id).collect())
     }
 
     /// The path of the table (or view, or snapshot) this query reads.
@@ -532,20 +581,8 @@ impl Query {
     /// version), whatever is written meanwhile; if the table (or a view's base) is reverted
     /// past that version, the next batch is an error.
     pub fn stream(&self) -> Result<RowStream> {
-        let (version, epoch, base, order_ids, rust_filter) = self.table.catalog.store().read(|tx| {
+        let (version, epoch, base, order_ids, rust_filter, sorted_here) = self.table.catalog.store().read(|tx| {
             let plan = self.plan(tx, None)?;
-            let schema = match plan.rust_order.is_empty() {
-                true => None,
-                false => Some(self.table.meta(tx)?.schema),
-            };
-            let refused = |key: &Expr| schema.as_ref().is_some_and(|s| !sql::portable_operand(key, s));
-            if let Some((key, _)) = plan.rust_order.iter().find(|(key, _)| refused(key)) {
-                return Err(err!(
-                    InvalidArgument,
-                    "order_by `{key}`: a stream on a PostgreSQL catalog cannot be sorted by an expression the server \
-                     cannot compute as Tabula does; collect() can, or add it as a computed column and sort by that"
-                ));
-            }
             // A view's stream reads its base as of now, whatever is written meanwhile.
             let (version, base) = match plan.view_base {
                 Some(id) => {
@@ -555,16 +592,21 @@ impl Query {
                 None => (plan.version, None),
             };
             let pushed = plan.rust_filter.is_none();
+            if !plan.rust_order.is_empty() {
+                // Keys the server cannot compute (SQLite computes them all): sorted here,
+                // the Rust filter, offset and limit applied to the ids.
+                return Ok((version, plan.epoch, base, Some(self.sorted_ids_here(tx, &plan)?), false, true));
+            }
             let ids = if plan.scan.is_ordered() {
                 let (limit, offset) = if pushed { (self.limit, self.offset) } else { (None, 0) };
                 Some(tx.scan_ordered_ids(&plan.scan, limit, offset)?)
             } else {
                 None
             };
-            Ok((version, plan.epoch, base, ids, !pushed))
+            Ok((version, plan.epoch, base, ids, !pushed, false))
         })?;
-        // Limit and offset are already applied by SQL to the ordered ids, unless a Rust
-        // filter must see the rows first.
+        // Limit and offset are already applied to the ordered ids, unless a Rust filter must
+        // see the rows first.
         let (skip, limit) = if order_ids.is_some() && !rust_filter { (0, None) } else { (self.offset, self.limit) };
         Ok(RowStream {
             query: self.clone(),
@@ -572,6 +614,7 @@ impl Query {
             epoch,
             base,
             order_ids,
+            sorted_here,
             position: 0,
             last_rowid: 0,
             fetched: 0,
@@ -593,6 +636,8 @@ pub struct RowStream {
     /// A view's base and its epoch when the stream started.
     base: Option<(crate::types::TableId, i64)>,
     order_ids: Option<Vec<i64>>,
+    /// The ids were sorted by Tabula, its filter already applied to their rows.
+    sorted_here: bool,
     position: usize,
     last_rowid: i64,
     fetched: usize,
@@ -654,7 +699,11 @@ impl RowStream {
             };
             let first = self.fetched;
             self.fetched += fetched;
-            plan.finish(rows.into_iter().map(|(_, v)| v).collect(), first, q.udfs(), skip, None)
+            let rows = rows.into_iter().map(|(_, v)| v).collect();
+            match self.sorted_here {
+                true => plan.outputs_of(rows, first, q.udfs(), skip, None),
+                false => plan.finish(rows, first, q.udfs(), skip, None),
+            }
         })?;
         self.skip = self.skip.saturating_sub(matched);
         self.buffer.extend(batch);

@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use super::functions::RowFunction;
 use super::rows::{Appender, CopyRows, Inserter, KeyCheck, Layout};
 use super::shown::RustFilter;
-use super::sql::{physical, sql_for_read, sql_over_columns, to_sql, Params, UdfCall};
+use super::sql::{physical, sql_over_columns, to_sql, Params, Piece, UdfCall};
 use super::{Kind, TableMeta, Tx};
 use crate::error::{err, Result};
 use crate::expr::Expr;
@@ -697,29 +697,27 @@ impl<'t> Tx<'t> {
             .chain(inputs.iter().map(|c| Some(c.ty)))
             .chain(failing.iter().map(|_| Some(ColumnType::String)))
             .collect();
-        let page = |shown: &str, params: &[Value], n: usize, each: &mut dyn FnMut(Vec<Value>) -> Result<bool>| {
+        let page = |shown: &Piece, n: usize, each: &mut dyn FnMut(Vec<Value>) -> Result<bool>| {
+            let mut params = self.params();
+            let shown = params.splice(shown);
             let sql = format!(
                 "SELECT {} FROM {} WHERE {which} AND {shown} AND b._rowid_ > {after} ORDER BY b._rowid_ LIMIT {n}",
                 select.join(", "),
                 meta.source_sql(),
             );
             let (mut read, mut more) = (0, true);
-            self.query_page(&sql, params, &types, |values| {
+            self.query_page(&sql, &params.values, &types, |values| {
                 read += 1;
                 more = each(values)?;
                 Ok(more)
             })?;
             Ok((read, more))
         };
-        let mut params = self.params();
         match RustFilter::of(self, meta) {
-            None => {
-                let shown = sql_for_read(meta, filter, &mut params)?;
-                page(&shown, &params.values, batch, &mut each).map(|_| ())
+            None => page(&Piece::read(meta, filter, self.on_server())?, batch, &mut each).map(|_| ()),
+            Some(f) => {
+                self.shown_pages(&f, &Piece::plain(which.clone()), after, batch, |shown, n| page(shown, n, &mut each))
             }
-            Some(f) => self.shown_pages(&f, (&which, &[]), after, batch, &params, |shown, params, n| {
-                page(shown, params, n, &mut each)
-            }),
         }
     }
 

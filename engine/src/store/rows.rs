@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::codec::bind;
-use super::sql::sql_over_columns;
+use super::sql::{renumber, sql_over_columns};
 use super::TableMeta;
 use super::Tx;
 use crate::error::Result;
@@ -448,28 +448,6 @@ impl<'t> Appender<'t> {
     /// The first and last physical rowid written (after [`Appender::write`]).
     pub(crate) fn rowids(&self) -> Option<(i64, i64)> {
         self.first.map(|first| (first, self.last))
-    }
-}
-
-/// Copies `sql` to `out` with every parameter `?N` renumbered by `to`. (Tabula's generated SQL
-/// binds every literal, so a `?` is never inside a quoted string.)
-fn renumber(sql: &str, out: &mut String, to: impl Fn(usize) -> usize) {
-    let mut chars = sql.char_indices().peekable();
-    while let Some((_, c)) = chars.next() {
-        out.push(c);
-        if c != '?' {
-            continue;
-        }
-        let mut n = 0usize;
-        let mut digits = false;
-        while let Some((_, d)) = chars.peek().copied().filter(|(_, d)| d.is_ascii_digit()) {
-            n = n * 10 + (d as usize - '0' as usize);
-            digits = true;
-            chars.next();
-        }
-        if digits {
-            out.push_str(&to(n).to_string());
-        }
     }
 }
 

@@ -5,26 +5,29 @@
 
 use super::meta::TableMeta;
 use super::shown::RustFilter;
-use super::sql::{sql_for_read, Params};
+use super::sql::{Params, Piece};
 use super::Tx;
 use crate::error::Result;
 use crate::expr::Expr;
 use crate::types::{ColumnType, Value, Version};
 
 /// One read of a table (or view, or snapshot): fetched expressions, the rows it sees, an
-/// order. Literals are bound parameters, numbered as the pieces are added.
+/// order. Each piece binds its own literals, so that each statement made of some of them
+/// binds exactly theirs (a count does not fetch, a page by row id does not order).
 pub(crate) struct Scan {
-    fetch: Vec<String>,
+    fetch: Vec<Piece>,
     source: String,
-    cond: String,
-    /// The rows the scan sees and its filters, without the view's filter: the rows a view
-    /// filter Tabula evaluates is tested on, binding `among_params`.
-    among: String,
-    among_params: Params,
+    /// The rows the scan sees (SQL without parameters).
+    visible: String,
+    /// Its filters.
+    filters: Vec<Piece>,
+    /// A view's filter, where the store's SQL runs it.
+    view_filter: Option<Piece>,
     /// A view's filter Tabula evaluates for each read (see `store::shown`).
     shown: Option<RustFilter>,
-    order: Vec<String>,
-    params: Params,
+    /// Order keys, each with whether it goes down.
+    order: Vec<(Piece, bool)>,
+    server: bool,
 }
 
 /// Which versions of the rows a scan sees.
@@ -39,42 +42,41 @@ pub(crate) enum Seen {
 impl Scan {
     /// A scan of `meta`'s rows as `seen`, its view filter included.
     pub(crate) fn new(tx: &super::Tx, meta: &TableMeta, seen: Seen) -> Result<Scan> {
-        let cond = match seen {
+        let visible = match seen {
             Seen::Current(pinned) => meta.visible_sql(pinned),
             Seen::BaseAt(v) => meta.visible_sql_at_base(v),
         };
-        let mut scan = Scan {
+        let shown = RustFilter::of(tx, meta);
+        let view_filter = match (&shown, &meta.view_filter) {
+            (None, Some(filter)) => Some(Piece::read(meta, filter, tx.on_server())?),
+            _ => None,
+        };
+        Ok(Scan {
             fetch: Vec::new(),
             source: meta.source_sql(),
-            among: cond.clone(),
-            among_params: tx.params(),
-            cond,
-            shown: RustFilter::of(tx, meta),
+            visible,
+            filters: Vec::new(),
+            view_filter,
+            shown,
             order: Vec::new(),
-            params: tx.params(),
-        };
-        if let (None, Some(filter)) = (&scan.shown, &meta.view_filter) {
-            let filter = sql_for_read(meta, filter, &mut scan.params)?;
-            scan.cond = format!("{} AND {filter}", scan.cond);
-        }
-        Ok(scan)
+            server: tx.on_server(),
+        })
     }
 
     /// Fetches `expr` (no UDF) as the next result column.
     pub(crate) fn fetch(&mut self, meta: &TableMeta, expr: &Expr) -> Result<()> {
-        let sql = sql_for_read(meta, expr, &mut self.params)?;
-        self.fetch.push(sql);
+        self.fetch.push(Piece::read(meta, expr, self.server)?);
         Ok(())
     }
 
     /// Fetches stored column `name` as the next result column (null if it has none).
     pub(crate) fn fetch_column(&mut self, meta: &TableMeta, name: &str) {
-        self.fetch.push(meta.column_sql(name).unwrap_or_else(|| "NULL".into()));
+        self.fetch.push(Piece::plain(meta.column_sql(name).unwrap_or_else(|| "NULL".into())));
     }
 
     /// Fetches a null (a scan that needs no column still returns one per row).
     pub(crate) fn fetch_null(&mut self) {
-        self.fetch.push("NULL".into());
+        self.fetch.push(Piece::plain("NULL"));
     }
 
     /// How many result columns the scan fetches.
@@ -82,23 +84,16 @@ impl Scan {
         self.fetch.len()
     }
 
-    /// Keeps only the rows where `expr` (no UDF) holds. It is tested before the rows'
+    /// Keeps only the rows where `expr` (no UDF) holds. Filters are tested before the rows'
     /// visibility: SQLite tests the terms in order, and a filter usually rejects more rows.
     pub(crate) fn filter(&mut self, meta: &TableMeta, expr: &Expr) -> Result<()> {
-        let sql = sql_for_read(meta, expr, &mut self.params)?;
-        self.cond = format!("({sql}) AND {}", self.cond);
-        if self.shown.is_some() {
-            let sql = sql_for_read(meta, expr, &mut self.among_params)?;
-            self.among = format!("({sql}) AND {}", self.among);
-        }
+        self.filters.push(Piece::read(meta, expr, self.server)?);
         Ok(())
     }
 
     /// Orders by `expr` (no UDF), after the keys before it.
     pub(crate) fn order_by(&mut self, meta: &TableMeta, expr: &Expr, desc: bool) -> Result<()> {
-        let sql = sql_for_read(meta, expr, &mut self.params)?;
-        // Nulls first going up, as SQLite orders them (a server would put them last).
-        self.order.push(format!("{sql}{}", if desc { " DESC NULLS LAST" } else { " NULLS FIRST" }));
+        self.order.push((Piece::read(meta, expr, self.server)?, desc));
         Ok(())
     }
 
@@ -107,26 +102,47 @@ impl Scan {
         !self.order.is_empty()
     }
 
-    /// `FROM .. WHERE ..` of the scan's rows among `among` (SQL over `b.` binding
-    /// `among_params`, which the scan's rows meet), and the parameters: a view filter
-    /// Tabula evaluates is evaluated here, on those rows.
-    fn rows_sql(&self, tx: &Tx, among: &str) -> Result<(String, std::borrow::Cow<'_, [Value]>)> {
-        let Some(shown) = &self.shown else {
-            return Ok((format!("FROM {} WHERE {}", self.source, self.cond), self.params.values.as_slice().into()));
-        };
-        let mut params = Params { values: self.params.values.clone(), udf_calls: None, server: self.params.server };
-        let member = tx.shown_among(shown, among, &self.among_params.values, &mut params)?;
-        Ok((format!("FROM {} WHERE {} AND {member}", self.source, self.cond), params.values.into()))
+    /// The fetched columns, their literals bound in `params`.
+    fn fetch_sql(&self, params: &mut Params) -> String {
+        self.fetch.iter().map(|f| params.splice(f)).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The rows a view filter Tabula evaluates is tested on: the scan's filters and the
+    /// rows it sees, and `extra` (SQL over `b.` without parameters).
+    fn among(&self, extra: &str) -> Piece {
+        let mut params = Params::default();
+        let mut terms: Vec<String> = self.filters.iter().map(|f| format!("({})", params.splice(f))).collect();
+        terms.push(self.visible.clone());
+        if !extra.is_empty() {
+            terms.push(extra.to_string());
+        }
+        Piece { sql: terms.join(" AND "), values: params.values }
+    }
+
+    /// Where the scan reads a view whose filter Tabula evaluates: the rows among those of
+    /// `among` that it holds for (see [`Scan::among`]).
+    fn member(&self, tx: &Tx, extra: &str) -> Result<Option<Piece>> {
+        self.shown.as_ref().map(|shown| tx.shown_among(shown, &self.among(extra))).transpose()
+    }
+
+    /// `FROM .. WHERE ..` of the scan's rows, their literals bound in `params`, with
+    /// `member` (see [`Scan::member`]).
+    fn rows_sql(&self, params: &mut Params, member: Option<&Piece>) -> String {
+        let mut terms: Vec<String> = self.filters.iter().map(|f| format!("({})", params.splice(f))).collect();
+        terms.push(self.visible.clone());
+        terms.extend(self.view_filter.iter().chain(member).map(|f| params.splice(f)));
+        format!("FROM {} WHERE {}", self.source, terms.join(" AND "))
     }
 
     /// The scan's order, then row order: the order rows were written in, on every backend
-    /// (SQLite reads a table in that order anyway; a server's heap does not keep it).
-    fn order_sql(&self) -> String {
-        if self.order.is_empty() {
-            " ORDER BY b._rowid_".to_string()
-        } else {
-            format!(" ORDER BY {}, b._rowid_", self.order.join(", "))
-        }
+    /// (SQLite reads a table in that order anyway; a server's heap does not keep it). Nulls
+    /// first going up, as SQLite orders them (a server would put them last).
+    fn order_sql(&self, params: &mut Params) -> String {
+        let keys = self.order.iter().map(|(key, desc)| {
+            format!("{}{}", params.splice(key), if *desc { " DESC NULLS LAST" } else { " NULLS FIRST" })
+        });
+        let keys: Vec<String> = keys.chain(std::iter::once("b._rowid_".to_string())).collect();
+        format!(" ORDER BY {}", keys.join(", "))
     }
 }
 
@@ -149,25 +165,32 @@ impl Tx<'_> {
         types: &[Option<ColumnType>],
         each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
-        let (rows, params) = scan.rows_sql(self, &scan.among)?;
-        let sql = format!("SELECT {} {rows}{}{}", scan.fetch.join(", "), scan.order_sql(), limit_sql(limit, offset));
-        self.query_each(&sql, &params, types, each)
+        let member = scan.member(self, "")?;
+        let mut params = self.params();
+        let fetch = scan.fetch_sql(&mut params);
+        let rows = scan.rows_sql(&mut params, member.as_ref());
+        let sql = format!("SELECT {fetch} {rows}{}{}", scan.order_sql(&mut params), limit_sql(limit, offset));
+        self.query_each(&sql, &params.values, types, each)
     }
 
     /// How many rows the scan has after `offset`, at most `limit`.
     pub(crate) fn scan_count(&self, scan: &Scan, limit: Option<u64>, offset: u64) -> Result<u64> {
-        let (rows, params) = scan.rows_sql(self, &scan.among)?;
+        let member = scan.member(self, "")?;
+        let mut params = self.params();
+        let rows = scan.rows_sql(&mut params, member.as_ref());
         let sql = format!("SELECT count(*) FROM (SELECT 1 {rows}{}) AS counted", limit_sql(limit, offset));
-        Ok(self.query_i64(&sql, &params)? as u64)
+        Ok(self.query_i64(&sql, &params.values)? as u64)
     }
 
     /// The physical row ids of the scan's rows in its order (8 bytes a row: what an ordered
     /// stream keeps).
     pub(crate) fn scan_ordered_ids(&self, scan: &Scan, limit: Option<u64>, offset: u64) -> Result<Vec<i64>> {
-        let (rows, params) = scan.rows_sql(self, &scan.among)?;
-        let sql = format!("SELECT b._rowid_ {rows}{}{}", scan.order_sql(), limit_sql(limit, offset));
+        let member = scan.member(self, "")?;
+        let mut params = self.params();
+        let rows = scan.rows_sql(&mut params, member.as_ref());
+        let sql = format!("SELECT b._rowid_ {rows}{}{}", scan.order_sql(&mut params), limit_sql(limit, offset));
         let mut ids = Vec::new();
-        self.query_each(&sql, &params, &[Some(ColumnType::Int)], |v| {
+        self.query_each(&sql, &params.values, &[Some(ColumnType::Int)], |v| {
             if let Some(Value::Int(id)) = v.first() {
                 ids.push(*id);
             }
@@ -186,10 +209,12 @@ impl Tx<'_> {
         each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        let among = format!("{} AND b._rowid_ IN ({list})", scan.among);
-        let (rows, params) = scan.rows_sql(self, &among)?;
-        let sql = format!("SELECT b._rowid_, {} {rows} AND b._rowid_ IN ({list})", scan.fetch.join(", "));
-        self.query_each(&sql, &params, types, each)
+        let wanted = format!("b._rowid_ IN ({list})");
+        let member = scan.member(self, &wanted)?;
+        let mut params = self.params();
+        let fetch = scan.fetch_sql(&mut params);
+        let rows = scan.rows_sql(&mut params, member.as_ref());
+        self.query_each(&format!("SELECT b._rowid_, {fetch} {rows} AND {wanted}"), &params.values, types, each)
     }
 
     /// The scan's next `batch` rows after physical row id `after`, in row id order, each as
@@ -202,15 +227,13 @@ impl Tx<'_> {
         types: &[Option<ColumnType>],
         mut each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
-        let page = |cond: &str, params: &[Value], n: usize, each: &mut dyn FnMut(Vec<Value>) -> Result<bool>| {
-            let sql = format!(
-                "SELECT b._rowid_, {} FROM {} WHERE {}{cond} AND b._rowid_ > {after} ORDER BY b._rowid_ LIMIT {n}",
-                scan.fetch.join(", "),
-                scan.source,
-                scan.cond,
-            );
+        let page = |member: Option<&Piece>, n: usize, each: &mut dyn FnMut(Vec<Value>) -> Result<bool>| {
+            let mut params = self.params();
+            let fetch = scan.fetch_sql(&mut params);
+            let rows = scan.rows_sql(&mut params, member);
+            let sql = format!("SELECT b._rowid_, {fetch} {rows} AND b._rowid_ > {after} ORDER BY b._rowid_ LIMIT {n}");
             let (mut read, mut more) = (0, true);
-            self.query_page(&sql, params, types, |values| {
+            self.query_page(&sql, &params.values, types, |values| {
                 read += 1;
                 more = each(values)?;
                 Ok(more)
@@ -218,15 +241,10 @@ impl Tx<'_> {
             Ok((read, more))
         };
         match &scan.shown {
-            None => page("", &scan.params.values, batch, &mut each).map(|_| ()),
-            Some(shown) => self.shown_pages(
-                shown,
-                (&scan.among, &scan.among_params.values),
-                after,
-                batch,
-                &scan.params,
-                |cond, params, n| page(&format!(" AND {cond}"), params, n, &mut each),
-            ),
+            None => page(None, batch, &mut each).map(|_| ()),
+            Some(shown) => {
+                self.shown_pages(shown, &scan.among(""), after, batch, |member, n| page(Some(member), n, &mut each))
+            }
         }
     }
 
@@ -268,7 +286,9 @@ impl Tx<'_> {
     /// How many rows `meta` shows now, and how many of their computed cells hold an error.
     pub(crate) fn rows_and_errors(&self, meta: &TableMeta) -> Result<(u64, u64)> {
         let scan = Scan::new(self, meta, Seen::Current(None))?;
-        let (rows, params) = scan.rows_sql(self, &scan.among)?;
+        let member = scan.member(self, "")?;
+        let mut params = self.params();
+        let rows = scan.rows_sql(&mut params, member.as_ref());
         let slots: Vec<String> = meta
             .schema
             .columns
@@ -286,7 +306,7 @@ impl Tx<'_> {
         let mut out = (0, 0);
         self.query_each(
             &format!("SELECT count(*), {errors} {rows}"),
-            &params,
+            &params.values,
             &[Some(ColumnType::Int), Some(ColumnType::Int)],
             |v| {
                 if let [Value::Int(rows), Value::Int(errors)] = v.as_slice() {

@@ -8,7 +8,7 @@
 //! columns) evaluate a window of rows at a time, so each page costs about its own rows.
 
 use super::meta::TableMeta;
-use super::sql::{portable_predicate, sql_for_read, Params};
+use super::sql::{portable_predicate, sql_for_read, Params, Piece};
 use super::Tx;
 use crate::error::Result;
 use crate::expr::Expr;
@@ -87,10 +87,10 @@ struct Window {
 /// its statistics. (`b._rowid_ IN (SELECT unnest(..))` was a join the server could plan
 /// as a nested loop over both sides when a fresh table had no statistics yet: 8,192
 /// rows against 2,048 ids took 490 ms instead of 1.)
-fn member_sql(ids: &[i64], params: &mut Params) -> String {
+fn member(ids: &[i64]) -> Piece {
     // (A server returns rows in no particular order without `ORDER BY`.)
     let (Some(low), Some(high)) = (ids.iter().min(), ids.iter().max()) else {
-        return "1 = 0".into();
+        return Piece::plain("1 = 0");
     };
     let mut list = String::with_capacity(ids.len() * 8);
     for (i, id) in ids.iter().enumerate() {
@@ -99,11 +99,13 @@ fn member_sql(ids: &[i64], params: &mut Params) -> String {
         }
         list.push_str(&id.to_string());
     }
-    let ids = params.push(Value::String(list));
-    format!(
-        "(b._rowid_ BETWEEN {low} AND {high} AND b._rowid_ = ANY(CAST(string_to_array(CAST({ids} AS TEXT), ',') AS \
-         BIGINT[])))"
-    )
+    Piece {
+        sql: format!(
+            "(b._rowid_ BETWEEN {low} AND {high} AND b._rowid_ = ANY(CAST(string_to_array(CAST(?1 AS TEXT), ',') AS \
+             BIGINT[])))"
+        ),
+        values: vec![Value::String(list)],
+    }
 }
 
 impl Tx<'_> {
@@ -113,46 +115,36 @@ impl Tx<'_> {
     /// the rows among `rows` where Tabula finds it holds. `meta` must be a view.
     pub(crate) fn shown_sql(&self, meta: &TableMeta, rows: &str, params: &mut Params) -> Result<String> {
         match (RustFilter::of(self, meta), &meta.view_filter) {
-            (Some(f), _) => Ok(member_sql(&self.all_rows_shown(&f, rows, &[])?, params)),
+            (Some(f), _) => Ok(params.splice(&member(&self.all_rows_shown(&f, &Piece::plain(rows))?))),
             (None, Some(filter)) => sql_for_read(meta, filter, params),
             (None, None) => Err(crate::error::err!(Storage, "'{}' has no filter to test (a bug in Tabula)", meta.path)),
         }
     }
 
-    /// [`Tx::shown_sql`] with the ids `f` holds for among `rows` (binding `bound`).
-    pub(crate) fn shown_among(
-        &self,
-        f: &RustFilter,
-        rows: &str,
-        bound: &[Value],
-        params: &mut Params,
-    ) -> Result<String> {
-        Ok(member_sql(&self.all_rows_shown(f, rows, bound)?, params))
+    /// SQL over `b.` that holds for the rows among `rows` (SQL over `b.`) where `f` holds.
+    pub(crate) fn shown_among(&self, f: &RustFilter, rows: &Piece) -> Result<Piece> {
+        Ok(member(&self.all_rows_shown(f, rows)?))
     }
 
-    /// A paged read of a view whose filter Tabula evaluates: the rows of `rows` (binding
-    /// `bound`) after row id `after` are tested a window at a time, and `page(condition, parameters, wanted)`
-    /// reads those of each window the filter holds for (`condition` is SQL over `b.`
-    /// binding one more parameter after `params`; the page reads at most `wanted` rows, in
-    /// row id order, and returns how many it read and whether its reader wants more),
-    /// until `batch` rows were read or no row is left.
+    /// A paged read of a view whose filter Tabula evaluates: the rows of `rows` (SQL over
+    /// `b.`) after row id `after` are tested a window at a time, and `page(condition,
+    /// wanted)` reads those of each window the filter holds for (`condition`: SQL over `b.`;
+    /// the page reads at most `wanted` rows, in row id order, and returns how many it read
+    /// and whether its reader wants more), until `batch` rows were read or none is left.
     pub(crate) fn shown_pages(
         &self,
         f: &RustFilter,
-        (rows, bound): (&str, &[Value]),
+        rows: &Piece,
         after: i64,
         batch: usize,
-        params: &Params,
-        mut page: impl FnMut(&str, &[Value], usize) -> Result<(usize, bool)>,
+        mut page: impl FnMut(&Piece, usize) -> Result<(usize, bool)>,
     ) -> Result<()> {
         let (mut cursor, mut left) = (after, batch);
         while left > 0 {
-            let window = self.rows_shown(f, rows, bound, (cursor, WINDOW.max(batch)))?;
+            let window = self.rows_shown(f, rows, (cursor, WINDOW.max(batch)))?;
             let Some(through) = window.through else { return Ok(()) };
             if !window.ids.is_empty() {
-                let mut bound = Params { values: params.values.clone(), udf_calls: None, server: params.server };
-                let cond = member_sql(&window.ids, &mut bound);
-                let (read, more) = page(&cond, &bound.values, left)?;
+                let (read, more) = page(&member(&window.ids), left)?;
                 left = left.saturating_sub(read);
                 if !more {
                     return Ok(());
@@ -166,13 +158,13 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// The row ids among `rows` (SQL over `b.` binding `bound`) where `f` holds, read
+    /// The row ids among `rows` (SQL over `b.`) where `f` holds, read
     /// [`ALL_WINDOW`] rows at a time: a window comes in one exchange, where a streamed read
     /// runs the client's event loop once a row (a count of a view of 100,000 rows 72 -> 53 ms).
-    fn all_rows_shown(&self, f: &RustFilter, rows: &str, bound: &[Value]) -> Result<Vec<i64>> {
+    fn all_rows_shown(&self, f: &RustFilter, rows: &Piece) -> Result<Vec<i64>> {
         let (mut ids, mut cursor) = (Vec::new(), i64::MIN);
         loop {
-            let window = self.rows_shown(f, rows, bound, (cursor, ALL_WINDOW))?;
+            let window = self.rows_shown(f, rows, (cursor, ALL_WINDOW))?;
             ids.extend(window.ids);
             match window.through {
                 Some(through) if window.full => cursor = through,
@@ -181,18 +173,18 @@ impl Tx<'_> {
         }
     }
 
-    /// The row ids where `f` holds among the first `n` rows of `rows` (SQL over `b.`
-    /// binding `bound`) after row id `after` (`window` is `(after, n)`).
-    fn rows_shown(&self, f: &RustFilter, rows: &str, bound: &[Value], window: (i64, usize)) -> Result<Window> {
+    /// The row ids where `f` holds among the first `n` rows of `rows` (SQL over `b.`)
+    /// after row id `after` (`window` is `(after, n)`).
+    fn rows_shown(&self, f: &RustFilter, rows: &Piece, window: (i64, usize)) -> Result<Window> {
         let test = self.row_test()?;
         // Every statement of this transaction is planned with its parameters' values, so the
-        // ids `member_sql` binds are a constant (a statement run often with other values
+        // ids [`member`] binds are a constant (a statement run often with other values
         // could otherwise get a plan for any value, which searches the list row by row).
         self.execute_batch("SET LOCAL plan_cache_mode = force_custom_plan")?;
         let (after, n) = window;
         let sql = format!(
-            "SELECT {} FROM {} WHERE {rows} AND b._rowid_ > {after} ORDER BY b._rowid_ LIMIT {n}",
-            f.select, f.source
+            "SELECT {} FROM {} WHERE {} AND b._rowid_ > {after} ORDER BY b._rowid_ LIMIT {n}",
+            f.select, f.source, rows.sql
         );
         let judge = |ids: &mut Vec<i64>, chunk: &mut Vec<Vec<Value>>, shown: &mut Vec<i64>| -> Result<()> {
             let holds = test(&f.filter, &f.names, chunk)?;
@@ -214,7 +206,7 @@ impl Tx<'_> {
             }
             Ok(true)
         };
-        self.query_page(&sql, bound, &f.types, &mut each)?;
+        self.query_page(&sql, &rows.values, &f.types, &mut each)?;
         judge(&mut ids, &mut chunk, &mut shown)?;
         let full = seen == n;
         let out = Window { ids: shown, through, full };

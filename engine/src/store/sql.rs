@@ -53,6 +53,60 @@ impl Params {
         self.values.push(value);
         format!("?{}", self.values.len())
     }
+
+    /// `piece`'s SQL, its values bound after these (its placeholders renumbered).
+    pub(crate) fn splice(&mut self, piece: &Piece) -> String {
+        let base = self.values.len();
+        let mut out = String::with_capacity(piece.sql.len() + 8);
+        renumber(&piece.sql, &mut out, |n| n + base);
+        self.values.extend(piece.values.iter().cloned());
+        out
+    }
+}
+
+/// SQL with its own bound values, numbered from `?1`: a part of statements that is used in
+/// some and not others (a read's outputs, filters, order keys), so that each statement binds
+/// exactly the values it holds ([`Params::splice`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Piece {
+    pub(crate) sql: String,
+    pub(crate) values: Vec<Value>,
+}
+
+impl Piece {
+    /// Plain SQL, binding nothing.
+    pub(crate) fn plain(sql: impl Into<String>) -> Piece {
+        Piece { sql: sql.into(), values: Vec::new() }
+    }
+
+    /// `expr` as SQL over `meta`'s columns (see [`sql_for_read`]), for a server's SQL or not.
+    pub(crate) fn read(meta: &TableMeta, expr: &Expr, server: bool) -> Result<Piece> {
+        let mut params = Params { server, ..Params::default() };
+        let sql = sql_for_read(meta, expr, &mut params)?;
+        Ok(Piece { sql, values: params.values })
+    }
+}
+
+/// Copies `sql` to `out` with every parameter `?N` renumbered by `to`. (Tabula's generated SQL
+/// binds every literal, so a `?` is never inside a quoted string.)
+pub(crate) fn renumber(sql: &str, out: &mut String, to: impl Fn(usize) -> usize) {
+    let mut chars = sql.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        out.push(c);
+        if c != '?' {
+            continue;
+        }
+        let mut n = 0usize;
+        let mut digits = false;
+        while let Some((_, d)) = chars.peek().copied().filter(|(_, d)| d.is_ascii_digit()) {
+            n = n * 10 + (d as usize - '0' as usize);
+            digits = true;
+            chars.next();
+        }
+        if digits {
+            out.push_str(&to(n).to_string());
+        }
+    }
 }
 
 /// The SQL name of a column's error slot, as `resolve` is asked for it.
