@@ -101,6 +101,17 @@ impl Plan {
         Ok(kept)
     }
 
+    /// The Rust order keys of each of `rows` (fetched values): null where a key fails.
+    fn order_keys(&self, rows: &[Vec<Value>], udfs: &Registry) -> Result<Vec<Vec<Value>>> {
+        let columns = Batch { names: &self.fetch_names, rows };
+        let mut keys: Vec<std::vec::IntoIter<_>> = Vec::with_capacity(self.rust_order.len());
+        for (key, _) in &self.rust_order {
+            keys.push(eval(key, &columns, udfs)?.into_iter());
+        }
+        let next = |k: &mut std::vec::IntoIter<_>| k.next().and_then(|cell: std::result::Result<Value, _>| cell.ok());
+        Ok(rows.iter().map(|_| keys.iter_mut().map(|k| next(k).unwrap_or(Value::Null)).collect()).collect())
+    }
+
     /// How two rows' Rust order keys compare, as SQLite orders them: nulls (and keys that
     /// failed) first going up, last going down.
     fn compare_keys(&self, a: &[Value], b: &[Value]) -> std::cmp::Ordering {
@@ -413,15 +424,7 @@ impl Query {
             let n = batch.len();
             let rows = plan.filter_rows(batch, fetched, udfs)?;
             fetched += n;
-            let columns = Batch { names: &plan.fetch_names, rows: &rows };
-            let mut keys: Vec<std::vec::IntoIter<_>> = Vec::with_capacity(plan.rust_order.len());
-            for (key, _) in &plan.rust_order {
-                keys.push(eval(key, &columns, udfs)?.into_iter());
-            }
-            for row in rows {
-                let values = keys.iter_mut().map(|k| k.next().and_then(|cell| cell.ok()).unwrap_or(Value::Null));
-                keyed.push((values.collect(), row));
-            }
+            keyed.extend(plan.order_keys(&rows, udfs)?.into_iter().zip(rows));
             Ok(())
         };
         let mut batch = Vec::with_capacity(BATCH);
@@ -463,15 +466,9 @@ impl Query {
             let n = page.len();
             let rows = plan.filter_rows(page, fetched, udfs)?;
             (after, fetched) = (last, fetched + n);
-            let columns = Batch { names: &plan.fetch_names, rows: &rows };
-            let mut keys: Vec<std::vec::IntoIter<_>> = Vec::with_capacity(plan.rust_order.len());
-            for (key, _) in &plan.rust_order {
-                keys.push(eval(key, &columns, udfs)?.into_iter());
-            }
-            for row in &rows {
-                let values = keys.iter_mut().map(|k| k.next().and_then(|cell| cell.ok()).unwrap_or(Value::Null));
+            for (keys, row) in plan.order_keys(&rows, udfs)?.into_iter().zip(&rows) {
                 if let Some(Value::Int(id)) = row.last() {
-                    keyed.push((values.collect(), *id));
+                    keyed.push((keys, *id));
                 }
             }
             if n < BATCH {

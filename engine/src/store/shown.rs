@@ -21,9 +21,6 @@ const WINDOW: usize = 8192;
 /// Rows read at a time when all the rows a statement tests are evaluated.
 const ALL_WINDOW: usize = 65_536;
 
-/// Rows evaluated at a time.
-const CHUNK: usize = 4096;
-
 /// A view's filter that Tabula evaluates for the store (see the module's doc).
 pub(crate) struct RustFilter {
     filter: Expr,
@@ -186,30 +183,17 @@ impl Tx<'_> {
             "SELECT {} FROM {} WHERE {} AND b._rowid_ > {after} ORDER BY b._rowid_ LIMIT {n}",
             f.select, f.source, rows.sql
         );
-        let judge = |ids: &mut Vec<i64>, chunk: &mut Vec<Vec<Value>>, shown: &mut Vec<i64>| -> Result<()> {
-            let holds = test(&f.filter, &f.names, chunk)?;
-            shown.extend(ids.iter().zip(holds).filter(|(_, h)| *h).map(|(id, _)| *id));
-            ids.clear();
-            chunk.clear();
-            Ok(())
-        };
-        let (mut shown, mut ids, mut chunk) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut through, mut seen) = (None, 0usize);
-        let mut each = |mut values: Vec<Value>| -> Result<bool> {
-            let Value::Int(id) = values.remove(0) else { return Ok(true) };
-            seen += 1;
-            through = Some(id);
-            ids.push(id);
-            chunk.push(values);
-            if chunk.len() == CHUNK {
-                judge(&mut ids, &mut chunk, &mut shown)?;
+        let (mut ids, mut rows_read) = (Vec::new(), Vec::new());
+        self.query_page(&sql, &rows.values, &f.types, |mut values| {
+            if let Value::Int(id) = values.remove(0) {
+                ids.push(id);
+                rows_read.push(values);
             }
             Ok(true)
-        };
-        self.query_page(&sql, &rows.values, &f.types, &mut each)?;
-        judge(&mut ids, &mut chunk, &mut shown)?;
-        let full = seen == n;
-        let out = Window { ids: shown, through, full };
-        Ok(out)
+        })?;
+        let holds = test(&f.filter, &f.names, &rows_read)?;
+        let (through, full) = (ids.last().copied(), ids.len() == n);
+        ids = ids.into_iter().zip(holds).filter(|(_, h)| *h).map(|(id, _)| id).collect();
+        Ok(Window { ids, through, full })
     }
 }
