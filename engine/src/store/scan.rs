@@ -175,6 +175,11 @@ impl Tx<'_> {
 
     /// How many rows the scan has after `offset`, at most `limit`.
     pub(crate) fn scan_count(&self, scan: &Scan, limit: Option<u64>, offset: u64) -> Result<u64> {
+        if let Some(shown) = &scan.shown {
+            // The rows the view's filter holds for among the scan's are the scan's rows.
+            let n = self.count_shown(shown, &scan.among(""))?.saturating_sub(offset);
+            return Ok(limit.map_or(n, |l| n.min(l)));
+        }
         let member = scan.member(self, "")?;
         let mut params = self.params();
         let rows = scan.rows_sql(&mut params, member.as_ref());

@@ -123,6 +123,11 @@ impl Tx<'_> {
         Ok(member(&self.all_rows_shown(f, rows)?))
     }
 
+    /// How many rows among `rows` (SQL over `b.`) `f` holds for.
+    pub(crate) fn count_shown(&self, f: &RustFilter, rows: &Piece) -> Result<u64> {
+        Ok(self.all_rows_shown(f, rows)?.len() as u64)
+    }
+
     /// A paged read of a view whose filter Tabula evaluates: the rows of `rows` (SQL over
     /// `b.`) after row id `after` are tested a window at a time, and `page(condition,
     /// wanted)` reads those of each window the filter holds for (`condition`: SQL over `b.`;

@@ -657,6 +657,8 @@ fn a_view_filter_only_tabula_computes_shows_the_same_rows_on_every_backend() {
     assert!(shown.contains(&0) && shown.contains(&5) && shown.contains(&70_000) && !shown.contains(&1));
     assert_eq!(keys(v.select_all()), shown);
     assert_eq!(v.count().unwrap(), shown.len() as u64);
+    let last_two = v.select_all().offset(shown.len() as u64 - 2).limit(5);
+    assert_eq!((last_two.count().unwrap(), v.select_all().offset(3).limit(5).count().unwrap()), (2, 5));
     assert_eq!(keys(t.select_all().where_(filter.clone())), shown, "the table's filter agrees");
     let top: Vec<i64> = shown.iter().rev().take(3).copied().collect();
     assert_eq!(keys(v.select_all().order_by_desc(col("k")).limit(3)), top);
