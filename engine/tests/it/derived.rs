@@ -732,6 +732,34 @@ fn a_view_filter_only_tabula_computes_shows_the_same_rows_on_every_backend() {
     assert_eq!(keys(v.select_all()), shown, "the view shows the base as first inserted");
 }
 
+/// A view of a view may filter, through what only Tabula computes, on the first view's own
+/// computed column (kept in that view's table, joined by row identity): the same rows on
+/// every backend, as the base changes.
+#[test]
+fn a_view_of_a_view_filters_on_its_computed_column_through_tabulas_functions() {
+    let cat = catalog();
+    let t = docs(&cat);
+    let v = cat.create_view("app/v", &t, !col("draft"), IfExists::Error).unwrap();
+    v.add_computed_column("loud", col("title").upper(), ColumnOptions::default()).unwrap();
+    let w = cat
+        .create_view("app/w", &v, col("loud").lower().cast(ColumnType::String).ne("alpha"), IfExists::Error)
+        .unwrap();
+    let titles = |v: &tabula::Table| -> Vec<String> {
+        v.select_all().collect().unwrap().iter().map(|r| r.get("title").unwrap()).collect()
+    };
+    assert_eq!(titles(&w), ["gamma"]);
+    t.insert([
+        row! { "title" => "delta", "words" => 4, "score" => 1.0, "draft" => false },
+        row! { "title" => "Alpha", "words" => 4, "score" => 1.0, "draft" => false },
+    ])
+    .unwrap();
+    assert_eq!(titles(&w), ["gamma", "delta"]);
+    assert_eq!(w.count().unwrap(), 2);
+    t.update([("draft", tabula::lit(true))], col("title").eq("gamma")).unwrap();
+    assert_eq!(titles(&w), ["delta"]);
+    assert_eq!(w.history().unwrap()[0].deleted, 1);
+}
+
 /// A view filter may read a computed column's error slot (`errormsg`, `errortype`) next to a
 /// function a server cannot run: there the server reads the slot's parts and Tabula
 /// evaluates the rest. The same rows on every backend, as the rows enter and leave.
