@@ -88,6 +88,16 @@ fn long_docs(cat: &tabula::Catalog, t: &tabula::Table) -> tabula::Table {
     cat.create_view("app/long", t, col("words").ge(20), IfExists::Error).unwrap()
 }
 
+/// A UDF that fails for more than 15 words.
+fn picky() -> Udf {
+    Udf::new("picky", 1, |n: i64| if n > 15 { Err("too long".to_string()) } else { Ok(n) })
+}
+
+/// The titles of a table's rows, in its order.
+fn titles_of(v: &tabula::Table) -> Vec<String> {
+    v.select_all().collect().unwrap().iter().map(|r| r.get("title").unwrap()).collect()
+}
+
 /// `(title, own column)` of every row of a view, by title.
 fn titled(v: &tabula::Table, column: &str) -> Vec<(String, tabula::Value)> {
     v.select([col("title"), col(column)])
@@ -410,7 +420,7 @@ fn a_snapshot_of_a_filtered_query_with_extra_columns_is_computed_once_and_never_
 fn a_snapshot_of_a_query_fails_whole_when_a_column_fails() {
     let cat = catalog();
     let t = docs(&cat);
-    let picky = Udf::new("picky", 1, |n: i64| if n > 15 { Err("too long".to_string()) } else { Ok(n) });
+    let picky = picky();
     cat.register(&picky);
     let msg = fails_cleanly(&cat, ErrorCode::UdfFailed, || {
         cat.create_snapshot_of("app/s", &t.select_all(), [("p", picky.call([col("words")]))], IfExists::Error)
@@ -744,19 +754,16 @@ fn a_view_of_a_view_filters_on_its_computed_column_through_tabulas_functions() {
     let w = cat
         .create_view("app/w", &v, col("loud").lower().cast(ColumnType::String).ne("alpha"), IfExists::Error)
         .unwrap();
-    let titles = |v: &tabula::Table| -> Vec<String> {
-        v.select_all().collect().unwrap().iter().map(|r| r.get("title").unwrap()).collect()
-    };
-    assert_eq!(titles(&w), ["gamma"]);
+    assert_eq!(titles_of(&w), ["gamma"]);
     t.insert([
         row! { "title" => "delta", "words" => 4, "score" => 1.0, "draft" => false },
         row! { "title" => "Alpha", "words" => 4, "score" => 1.0, "draft" => false },
     ])
     .unwrap();
-    assert_eq!(titles(&w), ["gamma", "delta"]);
+    assert_eq!(titles_of(&w), ["gamma", "delta"]);
     assert_eq!(w.count().unwrap(), 2);
     t.update([("draft", tabula::lit(true))], col("title").eq("gamma")).unwrap();
-    assert_eq!(titles(&w), ["delta"]);
+    assert_eq!(titles_of(&w), ["delta"]);
     assert_eq!(w.history().unwrap()[0].deleted, 1);
 }
 
@@ -767,28 +774,25 @@ fn a_view_of_a_view_filters_on_its_computed_column_through_tabulas_functions() {
 fn a_view_filter_reading_error_slots_and_tabulas_functions_works_on_every_backend() {
     let cat = catalog();
     let t = docs(&cat);
-    let picky = Udf::new("picky", 1, |n: i64| if n > 15 { Err("too long".to_string()) } else { Ok(n) });
+    let picky = picky();
     cat.register(&picky);
     let ignore = ColumnOptions { on_error: tabula::OnError::Ignore, ..Default::default() };
     t.add_computed_column("p", picky.call([col("words")]), ignore).unwrap();
-    let titles = |v: &tabula::Table| -> Vec<String> {
-        v.select_all().collect().unwrap().iter().map(|r| r.get("title").unwrap()).collect()
-    };
     let failed = col("p").errormsg().upper().eq("TOO LONG").and(col("title").upper().ne("BETA"));
     let v = cat.create_view("app/failed", &t, failed, IfExists::Error).unwrap();
-    assert_eq!(titles(&v), ["gamma"]);
+    assert_eq!(titles_of(&v), ["gamma"]);
     let kinds = col("p").errortype().is_not_null().and(col("title").upper().starts_with("DEL"));
     let w = cat.create_view("app/kinds", &t, kinds, IfExists::Error).unwrap();
-    assert!(titles(&w).is_empty());
+    assert!(titles_of(&w).is_empty());
     t.insert([
         row! { "title" => "delta", "words" => 40, "score" => 1.0, "draft" => false },
         row! { "title" => "Delphi", "words" => 5, "score" => 1.0, "draft" => false },
     ])
     .unwrap();
-    assert_eq!(titles(&v), ["gamma", "delta"]);
-    assert_eq!(titles(&w), ["delta"], "Delphi's cell did not fail");
+    assert_eq!(titles_of(&v), ["gamma", "delta"]);
+    assert_eq!(titles_of(&w), ["delta"], "Delphi's cell did not fail");
     t.update([("words", tabula::lit(1))], col("title").eq("gamma")).unwrap();
-    assert_eq!(titles(&v), ["delta"], "gamma's cell no longer fails");
+    assert_eq!(titles_of(&v), ["delta"], "gamma's cell no longer fails");
     assert_eq!(v.history().unwrap()[0].deleted, 1);
 }
 
