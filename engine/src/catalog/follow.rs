@@ -13,6 +13,9 @@ use crate::types::{TableId, Version};
 /// written or ended, counted by row identity); a view's update of its stored values every
 /// one (counting the rows each shows whose values changed).
 pub(crate) fn follow_base(tx: &Tx, meta: &TableMeta, record: &VersionRecord) -> Result<()> {
+    if !meta.has_dependents {
+        return Ok(());
+    }
     let schema_change = record.change.changes_schema();
     // The new version of each table or view that moved, for the views reading it.
     let mut moved: HashMap<TableId, (Version, String)> = HashMap::new();

@@ -21,7 +21,7 @@ use crate::error::{err, Error, Result};
 use crate::expr::Expr;
 use crate::path::{IntoPath, Path};
 use crate::schema::Schema;
-use crate::store::{EntryKind, Kind, Store, Tx};
+use crate::store::{Entry, EntryKind, Kind, Store, Tx};
 use crate::udf::{Registry, Udf};
 
 pub use batch::IfMissing;
@@ -636,13 +636,12 @@ impl Catalog {
         if_exists: IfExists,
     ) -> Result<crate::types::TableId> {
         {
-            match tx.entry_kind(path)? {
+            match tx.entry(path)? {
                 None => {}
-                Some(EntryKind::Dir) => {
+                Some(Entry::Dir) => {
                     return Err(err!(WrongKind, "'{path}' is a directory, not a table; choose another path"))
                 }
-                Some(EntryKind::Table) => {
-                    let id = tx.table_id(path)?.ok_or_else(|| err!(NotFound, "table '{path}' vanished"))?;
+                Some(Entry::Table(id)) => {
                     match if_exists {
                         IfExists::Error => {
                             return Err(err!(
@@ -678,9 +677,9 @@ impl Catalog {
         let path = path.into_path()?;
         let plain = path.unversioned();
         let id = self.store().read(|tx| {
-            let id = match tx.entry_kind(&plain)? {
-                Some(EntryKind::Table) => tx.table_id(&plain)?,
-                Some(EntryKind::Dir) => return Err(err!(WrongKind, "'{plain}' is a directory, not a table")),
+            let id = match tx.entry(&plain)? {
+                Some(Entry::Table(id)) => Some(id),
+                Some(Entry::Dir) => return Err(err!(WrongKind, "'{plain}' is a directory, not a table")),
                 None => None,
             };
             let id = id.ok_or_else(|| not_found_table(tx, &plain))?;
@@ -717,11 +716,9 @@ impl Catalog {
     fn drop_table_inner(&self, path: impl IntoPath, force: Force, missing_ok: bool) -> Result<bool> {
         let path = unversioned(path.into_path()?, "drop_table")?;
         self.store().write(|tx| {
-            if tx.entry_kind(&path)? == Some(EntryKind::Dir) {
-                return Err(err!(WrongKind, "'{path}' is a directory, not a table (use drop_dir)"));
-            }
-            let id = match tx.table_id(&path)? {
-                Some(id) => id,
+            let id = match tx.entry(&path)? {
+                Some(Entry::Dir) => return Err(err!(WrongKind, "'{path}' is a directory, not a table (use drop_dir)")),
+                Some(Entry::Table(id)) => id,
                 None if missing_ok => return Ok(false),
                 None => return Err(not_found_table(tx, &path)),
             };

@@ -789,6 +789,9 @@ pub(crate) fn maintain_views(
     changed: Option<&BTreeSet<String>>,
     udfs: &crate::udf::Registry,
 ) -> Result<()> {
+    if !meta.has_dependents {
+        return Ok(());
+    }
     for (view, path) in tx.dependents(meta.id)? {
         let view_meta = tx.load_table(view, &path)?;
         if !matches!(view_meta.kind, Kind::View { .. }) {

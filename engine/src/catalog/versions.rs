@@ -10,7 +10,7 @@ use crate::error::{err, Result};
 use crate::expr::Expr;
 use crate::path::{IntoPath, Path};
 use crate::store::ViewRows;
-use crate::store::{EntryKind, Kind, Tx};
+use crate::store::{Entry, EntryKind, Kind, Tx};
 use crate::types::Version;
 
 impl Table {
@@ -182,11 +182,10 @@ fn claim(tx: &Tx, path: &Path, if_exists: IfExists, kind: &Kind) -> Result<Optio
     if path.is_root() || path.version().is_some() {
         return Err(err!(InvalidPath, "'{path}' cannot name a view or snapshot"));
     }
-    match tx.entry_kind(path)? {
+    match tx.entry(path)? {
         None => {}
-        Some(EntryKind::Dir) => return Err(err!(WrongKind, "'{path}' is a directory")),
-        Some(EntryKind::Table) => {
-            let id = tx.table_id(path)?.ok_or_else(|| err!(NotFound, "'{path}' vanished"))?;
+        Some(Entry::Dir) => return Err(err!(WrongKind, "'{path}' is a directory")),
+        Some(Entry::Table(id)) => {
             let existing = tx.load_table(id, path)?;
             let same = match (&existing.kind, kind) {
                 (Kind::View { base: a, filter: f }, Kind::View { base: b, filter: g }) => a == b && f == g,

@@ -273,12 +273,25 @@ impl Tx<'_> {
             &[before.into()],
             1,
         )?;
+        // One batch drops them all and forgets them (on a server, one exchange).
+        let mut batch = String::new();
+        let mut keys = Vec::new();
         for row in old {
             let phys = row.text(0)?;
-            self.execute_batch(&format!("DROP TABLE IF EXISTS {phys}"))?;
-            self.execute("DELETE FROM _tabula_meta WHERE key = 'trash:' || ?1", &[phys.into()])?;
+            if phys.is_empty() || !phys.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(err!(
+                    Storage,
+                    "the trash names '{phys}', which is no table's name; the catalog may be damaged"
+                ));
+            }
+            batch.push_str(&format!("DROP TABLE IF EXISTS {phys};\n"));
+            keys.push(format!("'trash:{phys}'"));
         }
-        Ok(())
+        if keys.is_empty() {
+            return Ok(());
+        }
+        batch.push_str(&format!("DELETE FROM _tabula_meta WHERE key IN ({})", keys.join(", ")));
+        self.execute_batch(&batch)
     }
 
     /// How many column slots physical table `phys` has used on a server (its columns, the

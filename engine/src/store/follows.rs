@@ -46,7 +46,7 @@ impl Tx<'_> {
         base_version: Version,
         follows: bool,
     ) -> Result<()> {
-        if self.format_version()? < 4 {
+        if !self.has_format(4)? {
             self.execute_batch(CREATE_FOLLOWS)?;
             self.require_format(4)?;
         }
@@ -62,7 +62,7 @@ impl Tx<'_> {
     /// followed a change of the base; `None` when not recorded (a version made before
     /// format 4).
     pub(crate) fn follow_of(&self, view: TableId, version: Version) -> Result<Option<(Version, bool)>> {
-        if self.format_version()? < 4 {
+        if !self.has_format(4)? {
             return Ok(None);
         }
         let found = self.query_row(
@@ -79,7 +79,7 @@ impl Tx<'_> {
     /// reverted version's number is what it shows now). Returns the view versions removed;
     /// the view's current version becomes its newest remaining one.
     pub(crate) fn unfollow(&self, view: TableId, gone: &[Version], base_now: Version) -> Result<Vec<Version>> {
-        if gone.is_empty() || self.format_version()? < 4 {
+        if gone.is_empty() || !self.has_format(4)? {
             return Ok(Vec::new());
         }
         let mut removed = Vec::new();
@@ -114,22 +114,13 @@ impl Tx<'_> {
 
     /// Forgets what version `version` of view `view` showed (the version is reverted).
     pub(crate) fn forget_follow(&self, view: TableId, version: Version) -> Result<()> {
-        if self.format_version()? < 4 {
+        if !self.has_format(4)? {
             return Ok(());
         }
         self.execute(
             "DELETE FROM _tabula_follows WHERE view_id = ?1 AND version = ?2",
             &[view.0.into(), (version.0 as i64).into()],
         )?;
-        Ok(())
-    }
-
-    /// Forgets the version records of view `view` (it is dropped).
-    pub(crate) fn forget_follows(&self, view: TableId) -> Result<()> {
-        if self.format_version()? < 4 {
-            return Ok(());
-        }
-        self.execute("DELETE FROM _tabula_follows WHERE view_id = ?1", &[view.0.into()])?;
         Ok(())
     }
 

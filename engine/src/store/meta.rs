@@ -61,6 +61,13 @@ pub(crate) enum EntryKind {
     Table,
 }
 
+/// What a catalog path names, with a table's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Entry {
+    Dir,
+    Table(TableId),
+}
+
 /// The current metadata of one table, read inside the transaction that uses it.
 #[derive(Debug, Clone)]
 pub(crate) struct TableMeta {
@@ -88,6 +95,9 @@ pub(crate) struct TableMeta {
     pub(crate) root: Option<TableId>,
     /// For a view: its filter and those of the views it reads through.
     pub(crate) view_filter: Option<Expr>,
+    /// Whether a view or snapshot reads this table (when it was loaded: nothing made one
+    /// since, as the call that loaded it holds the catalog as it was).
+    pub(crate) has_dependents: bool,
     /// The catalog's row layout.
     pub(crate) layout: Layout,
 }
@@ -476,7 +486,7 @@ impl Tx<'_> {
         )? {
             problems.push(format!("'{path}' has no record of its current version {version}"));
         }
-        if self.format_version()? >= 4 {
+        if self.has_format(4)? {
             for (path, version) in strings(
                 "SELECT coalesce((SELECT path FROM _tabula_tables WHERE id = f.view_id), 'view id ' || CAST(f.view_id AS TEXT)),
                  CAST(f.version AS TEXT) FROM _tabula_follows f WHERE NOT EXISTS
@@ -488,13 +498,24 @@ impl Tx<'_> {
         Ok(problems)
     }
 
-    /// The format version the file says it has.
+    /// The format version the file says it has (read once a transaction).
     pub(crate) fn format_version(&self) -> Result<i64> {
+        if let Some(known) = self.format.exact.get() {
+            return Ok(known);
+        }
         let text = self
             .query_row("SELECT value FROM _tabula_meta WHERE key = 'format_version'", &[], 1)?
             .ok_or_else(|| err!(NotACatalog, "the catalog has no format version"))?
             .text(0)?;
-        text.parse().map_err(|_| err!(NotACatalog, "the format version '{text}' is not a number"))
+        let found = text.parse().map_err(|_| err!(NotACatalog, "the format version '{text}' is not a number"))?;
+        self.format.exact.set(Some(found));
+        Ok(found)
+    }
+
+    /// Whether the catalog has format `n` or a newer one; asks only when what the store
+    /// saw when it connected does not already say so.
+    pub(crate) fn has_format(&self, n: i64) -> Result<bool> {
+        Ok(self.format.floor >= n || self.format_version()? >= n)
     }
 }
 
@@ -541,15 +562,23 @@ fn below(dir: &Path) -> (String, String) {
 impl Tx<'_> {
     /// What `path` names, if anything.
     pub(crate) fn entry_kind(&self, path: &Path) -> Result<Option<EntryKind>> {
+        Ok(self.entry(path)?.map(|e| match e {
+            Entry::Dir => EntryKind::Dir,
+            Entry::Table(_) => EntryKind::Table,
+        }))
+    }
+
+    /// What `path` names, if anything, with a table's id (one statement).
+    pub(crate) fn entry(&self, path: &Path) -> Result<Option<Entry>> {
         if path.is_root() {
-            return Ok(Some(EntryKind::Dir));
+            return Ok(Some(Entry::Dir));
         }
-        let kind = self.query_row(
-            "SELECT 0 FROM _tabula_dirs WHERE path = ?1 UNION ALL SELECT 1 FROM _tabula_tables WHERE path = ?1",
+        let found = self.query_row(
+            "SELECT 0, 0 FROM _tabula_dirs WHERE path = ?1 UNION ALL SELECT 1, id FROM _tabula_tables WHERE path = ?1",
             &[path.to_string().into()],
-            1,
+            2,
         )?;
-        kind.map(|k| Ok(if k.int(0)? == 0 { EntryKind::Dir } else { EntryKind::Table })).transpose()
+        found.map(|k| Ok(if k.int(0)? == 0 { Entry::Dir } else { Entry::Table(TableId(k.int(1)?)) })).transpose()
     }
 
     pub(crate) fn insert_dir(&self, path: &Path) -> Result<()> {
@@ -765,12 +794,23 @@ impl Tx<'_> {
     /// a view's own schema then and its base as that version showed it (the version of its
     /// base it recorded). A snapshot has one version.
     pub(crate) fn load_at(&self, id: TableId, shown: &Path, at: Option<Version>) -> Result<TableMeta> {
+        // One statement (on a server, one exchange): the table's row, the record of the
+        // version read and the one holding its schema when it refers to another, where its
+        // rows are, and whether anything reads it.
         let row = self
             .query_row(
-                "SELECT path, version, next_row_id, next_col_id, epoch, last_version, kind, base_id, base_version, filter
-                 FROM _tabula_tables WHERE id = ?1",
-                &[id.0.into()],
-                10,
+                "SELECT t.path, t.version, t.next_row_id, t.next_col_id, t.epoch, t.last_version, t.kind, t.base_id,
+                 t.base_version, t.filter, v.schema, r.schema, m.value,
+                 CASE WHEN EXISTS (SELECT 1 FROM _tabula_tables d WHERE d.base_id = t.id) THEN 1 ELSE 0 END
+                 FROM _tabula_tables t
+                 LEFT JOIN _tabula_versions v ON v.table_id = t.id AND v.version =
+                   CASE WHEN t.kind IN ('table', 'view') THEN coalesce(CAST(?2 AS BIGINT), t.version) ELSE t.version END
+                 LEFT JOIN _tabula_versions r ON r.table_id = t.id AND r.version =
+                   CASE WHEN substr(v.schema, 1, 1) = '@' THEN CAST(substr(v.schema, 2) AS BIGINT) END
+                 LEFT JOIN _tabula_meta m ON m.key = 'phys:' || t.id
+                 WHERE t.id = ?1",
+                &[id.0.into(), at.map(|v| v.0 as i64).into()],
+                14,
             )?
             .ok_or_else(|| {
                 err!(
@@ -786,13 +826,28 @@ impl Tx<'_> {
             (Some(v), "table" | "view") => v,
             _ => current,
         };
-        let mut schema = self.schema_at(id, version)?;
+        let text = row.opt_text(10)?.ok_or_else(|| err!(NotFound, "version {version} does not exist"))?;
+        let text = match schema_ref(&text, version)? {
+            None => text,
+            Some(held) => match row.opt_text(11)? {
+                None => return Err(err!(NotFound, "version {held} does not exist")),
+                Some(text) if text.starts_with('@') => {
+                    return Err(err!(
+                        Storage,
+                        "version {held} refers to another version's schema too; the catalog may be damaged"
+                    ))
+                }
+                Some(text) => text,
+            },
+        };
+        let mut schema = parse_schema(&text, version)?;
+        let phys = row.opt_text(12)?.unwrap_or_else(|| phys_name(id));
+        let has_dependents = row.int(13)? != 0;
         let mut base_phys = None;
         let mut layers = Vec::new();
         let mut root_at = None;
         let mut root = None;
         let mut view_filter = None;
-        let phys = self.phys_of(id)?;
         let kind = match kind.as_str() {
             "view" => {
                 let base = TableId(
@@ -895,6 +950,7 @@ impl Tx<'_> {
             root_at,
             root,
             view_filter,
+            has_dependents,
             layout: self.layout,
         })
     }
@@ -912,14 +968,7 @@ impl Tx<'_> {
                 ));
             }
         }
-        serde_json::from_str(&text).map_err(|e| {
-            err!(Storage, "the stored schema of version {version} does not parse ({e}); the catalog may be damaged")
-        })
-    }
-
-    /// The version whose record holds the schema of `version`.
-    fn schema_version(&self, id: TableId, version: Version) -> Result<Version> {
-        Ok(schema_ref(&self.schema_text(id, version)?, version)?.unwrap_or(version))
+        parse_schema(&text, version)
     }
 
     /// The stored schema text of `version`: JSON, or `@N` for the schema of version N.
@@ -939,17 +988,33 @@ impl Tx<'_> {
     /// [`SPARE_TABLES`]; others are dropped, on a server only after the readers that began
     /// before have had time to finish (see `Tx::to_trash`).
     pub(crate) fn drop_table(&self, id: TableId) -> Result<()> {
-        let phys = self.phys_of(id)?;
-        let kind = self.query_row("SELECT kind FROM _tabula_tables WHERE id = ?1", &[id.0.into()], 1)?;
-        let kind = kind.map(|r| r.text(0)).transpose()?;
-        self.execute("DELETE FROM _tabula_tables WHERE id = ?1", &[id.0.into()])?;
-        self.execute("DELETE FROM _tabula_versions WHERE table_id = ?1", &[id.0.into()])?;
-        self.execute("DELETE FROM _tabula_meta WHERE key = 'phys:' || ?1", &[id.0.into()])?;
-        self.forget_follows(id)?;
-        let spares =
-            self.query_i64("SELECT count(*) FROM _tabula_meta WHERE key >= 'spare:' AND key < 'spare;'", &[])?;
+        let found = self.query_row(
+            "SELECT t.kind, m.value FROM _tabula_tables t LEFT JOIN _tabula_meta m ON m.key = 'phys:' || t.id
+             WHERE t.id = ?1",
+            &[id.0.into()],
+            2,
+        )?;
+        let (kind, phys) = match found {
+            Some(row) => (Some(row.text(0)?), row.opt_text(1)?.unwrap_or_else(|| phys_name(id))),
+            None => (None, phys_name(id)),
+        };
+        // One batch (on a server, one exchange); an id is a number, written as it is.
+        let n = id.0;
+        let mut forget = format!(
+            "DELETE FROM _tabula_tables WHERE id = {n};
+             DELETE FROM _tabula_versions WHERE table_id = {n};
+             DELETE FROM _tabula_meta WHERE key = 'phys:{n}';"
+        );
+        if self.has_format(4)? {
+            forget.push_str(&format!("DELETE FROM _tabula_follows WHERE view_id = {n};"));
+        }
+        self.execute_batch(&forget)?;
         // A server's DDL is transactional and does not scan a schema catalog: no spares there.
-        if kind.as_deref() == Some("table") && spares < SPARE_TABLES && !self.on_server() {
+        if kind.as_deref() == Some("table")
+            && !self.on_server()
+            && self.query_i64("SELECT count(*) FROM _tabula_meta WHERE key >= 'spare:' AND key < 'spare;'", &[])?
+                < SPARE_TABLES
+        {
             let present = self.present_columns(&phys)?;
             if present.len() >= 3 && present[..3].iter().map(|(n, _)| n.as_str()).eq(["_id", "_vmin", "_vmax"]) {
                 let key = self.key_index_columns(&phys)?;
@@ -992,6 +1057,10 @@ impl Tx<'_> {
     /// Makes the new table `id` keep its rows in a spare physical table with exactly the
     /// columns and key index of `signature`, if there is one; false when there is none.
     fn reuse_spare(&self, id: TableId, signature: &str) -> Result<bool> {
+        if self.on_server() {
+            // None are kept there (see `Tx::drop_table`).
+            return Ok(false);
+        }
         let (from, to) = spare_range(signature);
         let key = self.query_row(
             "SELECT key FROM _tabula_meta WHERE key >= ?1 AND key < ?2 LIMIT 1",
@@ -1006,7 +1075,9 @@ impl Tx<'_> {
         Ok(true)
     }
 
-    /// The physical table holding table `id`'s rows (or a view's own columns).
+    /// The physical table holding table `id`'s rows (or a view's own columns); for tests
+    /// (calls learn it with the rest of a table's metadata, `Tx::load_at`).
+    #[cfg(all(test, feature = "postgres"))]
     pub(crate) fn phys_of(&self, id: TableId) -> Result<String> {
         let mapped = self.query_row("SELECT value FROM _tabula_meta WHERE key = 'phys:' || ?1", &[id.0.into()], 1)?;
         Ok(match mapped {
@@ -1035,10 +1106,14 @@ impl Tx<'_> {
     /// Marks the file as needing format `n` at least (a build that reads only older formats
     /// then refuses it, instead of misreading it).
     pub(super) fn require_format(&self, n: i64) -> Result<()> {
+        if self.has_format(n)? {
+            return Ok(());
+        }
         self.execute(
             "UPDATE _tabula_meta SET value = ?1 WHERE key = 'format_version' AND CAST(value AS INTEGER) < ?2",
             &[n.to_string().into(), n.into()],
         )?;
+        self.format.exact.set(Some(n));
         Ok(())
     }
 
@@ -1076,34 +1151,50 @@ impl Tx<'_> {
     /// Records a version. `current` is the table's version before it, whose schema a data
     /// change keeps: its record then holds `@N`, N the version that stores that schema.
     fn insert_version(&self, id: TableId, rec: &VersionRecord, current: Option<Version>) -> Result<()> {
-        let schema = match (&rec.schema, current) {
-            (Some(schema), _) => serde_json::to_string(schema)
-                .map_err(|e| err!(Storage, "could not serialize the schema of version {} ({e})", rec.version))?,
-            (None, Some(current)) => {
-                // A file of format 1 is read by Tabulas that expect JSON in every record:
-                // from its first reference on, it says it is format 2.
-                self.require_format(2)?;
-                format!("@{}", self.schema_version(id, current)?.0)
+        let mut values: Vec<crate::types::Value> = vec![
+            id.0.into(),
+            (rec.version.0 as i64).into(),
+            rec.created_at.into(),
+            rec.change.as_str().into(),
+            rec.detail.as_str().into(),
+            (rec.inserted as i64).into(),
+            (rec.updated as i64).into(),
+            (rec.deleted as i64).into(),
+            rec.rowids.map(|r| r.0).into(),
+            rec.rowids.map(|r| r.1).into(),
+        ];
+        let columns = "INSERT INTO _tabula_versions(table_id, version, created_at, change, detail, inserted, updated, \
+                       deleted, first_rowid, last_rowid, schema)";
+        let current = match (&rec.schema, current) {
+            (Some(schema), _) => {
+                let schema = serde_json::to_string(schema)
+                    .map_err(|e| err!(Storage, "could not serialize the schema of version {} ({e})", rec.version))?;
+                values.push(schema.into());
+                self.execute(&format!("{columns} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"), &values)?;
+                return Ok(());
             }
+            (None, Some(current)) => current,
             (None, None) => return Err(err!(Storage, "version {} has no schema to refer to", rec.version)),
         };
-        self.execute(
-            "INSERT INTO _tabula_versions(table_id, version, created_at, change, detail, inserted, updated, deleted,
-             first_rowid, last_rowid, schema) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            &[
-                id.0.into(),
-                (rec.version.0 as i64).into(),
-                rec.created_at.into(),
-                rec.change.as_str().into(),
-                rec.detail.as_str().into(),
-                (rec.inserted as i64).into(),
-                (rec.updated as i64).into(),
-                (rec.deleted as i64).into(),
-                rec.rowids.map(|r| r.0).into(),
-                rec.rowids.map(|r| r.1).into(),
-                schema.into(),
-            ],
+        // A file of format 1 is read by Tabulas that expect JSON in every record: from its
+        // first reference on, it says it is format 2.
+        self.require_format(2)?;
+        // The record refers to the one holding the schema of `current`: `current`'s own, or
+        // the one `current` refers to (found in the same statement).
+        values.push((current.0 as i64).into());
+        let written = self.execute(
+            &format!(
+                "{columns} SELECT CAST(?1 AS BIGINT), CAST(?2 AS BIGINT), CAST(?3 AS BIGINT), CAST(?4 AS TEXT), \
+                 CAST(?5 AS TEXT), CAST(?6 AS BIGINT), CAST(?7 AS BIGINT), CAST(?8 AS BIGINT), CAST(?9 AS BIGINT), \
+                 CAST(?10 AS BIGINT), CASE WHEN substr(s.schema, 1, 1) = '@' THEN s.schema \
+                 ELSE '@' || CAST(s.version AS TEXT) END \
+                 FROM _tabula_versions s WHERE s.table_id = ?1 AND s.version = ?11"
+            ),
+            &values,
         )?;
+        if written == 0 {
+            return Err(err!(NotFound, "version {current} does not exist"));
+        }
         Ok(())
     }
 
@@ -1166,6 +1257,13 @@ fn latest_is_zero(top: &[(i64, Option<i64>, Option<i64>)]) -> bool {
 }
 
 /// The version a stored `@N` schema text refers to, if it is one.
+/// The stored schema `text` of `version`, parsed.
+fn parse_schema(text: &str, version: Version) -> Result<TableSchema> {
+    serde_json::from_str(text).map_err(|e| {
+        err!(Storage, "the stored schema of version {version} does not parse ({e}); the catalog may be damaged")
+    })
+}
+
 fn schema_ref(text: &str, version: Version) -> Result<Option<Version>> {
     let Some(n) = text.strip_prefix('@') else { return Ok(None) };
     n.parse::<u64>().map(|n| Some(Version(n))).map_err(|_| {

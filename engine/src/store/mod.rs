@@ -60,7 +60,7 @@ pub(crate) use fill::{Scope, Set, ViewRows, REBUILD_FROM};
 pub(crate) use follows::ViewChange;
 pub(crate) use functions::RowFunction;
 pub(crate) use locks::LockRow;
-pub(crate) use meta::{column_level, now_micros, EntryKind, Kind, TableMeta, VersionRecord, VIEW_COLUMN_IDS};
+pub(crate) use meta::{column_level, now_micros, Entry, EntryKind, Kind, TableMeta, VersionRecord, VIEW_COLUMN_IDS};
 pub(crate) use results::{args_key, ArgsKey, Results, ResultsAt};
 
 /// A connection URL as messages and reports show it: without its password
@@ -175,6 +175,19 @@ pub(crate) struct Tx<'a> {
     conn: Conn<'a>,
     /// The catalog's row layout.
     pub(crate) layout: Layout,
+    /// What this transaction knows of the catalog's format version (see
+    /// [`Tx::has_format`]).
+    format: FormatKnown,
+}
+
+/// What a transaction knows of its catalog's format version without asking: a format
+/// version only ever grows, so the version a store saw when it connected is a floor for
+/// every transaction after; and no other call changes it while this one runs (writers take
+/// turns; a read sees one state), so once read or raised here it is exact.
+#[derive(Default)]
+struct FormatKnown {
+    floor: i64,
+    exact: std::cell::Cell<Option<i64>>,
 }
 
 /// The transaction a [`Tx`] runs on.
@@ -592,7 +605,7 @@ impl SqliteStore {
         let mut conn = self.lock()?;
         let tx =
             conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| storage(&self.location, e))?;
-        let tx = Tx { conn: Conn::Sqlite(tx), layout: self.layout };
+        let tx = Tx { conn: Conn::Sqlite(tx), layout: self.layout, format: FormatKnown::default() };
         let out = f(&tx)?;
         tx.commit().map_err(|e| e.context(format_args!("catalog '{}'", self.location)))?;
         Ok(out)
@@ -624,7 +637,7 @@ impl SqliteStore {
         f: impl FnOnce(&Tx) -> Result<T>,
     ) -> Result<T> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(|e| storage(location, e))?;
-        let tx = Tx { conn: Conn::Sqlite(tx), layout };
+        let tx = Tx { conn: Conn::Sqlite(tx), layout, format: FormatKnown::default() };
         let out = f(&tx)?;
         // Nothing was written; ending the read transaction cannot lose anything.
         tx.rollback()?;
@@ -829,8 +842,9 @@ impl<'a> Tx<'a> {
 
     /// A transaction on a PostgreSQL catalog.
     #[cfg(feature = "postgres")]
-    fn on_postgres(tx: pg::PgTx<'a>) -> Tx<'a> {
-        Tx { conn: Conn::Postgres(tx), layout: Layout::Zero }
+    /// A transaction on a server whose catalog has format `floor` at least.
+    fn on_postgres(tx: pg::PgTx<'a>, floor: i64) -> Tx<'a> {
+        Tx { conn: Conn::Postgres(tx), layout: Layout::Zero, format: FormatKnown { floor, exact: Default::default() } }
     }
 
     /// Ends the transaction, undoing what it wrote.

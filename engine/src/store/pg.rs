@@ -20,6 +20,9 @@ use crate::types::{ColumnType, Value};
 pub(crate) struct Conn {
     client: postgres::Client,
     prepared: std::collections::HashMap<String, postgres::Statement>,
+    /// Exchanges with the server (a message sent, its answer awaited) made on this
+    /// connection, added to its store's count (see [`PgStore::exchanges`]).
+    exchanges: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Statements a connection keeps prepared; past it, it starts over.
@@ -27,7 +30,12 @@ const PREPARED: usize = 512;
 
 impl Conn {
     pub(crate) fn new(client: postgres::Client) -> Conn {
-        Conn { client, prepared: std::collections::HashMap::new() }
+        Conn { client, prepared: std::collections::HashMap::new(), exchanges: Default::default() }
+    }
+
+    /// Counts `n` exchanges with the server.
+    fn exchanged(&self, n: u64) {
+        self.exchanges.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Forgets the statements prepared on this connection whose SQL names `table`: a table
@@ -42,6 +50,7 @@ impl Conn {
         if let Some(stmt) = self.prepared.get(sql) {
             return Ok(stmt.clone());
         }
+        self.exchanged(1);
         let stmt = self.client.prepare(&server_sql(sql))?;
         if self.prepared.len() >= PREPARED {
             self.prepared.clear();
@@ -70,7 +79,10 @@ pub(crate) struct PgTx<'a> {
 impl<'a> PgTx<'a> {
     /// Begins a transaction on `client` with `begin` (`BEGIN ...`).
     pub(crate) fn begin(client: &'a RefCell<Conn>, location: String, begin: &str) -> Result<PgTx<'a>> {
-        client.borrow_mut().client.batch_execute(begin).map_err(|e| pg_error(&location, e))?;
+        let mut conn = client.borrow_mut();
+        conn.exchanged(1);
+        conn.client.batch_execute(begin).map_err(|e| pg_error(&location, e))?;
+        drop(conn);
         Ok(PgTx {
             client,
             location,
@@ -90,7 +102,9 @@ impl<'a> PgTx<'a> {
     pub(crate) fn commit(mut self) -> Result<()> {
         self.build_deferred()?;
         self.done = true;
-        self.client.borrow_mut().client.batch_execute("COMMIT").map_err(|e| match connection_lost(&e) {
+        let mut conn = self.client.borrow_mut();
+        conn.exchanged(1);
+        conn.client.batch_execute("COMMIT").map_err(|e| match connection_lost(&e) {
             true => err!(
                 Disconnected,
                 "catalog '{}': the connection to the server was lost while committing ({e}): the call may have \
@@ -132,6 +146,7 @@ impl<'a> PgTx<'a> {
         let (mut conn, stmt) = self.prepared(sql)?;
         let bound = bind_all(stmt.params(), params)?;
         let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
+        conn.exchanged(1);
         conn.client.execute(&stmt, &refs).map_err(|e| self.fail(e))
     }
 
@@ -141,6 +156,7 @@ impl<'a> PgTx<'a> {
         let (mut conn, stmt) = self.prepared(sql)?;
         let bound = bind_arrays(stmt.params(), arrays)?;
         let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
+        conn.exchanged(1);
         conn.client.execute(&stmt, &refs).map_err(|e| self.fail(e))
     }
 
@@ -154,6 +170,7 @@ impl<'a> PgTx<'a> {
     ) -> Result<()> {
         let (mut conn, stmt) = self.prepared(sql)?;
         let bound = bind_arrays(stmt.params(), arrays)?;
+        conn.exchanged(1);
         let rows = conn.client.query_raw(&stmt, bound.iter().map(|b| b as &dyn ToSql)).map_err(|e| self.fail(e))?;
         self.each_row(rows, types, each)
     }
@@ -182,7 +199,9 @@ impl<'a> PgTx<'a> {
 
     /// Runs statements without parameters, separated by `;`.
     pub(crate) fn execute_batch(&self, sql: &str) -> Result<()> {
-        self.client.borrow_mut().client.batch_execute(sql).map_err(|e| self.fail(e))
+        let mut conn = self.client.borrow_mut();
+        conn.exchanged(1);
+        conn.client.batch_execute(sql).map_err(|e| self.fail(e))
     }
 
     /// Runs a query and calls `each` with every row decoded by `types` (one a result
@@ -196,6 +215,7 @@ impl<'a> PgTx<'a> {
     ) -> Result<()> {
         let (mut conn, stmt) = self.prepared(sql)?;
         let bound = bind_all(stmt.params(), params)?;
+        conn.exchanged(1);
         let rows = conn.client.query_raw(&stmt, bound.iter().map(|b| b as &dyn ToSql)).map_err(|e| self.fail(e))?;
         self.each_row(rows, types, each)
     }
@@ -219,6 +239,7 @@ impl<'a> PgTx<'a> {
         let (mut conn, stmt) = self.prepared(sql)?;
         let bound = bind_all(stmt.params(), params)?;
         let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
+        conn.exchanged(3);
         conn.client.batch_execute("SET LOCAL enable_sort = off").map_err(|e| self.fail(e))?;
         let rows = conn.client.query(&stmt, &refs).map_err(|e| self.fail(e))?;
         conn.client.batch_execute("RESET enable_sort").map_err(|e| self.fail(e))?;
@@ -273,6 +294,8 @@ impl PgTx<'_> {
             .map_err(|e| self.fail(e))?;
         let types = insert.params().to_vec();
         let copy = conn.prepare(&format!("COPY {table}({list}) FROM STDIN BINARY")).map_err(|e| self.fail(e))?;
+        // One exchange starts the copy, one ends it.
+        conn.exchanged(2);
         let mut sink = conn.client.copy_in(&copy).map_err(|e| self.fail(e))?;
         let sent = |e: std::io::Error| err!(Storage, "catalog '{}': a copy into '{table}' failed ({e})", self.location);
         // PostgreSQL's binary copy format: a header, then each row its field count and each
@@ -383,7 +406,9 @@ impl Drop for PgTx<'_> {
     fn drop(&mut self) {
         if !self.done {
             // A failed call: nothing it did stays. A broken connection rolls back by itself.
-            let _ = self.client.borrow_mut().client.batch_execute("ROLLBACK");
+            let mut conn = self.client.borrow_mut();
+            conn.exchanged(1);
+            let _ = conn.client.batch_execute("ROLLBACK");
         }
     }
 }
@@ -404,6 +429,12 @@ pub(crate) struct PgStore {
     copy_fills_from: i64,
     /// How Tabula tests a view filter the server cannot run (see [`super::RowTest`]).
     row_test: Option<super::RowTest>,
+    /// Exchanges with the server on every connection of this store (see
+    /// [`PgStore::exchanges`]).
+    exchanges: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The catalog's format version when this store connected: it has that one at least
+    /// (a format version only grows).
+    format_floor: i64,
 }
 
 impl PgStore {
@@ -431,6 +462,8 @@ impl PgStore {
             busy_timeout,
             copy_fills_from: super::fill::REBUILD_FROM as i64,
             row_test: None,
+            exchanges: Default::default(),
+            format_floor: 0,
         };
         let location = store.location.clone();
         if read_only {
@@ -454,10 +487,10 @@ impl PgStore {
                     super::FORMAT_VERSION
                 ));
             }
-            return Ok(store);
+            return Ok(PgStore { format_floor: found, ..store });
         }
         // Two processes creating the same catalog: one waits for the other (the write lock).
-        store.write(|tx| {
+        let found = store.write(|tx| {
             utf8_database(tx, &location)?;
             let has_meta = "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '_tabula_meta'";
             if tx.query_i64(has_meta, &[])? == 0 {
@@ -468,19 +501,19 @@ impl PgStore {
                     "INSERT INTO _tabula_meta(key, value) VALUES ('format_version', ?1), ('live_vmax', '0')",
                     &[super::FORMAT_VERSION.to_string().into()],
                 )?;
-            } else {
-                let found = tx.format_version()?;
-                if found > super::FORMAT_VERSION {
-                    return Err(err!(
-                        FormatTooNew,
-                        "catalog '{location}' has format version {found}, newer than this Tabula reads ({}); upgrade tabula",
-                        super::FORMAT_VERSION
-                    ));
-                }
+                return Ok(super::FORMAT_VERSION);
             }
-            Ok(())
+            let found = tx.format_version()?;
+            if found > super::FORMAT_VERSION {
+                return Err(err!(
+                    FormatTooNew,
+                    "catalog '{location}' has format version {found}, newer than this Tabula reads ({}); upgrade tabula",
+                    super::FORMAT_VERSION
+                ));
+            }
+            Ok(found)
         })?;
-        Ok(store)
+        Ok(PgStore { format_floor: found, ..store })
     }
 
     /// The server and database, as messages name them.
@@ -495,7 +528,22 @@ impl PgStore {
                 return Ok((conn, true));
             }
         }
-        super::tls::connect(&self.url).map(|client| (Conn::new(client), false))
+        self.new_conn().map(|conn| (conn, false))
+    }
+
+    /// A new connection, its exchanges counted in this store's.
+    fn new_conn(&self) -> Result<Conn> {
+        let mut conn = Conn::new(super::tls::connect(&self.url)?);
+        conn.exchanges = self.exchanges.clone();
+        Ok(conn)
+    }
+
+    /// How many exchanges with the server (a message sent, its answer awaited: one round
+    /// trip each) this catalog's calls have made so far, connecting aside. On a server
+    /// across a network each costs a round trip's latency, whatever the statement.
+    #[cfg(test)]
+    pub(crate) fn exchanges(&self) -> u64 {
+        self.exchanges.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn put(&self, client: Conn) {
@@ -538,42 +586,47 @@ impl PgStore {
         self.run("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", false, f)
     }
 
+    /// Runs `f` in a transaction begun with `begin`; a write's begins by taking the
+    /// catalog's write lock, in the same exchange.
     fn run<T>(&self, begin: &str, write: bool, f: impl FnOnce(&super::Tx) -> Result<T>) -> Result<T> {
+        let begin = match write {
+            true => {
+                // 0 would be no timeout at all on a server.
+                let ms = self.busy_timeout.as_millis().clamp(1, i32::MAX as u128);
+                format!(
+                    "{begin}; SET LOCAL lock_timeout = '{ms}ms'; \
+                     SELECT pg_advisory_xact_lock(hashtext('tabula:' || current_schema()))"
+                )
+            }
+            false => begin.to_string(),
+        };
         let (conn, idle) = self.client()?;
         let client = RefCell::new(conn);
         let out = (|| {
-            let began = match PgTx::begin(&client, self.location.clone(), begin) {
+            let began = match PgTx::begin(&client, self.location.clone(), &begin) {
                 // An idle connection the server or a proxy closed meanwhile (a restart, an
                 // idle timeout) shows it only when used: nothing ran yet, so a new one
                 // takes its place.
                 Err(e) if idle && client.borrow().client.is_closed() => {
                     drop(e);
-                    *client.borrow_mut() = Conn::new(super::tls::connect(&self.url)?);
-                    PgTx::begin(&client, self.location.clone(), begin)
+                    *client.borrow_mut() = self.new_conn()?;
+                    PgTx::begin(&client, self.location.clone(), &begin)
                 }
                 began => began,
             };
-            let mut began = began?;
+            let mut began = began.map_err(|e| match e.code() {
+                crate::error::ErrorCode::Busy => err!(
+                    Busy,
+                    "catalog '{}': another writer held the catalog's write lock longer than this connection \
+                     waits ({:?}); retry the call, or wait longer with OpenOptions::busy_timeout",
+                    self.location,
+                    self.busy_timeout
+                ),
+                _ => e,
+            })?;
             began.copy_fills_from = self.copy_fills_from;
             began.row_test = self.row_test;
-            let tx = super::Tx::on_postgres(began);
-            if write {
-                // 0 would be no timeout at all on a server.
-                let ms = self.busy_timeout.as_millis().clamp(1, i32::MAX as u128);
-                let lock = format!(
-                    "SET LOCAL lock_timeout = '{ms}ms'; SELECT pg_advisory_xact_lock(hashtext('tabula:' || current_schema()))"
-                );
-                tx.execute_batch(&lock).map_err(|e| match e.code() {
-                    crate::error::ErrorCode::Busy => err!(
-                        Busy,
-                        "catalog '{}': another writer held the catalog's write lock longer than this connection \
-                         waits ({:?}); retry the call, or wait longer with OpenOptions::busy_timeout",
-                        self.location,
-                        self.busy_timeout
-                    ),
-                    _ => e,
-                })?;
-            }
+            let tx = super::Tx::on_postgres(began, self.format_floor);
             let out = f(&tx)?;
             tx.commit()?;
             Ok(out)
@@ -1612,6 +1665,116 @@ mod tests {
             "{computed}"
         );
         drop(server);
+        admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+    }
+
+    /// The exchanges with the server (each a round trip's latency on a network: a test
+    /// server across a network answers in 0.5-1 ms) that the small calls a test suite or a
+    /// service makes over and over cost. Each was 1.5-2x as many before a call's metadata
+    /// came in one statement and a write's lock with its `BEGIN`.
+    #[test]
+    #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
+    fn small_calls_take_few_exchanges_with_the_server() {
+        use crate::{col, row, Catalog, ColumnType, Force, IfExists, Schema};
+        let (mut admin, schema) = server();
+        let cat = Catalog::connect(&url_in(&schema)).unwrap();
+        let super::super::Store::Postgres(pg) = cat.store() else { panic!("a server catalog") };
+        let shape = || Schema::new().required("k", ColumnType::Int).nullable("s", ColumnType::String);
+        // What `call(n)` costs the second time (the first prepares its statements on the
+        // connection, as a service's first calls do); `setup(n)` runs first, not counted.
+        let cost = |setup: &dyn Fn(usize), call: &dyn Fn(usize)| {
+            setup(0);
+            call(0);
+            setup(1);
+            let before = pg.exchanges();
+            call(1);
+            pg.exchanges() - before
+        };
+        let none = |_: usize| {};
+        cat.create_dir("d", IfExists::Error).unwrap();
+        let t = cat.create_table("d/t", shape(), IfExists::Error).unwrap();
+        let costs = [
+            ("create_dir", cost(&none, &|n| cat.create_dir(format!("e{n}"), IfExists::Error).unwrap())),
+            (
+                "create_table",
+                cost(&none, &|n| {
+                    cat.create_table(format!("d/t{n}"), shape(), IfExists::Error).unwrap();
+                }),
+            ),
+            (
+                "get_table",
+                cost(&none, &|_| {
+                    cat.get_table("d/t").unwrap();
+                }),
+            ),
+            (
+                "insert of a row",
+                cost(&none, &|n| {
+                    t.insert([row! {"k" => n as i64, "s" => "a"}]).unwrap();
+                }),
+            ),
+            (
+                "insert of 10 rows",
+                cost(&none, &|_| {
+                    t.insert((0..10).map(|k| row! {"k" => k})).unwrap();
+                }),
+            ),
+            (
+                "count",
+                cost(&none, &|_| {
+                    t.count().unwrap();
+                }),
+            ),
+            (
+                "collect",
+                cost(&none, &|_| {
+                    t.select_all().collect().unwrap();
+                }),
+            ),
+            (
+                "delete",
+                cost(&none, &|n| {
+                    t.delete(col("k").eq(n as i64)).unwrap();
+                }),
+            ),
+            (
+                "drop_table",
+                cost(
+                    &|n| {
+                        cat.create_table(format!("d/x{n}"), shape(), IfExists::Error).unwrap();
+                    },
+                    &|n| cat.drop_table(format!("d/x{n}"), Force::No).unwrap(),
+                ),
+            ),
+            (
+                "drop_dir of a table",
+                cost(
+                    &|n| {
+                        cat.create_table(format!("e{n}/t"), shape(), IfExists::Error).unwrap();
+                    },
+                    &|n| cat.drop_dir(format!("e{n}"), Force::Yes).unwrap(),
+                ),
+            ),
+        ];
+        // BEGIN with the lock, what the call reads and writes, COMMIT (a count and a read are
+        // a read transaction). A drop files the table as trash, and drops (one more
+        // exchange) the trash no session can read any more, which depends on the other
+        // tests' sessions: one exchange more or less.
+        let expected = [
+            ("create_dir", 4..=4),
+            ("create_table", 7..=7),
+            ("get_table", 3..=3),
+            ("insert of a row", 8..=8),
+            ("insert of 10 rows", 8..=8),
+            ("count", 4..=4),
+            ("collect", 4..=4),
+            ("delete", 7..=7),
+            ("drop_table", 8..=9),
+            ("drop_dir of a table", 12..=13),
+        ];
+        let wrong = costs.iter().zip(&expected).filter(|((_, n), (_, ok))| !ok.contains(n)).count();
+        assert_eq!(wrong, 0, "exchanges a call: {costs:?}, expected {expected:?}");
+        drop(cat);
         admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
     }
 
