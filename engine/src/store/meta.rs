@@ -1151,6 +1151,20 @@ impl Tx<'_> {
     /// Records a version. `current` is the table's version before it, whose schema a data
     /// change keeps: its record then holds `@N`, N the version that stores that schema.
     fn insert_version(&self, id: TableId, rec: &VersionRecord, current: Option<Version>) -> Result<()> {
+        let (sql, values, refers) = self.version_insert(id, rec, current)?;
+        let written = self.execute(&sql, &values)?;
+        missing_reference(written, refers)
+    }
+
+    /// The statement recording `rec` as a version of table `id` (parameters `?1..?11`), and
+    /// the version whose schema it refers to (`current`'s) when it keeps the schema: the
+    /// statement then writes nothing if that version has no record.
+    fn version_insert(
+        &self,
+        id: TableId,
+        rec: &VersionRecord,
+        current: Option<Version>,
+    ) -> Result<(String, Vec<crate::types::Value>, Option<Version>)> {
         let mut values: Vec<crate::types::Value> = vec![
             id.0.into(),
             (rec.version.0 as i64).into(),
@@ -1170,8 +1184,7 @@ impl Tx<'_> {
                 let schema = serde_json::to_string(schema)
                     .map_err(|e| err!(Storage, "could not serialize the schema of version {} ({e})", rec.version))?;
                 values.push(schema.into());
-                self.execute(&format!("{columns} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"), &values)?;
-                return Ok(());
+                return Ok((format!("{columns} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"), values, None));
             }
             (None, Some(current)) => current,
             (None, None) => return Err(err!(Storage, "version {} has no schema to refer to", rec.version)),
@@ -1182,31 +1195,36 @@ impl Tx<'_> {
         // The record refers to the one holding the schema of `current`: `current`'s own, or
         // the one `current` refers to (found in the same statement).
         values.push((current.0 as i64).into());
-        let written = self.execute(
-            &format!(
-                "{columns} SELECT CAST(?1 AS BIGINT), CAST(?2 AS BIGINT), CAST(?3 AS BIGINT), CAST(?4 AS TEXT), \
-                 CAST(?5 AS TEXT), CAST(?6 AS BIGINT), CAST(?7 AS BIGINT), CAST(?8 AS BIGINT), CAST(?9 AS BIGINT), \
-                 CAST(?10 AS BIGINT), CASE WHEN substr(s.schema, 1, 1) = '@' THEN s.schema \
-                 ELSE '@' || CAST(s.version AS TEXT) END \
-                 FROM _tabula_versions s WHERE s.table_id = ?1 AND s.version = ?11"
-            ),
-            &values,
-        )?;
-        if written == 0 {
-            return Err(err!(NotFound, "version {current} does not exist"));
-        }
-        Ok(())
+        let sql = format!(
+            "{columns} SELECT CAST(?1 AS BIGINT), CAST(?2 AS BIGINT), CAST(?3 AS BIGINT), CAST(?4 AS TEXT), \
+             CAST(?5 AS TEXT), CAST(?6 AS BIGINT), CAST(?7 AS BIGINT), CAST(?8 AS BIGINT), CAST(?9 AS BIGINT), \
+             CAST(?10 AS BIGINT), CASE WHEN substr(s.schema, 1, 1) = '@' THEN s.schema \
+             ELSE '@' || CAST(s.version AS TEXT) END \
+             FROM _tabula_versions s WHERE s.table_id = ?1 AND s.version = ?11"
+        );
+        Ok((sql, values, Some(current)))
     }
 
     /// Records a new version of `meta`'s table and makes it current; `meta` carries the
-    /// counters (next row and column ids) as they are after the change.
+    /// counters (next row and column ids) as they are after the change. On a server, in one
+    /// statement (one exchange: PostgreSQL runs an `INSERT` inside a `WITH`).
     pub(crate) fn commit_version(&self, meta: &TableMeta, rec: &VersionRecord) -> Result<()> {
-        self.insert_version(meta.id, rec, Some(meta.version))?;
-        self.execute(
-            "UPDATE _tabula_tables SET version = ?2, next_row_id = ?3, next_col_id = ?4,
+        let (insert, mut values, refers) = self.version_insert(meta.id, rec, Some(meta.version))?;
+        let n = values.len();
+        values.push(meta.next_row_id.into());
+        values.push(meta.next_col_id.into());
+        let update = format!(
+            "UPDATE _tabula_tables SET version = ?2, next_row_id = ?{}, next_col_id = ?{},
              last_version = CASE WHEN last_version > ?2 THEN last_version ELSE ?2 END WHERE id = ?1",
-            &[meta.id.0.into(), (rec.version.0 as i64).into(), meta.next_row_id.into(), meta.next_col_id.into()],
-        )?;
+            n + 1,
+            n + 2
+        );
+        if self.on_server() {
+            let both = format!("WITH recorded AS ({insert} RETURNING 1) {update} AND EXISTS (SELECT 1 FROM recorded)");
+            return missing_reference(self.execute(&both, &values)?, refers);
+        }
+        missing_reference(self.execute(&insert, &values[..n])?, refers)?;
+        self.execute(&update, &values)?;
         Ok(())
     }
 
@@ -1257,6 +1275,15 @@ fn latest_is_zero(top: &[(i64, Option<i64>, Option<i64>)]) -> bool {
 }
 
 /// The version a stored `@N` schema text refers to, if it is one.
+/// The error for a version record that wrote nothing because the version whose schema it
+/// refers to has no record.
+fn missing_reference(written: u64, refers: Option<Version>) -> Result<()> {
+    match refers {
+        Some(current) if written == 0 => Err(err!(NotFound, "version {current} does not exist")),
+        _ => Ok(()),
+    }
+}
+
 /// The stored schema `text` of `version`, parsed.
 fn parse_schema(text: &str, version: Version) -> Result<TableSchema> {
     serde_json::from_str(text).map_err(|e| {
