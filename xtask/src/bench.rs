@@ -818,6 +818,7 @@ pub fn run(rows: u64, quick: bool, only: Option<&str>, server: Option<&str>, roo
         ("peak-rss", Box::new(move |b: &mut Bench| b.peak_rss(rss_rows))),
         ("pg-insert", Box::new(Bench::pg_insert)),
         ("pg-select", Box::new(Bench::pg_select)),
+        ("pg-small-insert", Box::new(Bench::pg_small_insert)),
         ("pg-columns", Box::new(Bench::pg_columns)),
         ("pg-namespace-cycle", Box::new(Bench::pg_namespace_cycle)),
         ("pg-template-clone", Box::new(Bench::pg_template_clone)),

@@ -30,7 +30,7 @@ enum Task {
         quick: bool,
         /// Only the workloads whose name contains this (insert, select, builtin-column,
         /// udf-column, udf-concurrency, preview, revert, namespace-cycle, apply-nothing-pending, template-copy,
-        /// synth, anonymize, peak-rss; on a server: pg-insert, pg-select, pg-columns, pg-namespace-cycle,
+        /// synth, anonymize, peak-rss; on a server: pg-insert, pg-select, pg-small-insert, pg-columns, pg-namespace-cycle,
         /// pg-template-clone).
         #[arg(long)]
         only: Option<String>,

@@ -144,6 +144,45 @@ impl Bench {
         Ok(())
     }
 
+    /// One-row inserts, one call each, as a service writes: Tabula's (a transaction that
+    /// takes the catalog's lock, reads the table's metadata, appends, records the version)
+    /// against the raw side's prepared `INSERT` in autocommit, one exchange. A call on a
+    /// server costs mostly its exchanges (`small_calls_take_few_exchanges_with_the_server`
+    /// counts Tabula's: 5).
+    pub(super) fn pg_small_insert(&mut self) -> Result<()> {
+        let env = TestEnv::on_server(self.server()?)?;
+        let table = env.catalog().create_table("t", schema(), IfExists::Error)?;
+        let mut client = raw_client(&env)?;
+        client.batch_execute(&format!("CREATE TABLE raw{RAW_TABLE}")).map_err(err)?;
+        let stmt = client.prepare("INSERT INTO raw(id, n, text) VALUES ($1, $2, $3)").map_err(err)?;
+        let calls: u64 = if self.reps == 1 { 20 } else { 200 };
+        let (mut t, mut r) = (Vec::new(), Vec::new());
+        for rep in 0..self.reps {
+            for side in [rep % 2, 1 - rep % 2] {
+                if side == 0 {
+                    let one = || {
+                        for i in 0..calls {
+                            table.insert([tabula::row! {"id" => i as i64, "n" => i as i64, "text" => text(i)}])?;
+                        }
+                        Ok(())
+                    };
+                    t.push(time(one)?.0 / calls as f64);
+                } else {
+                    let one = || -> Result<()> {
+                        for i in 0..calls {
+                            let s = text(i);
+                            client.execute(&stmt, &[&(i as i64), &(i as i64), &s]).map_err(err)?;
+                        }
+                        Ok(())
+                    };
+                    r.push(time(one)?.0 / calls as f64);
+                }
+            }
+        }
+        self.ratio("PostgreSQL: insert of one row, a call (ms a call)", t, r, None);
+        Ok(())
+    }
+
     /// A computed column added to a table of the bench's rows: a builtin (`length(text)`),
     /// against `ALTER TABLE` + `UPDATE raw SET len = length(text)`; and a Rust function,
     /// against what a competent engineer writes with the `postgres` crate: read `id, text`,
