@@ -23,6 +23,10 @@ pub(crate) struct Conn {
     /// Exchanges with the server (a message sent, its answer awaited) made on this
     /// connection, added to its store's count (see [`PgStore::exchanges`]).
     exchanges: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// A page (`PgTx::query_page`) turned the planner's sorts off for the rest of the
+    /// transaction: the next page keeps them off, any other statement turns them back on
+    /// first, and the transaction's end does by itself.
+    sorts_off: bool,
 }
 
 /// Statements a connection keeps prepared; past it, it starts over.
@@ -30,7 +34,17 @@ const PREPARED: usize = 512;
 
 impl Conn {
     pub(crate) fn new(client: postgres::Client) -> Conn {
-        Conn { client, prepared: std::collections::HashMap::new(), exchanges: Default::default() }
+        Conn { client, prepared: std::collections::HashMap::new(), exchanges: Default::default(), sorts_off: false }
+    }
+
+    /// Turns the planner's sorts back on if a page turned them off.
+    fn sort_again(&mut self) -> std::result::Result<(), postgres::Error> {
+        if self.sorts_off {
+            self.exchanged(1);
+            self.client.batch_execute("RESET enable_sort")?;
+            self.sorts_off = false;
+        }
+        Ok(())
     }
 
     /// Counts `n` exchanges with the server.
@@ -81,6 +95,7 @@ impl<'a> PgTx<'a> {
     pub(crate) fn begin(client: &'a RefCell<Conn>, location: String, begin: &str) -> Result<PgTx<'a>> {
         let mut conn = client.borrow_mut();
         conn.exchanged(1);
+        conn.sorts_off = false;
         conn.client.batch_execute(begin).map_err(|e| pg_error(&location, e))?;
         drop(conn);
         Ok(PgTx {
@@ -104,6 +119,7 @@ impl<'a> PgTx<'a> {
         self.done = true;
         let mut conn = self.client.borrow_mut();
         conn.exchanged(1);
+        conn.sorts_off = false;
         conn.client.batch_execute("COMMIT").map_err(|e| match connection_lost(&e) {
             true => err!(
                 Disconnected,
@@ -133,8 +149,16 @@ impl<'a> PgTx<'a> {
         pg_error(&self.location, e)
     }
 
-    /// The connection, and `sql` prepared on it (refused first if not portable).
+    /// The connection, and `sql` prepared on it (refused first if not portable), to run with
+    /// the planner's sorts on.
     fn prepared(&self, sql: &str) -> Result<(std::cell::RefMut<'_, Conn>, postgres::Statement)> {
+        let (mut conn, stmt) = self.prepared_for_page(sql)?;
+        conn.sort_again().map_err(|e| self.fail(e))?;
+        Ok((conn, stmt))
+    }
+
+    /// [`PgTx::prepared`], leaving the planner's sorts as they are.
+    fn prepared_for_page(&self, sql: &str) -> Result<(std::cell::RefMut<'_, Conn>, postgres::Statement)> {
         self.portable(sql)?;
         let mut conn = self.client.borrow_mut();
         let stmt = conn.prepare(sql).map_err(|e| self.fail(e))?;
@@ -200,6 +224,7 @@ impl<'a> PgTx<'a> {
     /// Runs statements without parameters, separated by `;`.
     pub(crate) fn execute_batch(&self, sql: &str) -> Result<()> {
         let mut conn = self.client.borrow_mut();
+        conn.sort_again().map_err(|e| self.fail(e))?;
         conn.exchanged(1);
         conn.client.batch_execute(sql).map_err(|e| self.fail(e))
     }
@@ -229,6 +254,8 @@ impl<'a> PgTx<'a> {
     /// after `after` for each page, which makes a paged read quadratic (a stream of a
     /// 100,000-row view page by page: 8.4 ms a page instead of 0.5). Reads cannot
     /// `ANALYZE` (a read-only transaction, a read-only role), as fills do (`plan_ready`).
+    /// Sorts stay off for the pages that follow in the transaction and come back on before
+    /// any other statement (`Conn::sorts_off`): one exchange a page, not three.
     pub(crate) fn query_page(
         &self,
         sql: &str,
@@ -236,13 +263,16 @@ impl<'a> PgTx<'a> {
         types: &[Option<ColumnType>],
         mut each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
-        let (mut conn, stmt) = self.prepared(sql)?;
+        let (mut conn, stmt) = self.prepared_for_page(sql)?;
         let bound = bind_all(stmt.params(), params)?;
         let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
-        conn.exchanged(3);
-        conn.client.batch_execute("SET LOCAL enable_sort = off").map_err(|e| self.fail(e))?;
+        if !conn.sorts_off {
+            conn.exchanged(1);
+            conn.client.batch_execute("SET LOCAL enable_sort = off").map_err(|e| self.fail(e))?;
+            conn.sorts_off = true;
+        }
+        conn.exchanged(1);
         let rows = conn.client.query(&stmt, &refs).map_err(|e| self.fail(e))?;
-        conn.client.batch_execute("RESET enable_sort").map_err(|e| self.fail(e))?;
         drop(conn);
         for row in rows {
             if !each(self.decode(&row, types)?)? {
@@ -286,6 +316,7 @@ impl PgTx<'_> {
             return Err(err!(Storage, "a copy into '{table}' was given rows of the wrong width (a bug in Tabula)"));
         };
         let mut conn = self.client.borrow_mut();
+        conn.sort_again().map_err(|e| self.fail(e))?;
         // The columns' types, as the server declares them: the parameters of an insert of them.
         let places: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
         let list = columns.join(", ");
@@ -408,6 +439,7 @@ impl Drop for PgTx<'_> {
             // A failed call: nothing it did stays. A broken connection rolls back by itself.
             let mut conn = self.client.borrow_mut();
             conn.exchanged(1);
+            conn.sorts_off = false;
             let _ = conn.client.batch_execute("ROLLBACK");
         }
     }
@@ -981,6 +1013,23 @@ mod tests {
             .unwrap();
         assert!(!paged.contains("Sort") && paged.contains("Index Scan"), "{paged}");
         assert!(after.contains("Sort"), "the planner's guess, again after the page: {after}");
+        // Pages in a row turn sorts off once; the statement after them turns them back on.
+        let rows = "SELECT _rowid_ FROM fresh WHERE _rowid_ > ?1 ORDER BY _rowid_ LIMIT 10";
+        let pages_then_a_count = || {
+            let before = reader.exchanges();
+            reader
+                .read(|tx| {
+                    for after in [0, 10, 20] {
+                        tx.query_page(rows, &[Value::Int(after)], &[None], |_| Ok(true))?;
+                    }
+                    tx.query_i64("SELECT count(*) FROM fresh", &[])
+                })
+                .unwrap();
+            reader.exchanges() - before
+        };
+        pages_then_a_count();
+        // BEGIN, sorts off, 3 pages, sorts on, the count, COMMIT.
+        assert_eq!(pages_then_a_count(), 8);
         drop(reader);
         admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
     }
