@@ -840,9 +840,8 @@ impl<'a> Tx<'a> {
         }
     }
 
-    /// A transaction on a PostgreSQL catalog.
+    /// A transaction on a PostgreSQL catalog, whose format is `floor` at least.
     #[cfg(feature = "postgres")]
-    /// A transaction on a server whose catalog has format `floor` at least.
     fn on_postgres(tx: pg::PgTx<'a>, floor: i64) -> Tx<'a> {
         Tx { conn: Conn::Postgres(tx), layout: Layout::Zero, format: FormatKnown { floor, exact: Default::default() } }
     }

@@ -1717,6 +1717,18 @@ mod tests {
         admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
     }
 
+    /// What `call(1)` costs in exchanges with the server: `call(0)` ran before it, to
+    /// prepare its statements on the connection (as a service's first calls do); `setup(n)`
+    /// runs before `call(n)`, not counted.
+    fn exchanges_of<T>(pg: &PgStore, setup: impl Fn(usize), call: impl Fn(usize) -> T) -> u64 {
+        setup(0);
+        drop(call(0));
+        setup(1);
+        let before = pg.exchanges();
+        drop(call(1));
+        pg.exchanges() - before
+    }
+
     /// The exchanges with the server (each a round trip's latency on a network: a test
     /// server across a network answers in 0.5-1 ms) that the small calls a test suite or a
     /// service makes over and over cost. Each was 1.5-2x as many before a call's metadata
@@ -1729,79 +1741,35 @@ mod tests {
         let cat = Catalog::connect(&url_in(&schema)).unwrap();
         let super::super::Store::Postgres(pg) = cat.store() else { panic!("a server catalog") };
         let shape = || Schema::new().required("k", ColumnType::Int).nullable("s", ColumnType::String);
-        // What `call(n)` costs the second time (the first prepares its statements on the
-        // connection, as a service's first calls do); `setup(n)` runs first, not counted.
-        let cost = |setup: &dyn Fn(usize), call: &dyn Fn(usize)| {
-            setup(0);
-            call(0);
-            setup(1);
-            let before = pg.exchanges();
-            call(1);
-            pg.exchanges() - before
-        };
         let none = |_: usize| {};
         cat.create_dir("d", IfExists::Error).unwrap();
         let t = cat.create_table("d/t", shape(), IfExists::Error).unwrap();
         let costs = [
-            ("create_dir", cost(&none, &|n| cat.create_dir(format!("e{n}"), IfExists::Error).unwrap())),
+            ("create_dir", exchanges_of(pg, none, |n| cat.create_dir(format!("e{n}"), IfExists::Error).unwrap())),
             (
                 "create_table",
-                cost(&none, &|n| {
-                    cat.create_table(format!("d/t{n}"), shape(), IfExists::Error).unwrap();
-                }),
+                exchanges_of(pg, none, |n| cat.create_table(format!("d/t{n}"), shape(), IfExists::Error).unwrap()),
             ),
-            (
-                "get_table",
-                cost(&none, &|_| {
-                    cat.get_table("d/t").unwrap();
-                }),
-            ),
-            (
-                "insert of a row",
-                cost(&none, &|n| {
-                    t.insert([row! {"k" => n as i64, "s" => "a"}]).unwrap();
-                }),
-            ),
-            (
-                "insert of 10 rows",
-                cost(&none, &|_| {
-                    t.insert((0..10).map(|k| row! {"k" => k})).unwrap();
-                }),
-            ),
-            (
-                "count",
-                cost(&none, &|_| {
-                    t.count().unwrap();
-                }),
-            ),
-            (
-                "collect",
-                cost(&none, &|_| {
-                    t.select_all().collect().unwrap();
-                }),
-            ),
-            (
-                "delete",
-                cost(&none, &|n| {
-                    t.delete(col("k").eq(n as i64)).unwrap();
-                }),
-            ),
+            ("get_table", exchanges_of(pg, none, |_| cat.get_table("d/t").unwrap())),
+            ("insert of a row", exchanges_of(pg, none, |n| t.insert([row! {"k" => n as i64, "s" => "a"}]).unwrap())),
+            ("insert of 10 rows", exchanges_of(pg, none, |_| t.insert((0..10).map(|k| row! {"k" => k})).unwrap())),
+            ("count", exchanges_of(pg, none, |_| t.count().unwrap())),
+            ("collect", exchanges_of(pg, none, |_| t.select_all().collect().unwrap())),
+            ("delete", exchanges_of(pg, none, |n| t.delete(col("k").eq(n as i64)).unwrap())),
             (
                 "drop_table",
-                cost(
-                    &|n| {
-                        cat.create_table(format!("d/x{n}"), shape(), IfExists::Error).unwrap();
-                    },
-                    &|n| cat.drop_table(format!("d/x{n}"), Force::No).unwrap(),
+                exchanges_of(
+                    pg,
+                    |n| drop(cat.create_table(format!("d/x{n}"), shape(), IfExists::Error).unwrap()),
+                    |n| cat.drop_table(format!("d/x{n}"), Force::No).unwrap(),
                 ),
             ),
             (
                 "drop_dir of a table",
-                cost(
-                    &|n| {
-                        cat.create_table(format!("e{n}/t"), shape(), IfExists::Error).unwrap();
-                    },
-                    &|n| cat.drop_dir(format!("e{n}"), Force::Yes).unwrap(),
+                exchanges_of(
+                    pg,
+                    |n| drop(cat.create_table(format!("e{n}/t"), shape(), IfExists::Error).unwrap()),
+                    |n| cat.drop_dir(format!("e{n}"), Force::Yes).unwrap(),
                 ),
             ),
         ];
