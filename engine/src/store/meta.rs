@@ -191,7 +191,7 @@ impl TableMeta {
 
 /// The name a new table's physical table gets: `t<id>`. A table that reuses a spare physical
 /// table (see [`Tx::create_table`]) records the spare's name instead, under `phys:<id>` in
-/// `_tabula_meta`; [`Tx::phys_of`] reads it.
+/// `_tabula_meta`; [`Tx::load_at`] reads it with the rest of a table's metadata.
 fn phys_name(id: TableId) -> String {
     format!("t{}", id.0)
 }

@@ -284,7 +284,7 @@ pub(crate) fn parse_types(text: &str) -> Vec<Option<ColumnType>> {
 
 /// Whether `expr`, as a filter over the columns of `schema`, is SQL a PostgreSQL server runs
 /// with Tabula's meaning: comparisons of [`portable_operand`]s, Bool columns and literals,
-/// joined by AND, OR and NOT, IS [NOT] NULL, whether a cell failed, and `contains`,
+/// joined by AND, OR and NOT, IS \[NOT\] NULL, whether a cell failed, and `contains`,
 /// `starts_with` and `ends_with` of such text values. Anything else
 /// (functions, casts, other arithmetic) needs Tabula's SQL functions, so a server catalog
 /// evaluates it in Rust.
