@@ -1717,6 +1717,34 @@ mod tests {
         admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
     }
 
+    /// Trash is dropped in one batch whose statements name the tables: a trash entry that
+    /// names no table (a tampered catalog) fails the call that would drop it, which then
+    /// leaves everything as it was, instead of running what the entry says.
+    #[test]
+    #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
+    fn trash_that_names_no_table_fails_the_call_and_runs_nothing() {
+        use crate::{Catalog, ColumnType, Force, IfExists, Schema};
+        let (mut admin, schema) = server();
+        let cat = Catalog::connect(&url_in(&schema)).unwrap();
+        let shape = || Schema::new().required("s", ColumnType::String);
+        cat.create_table("kept", shape(), IfExists::Error).unwrap();
+        admin
+            .batch_execute(&format!(
+                "INSERT INTO {schema}._tabula_meta(key, value) VALUES ('trash:t1; DROP TABLE {schema}._tabula_dirs', '0')"
+            ))
+            .unwrap();
+        let e = cat.drop_table("kept", Force::No).unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::Storage, "{e}");
+        assert!(e.to_string().contains("the trash names 't1; DROP TABLE"), "{e}");
+        assert!(e.to_string().contains("which is no table's name"), "{e}");
+        assert!(cat.get_table("kept").is_ok(), "the failed drop left the table");
+        let dirs =
+            format!("SELECT count(*) FROM pg_tables WHERE schemaname = '{schema}' AND tablename = '_tabula_dirs'");
+        assert_eq!(admin.query_one(&dirs, &[]).unwrap().get::<_, i64>(0), 1);
+        drop(cat);
+        admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+    }
+
     /// What `call(1)` costs in exchanges with the server: `call(0)` ran before it, to
     /// prepare its statements on the connection (as a service's first calls do); `setup(n)`
     /// runs before `call(n)`, not counted.
