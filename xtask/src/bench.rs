@@ -502,6 +502,67 @@ impl Bench {
         Ok(())
     }
 
+    /// Small writes, one call each, as a service makes them: a one-row insert, an update of
+    /// one row by its key and a delete of one row, each Tabula call its own transaction (a
+    /// version), against the raw side's prepared statements in autocommit on a table with
+    /// the same index on `id` (both sides look the row up by it). What a call costs beyond
+    /// SQLite's own work: the version record, the metadata read, statement preparation.
+    fn small_writes(&mut self) -> Result<()> {
+        let calls: u64 = if self.reps == 1 { 100 } else { 1_000 };
+        let path = self.path("tabula");
+        let cat = Catalog::open(&path)?;
+        let key = Schema::new()
+            .required("id", ColumnType::Int)
+            .required("n", ColumnType::Int)
+            .required("text", ColumnType::String)
+            .primary_key(["id"]);
+        let table = cat.create_table("t", key, IfExists::Error)?;
+        let conn = raw_open(&self.path("raw"))?;
+        conn.execute_batch("CREATE TABLE t(id INTEGER NOT NULL UNIQUE, n INTEGER NOT NULL, text TEXT NOT NULL)")
+            .map_err(err)?;
+        let mut times = [(); 6].map(|_| Vec::new());
+        let per_call = |ms: f64| ms / calls as f64;
+        for rep in 0..self.reps {
+            let base = rep as u64 * calls;
+            let ids = move || (base..base + calls).map(|i| i as i64);
+            for side in [rep % 2, 1 - rep % 2] {
+                if side == 0 {
+                    let insert = || {
+                        ids().try_for_each(|i| {
+                            table.insert([tabula::row! {"id" => i, "n" => i, "text" => text(i as u64)}]).map(drop)
+                        })
+                    };
+                    times[0].push(per_call(time(insert)?.0));
+                    let update =
+                        || ids().try_for_each(|i| table.update([("n", col("n") + 1)], col("id").eq(i)).map(drop));
+                    times[2].push(per_call(time(update)?.0));
+                    let delete = || ids().try_for_each(|i| table.delete(col("id").eq(i)).map(drop));
+                    times[4].push(per_call(time(delete)?.0));
+                } else {
+                    let mut insert =
+                        conn.prepare_cached("INSERT INTO t(id, n, text) VALUES (?1, ?2, ?3)").map_err(err)?;
+                    times[1].push(per_call(
+                        time(|| {
+                            ids().try_for_each(|i| insert.execute(params![i, i, text(i as u64)]).map(drop).map_err(err))
+                        })?
+                        .0,
+                    ));
+                    let mut update = conn.prepare_cached("UPDATE t SET n = n + 1 WHERE id = ?1").map_err(err)?;
+                    times[3]
+                        .push(per_call(time(|| ids().try_for_each(|i| update.execute([i]).map(drop).map_err(err)))?.0));
+                    let mut delete = conn.prepare_cached("DELETE FROM t WHERE id = ?1").map_err(err)?;
+                    times[5]
+                        .push(per_call(time(|| ids().try_for_each(|i| delete.execute([i]).map(drop).map_err(err)))?.0));
+                }
+            }
+        }
+        let [ti, ri, tu, ru, td, rd] = times;
+        self.ratio("insert of one row, a call (ms a call)", ti, ri, None);
+        self.ratio("update of one row by key, a call (ms a call)", tu, ru, None);
+        self.ratio("delete of one row by key, a call (ms a call)", td, rd, None);
+        Ok(())
+    }
+
     fn revert(&mut self) -> Result<()> {
         let (mut t, mut r) = (Vec::new(), Vec::new());
         let batch = 1000u64;
@@ -808,6 +869,7 @@ pub fn run(rows: u64, quick: bool, only: Option<&str>, server: Option<&str>, roo
         ("udf-column", Box::new(Bench::udf_column)),
         ("udf-concurrency", Box::new(Bench::udf_concurrency)),
         ("preview", Box::new(move |b: &mut Bench| b.preview(preview_sizes))),
+        ("small-writes", Box::new(Bench::small_writes)),
         ("revert", Box::new(Bench::revert)),
         ("namespace-cycle", Box::new(Bench::namespace_cycle)),
         ("version-cost", Box::new(Bench::version_cost)),
