@@ -179,13 +179,12 @@ impl Tx<'_> {
         // Driven from the stage: each staged key is looked up through the key's index.
         self.execute(
             &format!(
-                "UPDATE {phys} SET _vmax = {} WHERE _rowid_ IN
+                "UPDATE {phys} SET _vmax = ?1 WHERE _rowid_ IN
                  (SELECT p._rowid_ FROM {STAGE} n JOIN {phys} p ON {} AND {})",
-                version.0,
                 staged.key_match("n", "p"),
                 meta.layout.is_live("p.")
             ),
-            &[],
+            &[Value::Int(version.0 as i64)],
         )
     }
 

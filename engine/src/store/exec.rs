@@ -53,14 +53,56 @@ fn damaged(i: usize, wanted: &str, found: Option<&Value>) -> crate::error::Error
     }
 }
 
-impl Tx<'_> {
+/// The statements a store runs from its caches, recorded in tests: a statement's text is
+/// its cache key (SQLite's statement cache, a server connection's prepared statements), so
+/// it must not carry values that change from call to call (a version, a row id, a page's
+/// start or size, a user's value): those are bound. Otherwise every call parses and plans
+/// its statements again (on a server, one more exchange each) and evicts the statements
+/// other calls reuse.
+#[cfg(test)]
+pub(crate) mod ran {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static RAN: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+    }
+
+    /// Notes that this thread ran `sql` from a statement cache.
+    pub(crate) fn record(sql: &str) {
+        RAN.with(|r| {
+            if let Some(ran) = r.borrow_mut().as_mut() {
+                ran.push(sql.to_string());
+            }
+        });
+    }
+
+    /// What `f` returns, and the distinct statements it ran on this thread (sorted).
+    pub(crate) fn statements_of<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+        RAN.with(|r| *r.borrow_mut() = Some(Vec::new()));
+        let out = f();
+        let mut ran = RAN.with(|r| r.borrow_mut().take()).unwrap_or_default();
+        ran.sort();
+        ran.dedup();
+        (out, ran)
+    }
+}
+
+impl<'a> Tx<'a> {
+    /// `sql` prepared on the SQLite connection, from its statement cache (see [`ran`] for
+    /// what the text may hold).
+    pub(crate) fn cached(&self, sql: &str) -> Result<rusqlite::CachedStatement<'_>> {
+        #[cfg(test)]
+        ran::record(sql);
+        self.sqlite()?.prepare_cached(sql).map_err(|e| self.fail(e))
+    }
+
     /// Runs one statement with bound values; returns the number of rows it changed.
     pub(crate) fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
         #[cfg(feature = "postgres")]
         if let Conn::Postgres(tx) = &self.conn {
             return tx.execute(sql, params);
         }
-        let mut stmt = self.sqlite()?.prepare_cached(sql).map_err(|e| self.fail(e))?;
+        let mut stmt = self.cached(sql)?;
         for (i, v) in params.iter().enumerate() {
             bind(&mut stmt, i + 1, v).map_err(|e| self.fail(e))?;
         }
@@ -166,7 +208,7 @@ impl Tx<'_> {
         if let Conn::Postgres(tx) = &self.conn {
             return tx.query_each(sql, params, types, each);
         }
-        let mut stmt = self.sqlite()?.prepare_cached(sql).map_err(|e| self.fail(e))?;
+        let mut stmt = self.cached(sql)?;
         for (i, v) in params.iter().enumerate() {
             bind(&mut stmt, i + 1, v).map_err(|e| self.fail(e))?;
         }
@@ -229,5 +271,133 @@ impl Tx<'_> {
             Ok(true)
         })?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::ran::statements_of;
+    use crate::{col, row, Catalog, ColumnOptions, ColumnType, IfExists, IfMissing, Schema, Udf};
+
+    /// Runs each kind of call three times, other calls between them (so versions, row ids
+    /// and pages move on), and checks that the second and third runs of a kind ran the same
+    /// statements: nothing that changes from call to call is written into a statement's
+    /// text. Returns what differed, by call.
+    pub(crate) fn statements_that_carry_values(cat: &Catalog) -> Vec<String> {
+        let schema = Schema::new()
+            .required("k", ColumnType::Int)
+            .required("n", ColumnType::Int)
+            .nullable("s", ColumnType::String)
+            .primary_key(["k"]);
+        let t = cat.create_table("t", schema, IfExists::Error).unwrap();
+        let udf = Udf::new("twice", 1, |n: i64| n * 2);
+        cat.register(&udf);
+        t.add_computed_column("n2", col("n") * 2, ColumnOptions::default()).unwrap();
+        t.add_computed_column("n4", udf.call([col("n2")]), ColumnOptions::default()).unwrap();
+        let v = cat.create_view("v", &t, col("n").ge(0), IfExists::Error).unwrap();
+        v.add_computed_column("m", col("n") + 1, ColumnOptions::default()).unwrap();
+        let many = |from: i64, n: i64| (from..from + n).map(|k| row! {"k" => k, "n" => k, "s" => "a"});
+        t.insert(many(1_000_000, 3_000)).unwrap();
+        type Call<'a> = (&'a str, Box<dyn Fn(i64) + 'a>);
+        let calls: Vec<Call> = vec![
+            (
+                "insert of a row",
+                Box::new(|i| {
+                    t.insert(many(i * 100, 1)).unwrap();
+                }),
+            ),
+            (
+                "insert of 40 rows",
+                Box::new(|i| {
+                    t.insert(many(i * 100 + 1, 40)).unwrap();
+                }),
+            ),
+            (
+                "revert",
+                Box::new(|_| {
+                    t.revert().unwrap();
+                }),
+            ),
+            (
+                "update by key",
+                Box::new(|i| {
+                    t.update([("n", col("n") + 1)], col("k").eq(i * 100)).unwrap();
+                }),
+            ),
+            (
+                "update where",
+                Box::new(|i| {
+                    t.update([("s", col("s").upper())], col("k").lt(i * 100 + 5)).unwrap();
+                }),
+            ),
+            (
+                "upsert",
+                Box::new(|i| {
+                    t.upsert(many(i * 100 + 2, 2)).unwrap();
+                }),
+            ),
+            (
+                "batch update",
+                Box::new(|i| {
+                    t.batch_update(many(i * 100 + 2, 2), IfMissing::Error).unwrap();
+                }),
+            ),
+            (
+                "delete by key",
+                Box::new(|i| {
+                    t.delete(col("k").eq(i * 100 + 1)).unwrap();
+                }),
+            ),
+            (
+                "delete where",
+                Box::new(|i| {
+                    t.delete(col("k").ge(i * 100 + 40).and(col("k").lt(i * 100 + 42))).unwrap();
+                }),
+            ),
+            (
+                "read where",
+                Box::new(|i| {
+                    t.select_all().where_(col("k").ge(i)).collect().unwrap();
+                }),
+            ),
+            (
+                "count",
+                Box::new(|_| {
+                    t.count().unwrap();
+                }),
+            ),
+            (
+                "read a view",
+                Box::new(|_| {
+                    v.select_all().collect().unwrap();
+                }),
+            ),
+            ("stream of pages", Box::new(|_| assert!(t.select_all().stream().unwrap().count() > 2_000))),
+        ];
+        let mut seen: Vec<Vec<Vec<String>>> = vec![Vec::new(); calls.len()];
+        for round in 1..=3 {
+            for (i, (_, call)) in calls.iter().enumerate() {
+                seen[i].push(statements_of(|| call(round)).1);
+            }
+        }
+        let mut differ = Vec::new();
+        for ((name, _), runs) in calls.iter().zip(&seen) {
+            let (second, third) = (&runs[1], &runs[2]);
+            let only = |a: &[String], b: &[String]| a.iter().filter(|s| !b.contains(s)).cloned().collect::<Vec<_>>();
+            if second != third {
+                differ.push(format!("{name}: {:?} became {:?}", only(second, third), only(third, second)));
+            }
+            if runs.iter().any(|r| r.is_empty()) {
+                differ.push(format!("{name}: ran no cached statement (the recorder missed it)"));
+            }
+        }
+        differ
+    }
+
+    #[test]
+    fn a_call_runs_the_same_statements_whatever_its_versions_and_rows() {
+        let cat = Catalog::in_memory().unwrap();
+        let differ = statements_that_carry_values(&cat);
+        assert!(differ.is_empty(), "statements whose text changed between two calls:\n{}", differ.join("\n"));
     }
 }

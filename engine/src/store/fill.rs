@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use super::functions::RowFunction;
 use super::rows::{Appender, CopyRows, Inserter, KeyCheck, Layout};
 use super::shown::RustFilter;
-use super::sql::{physical, sql_over_columns, to_sql, Params, Piece, UdfCall};
+use super::sql::{physical, sql_over_columns, to_sql, version_value, Params, Piece, UdfCall};
 use super::{Kind, TableMeta, Tx};
 use crate::error::{err, Result};
 use crate::expr::Expr;
@@ -29,11 +29,12 @@ pub(crate) enum Scope {
 }
 
 impl Scope {
-    fn condition(self, meta: &TableMeta) -> String {
+    /// The rows of the scope, its row id or version bound in `params`.
+    fn condition(self, meta: &TableMeta, params: &mut Params) -> String {
         match self {
             Scope::Live => meta.layout.is_live(""),
-            Scope::After(rowid) => format!("_rowid_ > {rowid}"),
-            Scope::EndedAt(v) => meta.layout.ended_at("", &v.0.to_string()),
+            Scope::After(rowid) => format!("_rowid_ > {}", params.int(rowid)),
+            Scope::EndedAt(v) => meta.layout.ended_at("", &params.version(v)),
         }
     }
 }
@@ -117,27 +118,20 @@ fn inherited_error(schema: &TableSchema, expr: &Expr, slot: &dyn Fn(&ColumnDef) 
 
 /// The statement of [`Tx::copy_view_cells`]. It walks the new row versions (a rowid range)
 /// and finds each one's predecessor through the ended rows' index on `(_vmax, _id)`: the
-/// work is the rows the update touched, not the table.
-fn copy_view_cells_sql(
-    layout: Layout,
-    base: &str,
-    view: &str,
-    columns: &[&ColumnDef],
-    first: i64,
-    version: Version,
-) -> String {
+/// work is the rows the update touched, not the table. It binds the first new row's rowid
+/// (`?1`) and the version (`?2`).
+fn copy_view_cells_sql(layout: Layout, base: &str, view: &str, columns: &[&ColumnDef]) -> String {
     let targets: Vec<String> = columns.iter().flat_map(|c| [format!("c{}", c.id.0), format!("e{}", c.id.0)]).collect();
     let sources: Vec<String> = targets.iter().map(|t| format!("v.{t}")).collect();
     format!(
         "INSERT INTO {view}(_id, {targets}) SELECT n._rowid_, {sources}
          FROM {base} n CROSS JOIN {base} o CROSS JOIN {view} v
-         WHERE n._rowid_ >= {first} AND n._vmin = {v} AND {ended} AND o._id = n._id
+         WHERE n._rowid_ >= ?1 AND n._vmin = ?2 AND {ended} AND o._id = n._id
            AND v._id = o._rowid_
          ON CONFLICT(_id) DO NOTHING",
         targets = targets.join(", "),
         sources = sources.join(", "),
-        v = version.0,
-        ended = layout.ended_at("o.", &version.0.to_string()),
+        ended = layout.ended_at("o.", "?2"),
     )
 }
 
@@ -284,7 +278,8 @@ impl<'t> Tx<'t> {
         let stored: Vec<ColumnDef> = schema.columns.iter().filter(|c| !c.is_computed()).cloned().collect();
         let mut params = Params { values: vec![Value::Null; stored.len() + 1], ..self.params() };
         let mut targets = vec!["_id".to_string(), "_vmin".into(), "_vmax".into()];
-        let mut values = vec!["?1".to_string(), version.0.to_string(), meta.layout.live().to_string()];
+        // `_vmin`: the version, bound as the statement's last literal (set below).
+        let mut values = vec!["?1".to_string(), String::new(), meta.layout.live().to_string()];
         let mut sql_of: HashMap<String, String> = HashMap::new();
         for (i, c) in stored.iter().enumerate() {
             targets.push(format!("c{}", c.id.0));
@@ -309,8 +304,10 @@ impl<'t> Tx<'t> {
             }
         }
         let head = format!("INSERT INTO {}({}) VALUES ", meta.phys(), targets.join(", "));
-        let literals = params.values.split_off(stored.len() + 1);
+        let mut literals = params.values.split_off(stored.len() + 1);
         let width = stored.len() + 1 + 2 * rust_columns.len();
+        literals.push(version_value(version));
+        values[1] = format!("?{}", width + literals.len());
         let mut appender = self.appender(head, format!("({})", values.join(", ")), width, literals);
         if self.on_server() {
             // Every value is given (`rust`): the row's values in the order of `targets` after
@@ -357,10 +354,11 @@ impl<'t> Tx<'t> {
     /// `scope` with one statement: its value, or where a computed column it reads failed,
     /// null and the inherited error.
     pub(crate) fn fill_computed(&self, meta: &TableMeta, column: &ColumnDef, scope: Scope) -> Result<()> {
-        let Some((value, error, params)) = self.computed_sql(meta, column)? else { return Ok(()) };
+        let Some((value, error, mut params)) = self.computed_sql(meta, column)? else { return Ok(()) };
         let id = column.id.0;
+        let rows = scope.condition(meta, &mut params);
         self.execute(
-            &format!("UPDATE {} SET c{id} = {value}, e{id} = {error} WHERE {}", meta.phys(), scope.condition(meta)),
+            &format!("UPDATE {} SET c{id} = {value}, e{id} = {error} WHERE {rows}", meta.phys()),
             &params.values,
         )?;
         Ok(())
@@ -501,19 +499,22 @@ impl<'t> Tx<'t> {
         for (k, call) in params.udf_calls.take().unwrap_or_default().into_iter().enumerate() {
             functions.push(function(k, call)?);
         }
-        let (phys, id, scope_kind, scope) = (meta.phys(), column.id.0, scope, scope.condition(meta));
+        let (phys, id, scope_kind) = (meta.phys(), column.id.0, scope);
+        let rows = scope.condition(meta, &mut params);
         // Rows where a computed column it reads failed inherit that error; the UDFs are not
         // called for them.
         let inherited = inherited_error(&meta.schema, &computed.expr, &|c| format!("e{}", c.id.0));
         let clean = inherited.as_ref().map(|e| format!(" AND {e} IS NULL")).unwrap_or_default();
         // A fresh column's error slots are null already; a rewritten row's came with it.
         let reset = if matches!(scope_kind, Scope::Live) { String::new() } else { format!(", e{id} = NULL") };
-        let update = format!("UPDATE {phys} SET c{id} = {sql}{reset} WHERE {scope}{clean}");
+        let update = format!("UPDATE {phys} SET c{id} = {sql}{reset} WHERE {rows}{clean}");
         self.with_functions(functions, |tx| tx.execute(&update, &params.values))?;
         if let Some(error) = inherited {
+            let mut params = self.params();
+            let rows = scope.condition(meta, &mut params);
             self.execute(
-                &format!("UPDATE {phys} SET c{id} = NULL, e{id} = {error} WHERE {scope} AND {error} IS NOT NULL"),
-                &[],
+                &format!("UPDATE {phys} SET c{id} = NULL, e{id} = {error} WHERE {rows} AND {error} IS NOT NULL"),
+                &params.values,
             )?;
         }
         Ok(())
@@ -539,9 +540,12 @@ impl<'t> Tx<'t> {
 
     /// How many rows of `scope` come before physical row `rowid` (a fill numbers its rows so).
     pub(crate) fn count_before(&self, meta: &TableMeta, scope: Scope, rowid: i64) -> Result<i64> {
+        let mut params = self.params();
+        let before = params.int(rowid);
+        let rows = scope.condition(meta, &mut params);
         self.query_i64(
-            &format!("SELECT count(*) FROM {} WHERE {} AND _rowid_ < ?1", meta.phys(), scope.condition(meta)),
-            &[Value::Int(rowid)],
+            &format!("SELECT count(*) FROM {} WHERE {rows} AND _rowid_ < {before}", meta.phys()),
+            &params.values,
         )
     }
 
@@ -589,13 +593,15 @@ impl<'t> Tx<'t> {
         if after <= 0 {
             self.plan_ready(&meta.phys())?;
         }
+        let mut params = self.params();
+        let rows = scope.condition(meta, &mut params);
+        let (after, batch) = (params.int(after), params.int(batch as i64));
         let sql = format!(
-            "SELECT {} FROM {} WHERE {} AND _rowid_ > {after} ORDER BY _rowid_ LIMIT {batch}",
+            "SELECT {} FROM {} WHERE {rows} AND _rowid_ > {after} ORDER BY _rowid_ LIMIT {batch}",
             select.join(", "),
             meta.phys(),
-            scope.condition(meta)
         );
-        self.query_page(&sql, &[], &types, each)
+        self.query_page(&sql, &params.values, &types, each)
     }
 
     /// On a server, gives physical table `phys` statistics if it has none yet and holds
@@ -679,14 +685,19 @@ impl<'t> Tx<'t> {
             return Err(err!(InvalidArgument, "'{}' is not a view", meta.path));
         };
         let own = meta.own_alias();
-        let live = meta.visible_sql(None);
+        let live = meta.visible_sql();
+        // The rows, their row id or version bound (`?1`).
+        let bound = |sql: String, n: i64| Piece { sql, values: vec![Value::Int(n)] };
         let which = match rows {
-            ViewRows::Live => live,
-            ViewRows::From(first) => format!("{live} AND b._rowid_ >= {first}"),
-            ViewRows::EndedAt(v) => format!("{} AND {own}._id IS NULL", meta.layout.ended_at("b.", &v.0.to_string())),
-            ViewRows::Rewritten { first, .. } => format!("{live} AND b._rowid_ >= {first}"),
-            ViewRows::Missing(first) => format!("{live} AND b._rowid_ >= {first} AND {own}._id IS NULL"),
-            ViewRows::Present(first) => format!("{live} AND b._rowid_ >= {first} AND {own}._id IS NOT NULL"),
+            ViewRows::Live => Piece::plain(live),
+            ViewRows::From(first) | ViewRows::Rewritten { first, .. } => {
+                bound(format!("{live} AND b._rowid_ >= ?1"), first)
+            }
+            ViewRows::EndedAt(v) => {
+                bound(format!("{} AND {own}._id IS NULL", meta.layout.ended_at("b.", "?1")), v.0 as i64)
+            }
+            ViewRows::Missing(first) => bound(format!("{live} AND b._rowid_ >= ?1 AND {own}._id IS NULL"), first),
+            ViewRows::Present(first) => bound(format!("{live} AND b._rowid_ >= ?1 AND {own}._id IS NOT NULL"), first),
         };
         let mut select = vec!["b._rowid_".to_string()];
         select.extend(inputs.iter().map(|c| meta.column_sql(&c.name).unwrap_or_else(|| "NULL".into())));
@@ -699,7 +710,9 @@ impl<'t> Tx<'t> {
             .collect();
         let page = |shown: &Piece, n: usize, each: &mut dyn FnMut(Vec<Value>) -> Result<bool>| {
             let mut params = self.params();
+            let which = params.splice(&which);
             let shown = params.splice(shown);
+            let (after, n) = (params.int(after), params.int(n as i64));
             let sql = format!(
                 "SELECT {} FROM {} WHERE {which} AND {shown} AND b._rowid_ > {after} ORDER BY b._rowid_ LIMIT {n}",
                 select.join(", "),
@@ -715,9 +728,7 @@ impl<'t> Tx<'t> {
         };
         match RustFilter::of(self, meta) {
             None => page(&Piece::read(meta, filter, self.on_server())?, batch, &mut each).map(|_| ()),
-            Some(f) => {
-                self.shown_pages(&f, &Piece::plain(which.clone()), after, batch, |shown, n| page(shown, n, &mut each))
-            }
+            Some(f) => self.shown_pages(&f, &which, after, batch, |shown, n| page(shown, n, &mut each)),
         }
     }
 
@@ -738,7 +749,8 @@ impl<'t> Tx<'t> {
         if columns.is_empty() {
             return Ok(());
         }
-        self.execute(&copy_view_cells_sql(meta.layout, base, &meta.phys, columns, first, version), &[])?;
+        let sql = copy_view_cells_sql(meta.layout, base, &meta.phys, columns);
+        self.execute(&sql, &[Value::Int(first), version_value(version)])?;
         Ok(())
     }
 
@@ -776,10 +788,11 @@ impl<'t> Tx<'t> {
         let phys = meta.phys();
         let before = self.query_i64(&format!("SELECT coalesce(max(_rowid_), 0) FROM {phys}"), &[])?;
         let mut params = self.params();
+        let at = params.version(version);
         let old = |name: &str| physical(schema, name);
         let mut new_sql: HashMap<String, String> = HashMap::new();
         let mut targets = vec!["_id".to_string(), "_vmin".into(), "_vmax".into()];
-        let mut values = vec!["_id".to_string(), version.0.to_string(), meta.layout.live().to_string()];
+        let mut values = vec!["_id".to_string(), at.clone(), meta.layout.live().to_string()];
         let mut copied_slots = Vec::new();
         for c in schema.columns.iter().filter(|c| !c.is_computed()) {
             let given = match set {
@@ -833,7 +846,7 @@ impl<'t> Tx<'t> {
                 "INSERT INTO {phys}({}) SELECT {} FROM {source} WHERE {}",
                 targets.join(", "),
                 values.join(", "),
-                meta.layout.ended_at("", &version.0.to_string())
+                meta.layout.ended_at("", &at)
             ),
             &params.values,
         )?;
@@ -844,8 +857,8 @@ impl<'t> Tx<'t> {
     /// How many rows written after physical row `before` have `column` null.
     pub(crate) fn nulls_after(&self, meta: &TableMeta, column: &ColumnDef, before: i64) -> Result<i64> {
         self.query_i64(
-            &format!("SELECT count(*) FROM {} WHERE _rowid_ > {before} AND c{} IS NULL", meta.phys(), column.id.0),
-            &[],
+            &format!("SELECT count(*) FROM {} WHERE _rowid_ > ?1 AND c{} IS NULL", meta.phys(), column.id.0),
+            &[Value::Int(before)],
         )
     }
 }
@@ -876,9 +889,9 @@ mod tests {
                 let view = tx.load_table(crate::types::TableId(2), &crate::path::Path::root())?;
                 assert_eq!(view.layout, layout);
                 let own: Vec<&ColumnDef> = view.schema.columns.iter().filter(|c| c.name == "y").collect();
-                let sql = copy_view_cells_sql(view.layout, "t1", &view.phys, &own, 1, Version(2));
+                let sql = copy_view_cells_sql(view.layout, "t1", &view.phys, &own);
                 let mut stmt = tx.sqlite()?.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).map_err(|e| tx.fail(e))?;
-                let rows = stmt.query_map([], |r| r.get::<_, String>(3)).map_err(|e| tx.fail(e))?;
+                let rows = stmt.query_map([1i64, 2], |r| r.get::<_, String>(3)).map_err(|e| tx.fail(e))?;
                 Ok(rows.map(|r| r.unwrap_or_default()).collect::<Vec<_>>().join(" | "))
             })
             .unwrap();

@@ -9,9 +9,10 @@
 //! `base_version`; a revert of the base takes the versions that followed the reverted one
 //! away with it.
 
+use super::sql::{version_value, Piece};
 use super::{TableMeta, Tx};
 use crate::error::Result;
-use crate::types::{TableId, Version};
+use crate::types::{TableId, Value, Version};
 
 /// The table's definition (in new files from the start, in older ones from the first view
 /// version on).
@@ -138,19 +139,23 @@ impl Tx<'_> {
         }
         let mut params = self.params();
         let source = meta.source_sql();
-        let v = version.0;
         // Each use of the filter binds its own literals (`?N` numbered on from the last).
         let written = match rowids {
             Some((first, last)) => {
-                let rows = format!("b._rowid_ BETWEEN {first} AND {last} AND {}", meta.layout.is_live("b."));
-                let shown = self.shown_sql(meta, &rows, &mut params)?;
+                let rows = Piece {
+                    sql: format!("b._rowid_ BETWEEN ?1 AND ?2 AND {}", meta.layout.is_live("b.")),
+                    values: vec![Value::Int(first), Value::Int(last)],
+                };
+                let shown = self.shown_sql_among(meta, &rows, &mut params)?;
+                let rows = params.splice(&rows);
                 format!("SELECT b._id AS id, 1 AS w, 0 AS e FROM {source} WHERE {rows} AND {shown}")
             }
             None => "SELECT 0 AS id, 0 AS w, 0 AS e WHERE 1 = 0".into(),
         };
-        let rows = meta.layout.ended_at("b.", &v.to_string());
-        let ended =
-            format!("SELECT b._id, 0, 1 FROM {source} WHERE {rows} AND {}", self.shown_sql(meta, &rows, &mut params)?);
+        let rows = Piece { sql: meta.layout.ended_at("b.", "?1"), values: vec![version_value(version)] };
+        let shown = self.shown_sql_among(meta, &rows, &mut params)?;
+        let rows = params.splice(&rows);
+        let ended = format!("SELECT b._id, 0, 1 FROM {source} WHERE {rows} AND {shown}");
         let sql = format!(
             "SELECT CAST(coalesce(sum(CASE WHEN w = 1 AND e = 0 THEN 1 ELSE 0 END), 0) AS BIGINT),
                CAST(coalesce(sum(CASE WHEN w = 1 AND e = 1 THEN 1 ELSE 0 END), 0) AS BIGINT),

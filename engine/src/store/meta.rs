@@ -123,7 +123,7 @@ impl TableMeta {
                         let u = format!("u{level}.");
                         let shown = match layer.at {
                             None => self.layout.is_live(&u),
-                            Some(v) => self.layout.visible_at(&u, v),
+                            Some(v) => self.layout.visible_at(&u, &v.0.to_string()),
                         };
                         sql.push_str(&format!(" LEFT JOIN {stored} u{level} ON u{level}._id = b._id AND {shown}"));
                     }
@@ -154,24 +154,17 @@ impl TableMeta {
         self.base_phys.as_deref().unwrap_or(&self.phys)
     }
 
-    /// The condition for the row versions a read sees; `pinned` is the version of a table
-    /// handle opened as `path:N`.
-    pub(crate) fn visible_sql(&self, pinned: Option<Version>) -> String {
+    /// The condition for the row versions a read of what the table shows now sees (a view
+    /// or snapshot: as of its root's version, fixed for the object read, so written in).
+    pub(crate) fn visible_sql(&self) -> String {
         let at = match &self.kind {
-            Kind::Table => pinned,
+            Kind::Table | Kind::Snapshot { base: None, .. } => None,
             Kind::Snapshot { base: Some(_), .. } | Kind::View { .. } => self.root_at,
-            Kind::Snapshot { base: None, .. } => None,
         };
         match at {
             None => self.layout.is_live("b."),
-            Some(v) => self.layout.visible_at("b.", v),
+            Some(v) => self.layout.visible_at("b.", &v.0.to_string()),
         }
-    }
-
-    /// The condition for a view's base rows as of base version `at` (a view stream reads
-    /// the base as it was when the stream started).
-    pub(crate) fn visible_sql_at_base(&self, at: Version) -> String {
-        self.layout.visible_at("b.", at)
     }
 
     /// The SQL reading column `name` (or its error slot, for `name#error`) in a read.
@@ -737,7 +730,7 @@ impl Tx<'_> {
         let selected = sources.iter().map(|c| format!(", {c}")).collect::<String>();
         let mut params = self.params();
         let filter = match &meta.view_filter {
-            Some(_) => format!(" AND {}", self.shown_sql(meta, &meta.visible_sql(None), &mut params)?),
+            Some(_) => format!(" AND {}", self.shown_sql(meta, &meta.visible_sql(), &mut params)?),
             None => String::new(),
         };
         self.execute(
@@ -745,7 +738,7 @@ impl Tx<'_> {
                 "INSERT INTO {phys}(_rowid_, _id, _vmin, _vmax{list}) SELECT b._rowid_, b._id, 0, {live}{selected} FROM {} \
                  WHERE {}{filter} ORDER BY b._rowid_",
                 meta.source_sql(),
-                meta.visible_sql(None),
+                meta.visible_sql(),
                 live = self.layout.live(),
             ),
             &params.values,

@@ -61,6 +61,8 @@ impl Conn {
 
     /// `sql` prepared on this connection.
     fn prepare(&mut self, sql: &str) -> std::result::Result<postgres::Statement, postgres::Error> {
+        #[cfg(test)]
+        super::exec::ran::record(sql);
         if let Some(stmt) = self.prepared.get(sql) {
             return Ok(stmt.clone());
         }
@@ -1764,7 +1766,7 @@ mod tests {
     #[test]
     #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
     fn small_calls_take_few_exchanges_with_the_server() {
-        use crate::{col, row, Catalog, ColumnType, Force, IfExists, Schema};
+        use crate::{col, lit, row, Catalog, ColumnType, Force, IfExists, Schema};
         let (mut admin, schema) = server();
         let cat = Catalog::connect(&url_in(&schema)).unwrap();
         let super::super::Store::Postgres(pg) = cat.store() else { panic!("a server catalog") };
@@ -1783,6 +1785,7 @@ mod tests {
             ("insert of 10 rows", exchanges_of(pg, none, |_| t.insert((0..10).map(|k| row! {"k" => k})).unwrap())),
             ("count", exchanges_of(pg, none, |_| t.count().unwrap())),
             ("collect", exchanges_of(pg, none, |_| t.select_all().collect().unwrap())),
+            ("update", exchanges_of(pg, none, |n| t.update([("s", lit("b"))], col("k").eq(n as i64)).unwrap())),
             ("delete", exchanges_of(pg, none, |n| t.delete(col("k").eq(n as i64)).unwrap())),
             (
                 "drop_table",
@@ -1813,7 +1816,8 @@ mod tests {
             ("insert of 10 rows", 5..=5),
             ("count", 4..=4),
             ("collect", 4..=4),
-            ("delete", 6..=6),
+            ("update", 8..=8),
+            ("delete", 5..=5),
             ("drop_table", 8..=9),
             ("drop_dir of a table", 12..=13),
         ];
@@ -1821,6 +1825,19 @@ mod tests {
         assert_eq!(wrong, 0, "exchanges a call: {costs:?}, expected {expected:?}");
         drop(cat);
         admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+    }
+
+    /// On a server too, a call's statements do not carry its values: each is prepared once
+    /// a connection (an exchange saved a statement a call).
+    #[test]
+    #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
+    fn a_call_runs_the_same_statements_on_a_server_whatever_its_versions_and_rows() {
+        let (mut admin, schema) = server();
+        let cat = crate::Catalog::connect(&url_in(&schema)).unwrap();
+        let differ = super::super::exec::tests::statements_that_carry_values(&cat);
+        drop(cat);
+        admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+        assert!(differ.is_empty(), "statements whose text changed between two calls:\n{}", differ.join("\n"));
     }
 
     /// Writers on several connections (as several processes or hosts would be) insert into

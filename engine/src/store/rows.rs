@@ -54,12 +54,13 @@ impl Layout {
         format!("{q}_vmax = {version} AND {}", self.ended(q))
     }
 
-    /// The row versions visible in version `v`: `_vmin <= v < _vmax`, a live `_vmax` counting
-    /// as past every version.
-    pub(crate) fn visible_at(self, q: &str, v: Version) -> String {
+    /// The row versions visible in version `v` (SQL: a parameter, or a literal where the
+    /// version is fixed for the object read, a snapshot's): `_vmin <= v < _vmax`, a live
+    /// `_vmax` counting as past every version.
+    pub(crate) fn visible_at(self, q: &str, v: &str) -> String {
         match self {
-            Layout::Zero => format!("({q}_vmin <= {0} AND ({q}_vmax > {0} OR {q}_vmax = 0))", v.0),
-            Layout::Max => format!("({q}_vmin <= {0} AND {q}_vmax > {0})", v.0),
+            Layout::Zero => format!("({q}_vmin <= {v} AND ({q}_vmax > {v} OR {q}_vmax = 0))"),
+            Layout::Max => format!("({q}_vmin <= {v} AND {q}_vmax > {v})"),
         }
     }
 }
@@ -95,7 +96,7 @@ impl<'t> Tx<'t> {
     pub(crate) fn inserter(&'t self, sql: &str) -> Result<Inserter<'t>> {
         let stmt = match self.on_server() {
             true => None,
-            false => Some(self.sqlite()?.prepare_cached(sql).map_err(|e| self.fail(e))?),
+            false => Some(self.cached(sql)?),
         };
         Ok(Inserter { stmt, sql: sql.to_string(), tx: self })
     }
@@ -365,13 +366,13 @@ impl<'t> Appender<'t> {
         }
         let full = rows == self.per_statement;
         if full && self.full.is_none() {
-            self.full = Some(tx.sqlite()?.prepare_cached(&self.statement(rows)).map_err(|e| tx.fail(e))?);
+            self.full = Some(tx.cached(&self.statement(rows))?);
         }
         let mut partial;
         let stmt = match self.full.as_mut().filter(|_| full) {
             Some(stmt) => stmt,
             None => {
-                partial = tx.sqlite()?.prepare_cached(&self.statement(rows)).map_err(|e| tx.fail(e))?;
+                partial = tx.cached(&self.statement(rows))?;
                 &mut partial
             }
         };
@@ -540,28 +541,30 @@ impl Tx<'_> {
             return Ok(0);
         }
         if self.on_server() {
-            // One statement, the same text whatever the rows (an array parameter).
-            let ids = vec![rowids.iter().map(|id| Value::Int(*id)).collect()];
+            // One statement, the same text whatever the rows (array parameters).
+            let ids = vec![vec![Value::Int(version.0 as i64)], rowids.iter().map(|id| Value::Int(*id)).collect()];
             let sql = format!(
-                "UPDATE {} SET _vmax = {} WHERE {} AND _rowid_ = ANY(?1)",
+                "UPDATE {} SET _vmax = (?1::BIGINT[])[1] WHERE {} AND _rowid_ = ANY(?2)",
                 meta.phys(),
-                version.0,
                 meta.layout.is_live("")
             );
             return self.execute_arrays(&sql, &ids);
         }
+        // A statement of 500 rows, and one for the rest: the text depends on how many rows,
+        // not which (the version is `?1`, the row ids follow).
         let mut n = 0;
         for chunk in rowids.chunks(500) {
-            let list: Vec<String> = chunk.iter().map(|id| id.to_string()).collect();
+            let list: Vec<String> = (2..chunk.len() + 2).map(|i| format!("?{i}")).collect();
+            let mut values = vec![Value::Int(version.0 as i64)];
+            values.extend(chunk.iter().map(|id| Value::Int(*id)));
             n += self.execute(
                 &format!(
-                    "UPDATE {} SET _vmax = {} WHERE {} AND _rowid_ IN ({})",
+                    "UPDATE {} SET _vmax = ?1 WHERE {} AND _rowid_ IN ({})",
                     meta.phys(),
-                    version.0,
                     meta.layout.is_live(""),
                     list.join(", ")
                 ),
-                &[],
+                &values,
             )?;
         }
         Ok(n)
@@ -571,9 +574,10 @@ impl Tx<'_> {
     /// returns how many.
     pub(crate) fn end_rows(&self, meta: &TableMeta, version: Version, pred: &Expr) -> Result<u64> {
         let mut params = self.params();
+        let at = params.version(version);
         let cond = sql_over_columns(&meta.schema, pred, &mut params)?;
         self.execute(
-            &format!("UPDATE {} SET _vmax = {} WHERE {} AND {cond}", meta.phys(), version.0, meta.layout.is_live("")),
+            &format!("UPDATE {} SET _vmax = {at} WHERE {} AND {cond}", meta.phys(), meta.layout.is_live("")),
             &params.values,
         )
     }

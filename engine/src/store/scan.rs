@@ -3,9 +3,9 @@
 //! a count, the ordered row ids, the rows with some ids, or the rows after a row id. Only
 //! this module knows how a read is written in SQL.
 
-use super::meta::TableMeta;
+use super::meta::{Kind, TableMeta};
 use super::shown::RustFilter;
-use super::sql::{Params, Piece};
+use super::sql::{version_value, Params, Piece};
 use super::Tx;
 use crate::error::Result;
 use crate::expr::Expr;
@@ -17,8 +17,8 @@ use crate::types::{ColumnType, Value, Version};
 pub(crate) struct Scan {
     fetch: Vec<Piece>,
     source: String,
-    /// The rows the scan sees (SQL without parameters).
-    visible: String,
+    /// The rows the scan sees.
+    visible: Piece,
     /// Its filters.
     filters: Vec<Piece>,
     /// A view's filter, where the store's SQL runs it.
@@ -42,9 +42,14 @@ pub(crate) enum Seen {
 impl Scan {
     /// A scan of `meta`'s rows as `seen`, its view filter included.
     pub(crate) fn new(tx: &super::Tx, meta: &TableMeta, seen: Seen) -> Result<Scan> {
+        // A version the read chose (a pinned table handle, the version a stream started
+        // at, a view stream's base version) is bound; what the object shows now is not a
+        // value of the call (a view's or snapshot's root version is fixed for it).
+        let at = |v: Version| Piece { sql: meta.layout.visible_at("b.", "?1"), values: vec![version_value(v)] };
         let visible = match seen {
-            Seen::Current(pinned) => meta.visible_sql(pinned),
-            Seen::BaseAt(v) => meta.visible_sql_at_base(v),
+            Seen::Current(Some(v)) if matches!(meta.kind, Kind::Table) => at(v),
+            Seen::Current(_) => Piece::plain(meta.visible_sql()),
+            Seen::BaseAt(v) => at(v),
         };
         let shown = RustFilter::of(tx, meta);
         let view_filter = match (&shown, &meta.view_filter) {
@@ -109,19 +114,19 @@ impl Scan {
 
     /// The rows a view filter Tabula evaluates is tested on: the scan's filters and the
     /// rows it sees, and `extra` (SQL over `b.` without parameters).
-    fn among(&self, extra: &str) -> Piece {
+    fn among(&self, extra: &Piece) -> Piece {
         let mut params = Params::default();
         let mut terms: Vec<String> = self.filters.iter().map(|f| format!("({})", params.splice(f))).collect();
-        terms.push(self.visible.clone());
-        if !extra.is_empty() {
-            terms.push(extra.to_string());
+        terms.push(params.splice(&self.visible));
+        if !extra.sql.is_empty() {
+            terms.push(params.splice(extra));
         }
         Piece { sql: terms.join(" AND "), values: params.values }
     }
 
     /// Where the scan reads a view whose filter Tabula evaluates: the rows among those of
     /// `among` that it holds for (see [`Scan::among`]).
-    fn member(&self, tx: &Tx, extra: &str) -> Result<Option<Piece>> {
+    fn member(&self, tx: &Tx, extra: &Piece) -> Result<Option<Piece>> {
         self.shown.as_ref().map(|shown| tx.shown_among(shown, &self.among(extra))).transpose()
     }
 
@@ -129,7 +134,7 @@ impl Scan {
     /// `member` (see [`Scan::member`]).
     fn rows_sql(&self, params: &mut Params, member: Option<&Piece>) -> String {
         let mut terms: Vec<String> = self.filters.iter().map(|f| format!("({})", params.splice(f))).collect();
-        terms.push(self.visible.clone());
+        terms.push(params.splice(&self.visible));
         terms.extend(self.view_filter.iter().chain(member).map(|f| params.splice(f)));
         format!("FROM {} WHERE {}", self.source, terms.join(" AND "))
     }
@@ -146,11 +151,15 @@ impl Scan {
     }
 }
 
-fn limit_sql(limit: Option<u64>, offset: u64) -> String {
+/// `LIMIT .. OFFSET ..` of a read, its numbers bound.
+fn limit_sql(limit: Option<u64>, offset: u64, params: &mut Params) -> String {
+    let clamp = |n: u64| n.min(i64::MAX as u64) as i64;
     match (limit, offset) {
         (None, 0) => String::new(),
-        (None, off) => format!(" LIMIT {} OFFSET {off}", i64::MAX),
-        (Some(n), off) => format!(" LIMIT {} OFFSET {off}", n.min(i64::MAX as u64)),
+        (limit, offset) => {
+            let limit = params.int(limit.map_or(i64::MAX, clamp));
+            format!(" LIMIT {limit} OFFSET {}", params.int(clamp(offset)))
+        }
     }
 }
 
@@ -165,11 +174,12 @@ impl Tx<'_> {
         types: &[Option<ColumnType>],
         each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
-        let member = scan.member(self, "")?;
+        let member = scan.member(self, &Piece::default())?;
         let mut params = self.params();
         let fetch = scan.fetch_sql(&mut params);
         let rows = scan.rows_sql(&mut params, member.as_ref());
-        let sql = format!("SELECT {fetch} {rows}{}{}", scan.order_sql(&mut params), limit_sql(limit, offset));
+        let order = scan.order_sql(&mut params);
+        let sql = format!("SELECT {fetch} {rows}{order}{}", limit_sql(limit, offset, &mut params));
         self.query_each(&sql, &params.values, types, each)
     }
 
@@ -177,23 +187,24 @@ impl Tx<'_> {
     pub(crate) fn scan_count(&self, scan: &Scan, limit: Option<u64>, offset: u64) -> Result<u64> {
         if let Some(shown) = &scan.shown {
             // The rows the view's filter holds for among the scan's are the scan's rows.
-            let n = self.count_shown(shown, &scan.among(""))?.saturating_sub(offset);
+            let n = self.count_shown(shown, &scan.among(&Piece::default()))?.saturating_sub(offset);
             return Ok(limit.map_or(n, |l| n.min(l)));
         }
-        let member = scan.member(self, "")?;
+        let member = scan.member(self, &Piece::default())?;
         let mut params = self.params();
         let rows = scan.rows_sql(&mut params, member.as_ref());
-        let sql = format!("SELECT count(*) FROM (SELECT 1 {rows}{}) AS counted", limit_sql(limit, offset));
+        let sql = format!("SELECT count(*) FROM (SELECT 1 {rows}{}) AS counted", limit_sql(limit, offset, &mut params));
         Ok(self.query_i64(&sql, &params.values)? as u64)
     }
 
     /// The physical row ids of the scan's rows in its order (8 bytes a row: what an ordered
     /// stream keeps).
     pub(crate) fn scan_ordered_ids(&self, scan: &Scan, limit: Option<u64>, offset: u64) -> Result<Vec<i64>> {
-        let member = scan.member(self, "")?;
+        let member = scan.member(self, &Piece::default())?;
         let mut params = self.params();
         let rows = scan.rows_sql(&mut params, member.as_ref());
-        let sql = format!("SELECT b._rowid_ {rows}{}{}", scan.order_sql(&mut params), limit_sql(limit, offset));
+        let order = scan.order_sql(&mut params);
+        let sql = format!("SELECT b._rowid_ {rows}{order}{}", limit_sql(limit, offset, &mut params));
         let mut ids = Vec::new();
         self.query_each(&sql, &params.values, &[Some(ColumnType::Int)], |v| {
             if let Some(Value::Int(id)) = v.first() {
@@ -213,12 +224,17 @@ impl Tx<'_> {
         types: &[Option<ColumnType>],
         each: impl FnMut(Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
-        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        let wanted = format!("b._rowid_ IN ({list})");
+        // One parameter an id: the statement's text depends on how many ids, not which.
+        let list: Vec<String> = (1..=ids.len()).map(|i| format!("?{i}")).collect();
+        let wanted = Piece {
+            sql: format!("b._rowid_ IN ({})", list.join(", ")),
+            values: ids.iter().map(|id| Value::Int(*id)).collect(),
+        };
         let member = scan.member(self, &wanted)?;
         let mut params = self.params();
         let fetch = scan.fetch_sql(&mut params);
         let rows = scan.rows_sql(&mut params, member.as_ref());
+        let wanted = params.splice(&wanted);
         self.query_each(&format!("SELECT b._rowid_, {fetch} {rows} AND {wanted}"), &params.values, types, each)
     }
 
@@ -236,6 +252,7 @@ impl Tx<'_> {
             let mut params = self.params();
             let fetch = scan.fetch_sql(&mut params);
             let rows = scan.rows_sql(&mut params, member);
+            let (after, n) = (params.int(after), params.int(n as i64));
             let sql = format!("SELECT b._rowid_, {fetch} {rows} AND b._rowid_ > {after} ORDER BY b._rowid_ LIMIT {n}");
             let (mut read, mut more) = (0, true);
             self.query_page(&sql, &params.values, types, |values| {
@@ -247,9 +264,9 @@ impl Tx<'_> {
         };
         match &scan.shown {
             None => page(None, batch, &mut each).map(|_| ()),
-            Some(shown) => {
-                self.shown_pages(shown, &scan.among(""), after, batch, |member, n| page(Some(member), n, &mut each))
-            }
+            Some(shown) => self.shown_pages(shown, &scan.among(&Piece::default()), after, batch, |member, n| {
+                page(Some(member), n, &mut each)
+            }),
         }
     }
 
@@ -265,17 +282,16 @@ impl Tx<'_> {
         columns: &[(u32, ColumnType)],
         mut each: impl FnMut(i64, bool, Vec<Value>) -> Result<bool>,
     ) -> Result<()> {
-        let at = |v: Version| meta.layout.visible_at("", v);
         let fetch: String = columns.iter().map(|(id, _)| format!(", c{id}")).collect();
         let sql = format!(
             "SELECT _id, {hi_seen}{fetch} FROM {phys} WHERE {lo_seen} != {hi_seen} ORDER BY _id, _vmin",
-            hi_seen = at(hi),
-            lo_seen = at(lo),
+            hi_seen = meta.layout.visible_at("", "?2"),
+            lo_seen = meta.layout.visible_at("", "?1"),
             phys = meta.phys
         );
         let mut types = vec![Some(ColumnType::Int), Some(ColumnType::Bool)];
         types.extend(columns.iter().map(|(_, ty)| Some(*ty)));
-        self.query_each(&sql, &[], &types, |mut values| {
+        self.query_each(&sql, &[version_value(lo), version_value(hi)], &types, |mut values| {
             let rest = values.split_off(2);
             match (&values[0], &values[1]) {
                 (Value::Int(id), Value::Bool(at_hi)) => each(*id, *at_hi, rest),
@@ -291,7 +307,7 @@ impl Tx<'_> {
     /// How many rows `meta` shows now, and how many of their computed cells hold an error.
     pub(crate) fn rows_and_errors(&self, meta: &TableMeta) -> Result<(u64, u64)> {
         let scan = Scan::new(self, meta, Seen::Current(None))?;
-        let member = scan.member(self, "")?;
+        let member = scan.member(self, &Piece::default())?;
         let mut params = self.params();
         let rows = scan.rows_sql(&mut params, member.as_ref());
         let slots: Vec<String> = meta

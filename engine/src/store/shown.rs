@@ -97,22 +97,26 @@ fn member(ids: &[i64]) -> Piece {
         list.push_str(&id.to_string());
     }
     Piece {
-        sql: format!(
-            "(b._rowid_ BETWEEN {low} AND {high} AND b._rowid_ = ANY(CAST(string_to_array(CAST(?1 AS TEXT), ',') AS \
-             BIGINT[])))"
-        ),
-        values: vec![Value::String(list)],
+        sql: "(b._rowid_ BETWEEN CAST(?2 AS BIGINT) AND CAST(?3 AS BIGINT) AND b._rowid_ = \
+              ANY(CAST(string_to_array(CAST(?1 AS TEXT), ',') AS BIGINT[])))"
+            .into(),
+        values: vec![Value::String(list), Value::Int(*low), Value::Int(*high)],
     }
 }
 
 impl Tx<'_> {
     /// View `meta`'s filter as SQL over `b.`, for a statement that tests it on the base rows
-    /// `rows` (SQL over `b.` without parameters: the statement's own condition, or one it
-    /// implies): the filter itself where this SQL computes it with Tabula's meaning, else
-    /// the rows among `rows` where Tabula finds it holds. `meta` must be a view.
+    /// `rows` (SQL over `b.`: the statement's own condition, or one it implies): the filter
+    /// itself where this SQL computes it with Tabula's meaning, else the rows among `rows`
+    /// where Tabula finds it holds. `meta` must be a view.
     pub(crate) fn shown_sql(&self, meta: &TableMeta, rows: &str, params: &mut Params) -> Result<String> {
+        self.shown_sql_among(meta, &Piece::plain(rows), params)
+    }
+
+    /// [`Tx::shown_sql`] for rows whose condition binds values.
+    pub(crate) fn shown_sql_among(&self, meta: &TableMeta, rows: &Piece, params: &mut Params) -> Result<String> {
         match (RustFilter::of(self, meta), &meta.view_filter) {
-            (Some(f), _) => Ok(params.splice(&member(&self.all_rows_shown(&f, &Piece::plain(rows))?))),
+            (Some(f), _) => Ok(params.splice(&member(&self.all_rows_shown(&f, rows)?))),
             (None, Some(filter)) => sql_for_read(meta, filter, params),
             (None, None) => Err(crate::error::err!(Storage, "'{}' has no filter to test (a bug in Tabula)", meta.path)),
         }
@@ -184,12 +188,15 @@ impl Tx<'_> {
         // could otherwise get a plan for any value, which searches the list row by row).
         self.execute_batch("SET LOCAL plan_cache_mode = force_custom_plan")?;
         let (after, n) = window;
+        let mut params = self.params();
+        let rows_sql = params.splice(rows);
+        let (after_at, limit) = (params.int(after), params.int(n as i64));
         let sql = format!(
-            "SELECT {} FROM {} WHERE {} AND b._rowid_ > {after} ORDER BY b._rowid_ LIMIT {n}",
-            f.select, f.source, rows.sql
+            "SELECT {} FROM {} WHERE {rows_sql} AND b._rowid_ > {after_at} ORDER BY b._rowid_ LIMIT {limit}",
+            f.select, f.source
         );
         let (mut ids, mut rows_read) = (Vec::new(), Vec::new());
-        self.query_page(&sql, &rows.values, &f.types, |mut values| {
+        self.query_page(&sql, &params.values, &f.types, |mut values| {
             if let Value::Int(id) = values.remove(0) {
                 ids.push(id);
                 rows_read.push(values);

@@ -15,7 +15,7 @@ use crate::error::{err, Result};
 use crate::expr::{BinaryOp, ErrorPart, Expr, Func, UnaryOp};
 use crate::schema::TableSchema;
 use crate::store::TableMeta;
-use crate::types::{ColumnType, Value};
+use crate::types::{ColumnType, Value, Version};
 
 /// Collects the bound parameters of one SQL statement while expressions are translated.
 #[derive(Debug, Default)]
@@ -54,6 +54,23 @@ impl Params {
         format!("?{}", self.values.len())
     }
 
+    /// A placeholder for the integer `n` (a version, a row id, a page's size): values that
+    /// change from call to call are bound, never written into a statement (see
+    /// `exec::ran`). Typed on a server, which cannot infer a parameter's type in a select
+    /// list.
+    pub(crate) fn int(&mut self, n: i64) -> String {
+        let placeholder = self.push(Value::Int(n));
+        match self.server {
+            true => format!("CAST({placeholder} AS BIGINT)"),
+            false => placeholder,
+        }
+    }
+
+    /// A placeholder for version `v` (see [`Params::int`]).
+    pub(crate) fn version(&mut self, v: Version) -> String {
+        self.int(v.0 as i64)
+    }
+
     /// `piece`'s SQL, its values bound after these (its placeholders renumbered).
     pub(crate) fn splice(&mut self, piece: &Piece) -> String {
         let base = self.values.len();
@@ -62,6 +79,11 @@ impl Params {
         self.values.extend(piece.values.iter().cloned());
         out
     }
+}
+
+/// Version `v` as a bound value.
+pub(crate) fn version_value(v: Version) -> Value {
+    Value::Int(v.0 as i64)
 }
 
 /// SQL with its own bound values, numbered from `?1`: a part of statements that is used in

@@ -4,7 +4,7 @@
 //! of the view brings the old ones back. A row without a stored row shows nulls.
 
 use super::meta::stored_name;
-use super::sql::sql_for_read;
+use super::sql::{sql_for_read, version_value};
 use super::{column_level, TableMeta, Tx};
 use crate::error::{err, Result};
 use crate::expr::Expr;
@@ -29,7 +29,7 @@ impl Tx<'_> {
         let mut params = self.params();
         let (mut targets, mut values) = (
             vec!["_id".to_string(), "_vmin".into(), "_vmax".into()],
-            vec!["b._id".to_string(), version.0.to_string(), meta.layout.live().to_string()],
+            vec!["b._id".to_string(), params.version(version), meta.layout.live().to_string()],
         );
         for c in meta.schema.columns.iter().filter(|c| column_level(c.id) == level && !c.is_computed()) {
             targets.push(format!("c{}", c.id.0));
@@ -38,7 +38,7 @@ impl Tx<'_> {
                 None => meta.column_sql(&c.name).unwrap_or_else(|| "NULL".into()),
             });
         }
-        let shown = self.shown_sql(meta, &meta.visible_sql(None), &mut params)?;
+        let shown = self.shown_sql(meta, &meta.visible_sql(), &mut params)?;
         let chosen = sql_for_read(meta, where_, &mut params)?;
         let n = self.execute(
             &format!(
@@ -46,7 +46,7 @@ impl Tx<'_> {
                 targets.join(", "),
                 values.join(", "),
                 meta.source_sql(),
-                meta.visible_sql(None),
+                meta.visible_sql(),
             ),
             &params.values,
         )?;
@@ -72,13 +72,14 @@ impl Tx<'_> {
             types.push(Some(column.ty));
         }
         let sql = format!(
-            "SELECT {} FROM {} WHERE {} AND b._rowid_ > ?1 ORDER BY b._rowid_ LIMIT {limit}",
+            "SELECT {} FROM {} WHERE {} AND b._rowid_ > ?1 ORDER BY b._rowid_ LIMIT ?2",
             select.join(", "),
             meta.source_sql(),
-            meta.visible_sql(None)
+            meta.visible_sql()
         );
         let mut out = Vec::new();
-        self.query_page(&sql, &[Value::Int(after)], &types, |values| {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.query_page(&sql, &[Value::Int(after), Value::Int(limit)], &types, |values| {
             let mut values = values.into_iter();
             if let (Some(Value::Int(rowid)), Some(Value::Int(id))) = (values.next(), values.next()) {
                 out.push((rowid, id, values.collect()));
@@ -121,12 +122,11 @@ impl Tx<'_> {
         let stored = stored_name(&meta.phys);
         self.execute(
             &format!(
-                "UPDATE {stored} SET _vmax = {v} WHERE {live} AND _vmin < {v}
-                 AND _id IN (SELECT _id FROM {stored} WHERE {live} AND _vmin = {v})",
-                v = version.0,
+                "UPDATE {stored} SET _vmax = ?1 WHERE {live} AND _vmin < ?1
+                 AND _id IN (SELECT _id FROM {stored} WHERE {live} AND _vmin = ?1)",
                 live = meta.layout.is_live("")
             ),
-            &[],
+            &[version_value(version)],
         )?;
         Ok(())
     }
@@ -144,15 +144,15 @@ impl Tx<'_> {
         }
         let stored = stored_name(&changed.phys);
         let mut params = self.params();
-        let shown = self.shown_sql(meta, &meta.visible_sql(None), &mut params)?;
+        let shown = self.shown_sql(meta, &meta.visible_sql(), &mut params)?;
+        let v = params.version(version);
         let n = self.query_i64(
             &format!(
                 "SELECT count(*) FROM {} WHERE {} AND {shown} AND b._id IN
                  (SELECT _id FROM {stored} WHERE _vmin = {v} OR ({ended}))",
                 meta.source_sql(),
-                meta.visible_sql(None),
-                v = version.0,
-                ended = meta.layout.ended_at("", &version.0.to_string())
+                meta.visible_sql(),
+                ended = meta.layout.ended_at("", &v)
             ),
             &params.values,
         )?;
