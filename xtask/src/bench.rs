@@ -503,56 +503,65 @@ impl Bench {
     }
 
     /// Small writes, one call each, as a service makes them: a one-row insert, an update of
-    /// one row by its key and a delete of one row, each Tabula call its own transaction (a
-    /// version), against the raw side's prepared statements in autocommit on a table with
-    /// the same index on `id` (both sides look the row up by it). What a call costs beyond
-    /// SQLite's own work: the version record, the metadata read, statement preparation.
+    /// one row by its key and a delete of one row by its key, interleaved over four tables
+    /// (id `i` goes to table `i % 4`; it is inserted, updated, and deleted ten ids later),
+    /// each Tabula call its own transaction (a version), against the raw side's prepared
+    /// statements in autocommit on one table with the same unique index on `id`. What a
+    /// call costs beyond SQLite's own work: the metadata read, the version record, the
+    /// statements it runs (prepared once a connection, if its cache holds them all).
     fn small_writes(&mut self) -> Result<()> {
-        let calls: u64 = if self.reps == 1 { 100 } else { 1_000 };
-        let path = self.path("tabula");
-        let cat = Catalog::open(&path)?;
+        let calls: i64 = if self.reps == 1 { 100 } else { 1_000 };
+        let cat = Catalog::open(self.path("tabula"))?;
         let key = Schema::new()
             .required("id", ColumnType::Int)
             .required("n", ColumnType::Int)
             .required("text", ColumnType::String)
             .primary_key(["id"]);
-        let table = cat.create_table("t", key, IfExists::Error)?;
+        let tables: Vec<_> =
+            (0..4).map(|k| cat.create_table(format!("t{k}"), key.clone(), IfExists::Error)).collect::<Result<_>>()?;
         let conn = raw_open(&self.path("raw"))?;
         conn.execute_batch("CREATE TABLE t(id INTEGER NOT NULL UNIQUE, n INTEGER NOT NULL, text TEXT NOT NULL)")
             .map_err(err)?;
+        // Milliseconds a call of each kind, Tabula's then raw's: insert, update, delete.
         let mut times = [(); 6].map(|_| Vec::new());
-        let per_call = |ms: f64| ms / calls as f64;
-        for rep in 0..self.reps {
-            let base = rep as u64 * calls;
-            let ids = move || (base..base + calls).map(|i| i as i64);
+        for rep in 0..self.reps as i64 {
+            let ids = rep * calls..(rep + 1) * calls;
             for side in [rep % 2, 1 - rep % 2] {
+                let mut spent = [0.0f64; 3];
+                let mut timed = |kind: usize, call: &mut dyn FnMut() -> Result<()>| {
+                    let started = Instant::now();
+                    call()?;
+                    spent[kind] += started.elapsed().as_secs_f64() * 1000.0;
+                    Ok::<(), Error>(())
+                };
+                let deleted = ids.start + 10..ids.end;
                 if side == 0 {
-                    let insert = || {
-                        ids().try_for_each(|i| {
-                            table.insert([tabula::row! {"id" => i, "n" => i, "text" => text(i as u64)}]).map(drop)
-                        })
-                    };
-                    times[0].push(per_call(time(insert)?.0));
-                    let update =
-                        || ids().try_for_each(|i| table.update([("n", col("n") + 1)], col("id").eq(i)).map(drop));
-                    times[2].push(per_call(time(update)?.0));
-                    let delete = || ids().try_for_each(|i| table.delete(col("id").eq(i)).map(drop));
-                    times[4].push(per_call(time(delete)?.0));
+                    for i in ids.clone() {
+                        let table = &tables[(i % 4) as usize];
+                        let row = tabula::row! {"id" => i, "n" => i, "text" => text(i as u64)};
+                        timed(0, &mut || table.insert([row.clone()]).map(drop))?;
+                        timed(1, &mut || table.update([("n", col("n") + 1)], col("id").eq(i)).map(drop))?;
+                        if deleted.contains(&i) {
+                            timed(2, &mut || tables[((i - 10) % 4) as usize].delete(col("id").eq(i - 10)).map(drop))?;
+                        }
+                    }
                 } else {
                     let mut insert =
                         conn.prepare_cached("INSERT INTO t(id, n, text) VALUES (?1, ?2, ?3)").map_err(err)?;
-                    times[1].push(per_call(
-                        time(|| {
-                            ids().try_for_each(|i| insert.execute(params![i, i, text(i as u64)]).map(drop).map_err(err))
-                        })?
-                        .0,
-                    ));
                     let mut update = conn.prepare_cached("UPDATE t SET n = n + 1 WHERE id = ?1").map_err(err)?;
-                    times[3]
-                        .push(per_call(time(|| ids().try_for_each(|i| update.execute([i]).map(drop).map_err(err)))?.0));
                     let mut delete = conn.prepare_cached("DELETE FROM t WHERE id = ?1").map_err(err)?;
-                    times[5]
-                        .push(per_call(time(|| ids().try_for_each(|i| delete.execute([i]).map(drop).map_err(err)))?.0));
+                    for i in ids.clone() {
+                        let text = text(i as u64);
+                        timed(0, &mut || insert.execute(params![i, i, text]).map(drop).map_err(err))?;
+                        timed(1, &mut || update.execute([i]).map(drop).map_err(err))?;
+                        if deleted.contains(&i) {
+                            timed(2, &mut || delete.execute([i - 10]).map(drop).map_err(err))?;
+                        }
+                    }
+                }
+                let counts = [calls, calls, deleted.end - deleted.start];
+                for kind in 0..3 {
+                    times[2 * kind + side as usize].push(spent[kind] / counts[kind] as f64);
                 }
             }
         }
