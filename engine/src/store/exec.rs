@@ -88,7 +88,7 @@ pub(crate) mod ran {
 }
 
 impl<'a> Tx<'a> {
-    /// `sql` prepared on the SQLite connection, from its statement cache (see [`ran`] for
+    /// `sql` prepared on the SQLite connection, from its statement cache (see `ran` for
     /// what the text may hold).
     pub(crate) fn cached(&self, sql: &str) -> Result<rusqlite::CachedStatement<'_>> {
         #[cfg(test)]
