@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tabula::{col, lit, Catalog, ColumnType, Error, ErrorCode, Force, IfExists, Path, Result, Schema, Table};
+use tabula::{
+    col, lit, Catalog, ColumnType, Error, ErrorCode, Force, IfExists, Path, Result, Retention, Schema, Table,
+};
 
 /// Where the lease registry lives in every catalog that has used test namespaces.
 pub const LEASE_TABLE: &str = "tabula_testkit/leases";
@@ -228,7 +230,10 @@ fn lease_table(catalog: &Catalog) -> Result<Table> {
             .required("pid", ColumnType::Int)
             .required("host", ColumnType::String)
             .required("created_us", ColumnType::Int)
-            .required("expires_us", ColumnType::Int),
+            .required("expires_us", ColumnType::Int)
+            // Renewals and releases find their lease by its key's index, not by reading
+            // every lease.
+            .primary_key(["path"]),
         IfExists::Ignore,
     )
 }
@@ -245,8 +250,11 @@ fn orphaned(lease: &Lease, now: i64) -> bool {
     lease.expires_us < now || owner.is_gone() == Some(true)
 }
 
-/// Drops every namespace whose lease is orphaned (its process died or it expired); returns
-/// their paths. [`TestNamespace::new`] calls this once per process and catalog.
+/// Drops every namespace whose lease is orphaned (its process died or it expired), and then
+/// the registry's history (every namespace's life is two versions of it and a row version,
+/// which nothing reads: kept, a shared server's registry would grow with every test ever
+/// run); returns the paths reaped. [`TestNamespace::new`] calls this at most once a minute
+/// per process and catalog.
 pub fn reap_orphans(catalog: &Catalog) -> Result<Vec<String>> {
     let Ok(leases) = catalog.get_table(LEASE_TABLE) else { return Ok(Vec::new()) };
     let now = now_us();
@@ -262,6 +270,7 @@ pub fn reap_orphans(catalog: &Catalog) -> Result<Vec<String>> {
             reaped.push(lease.path);
         }
     }
+    leases.compact(Retention::keep_versions(1))?;
     Ok(reaped)
 }
 

@@ -119,3 +119,35 @@ fn leases_are_renewed_while_the_namespace_lives_and_expire_after() {
     assert_eq!(e.code(), tabula::ErrorCode::NotFound, "{e}");
     assert!(e.to_string().contains("expired and another process reaped the namespace"), "{e}");
 }
+
+/// The lease registry keeps no history: after namespaces came and went, a reap leaves it one
+/// version and only its live leases' rows (a shared server's registry would otherwise grow
+/// with every test ever run on it).
+#[test]
+fn the_reaper_forgets_the_lease_registrys_history() {
+    reaper_forgets_history(&TestEnv::new().unwrap());
+}
+
+#[test]
+#[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
+fn the_reaper_forgets_the_lease_registrys_history_on_a_server() {
+    let url = std::env::var("TABULA_TEST_POSTGRES").expect("TABULA_TEST_POSTGRES names the test server");
+    reaper_forgets_history(&TestEnv::on_server(&url).unwrap());
+}
+
+fn reaper_forgets_history(env: &TestEnv) {
+    let cat = env.catalog();
+    for _ in 0..5 {
+        TestNamespace::new(cat, "test_hist").unwrap().close().unwrap();
+    }
+    let live = TestNamespace::new(cat, "test_hist").unwrap();
+    let leases = cat.get_table(LEASE_TABLE).unwrap();
+    assert!(leases.history().unwrap().len() >= 11, "each namespace's lease and release are versions");
+    assert!(reap_orphans(cat).unwrap().is_empty());
+    assert_eq!(leases.history().unwrap().len(), 1);
+    let leased: Vec<Lease> = leases.select_all().collect_as().unwrap();
+    assert_eq!(leased.iter().map(|l| l.path.as_str()).collect::<Vec<_>>(), [live.path().to_string()]);
+    live.renew().unwrap();
+    live.close().unwrap();
+    assert_eq!(leases.count().unwrap(), 0);
+}
