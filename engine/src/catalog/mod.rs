@@ -323,7 +323,7 @@ impl Catalog {
                         return Ok(());
                     }
                     IfExists::ReplaceForce => {
-                        drop_contents(tx, &path)?;
+                        drop_contents(tx, &tx.list_entries(&path, true)?)?;
                         return Ok(());
                     }
                 },
@@ -390,7 +390,7 @@ impl Catalog {
                     describe_entries(&inside)
                 ));
             }
-            drop_contents(tx, &path)?;
+            drop_contents(tx, &inside)?;
             tx.delete_dir(&path)?;
             Ok(true)
         })
@@ -810,10 +810,10 @@ fn drop_with_dependents(tx: &Tx, id: crate::types::TableId, path: &Path, force: 
     tx.drop_table(id)
 }
 
-/// Drops everything below `dir`: views and snapshots before the tables they read (also
-/// those outside `dir`), then the tables, then the directories, deepest first.
-fn drop_contents(tx: &Tx, dir: &Path) -> Result<()> {
-    let inside = tx.list_entries(dir, true)?;
+/// Drops `inside`, everything below a directory (as `Tx::list_entries` lists it,
+/// recursively): views and snapshots before the tables they read (also those outside the
+/// directory), then the tables, then the directories, deepest first.
+fn drop_contents(tx: &Tx, inside: &[(Path, EntryKind)]) -> Result<()> {
     for (path, kind) in inside.iter().rev() {
         if *kind == EntryKind::Table {
             // It may be gone already, as a dependent of a table dropped before it.

@@ -1853,7 +1853,7 @@ mod tests {
             ("update", 8..=8),
             ("delete", 5..=5),
             ("drop_table", 8..=9),
-            ("drop_dir of a table", 12..=13),
+            ("drop_dir of a table", 11..=12),
         ];
         let wrong = costs.iter().zip(&expected).filter(|((_, n), (_, ok))| !ok.contains(n)).count();
         assert_eq!(wrong, 0, "exchanges a call: {costs:?}, expected {expected:?}");
