@@ -59,6 +59,8 @@ pub struct TestNamespace {
     catalog: Catalog,
     path: Path,
     keep: bool,
+    /// The lease registry, opened once (its handle's calls read what they need anyway).
+    leases: Table,
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -85,11 +87,11 @@ impl TestNamespace {
             expires_us: now + LEASE_TTL.as_micros() as i64,
         }])?;
         if let Err(e) = catalog.create_dir(&path, IfExists::ReplaceForce) {
-            let _ = release(catalog, &path);
+            let _ = release(&leases, &path);
             return Err(e);
         }
         heartbeat(catalog, &path);
-        Ok(TestNamespace { catalog: catalog.clone(), path, keep: false })
+        Ok(TestNamespace { catalog: catalog.clone(), path, keep: false, leases })
     }
 
     /// Renews this namespace's lease for another [`LEASE_TTL`] (a thread of this process does
@@ -124,7 +126,7 @@ impl TestNamespace {
     pub fn keep(mut self) -> Path {
         self.keep = true;
         forget(&self.catalog, &self.path);
-        let _ = release(&self.catalog, &self.path);
+        let _ = release(&self.leases, &self.path);
         eprintln!("tabula-testkit: kept namespace '{}' in {}", self.path, self.catalog.location());
         self.path.clone()
     }
@@ -134,7 +136,7 @@ impl TestNamespace {
     pub fn persist(mut self) -> Path {
         self.keep = true;
         forget(&self.catalog, &self.path);
-        let _ = release(&self.catalog, &self.path);
+        let _ = release(&self.leases, &self.path);
         self.path.clone()
     }
 
@@ -144,7 +146,7 @@ impl TestNamespace {
         self.keep = true;
         forget(&self.catalog, &self.path);
         self.catalog.drop_dir(&self.path, Force::Yes)?;
-        release(&self.catalog, &self.path)
+        release(&self.leases, &self.path)
     }
 }
 
@@ -154,7 +156,7 @@ impl Drop for TestNamespace {
             return;
         }
         forget(&self.catalog, &self.path);
-        let dropped = self.catalog.drop_dir(&self.path, Force::Yes).and_then(|_| release(&self.catalog, &self.path));
+        let dropped = self.catalog.drop_dir(&self.path, Force::Yes).and_then(|_| release(&self.leases, &self.path));
         if let Err(e) = dropped {
             eprintln!("tabula-testkit: could not drop namespace '{}': {e}", self.path);
         }
@@ -238,9 +240,13 @@ fn lease_table(catalog: &Catalog) -> Result<Table> {
     )
 }
 
-fn release(catalog: &Catalog, path: &Path) -> Result<()> {
-    lease_table(catalog)?.delete(col("path").eq(path.to_string()))?;
-    Ok(())
+/// Gives up the lease of `path` (a registry dropped meanwhile holds it no more either).
+fn release(leases: &Table, path: &Path) -> Result<()> {
+    match leases.delete(col("path").eq(path.to_string())) {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == ErrorCode::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// True when the lease's owner is certainly gone: its process no longer runs (on its own

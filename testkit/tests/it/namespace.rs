@@ -151,3 +151,15 @@ fn reaper_forgets_history(env: &TestEnv) {
     live.close().unwrap();
     assert_eq!(leases.count().unwrap(), 0);
 }
+
+/// A namespace whose lease registry was dropped under it (someone cleared the catalog)
+/// still closes: its lease went with the registry.
+#[test]
+fn a_namespace_closes_after_its_lease_registry_was_dropped() {
+    let env = TestEnv::new().unwrap();
+    let cat = env.catalog();
+    let ns = TestNamespace::new(cat, "test_gone").unwrap();
+    cat.drop_dir("tabula_testkit", tabula::Force::Yes).unwrap();
+    ns.close().unwrap();
+    assert!(dirs(cat).is_empty());
+}
