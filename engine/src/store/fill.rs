@@ -786,7 +786,6 @@ impl<'t> Tx<'t> {
     ) -> Result<(i64, i64)> {
         let schema = &meta.schema;
         let phys = meta.phys();
-        let before = self.query_i64(&format!("SELECT coalesce(max(_rowid_), 0) FROM {phys}"), &[])?;
         let mut params = self.params();
         let at = params.version(version);
         let old = |name: &str| physical(schema, name);
@@ -841,16 +840,43 @@ impl<'t> Tx<'t> {
             Set::Exprs(_) => phys.clone(),
             Set::Staged(staged, group) => staged.join_sql(&phys, group),
         };
-        self.execute(
-            &format!(
-                "INSERT INTO {phys}({}) SELECT {} FROM {source} WHERE {}",
-                targets.join(", "),
-                values.join(", "),
-                meta.layout.ended_at("", &at)
-            ),
-            &params.values,
-        )?;
-        let after = self.query_i64(&format!("SELECT coalesce(max(_rowid_), 0) FROM {phys}"), &[])?;
+        let insert = format!(
+            "INSERT INTO {phys}({}) SELECT {} FROM {source} WHERE {}",
+            targets.join(", "),
+            values.join(", "),
+            meta.layout.ended_at("", &at)
+        );
+        let last = format!("SELECT coalesce(max(_rowid_), 0) FROM {phys}");
+        if self.on_server() {
+            // One exchange: the rows written say which row ids they got (writers take
+            // turns, so they are the next ones, in a row).
+            let written = self.query_row(
+                &format!(
+                    "WITH written AS ({insert} RETURNING _rowid_)
+                     SELECT count(*), coalesce(min(_rowid_), 0), coalesce(max(_rowid_), 0) FROM written"
+                ),
+                &params.values,
+                3,
+            )?;
+            let Some(written) = written else {
+                return Err(err!(Storage, "'{}': a rewrite returned nothing (a bug in Tabula)", meta.path));
+            };
+            return match written.int(0)? {
+                0 => self.query_i64(&last, &[]).map(|id| (id, id)),
+                n if written.int(2)? - written.int(1)? + 1 == n => Ok((written.int(1)? - 1, written.int(2)?)),
+                n => Err(err!(
+                    Storage,
+                    "'{}': {n} rows rewritten got row ids {}..{}, not consecutive; another client writes this \
+                     catalog's tables without taking its lock",
+                    meta.path,
+                    written.int(1)?,
+                    written.int(2)?
+                )),
+            };
+        }
+        let before = self.query_i64(&last, &[])?;
+        self.execute(&insert, &params.values)?;
+        let after = self.query_i64(&last, &[])?;
         Ok((before, after))
     }
 

@@ -1850,7 +1850,7 @@ mod tests {
             ("insert of 10 rows", 5..=5),
             ("count", 4..=4),
             ("collect", 4..=4),
-            ("update", 8..=8),
+            ("update", 6..=6),
             ("delete", 5..=5),
             ("drop_table", 8..=9),
             ("drop_dir of a table", 11..=12),
