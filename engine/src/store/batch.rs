@@ -184,7 +184,7 @@ impl Tx<'_> {
                 staged.key_match("n", "p"),
                 meta.layout.is_live("p.")
             ),
-            &[Value::Int(version.0 as i64)],
+            &[super::sql::version_value(version)],
         )
     }
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::codec::bind;
-use super::sql::{renumber, sql_over_columns};
+use super::sql::{renumber, sql_over_columns, version_value};
 use super::TableMeta;
 use super::Tx;
 use crate::error::Result;
@@ -542,7 +542,7 @@ impl Tx<'_> {
         }
         if self.on_server() {
             // One statement, the same text whatever the rows (array parameters).
-            let ids = vec![vec![Value::Int(version.0 as i64)], rowids.iter().map(|id| Value::Int(*id)).collect()];
+            let ids = vec![vec![version_value(version)], rowids.iter().map(|id| Value::Int(*id)).collect()];
             let sql = format!(
                 "UPDATE {} SET _vmax = (?1::BIGINT[])[1] WHERE {} AND _rowid_ = ANY(?2)",
                 meta.phys(),
@@ -555,7 +555,7 @@ impl Tx<'_> {
         let mut n = 0;
         for chunk in rowids.chunks(500) {
             let list: Vec<String> = (2..chunk.len() + 2).map(|i| format!("?{i}")).collect();
-            let mut values = vec![Value::Int(version.0 as i64)];
+            let mut values = vec![version_value(version)];
             values.extend(chunk.iter().map(|id| Value::Int(*id)));
             n += self.execute(
                 &format!(

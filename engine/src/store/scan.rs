@@ -113,7 +113,7 @@ impl Scan {
     }
 
     /// The rows a view filter Tabula evaluates is tested on: the scan's filters and the
-    /// rows it sees, and `extra` (SQL over `b.` without parameters).
+    /// rows it sees, and `extra` (SQL over `b.` with its own values; empty for none).
     fn among(&self, extra: &Piece) -> Piece {
         let mut params = Params::default();
         let mut terms: Vec<String> = self.filters.iter().map(|f| format!("({})", params.splice(f))).collect();
