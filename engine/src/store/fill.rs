@@ -861,16 +861,15 @@ impl<'t> Tx<'t> {
             let Some(written) = written else {
                 return Err(err!(Storage, "'{}': a rewrite returned nothing (a bug in Tabula)", meta.path));
             };
-            return match written.int(0)? {
+            let (n, first, last_written) = (written.int(0)?, written.int(1)?, written.int(2)?);
+            return match n {
                 0 => self.query_i64(&last, &[]).map(|id| (id, id)),
-                n if written.int(2)? - written.int(1)? + 1 == n => Ok((written.int(1)? - 1, written.int(2)?)),
+                n if last_written - first + 1 == n => Ok((first - 1, last_written)),
                 n => Err(err!(
                     Storage,
-                    "'{}': {n} rows rewritten got row ids {}..{}, not consecutive; another client writes this \
-                     catalog's tables without taking its lock",
-                    meta.path,
-                    written.int(1)?,
-                    written.int(2)?
+                    "'{}': {n} rows rewritten got row ids {first}..{last_written}, not consecutive; another client \
+                     writes this catalog's tables without taking its lock",
+                    meta.path
                 )),
             };
         }

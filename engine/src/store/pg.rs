@@ -883,8 +883,8 @@ fn cell(row: &postgres::Row, i: usize, ty: Option<ColumnType>) -> Result<Value> 
 /// Whether `e` says the connection is gone: closed, a failed socket, or the server ending
 /// the session (SQLSTATE class 08, or 57P01-57P03: shut down, crashed, starting up).
 /// Before a catalog is made in the current schema: refuses a schema that holds relations of
-/// the names Tabula gives its own (`_tabula_*`, and `t<N>..` for its tables), which would
-/// make a later call fail half way or, worse, read a table Tabula did not write.
+/// the names Tabula gives its own (`_tabula_*`, and `t<N>..` for its tables): the create
+/// that met one would fail with the server's own words, using up a table id.
 fn refuse_foreign_names(tx: &super::Tx, location: &str) -> Result<()> {
     let mut names = Vec::new();
     tx.query_each(
@@ -1862,9 +1862,9 @@ mod tests {
     }
 
     /// A catalog is not made in a schema holding relations named as Tabula names its own
-    /// (the first table's create failed half way, with the server's "relation t1 already
-    /// exists"); one that appears later fails the call that meets it, saying so, and the
-    /// catalog stays as it was.
+    /// (the first table's create failed with the server's "relation t1 already exists");
+    /// one that appears later fails the call that meets it, saying so, and the catalog
+    /// stays as it was.
     #[test]
     #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
     fn relations_tabula_did_not_make_under_its_names_are_refused_clearly() {
