@@ -127,6 +127,43 @@ impl<'a> Tx<'a> {
         Err(err!(Storage, "a COPY into '{table}' ran on SQLite (a bug in Tabula)"))
     }
 
+    /// Opens a copy into `table` on a server that rows are added to while they are gathered
+    /// (see `PgTx::copy_open`); SQLite has no `COPY`.
+    pub(crate) fn copy_open(
+        &self,
+        table: &str,
+        columns: &[String],
+        first: i64,
+        width: usize,
+        constants: &[Value],
+    ) -> Result<()> {
+        #[cfg(feature = "postgres")]
+        if let Conn::Postgres(tx) = &self.conn {
+            return tx.copy_open(table, columns, first, width, constants);
+        }
+        let _ = (columns, first, width, constants);
+        Err(err!(Storage, "a COPY into '{table}' ran on SQLite (a bug in Tabula)"))
+    }
+
+    /// Adds rows to the copy [`Tx::copy_open`] opened.
+    pub(crate) fn copy_more(&self, values: &[Value]) -> Result<()> {
+        #[cfg(feature = "postgres")]
+        if let Conn::Postgres(tx) = &self.conn {
+            return tx.copy_more(values);
+        }
+        let _ = values;
+        Err(err!(Storage, "a COPY ran on SQLite (a bug in Tabula)"))
+    }
+
+    /// Ends the copy [`Tx::copy_open`] opened; returns how many rows it wrote.
+    pub(crate) fn copy_close(&self) -> Result<u64> {
+        #[cfg(feature = "postgres")]
+        if let Conn::Postgres(tx) = &self.conn {
+            return tx.copy_close();
+        }
+        Err(err!(Storage, "a COPY ran on SQLite (a bug in Tabula)"))
+    }
+
     /// Drops the rowid index of an empty `table` on a server for the rest of a load into it
     /// (see `PgTx::load_without_rowid_index`); says whether it did. On SQLite the rowid is
     /// the table's own btree: nothing to drop.

@@ -331,6 +331,11 @@ impl<'t> Tx<'t> {
                     terms.join(" AND "),
                     meta.layout.is_live("")
                 ),
+                any_live: format!(
+                    "SELECT count(*) FROM (SELECT 1 FROM {} WHERE {} LIMIT 1) live",
+                    meta.phys(),
+                    meta.layout.is_live("")
+                ),
                 lookup_many: self.on_server().then(|| {
                     let columns: Vec<String> = key.iter().map(|c| format!("c{}", c.id.0)).collect();
                     let arrays: Vec<String> =

@@ -10,6 +10,8 @@ use std::cell::RefCell;
 
 use postgres::types::{ToSql, Type};
 
+mod copy;
+
 use super::codec::decode_as;
 use crate::error::{err, Error, Result};
 use crate::types::{ColumnType, Value};
@@ -79,7 +81,9 @@ impl Conn {
 /// A transaction on a PostgreSQL server: begun on a connection, rolled back when dropped
 /// without [`PgTx::commit`].
 pub(crate) struct PgTx<'a> {
-    client: &'a RefCell<Conn>,
+    /// The connection; `None` while a streaming copy's thread has it (see
+    /// [`PgTx::copy_open`]).
+    client: &'a RefCell<Option<Conn>>,
     /// Names the server in errors (its URL without a password).
     location: String,
     done: bool,
@@ -90,12 +94,14 @@ pub(crate) struct PgTx<'a> {
     pub(crate) copy_fills_from: i64,
     /// How Tabula tests a view filter the server cannot run (see [`super::RowTest`]).
     pub(crate) row_test: Option<super::RowTest>,
+    /// A copy kept open while its rows are gathered (see [`PgTx::copy_open`]).
+    stream: RefCell<Option<Box<copy::Stream>>>,
 }
 
 impl<'a> PgTx<'a> {
     /// Begins a transaction on `client` with `begin` (`BEGIN ...`).
-    pub(crate) fn begin(client: &'a RefCell<Conn>, location: String, begin: &str) -> Result<PgTx<'a>> {
-        let mut conn = client.borrow_mut();
+    pub(crate) fn begin(client: &'a RefCell<Option<Conn>>, location: String, begin: &str) -> Result<PgTx<'a>> {
+        let mut conn = conn_in(client, &location)?;
         conn.exchanged(1);
         conn.sorts_off = false;
         conn.client.batch_execute(begin).map_err(|e| pg_error(&location, e))?;
@@ -107,7 +113,14 @@ impl<'a> PgTx<'a> {
             deferred: RefCell::new(Vec::new()),
             copy_fills_from: super::fill::REBUILD_FROM as i64,
             row_test: None,
+            stream: RefCell::new(None),
         })
+    }
+
+    /// The connection, for one statement. A statement can only come between a streaming
+    /// copy's open and close through a bug in Tabula: it fails instead.
+    fn conn(&self) -> Result<std::cell::RefMut<'a, Conn>> {
+        conn_in(self.client, &self.location)
     }
 
     /// Where the catalog lives, as errors name it.
@@ -118,8 +131,8 @@ impl<'a> PgTx<'a> {
     /// Commits the transaction.
     pub(crate) fn commit(mut self) -> Result<()> {
         self.build_deferred()?;
+        let mut conn = self.conn()?;
         self.done = true;
-        let mut conn = self.client.borrow_mut();
         conn.exchanged(1);
         conn.sorts_off = false;
         conn.client.batch_execute("COMMIT").map_err(|e| match connection_lost(&e) {
@@ -162,7 +175,7 @@ impl<'a> PgTx<'a> {
     /// [`PgTx::prepared`], leaving the planner's sorts as they are.
     fn prepared_for_page(&self, sql: &str) -> Result<(std::cell::RefMut<'_, Conn>, postgres::Statement)> {
         self.portable(sql)?;
-        let mut conn = self.client.borrow_mut();
+        let mut conn = self.conn()?;
         let stmt = conn.prepare(sql).map_err(|e| self.fail(e))?;
         Ok((conn, stmt))
     }
@@ -220,12 +233,14 @@ impl<'a> PgTx<'a> {
     /// Forgets the statements prepared on this transaction's connection that name `table`
     /// (see [`Conn::forget`]).
     pub(crate) fn forget_statements(&self, table: &str) {
-        self.client.borrow_mut().forget(table);
+        if let Ok(mut conn) = self.conn() {
+            conn.forget(table);
+        }
     }
 
     /// Runs statements without parameters, separated by `;`.
     pub(crate) fn execute_batch(&self, sql: &str) -> Result<()> {
-        let mut conn = self.client.borrow_mut();
+        let mut conn = self.conn()?;
         conn.sort_again().map_err(|e| self.fail(e))?;
         conn.exchanged(1);
         conn.client.batch_execute(sql).map_err(|e| self.fail(e))
@@ -294,84 +309,6 @@ impl<'a> PgTx<'a> {
     }
 }
 
-impl PgTx<'_> {
-    /// Appends rows to `table` with one `COPY .. FROM STDIN BINARY` (the fastest way into a
-    /// server): the `k`-th row is, in the order of `columns`, its rowid `first + k` when
-    /// `first` is given (`columns` then starts with `_rowid_`), the `k`-th `width` values of
-    /// `values`, then `constants`.
-    /// Returns how many rows it wrote. A value the server cannot take fails the call before
-    /// the copy ends, and the copy is then abandoned with the transaction.
-    pub(crate) fn copy_rows(
-        &self,
-        table: &str,
-        columns: &[String],
-        first: Option<i64>,
-        values: &[Value],
-        width: usize,
-        constants: &[Value],
-    ) -> Result<u64> {
-        use bytes::BufMut;
-        use std::io::Write;
-        let ids = usize::from(first.is_some());
-        let fields = i16::try_from(columns.len()).ok().filter(|n| *n as usize == ids + width + constants.len());
-        let Some(fields) = fields.filter(|_| width > 0 && values.len().is_multiple_of(width)) else {
-            return Err(err!(Storage, "a copy into '{table}' was given rows of the wrong width (a bug in Tabula)"));
-        };
-        let mut conn = self.client.borrow_mut();
-        conn.sort_again().map_err(|e| self.fail(e))?;
-        // The columns' types, as the server declares them: the parameters of an insert of them.
-        let places: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
-        let list = columns.join(", ");
-        let insert = conn
-            .prepare(&format!("INSERT INTO {table}({list}) VALUES ({})", places.join(", ")))
-            .map_err(|e| self.fail(e))?;
-        let types = insert.params().to_vec();
-        let copy = conn.prepare(&format!("COPY {table}({list}) FROM STDIN BINARY")).map_err(|e| self.fail(e))?;
-        // One exchange starts the copy, one ends it.
-        conn.exchanged(2);
-        let mut sink = conn.client.copy_in(&copy).map_err(|e| self.fail(e))?;
-        let sent = |e: std::io::Error| err!(Storage, "catalog '{}': a copy into '{table}' failed ({e})", self.location);
-        // PostgreSQL's binary copy format: a header, then each row its field count and each
-        // field its length (-1: null) and bytes, then -1. Framed here and sent in large
-        // pieces: `BinaryCopyInWriter` runs the client's event loop once a row, which cost
-        // 100,000 rows 17 ms more (78 against 61 ms).
-        let mut buf = bytes::BytesMut::with_capacity(COPY_PIECE + 4096);
-        buf.put_slice(b"PGCOPY\n\xff\r\n\0");
-        buf.put_i32(0);
-        buf.put_i32(0);
-        for (k, chunk) in values.chunks(width).enumerate() {
-            buf.put_i16(fields);
-            if let Some(first) = first {
-                buf.put_i32(8);
-                buf.put_i64(first + k as i64);
-            }
-            for (i, (v, ty)) in chunk.iter().chain(constants).zip(&types[ids..]).enumerate() {
-                let column = || format!("column {} of a copy into '{table}'", columns[ids + i]);
-                let bound = Bound::new(ids + i + 1, ty, v).map_err(|e| e.context(column()))?;
-                let at = buf.len();
-                buf.put_i32(0);
-                let length = match bound.to_sql(ty, &mut buf) {
-                    Ok(postgres::types::IsNull::Yes) => -1,
-                    Ok(postgres::types::IsNull::No) => i32::try_from(buf.len() - at - 4)
-                        .map_err(|_| err!(InvalidArgument, "{}: a value is over 2 GiB", column()))?,
-                    Err(e) => return Err(err!(Storage, "{}: {e}", column())),
-                };
-                buf[at..at + 4].copy_from_slice(&length.to_be_bytes());
-            }
-            if buf.len() >= COPY_PIECE {
-                sink.write_all(&buf).map_err(sent)?;
-                buf.clear();
-            }
-        }
-        buf.put_i16(-1);
-        sink.write_all(&buf).map_err(sent)?;
-        sink.finish().map_err(|e| self.fail(e))
-    }
-}
-
-/// Bytes of a binary copy sent at a time (see [`PgTx::copy_rows`]).
-const COPY_PIECE: usize = 65_536;
-
 /// Refuses a database whose encoding is not UTF-8: Tabula's text is UTF-8, and a server
 /// counts characters in its own encoding (`char_length`; in `SQL_ASCII`, bytes).
 fn utf8_database(tx: &super::Tx, location: &str) -> Result<()> {
@@ -439,12 +376,20 @@ impl Drop for PgTx<'_> {
     fn drop(&mut self) {
         if !self.done {
             // A failed call: nothing it did stays. A broken connection rolls back by itself.
-            let mut conn = self.client.borrow_mut();
+            self.copy_abandon();
+            let Ok(mut conn) = self.conn() else { return };
             conn.exchanged(1);
             conn.sorts_off = false;
             let _ = conn.client.batch_execute("ROLLBACK");
         }
     }
+}
+
+/// The connection in `client`, unless a streaming copy has it (see [`PgTx::conn`]).
+fn conn_in<'c>(client: &'c RefCell<Option<Conn>>, location: &str) -> Result<std::cell::RefMut<'c, Conn>> {
+    std::cell::RefMut::filter_map(client.borrow_mut(), Option::as_mut).map_err(|_| {
+        err!(Storage, "catalog '{location}': a statement ran while rows were being copied in (a bug in Tabula)")
+    })
 }
 
 /// A catalog on a PostgreSQL server: connections to one database, one transaction a call.
@@ -636,15 +581,15 @@ impl PgStore {
             false => begin.to_string(),
         };
         let (conn, idle) = self.client()?;
-        let client = RefCell::new(conn);
+        let client = RefCell::new(Some(conn));
         let out = (|| {
             let began = match PgTx::begin(&client, self.location.clone(), &begin) {
                 // An idle connection the server or a proxy closed meanwhile (a restart, an
                 // idle timeout) shows it only when used: nothing ran yet, so a new one
                 // takes its place.
-                Err(e) if idle && client.borrow().client.is_closed() => {
+                Err(e) if idle && client.borrow().as_ref().is_some_and(|c| c.client.is_closed()) => {
                     drop(e);
-                    *client.borrow_mut() = self.new_conn()?;
+                    *client.borrow_mut() = Some(self.new_conn()?);
                     PgTx::begin(&client, self.location.clone(), &begin)
                 }
                 began => began,
@@ -667,8 +612,7 @@ impl PgStore {
             Ok(out)
         })();
         // A connection left in a failed state is not reused.
-        let client = client.into_inner();
-        if out.is_ok() {
+        if let (Some(client), true) = (client.into_inner(), out.is_ok()) {
             self.put(client);
         }
         out
@@ -1467,6 +1411,152 @@ mod tests {
         admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
     }
 
+    /// An append of many rows without a key opens one copy once it has gathered its first
+    /// rows (`STREAM_ROWS`) and the rest go in while the caller is still producing them:
+    /// the server has stored rows of the call before its last row is made (seen through
+    /// `pg_stat_progress_copy` from inside the rows' iterator; before, the rows were
+    /// gathered in batches of 65,536 and copied after). The rows get consecutive ids that
+    /// the table's sequence goes on from, into an empty table (a first load, its index
+    /// built after) and into a table with rows alike, and rows can come from a stream of
+    /// the same handle (its pages are read on another connection meanwhile).
+    #[test]
+    #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
+    fn a_large_append_streams_its_rows_into_the_server_while_they_are_made() {
+        use crate::{col, row, Catalog, ColumnType, IfExists, Schema};
+        let (mut admin, schema) = server();
+        let cat = Catalog::connect(&url_in(&schema)).unwrap();
+        let shape = || Schema::new().required("n", ColumnType::Int).required("s", ColumnType::String);
+        let t = cat.create_table("t", shape(), IfExists::Error).unwrap();
+        let id = table_id(&mut admin, "t");
+        let (copying, inserted) = copying_at_row_9000(&mut admin, id, |at_row| {
+            t.insert((0..12_345_i64).map(|i| {
+                at_row(i);
+                row! {"n" => i, "s" => format!("{i:0>100}")}
+            }))
+        });
+        assert_eq!(inserted.unwrap().inserted, 12_345);
+        let copying = copying.expect("the server was copying rows while row 9,000 was made");
+        assert!(copying < 12_345, "{copying}");
+        let ids = |admin: &mut postgres::Client| -> (i64, i64, i64) {
+            let r = admin.query_one(&format!("SELECT min(_rowid_), max(_rowid_), count(*) FROM t{id}"), &[]).unwrap();
+            (r.get(0), r.get(1), r.get(2))
+        };
+        let (lo, hi, n) = ids(&mut admin);
+        assert_eq!((hi - lo + 1, n), (12_345, 12_345), "consecutive row ids");
+        // Into a table with rows: the ids go on, and a small append after takes the next ones.
+        t.insert((0..7_000).map(|i| row! {"n" => 20_000 + i, "s" => "more"})).unwrap();
+        t.insert([row! {"n" => -1, "s" => "last"}]).unwrap();
+        assert_eq!(ids(&mut admin), (lo, lo + 19_345, 19_346));
+        let last: i64 = admin.query_one(&format!("SELECT _rowid_ FROM t{id} WHERE c0 = -1"), &[]).unwrap().get(0);
+        assert_eq!(last, lo + 19_345);
+        // From a stream of the same handle, into another table.
+        let u = cat.create_table("u", shape(), IfExists::Error).unwrap();
+        assert_eq!(u.insert_results(t.select_all().stream().unwrap()).unwrap().inserted, 19_346);
+        assert_eq!(u.select_all().where_(col("s").eq("more")).count().unwrap(), 7_000);
+        cat.integrity_check().unwrap();
+        drop((t, u, cat));
+        admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+    }
+
+    /// A table with a key streams its first load too (no live row can hold a key yet) and
+    /// still names two rows of the load with the same key, whatever rows lie between them,
+    /// storing nothing; an append to it once it has rows looks each batch's keys up before
+    /// copying it, and names a row whose key a live row has.
+    #[test]
+    #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
+    fn a_first_load_of_a_keyed_table_streams_and_still_names_a_repeated_key() {
+        use crate::{row, Catalog, ColumnType, ErrorCode, IfExists, Schema};
+        let (mut admin, schema) = server();
+        let cat = Catalog::connect(&url_in(&schema)).unwrap();
+        let shape =
+            Schema::new().required("sku", ColumnType::String).required("n", ColumnType::Int).primary_key(["sku"]);
+        let t = cat.create_table("t", shape, IfExists::Error).unwrap();
+        let rows = |n: i64, sku: fn(i64) -> String| (0..n).map(move |i| row! {"sku" => sku(i), "n" => i});
+        let watched = |at_row: &mut dyn FnMut(i64)| {
+            t.insert((0..12_000).map(|i| {
+                at_row(i);
+                row! {"sku" => format!("k{i}"), "n" => i}
+            }))
+        };
+        let e = t.insert(rows(12_000, |i| format!("k{}", if i == 11_000 { 3 } else { i }))).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::DuplicateKey, "{e}");
+        assert!(e.to_string().contains("rows 3 and 11000") && e.to_string().contains("sku = \"k3\""), "{e}");
+        assert_eq!((t.count().unwrap(), t.history().unwrap().len()), (0, 1));
+
+        let id = table_id(&mut admin, "t");
+        let (copying, inserted) = copying_at_row_9000(&mut admin, id, watched);
+        assert_eq!(inserted.unwrap().inserted, 12_000);
+        assert!(copying.is_some(), "the server was copying rows while row 9,000 was made");
+
+        let e = t.insert(rows(8_000, |i| format!("{}{i}", if i == 7_500 { "k" } else { "new" }))).unwrap_err();
+        assert!(e.to_string().contains("row 7500: 't' already has a row with primary key sku = \"k7500\""), "{e}");
+        t.insert(rows(8_000, |i| format!("new{i}"))).unwrap();
+        assert_eq!(t.count().unwrap(), 20_000);
+        cat.integrity_check().unwrap();
+        drop((t, cat));
+        admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+    }
+
+    /// The id of catalog table `path` (its physical table is `t<id>`).
+    fn table_id(admin: &mut postgres::Client, path: &str) -> i64 {
+        admin.query_one("SELECT id FROM _tabula_tables WHERE path = $1", &[&path]).unwrap().get(0)
+    }
+
+    /// Runs `insert`, whose rows are made lazily, and says how many rows the server had
+    /// copied into table `t<id>` by the time row 9,000 was made (waiting for it up to 20
+    /// s): `None` if it was copying none.
+    fn copying_at_row_9000<T>(
+        admin: &mut postgres::Client,
+        id: i64,
+        insert: impl FnOnce(&mut dyn FnMut(i64)) -> T,
+    ) -> (Option<i64>, T) {
+        let sql = "SELECT coalesce(max(tuples_processed), 0) FROM pg_stat_progress_copy WHERE relid = to_regclass($1)";
+        let mut seen = None;
+        let mut at_row = |i: i64| {
+            let started = std::time::Instant::now();
+            while i == 9_000 && seen.is_none() && started.elapsed() < std::time::Duration::from_secs(20) {
+                let copied: i64 = admin.query_one(sql, &[&format!("t{id}")]).unwrap().get(0);
+                seen = Some(copied).filter(|n| *n > 0);
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        };
+        let out = insert(&mut at_row);
+        (seen, out)
+    }
+
+    /// A call whose rows fail while they stream in (its rows' source fails, or panics)
+    /// leaves nothing: the copy is abandoned, the table is as it was, and the next calls
+    /// work, on a pooled connection or a new one.
+    #[test]
+    #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
+    fn an_append_that_fails_while_its_rows_stream_in_leaves_nothing() {
+        use crate::{row, Catalog, ColumnType, IfExists, Schema};
+        let (mut admin, schema) = server();
+        let cat = Catalog::connect(&url_in(&schema)).unwrap();
+        let t = cat.create_table("t", Schema::new().required("n", ColumnType::Int), IfExists::Error).unwrap();
+        t.insert((0..10).map(|i| row! {"n" => i})).unwrap();
+        let before = (t.version().unwrap(), t.count().unwrap());
+        let failing = (0..20_000_i64).map(|i| match i {
+            15_000 => Err(err!(InvalidArgument, "the source broke at row 15,000")),
+            _ => Ok(row! {"n" => i}),
+        });
+        let e = t.insert_results(failing).unwrap_err();
+        assert!(e.to_string().contains("the source broke"), "{e}");
+        assert_eq!((t.version().unwrap(), t.count().unwrap()), before);
+        let panicking = (0..20_000_i64).map(|i| {
+            assert!(i != 12_000, "a source that panics");
+            row! {"n" => i}
+        });
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.insert(panicking)));
+        assert!(caught.is_err());
+        assert_eq!((t.version().unwrap(), t.count().unwrap()), before);
+        t.insert((0..6_000).map(|i| row! {"n" => i})).unwrap();
+        assert_eq!(t.count().unwrap(), 6_010);
+        cat.integrity_check().unwrap();
+        drop((t, cat));
+        admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+    }
+
     /// A connection to the test server, and a schema of its own that is dropped after.
     /// The tests that need one are ignored unless asked for (`cargo test -- --ignored`, as
     /// `.ci/run` does with the server it starts), so a run without a server reports them
@@ -1991,7 +2081,7 @@ mod tests {
     #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
     fn every_kind_of_value_round_trips_through_the_server() {
         let (client, schema) = server();
-        let client = RefCell::new(Conn::new(client));
+        let client = RefCell::new(Some(Conn::new(client)));
         let tx = PgTx::begin(&client, "test server".into(), "BEGIN").unwrap();
         tx.execute_batch(
             "CREATE TABLE t(i BIGINT, f DOUBLE PRECISION, s TEXT, b BOOLEAN, y BYTEA, ts BIGINT, d BIGINT, j TEXT)",
@@ -2044,14 +2134,14 @@ mod tests {
         .unwrap();
         assert_eq!(found, 1);
         drop(tx);
-        client.borrow_mut().client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+        client.into_inner().unwrap().client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
     }
 
     #[test]
     #[ignore = "needs a PostgreSQL server (TABULA_TEST_POSTGRES)"]
     fn server_errors_name_the_catalog_and_map_to_codes() {
         let (client, schema) = server();
-        let client = RefCell::new(Conn::new(client));
+        let client = RefCell::new(Some(Conn::new(client)));
         let tx = PgTx::begin(&client, "pg://test".into(), "BEGIN").unwrap();
         tx.execute_batch("CREATE TABLE k(a BIGINT PRIMARY KEY)").unwrap();
         let e = tx.execute("INSERT INTO k VALUES (?1)", &[Value::String("x".into())]).unwrap_err();
@@ -2062,7 +2152,7 @@ mod tests {
         assert!(e.to_string().contains("catalog 'pg://test'"), "{e}");
         drop(tx);
         // Dropped without a commit: the table is gone with the transaction.
-        let mut client = client.into_inner().client;
+        let mut client = client.into_inner().unwrap().client;
         let left = client.query_one(&format!("SELECT count(*) FROM pg_tables WHERE schemaname = '{schema}'"), &[]);
         assert_eq!(left.unwrap().get::<_, i64>(0), 0);
         client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
