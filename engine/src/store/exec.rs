@@ -164,15 +164,16 @@ impl<'a> Tx<'a> {
         Err(err!(Storage, "a COPY ran on SQLite (a bug in Tabula)"))
     }
 
-    /// Drops the rowid index of an empty `table` on a server for the rest of a load into it
-    /// (see `PgTx::load_without_rowid_index`); says whether it did. On SQLite the rowid is
-    /// the table's own btree: nothing to drop.
-    pub(crate) fn load_without_rowid_index(&self, table: &str) -> Result<bool> {
+    /// Drops the rowid index of an empty `table` on a server for the rest of a load into it,
+    /// and its key's index if the load checks its keys itself (see
+    /// `PgTx::load_without_indexes`); says whether it did. On SQLite the rowid is the
+    /// table's own btree, and appends stay in its indexes: nothing to drop.
+    pub(crate) fn load_without_indexes(&self, table: &str, keys_checked: bool) -> Result<bool> {
         #[cfg(feature = "postgres")]
         if let Conn::Postgres(tx) = &self.conn {
-            return tx.load_without_rowid_index(table);
+            return tx.load_without_indexes(table, keys_checked);
         }
-        let _ = table;
+        let _ = (table, keys_checked);
         Ok(false)
     }
 

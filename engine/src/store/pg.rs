@@ -88,7 +88,7 @@ pub(crate) struct PgTx<'a> {
     location: String,
     done: bool,
     /// The statements that build again the rowid indexes dropped for a first load (see
-    /// [`PgTx::load_without_rowid_index`]).
+    /// [`PgTx::load_without_indexes`]).
     deferred: RefCell<Vec<String>>,
     /// Live rows from which a fill copies the table (`OpenOptions::copy_fills_from`).
     pub(crate) copy_fills_from: i64,
@@ -326,39 +326,46 @@ fn utf8_database(tx: &super::Tx, location: &str) -> Result<()> {
 
 impl PgTx<'_> {
     /// Drops the rowid index of `table` for the rest of a load into it, when the table is
-    /// empty and no reader is using it, and says whether it did. A btree filled row by row
-    /// costs a copy as much as the copy itself (COPY of 100,000 rows: 66 ms without it, 117
-    /// with it); built after the copy, it costs 16-20 ms. The index comes back at the end of
+    /// empty and no reader is using it, and says whether it did; and its key's unique index
+    /// too when `keys_checked` (the load checks its rows' keys against each other itself, and
+    /// an empty table has no other row to clash with). A btree filled row by row costs a
+    /// copy as much as the copy itself (COPY of 100,000 rows: 66 ms without it, 117 with
+    /// it); built after the copy, it costs 16-20 ms. The indexes come back at the end of
     /// the load ([`PgTx::build_deferred`]), before the transaction commits at the latest, so
-    /// no other transaction ever sees the table without it. What it costs others: the
+    /// no other transaction ever sees the table without them. What it costs others: the
     /// table is locked (`ACCESS EXCLUSIVE`) until the load commits, so a reader that comes
-    /// meanwhile waits for it; a reader already in the table makes the load keep its index
+    /// meanwhile waits for it; a reader already in the table makes the load keep its indexes
     /// instead (`NOWAIT`, undone to a savepoint).
-    pub(crate) fn load_without_rowid_index(&self, table: &str) -> Result<bool> {
-        // The name of its primary key, if it is empty.
-        let mut name = None;
+    pub(crate) fn load_without_indexes(&self, table: &str, keys_checked: bool) -> Result<bool> {
+        // The name of its primary key, if it is empty, and how its key's index is made.
+        let mut found = None;
         self.query_each(
             &format!(
-                "SELECT conname::text FROM pg_constraint WHERE conrelid = to_regclass(?1) AND contype = 'p' \
-                 AND NOT EXISTS (SELECT 1 FROM {table})"
+                "SELECT conname::text, CASE WHEN ?2 THEN pg_get_indexdef(to_regclass(?3)) END FROM pg_constraint \
+                 WHERE conrelid = to_regclass(?1) AND contype = 'p' AND NOT EXISTS (SELECT 1 FROM {table})"
             ),
-            &[Value::String(table.to_string())],
-            &[Some(ColumnType::String)],
+            &[Value::String(table.to_string()), Value::Bool(keys_checked), Value::String(format!("{table}_key"))],
+            &[Some(ColumnType::String), Some(ColumnType::String)],
             |row| {
-                name = row.into_iter().next();
+                found = Some(row);
                 Ok(false)
             },
         )?;
-        let Some(Value::String(name)) = name else { return Ok(false) };
-        self.execute_batch("SAVEPOINT tabula_load")?;
-        let drop =
+        let Some([Value::String(name), key]) = found.as_deref() else { return Ok(false) };
+        let mut drop =
             format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE NOWAIT; ALTER TABLE {table} DROP CONSTRAINT {name}");
+        let mut build = format!("ALTER TABLE {table} ADD CONSTRAINT {name} PRIMARY KEY (_rowid_)");
+        if let Value::String(key) = key {
+            drop.push_str(&format!("; DROP INDEX {table}_key"));
+            build.push_str(&format!("; {key}"));
+        }
+        self.execute_batch("SAVEPOINT tabula_load")?;
         if self.execute_batch(&drop).is_err() {
             self.execute_batch("ROLLBACK TO SAVEPOINT tabula_load; RELEASE SAVEPOINT tabula_load")?;
             return Ok(false);
         }
         self.execute_batch("RELEASE SAVEPOINT tabula_load")?;
-        self.deferred.borrow_mut().push(format!("ALTER TABLE {table} ADD CONSTRAINT {name} PRIMARY KEY (_rowid_)"));
+        self.deferred.borrow_mut().push(build);
         Ok(true)
     }
 

@@ -176,7 +176,7 @@ pub(crate) struct CopyRows {
 const COPY_VALUES: usize = 262_144;
 
 /// Rows from which the first copy into an empty table drops its rowid index until the end
-/// of the load (see `PgTx::load_without_rowid_index`): about where building it after the
+/// of the load (see `PgTx::load_without_indexes`): about where building it after the
 /// rows costs less than adding the rows to it one by one (measured, appends of three
 /// columns: 5,000 rows 12.1 -> 9.4 ms; 2,000 rows 5.6 -> 6.6 ms, slower).
 const LOAD_WITHOUT_INDEX: usize = 5_000;
@@ -504,7 +504,7 @@ impl<'t> Appender<'t> {
             }
         };
         if self.first.is_none() && rows >= LOAD_WITHOUT_INDEX {
-            self.tx.load_without_rowid_index(&table)?;
+            self.tx.load_without_indexes(&table, self.call_keys.is_some())?;
         }
         if streaming {
             self.tx.copy_open(&table, &copy.columns, first, self.width, &copy.constants)?;
