@@ -448,10 +448,12 @@ impl<'t> Appender<'t> {
         sql
     }
 
-    /// [`Appender::write`] on a server. Without a key, the first write that more rows may
-    /// follow opens a copy that the rest go into (see [`STREAM_ROWS`]), numbered from the
-    /// table's sequence's next row id (writers take turns; [`Appender::finish`] moves the
-    /// sequence past them). Otherwise each write reserves its rows' ids from the sequence
+    /// [`Appender::write`] on a server. Where no live row can hold one of the rows' keys (no
+    /// key, or no live row yet), the first write that more rows may follow opens a copy that
+    /// the rest go into (see [`STREAM_ROWS`]), numbered from the table's sequence's next row
+    /// id (writers take turns; [`Appender::finish`] moves the sequence past them), the
+    /// call's keys checked against each other in the client. Otherwise each write reserves
+    /// its rows' ids from the sequence
     /// and copies them in, the keys checked first (a violation would abort the whole
     /// transaction before the check could name the row; the unique index still holds
     /// against a concurrent writer); a few rows are one `INSERT`.
@@ -464,9 +466,7 @@ impl<'t> Appender<'t> {
             self.wrote(rows);
             return Ok(());
         }
-        let Some(table) = self.copy.as_ref().map(|copy| copy.table.clone()) else {
-            return Err(crate::error::err!(Storage, "an append on a server has no copy plan (a bug in Tabula)"));
-        };
+        let table = self.copy_plan()?.table.clone();
         let streaming = more
             && rows > INSERT_ROWS
             && match &self.key {
@@ -481,7 +481,7 @@ impl<'t> Appender<'t> {
         } else if let Some(e) = self.find_duplicate()? {
             return Err(e);
         }
-        let Some(copy) = &self.copy else { return Ok(()) };
+        let copy = self.copy_plan()?;
         if rows <= INSERT_ROWS {
             let (first, last) = self.insert_on_server(copy, rows)?;
             self.first.get_or_insert(first);
@@ -519,6 +519,13 @@ impl<'t> Appender<'t> {
         self.last = first - 1;
         self.wrote(rows);
         Ok(())
+    }
+
+    /// How rows are copied in on a server.
+    fn copy_plan(&self) -> Result<&CopyRows> {
+        self.copy
+            .as_ref()
+            .ok_or_else(|| crate::error::err!(Storage, "an append on a server has no copy plan (a bug in Tabula)"))
     }
 
     /// Counts the pending `rows` as written after the last row id.
